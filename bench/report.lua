@@ -1,0 +1,9 @@
+-- wrk reporter for bench/run.sh: one machine-readable line with exact percentiles (microseconds)
+-- instead of wrk's rounded human-readable output.
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d p50_us=%d p99_us=%d status_errors=%d connect=%d read=%d write=%d timeout=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end

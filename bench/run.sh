@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# Spillway benchmark: wrk against one backend straight, Spillway, HAProxy and NGINX, all in front
+# of the same two spillway-testd backends on 127.0.0.1. Targets are interleaved (every connection
+# level runs each target in turn, for BENCH_ROUNDS rounds) so that machine noise hits all alike.
+# Prints a Markdown table and writes it to bench/results-latest.md. See bench/README.md.
+#
+# Every process this script starts is recorded by PID and stopped on exit, however it exits.
+
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
+
+BUILD_DIR=${BUILD_DIR:-$REPO_DIR/build}
+SPILLWAY_BIN=${SPILLWAY_BIN:-$BUILD_DIR/spillway}
+SPILLWAY_TESTD_BIN=${SPILLWAY_TESTD_BIN:-$BUILD_DIR/spillway-testd}
+HAPROXY_BIN=${HAPROXY_BIN:-haproxy}
+NGINX_BIN=${NGINX_BIN:-nginx}
+WRK_BIN=${WRK_BIN:-wrk}
+
+BENCH_DURATION=${BENCH_DURATION:-10s}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-16 64 256}
+BENCH_ROUNDS=${BENCH_ROUNDS:-1}
+BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-2}
+BENCH_TARGETS=${BENCH_TARGETS:-direct spillway haproxy nginx}
+BENCH_PATH=${BENCH_PATH:-/}
+BENCH_WARMUP=${BENCH_WARMUP:-1s}
+BENCH_PORT_BASE=${BENCH_PORT_BASE:-20000}
+BENCH_OUTPUT=${BENCH_OUTPUT:-$SCRIPT_DIR/results-latest.md}
+BENCH_KEEP_WORKDIR=${BENCH_KEEP_WORKDIR:-0}
+
+BACKEND1_PORT=$((BENCH_PORT_BASE + 1))
+BACKEND2_PORT=$((BENCH_PORT_BASE + 2))
+SPILLWAY_PORT=$((BENCH_PORT_BASE + 10))
+SPILLWAY_ADMIN_PORT=$((BENCH_PORT_BASE + 11))
+HAPROXY_PORT=$((BENCH_PORT_BASE + 20))
+NGINX_PORT=$((BENCH_PORT_BASE + 30))
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+WORKDIR=$(mktemp -d /tmp/spillway-bench.XXXXXX)
+STARTED_PIDS=()          # everything we started, in start order
+declare -A TARGET_PORT=()
+declare -A TARGET_PID=() # the proxy's main process; its children are found through /proc
+declare -A TARGET_NOTE=()
+RUNNING_TARGETS=()
+
+# ----- process bookkeeping -------------------------------------------------------------------
+
+# Prints PID and all its descendants, from /proc (threads' children lists).
+process_tree() {
+  local pid=$1 child
+  [[ -d /proc/$pid ]] || return 0
+  echo "$pid"
+  # shellcheck disable=SC2013  # the children files are space-separated PIDs: words are wanted
+  for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+    process_tree "$child"
+  done
+}
+
+# Sum of utime+stime, in clock ticks, over a process and its descendants (nginx and haproxy
+# workers included).
+cpu_ticks() {
+  local total=0 pid line rest
+  local -a fields
+  for pid in $(process_tree "$1"); do
+    line=$(cat /proc/"$pid"/stat 2>/dev/null) || continue
+    rest=${line##*) }          # drop "pid (comm) ": comm may contain spaces
+    read -r -a fields <<<"$rest"
+    total=$((total + fields[11] + fields[12]))  # stat fields 14 and 15
+  done
+  echo "$total"
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  local -a victims=()
+  local pid i alive
+  # Collect descendants first: once a parent dies its children are re-parented and lost to us.
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    for pid in $(process_tree "${STARTED_PIDS[i]}"); do
+      victims+=("$pid")
+    done
+  done
+  for pid in "${victims[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for ((i = 0; i < 50; i++)); do
+    alive=0
+    for pid in "${victims[@]}"; do
+      if kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' /proc/"$pid"/stat 2>/dev/null) != Z ]]; then
+        alive=1
+      fi
+    done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for pid in "${victims[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [[ $BENCH_KEEP_WORKDIR == 1 || $status != 0 ]]; then
+    log "logs and configs kept in $WORKDIR"
+  else
+    rm -rf "$WORKDIR"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_in_use() { (: </dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+
+# Waits until GET BENCH_PATH on PORT answers 200, while PID lives. Returns 1 on timeout or death.
+wait_ready() {
+  local port=$1 pid=$2 tries=${3:-100} code
+  for ((i = 0; i < tries; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$port$BENCH_PATH" || true)
+    [[ $code == 200 ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+fill_template() {
+  sed -e "s|@PROXY_PORT@|$2|g" -e "s|@BACKEND1_PORT@|$BACKEND1_PORT|g" -e "s|@BACKEND2_PORT@|$BACKEND2_PORT|g" \
+      -e "s|@WORKDIR@|$WORKDIR|g" "$1"
+}
+
+# ----- targets -------------------------------------------------------------------------------
+
+start_backend() {
+  local name=$1 port=$2 pid
+  "$SPILLWAY_TESTD_BIN" --listen "127.0.0.1:$port" --name "$name" --threads 1 \
+    >"$WORKDIR/$name.out" 2>"$WORKDIR/$name.err" &
+  pid=$!
+  STARTED_PIDS+=("$pid")
+  for ((i = 0; i < 50; i++)); do
+    grep -q '^listening ' "$WORKDIR/$name.out" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  die "backend $name did not start: $(cat "$WORKDIR/$name.err")"
+}
+
+start_spillway() {
+  if [[ ! -x $SPILLWAY_BIN ]]; then
+    TARGET_NOTE[spillway]="skipped: $SPILLWAY_BIN not found (the proxy is not built yet)"
+    return 1
+  fi
+  cat >"$WORKDIR/spillway.yaml" <<EOF
+# Generated by bench/run.sh: one worker, like HAProxy's nbthread 1 and NGINX's one worker.
+workers: 1
+admin:
+  listen: 127.0.0.1:$SPILLWAY_ADMIN_PORT
+listeners:
+  - name: bench
+    listen: 127.0.0.1:$SPILLWAY_PORT
+    protocol: http
+    routes:
+      - upstream: testd
+upstreams:
+  - name: testd
+    balance: least_request
+    backends:
+      - address: 127.0.0.1:$BACKEND1_PORT
+      - address: 127.0.0.1:$BACKEND2_PORT
+    health_check: false
+EOF
+  "$SPILLWAY_BIN" run -c "$WORKDIR/spillway.yaml" >"$WORKDIR/spillway.log" 2>&1 &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  if ! wait_ready "$SPILLWAY_PORT" "$pid"; then
+    TARGET_NOTE[spillway]="skipped: spillway did not start or did not answer 200 on :$SPILLWAY_PORT (log: $(tail -n 3 "$WORKDIR/spillway.log" | tr '\n' ' '))"
+    kill -TERM "$pid" 2>/dev/null || true
+    return 1
+  fi
+  TARGET_PID[spillway]=$pid
+  TARGET_PORT[spillway]=$SPILLWAY_PORT
+}
+
+start_haproxy() {
+  if ! command -v "$HAPROXY_BIN" >/dev/null; then
+    TARGET_NOTE[haproxy]="skipped: $HAPROXY_BIN not installed"
+    return 1
+  fi
+  fill_template "$SCRIPT_DIR/haproxy.cfg.in" "$HAPROXY_PORT" >"$WORKDIR/haproxy.cfg"
+  # -db: stay in the foreground, so $! is HAProxy itself.
+  "$HAPROXY_BIN" -db -f "$WORKDIR/haproxy.cfg" >"$WORKDIR/haproxy.log" 2>&1 &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  if ! wait_ready "$HAPROXY_PORT" "$pid"; then
+    TARGET_NOTE[haproxy]="skipped: haproxy did not start (log: $(tail -n 3 "$WORKDIR/haproxy.log" | tr '\n' ' '))"
+    return 1
+  fi
+  TARGET_PID[haproxy]=$pid
+  TARGET_PORT[haproxy]=$HAPROXY_PORT
+}
+
+start_nginx() {
+  if ! command -v "$NGINX_BIN" >/dev/null; then
+    TARGET_NOTE[nginx]="skipped: $NGINX_BIN not installed"
+    return 1
+  fi
+  mkdir -p "$WORKDIR/nginx-tmp"
+  fill_template "$SCRIPT_DIR/nginx.conf.in" "$NGINX_PORT" >"$WORKDIR/nginx.conf"
+  # daemon off (in the config): $! is the master; its worker is found as its child.
+  "$NGINX_BIN" -p "$WORKDIR" -e "$WORKDIR/nginx-error.log" -c "$WORKDIR/nginx.conf" \
+    >"$WORKDIR/nginx.log" 2>&1 &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  if ! wait_ready "$NGINX_PORT" "$pid"; then
+    TARGET_NOTE[nginx]="skipped: nginx did not start (log: $(tail -n 3 "$WORKDIR/nginx-error.log" "$WORKDIR/nginx.log" 2>/dev/null | tr '\n' ' '))"
+    return 1
+  fi
+  TARGET_PID[nginx]=$pid
+  TARGET_PORT[nginx]=$NGINX_PORT
+}
+
+# ----- one measurement -----------------------------------------------------------------------
+
+# run_wrk TARGET CONNS DURATION: sets WRK_LINE to the BENCH line of bench/report.lua. Not meant
+# for $(...): wrk must be a child of this shell so that cleanup can stop it.
+run_wrk() {
+  local target=$1 conns=$2 duration=$3 pid
+  local out="$WORKDIR/wrk-$target-$conns.out"
+  "$WRK_BIN" -t"$BENCH_WRK_THREADS" -c"$conns" -d"$duration" --latency -s "$SCRIPT_DIR/report.lua" \
+    "http://127.0.0.1:${TARGET_PORT[$target]}$BENCH_PATH" >"$out" 2>&1 &
+  pid=$!
+  STARTED_PIDS+=("$pid")
+  wait "$pid" || true
+  WRK_LINE=$(grep '^BENCH ' "$out") || die "wrk against $target failed: $(cat "$out")"
+}
+
+# ----- main ----------------------------------------------------------------------------------
+
+command -v "$WRK_BIN" >/dev/null || die "wrk not installed"
+[[ -x $SPILLWAY_TESTD_BIN ]] || die "$SPILLWAY_TESTD_BIN not found: build it first (cmake --build build --target spillway-testd)"
+for port in "$BACKEND1_PORT" "$BACKEND2_PORT" "$SPILLWAY_PORT" "$SPILLWAY_ADMIN_PORT" "$HAPROXY_PORT" "$NGINX_PORT"; do
+  port_in_use "$port" && die "port $port is already in use (set BENCH_PORT_BASE to move all ports)"
+done
+
+start_backend b1 "$BACKEND1_PORT"
+start_backend b2 "$BACKEND2_PORT"
+TARGET_PORT[direct]=$BACKEND1_PORT
+
+for target in $BENCH_TARGETS; do
+  case $target in
+    direct) RUNNING_TARGETS+=(direct) ;;
+    spillway | haproxy | nginx)
+      if "start_$target"; then
+        RUNNING_TARGETS+=("$target")
+      else
+        log "$target ${TARGET_NOTE[$target]}"
+      fi
+      ;;
+    *) die "unknown target '$target' (known: direct spillway haproxy nginx)" ;;
+  esac
+done
+((${#RUNNING_TARGETS[@]} > 0)) || die "no target could be started"
+
+if [[ $BENCH_WARMUP != 0 && $BENCH_WARMUP != 0s ]]; then
+  for target in "${RUNNING_TARGETS[@]}"; do
+    log "warming up $target ($BENCH_WARMUP)"
+    run_wrk "$target" 16 "$BENCH_WARMUP"
+  done
+fi
+
+RESULTS="$WORKDIR/results.tsv"
+: >"$RESULTS"
+n=${#RUNNING_TARGETS[@]}
+for conns in $BENCH_CONNECTIONS; do
+  for ((round = 1; round <= BENCH_ROUNDS; round++)); do
+    # Rotate the starting target each round so that none always runs first (or last).
+    for ((k = 0; k < n; k++)); do
+      target=${RUNNING_TARGETS[(k + round - 1) % n]}
+      before=-
+      if [[ -n ${TARGET_PID[$target]:-} ]]; then
+        before=$(cpu_ticks "${TARGET_PID[$target]}")
+      fi
+      run_wrk "$target" "$conns" "$BENCH_DURATION"
+      cpu=-
+      if [[ $before != - ]]; then
+        cpu=$(($(cpu_ticks "${TARGET_PID[$target]}") - before))
+      fi
+      # line: BENCH requests=.. duration_us=.. p50_us=.. p99_us=.. status_errors=.. connect=.. read=.. write=.. timeout=..
+      read -r requests duration p50 p99 status_err c_err r_err w_err t_err \
+        <<<"$(sed -E 's/[a-z0-9_]+=//g; s/^BENCH //' <<<"$WRK_LINE")"
+      errors=$((status_err + c_err + r_err + w_err + t_err))
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$target" "$conns" "$round" "$requests" "$duration" "$p50" "$p99" "$errors" "$cpu" >>"$RESULTS"
+      log "$(printf '%-8s c=%-4s round %s: %s req/s, p50 %s us, p99 %s us, errors %s, cpu ticks %s' \
+        "$target" "$conns" "$round" "$((requests * 1000000 / (duration > 0 ? duration : 1)))" "$p50" "$p99" "$errors" "$cpu")"
+    done
+  done
+done
+
+# ----- report --------------------------------------------------------------------------------
+
+notes=""
+for target in $BENCH_TARGETS; do
+  if [[ -n ${TARGET_NOTE[$target]:-} ]]; then
+    notes+="- $target: ${TARGET_NOTE[$target]}"$'\n'
+  fi
+done
+spillway_version="not run"
+if [[ -n ${TARGET_PID[spillway]:-} ]]; then
+  spillway_version=$("$SPILLWAY_BIN" version 2>/dev/null | head -n 1 || echo unknown)
+fi
+
+RESULTS="$RESULTS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
+  DURATION="$BENCH_DURATION" ROUNDS="$BENCH_ROUNDS" WRK_THREADS="$BENCH_WRK_THREADS" BENCH_PATH="$BENCH_PATH" \
+  CPUS="$(nproc)" CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
+  KERNEL="$(uname -r)" \
+  HAPROXY_VERSION="$("$HAPROXY_BIN" -v 2>/dev/null | head -n 1 | awk '{print $3}' || true)" \
+  NGINX_VERSION="$("$NGINX_BIN" -v 2>&1 | sed 's|.*nginx/||' || true)" \
+  SPILLWAY_VERSION="$spillway_version" \
+  python3 - >"$WORKDIR/report.md" <<'EOF'
+import datetime
+import os
+import statistics
+
+rows = {}
+order = []
+for line in open(os.environ["RESULTS"]):
+    target, conns, _round, requests, duration, p50, p99, errors, cpu = line.rstrip("\n").split("\t")
+    key = (target, int(conns))
+    if key not in rows:
+        rows[key] = {"requests": 0, "duration": 0, "p50": [], "p99": [], "errors": 0, "cpu": None}
+        order.append(key)
+    r = rows[key]
+    r["requests"] += int(requests)
+    r["duration"] += int(duration)
+    r["p50"].append(int(p50))
+    r["p99"].append(int(p99))
+    r["errors"] += int(errors)
+    if cpu != "-":
+        r["cpu"] = (r["cpu"] or 0) + int(cpu)
+
+ticks = int(os.environ["CLK_TCK"])
+
+
+def rps(r):
+    return r["requests"] / (r["duration"] / 1e6) if r["duration"] else 0.0
+
+
+def cpu_per_100k(r):
+    if r["cpu"] is None or r["requests"] == 0:
+        return None
+    return r["cpu"] / ticks / r["requests"] * 100000
+
+
+def ms(us):
+    return f"{us / 1000:.2f} ms"
+
+
+target_rank = {t: i for i, t in enumerate(["direct", "spillway", "haproxy", "nginx"])}
+order.sort(key=lambda k: (k[1], target_rank.get(k[0], 99)))
+
+out = []
+out.append(f"## Spillway benchmark, {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}")
+out.append("")
+out.append(
+    f"wrk -t{os.environ['WRK_THREADS']} -d{os.environ['DURATION']} --latency, {os.environ['ROUNDS']} round(s), "
+    f"GET `{os.environ['BENCH_PATH']}`; backends: 2 × spillway-testd --threads 1; every proxy on 1 thread/worker. "
+    f"Machine: {os.environ['CPUS']} CPUs ({os.environ['CPU_MODEL']}), Linux {os.environ['KERNEL']}; "
+    f"wrk, proxies and backends share it. "
+    f"HAProxy {os.environ['HAPROXY_VERSION'] or '-'}, NGINX {os.environ['NGINX_VERSION'] or '-'}, "
+    f"Spillway: {os.environ['SPILLWAY_VERSION']}."
+)
+out.append("")
+out.append("| target | conns | req/s | p50 | p99 | errors | proxy CPU-s / 100k req | req/s vs HAProxy | CPU vs HAProxy |")
+out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for target, conns in order:
+    r = rows[(target, conns)]
+    base = rows.get(("haproxy", conns))
+    cpu = cpu_per_100k(r)
+    rps_ratio = f"{rps(r) / rps(base):.2f}×" if base and rps(base) else "-"
+    base_cpu = cpu_per_100k(base) if base else None
+    cpu_ratio = f"{cpu / base_cpu:.2f}×" if cpu is not None and base_cpu else "-"
+    out.append(
+        f"| {target} | {conns} | {rps(r):,.0f} | {ms(statistics.median(r['p50']))} | "
+        f"{ms(statistics.median(r['p99']))} | {r['errors']} | "
+        f"{'-' if cpu is None else f'{cpu:.3f}'} | {rps_ratio} | {cpu_ratio} |"
+    )
+out.append("")
+out.append("- errors: responses with status ≥ 400 plus socket errors (connect, read, write, timeout), as wrk counts them.")
+out.append("- proxy CPU: utime+stime of the proxy's processes (NGINX master and worker, HAProxy) over each run, "
+           "per 100k requests; `direct` has no proxy.")
+out.append("- p50/p99: median over rounds of wrk's exact percentiles; req/s: all requests over all run time.")
+notes = os.environ["NOTES"].strip()
+if notes:
+    out.append(notes)
+print("\n".join(out))
+EOF
+
+cat "$WORKDIR/report.md"
+cp "$WORKDIR/report.md" "$BENCH_OUTPUT"
+log "table written to $BENCH_OUTPUT"

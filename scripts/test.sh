@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite: unit and integration tests on
+# the Release build, then the same suite on an ASan+UBSan build. SPILLWAY_SKIP_SANITIZE=1 skips
+# the second pass (e.g. while iterating locally).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+echo "== tests (Release)"
+ctest --test-dir build --output-on-failure --timeout 300 -j 2
+if [[ "${SPILLWAY_SKIP_SANITIZE:-0}" != "1" ]]; then
+  SPILLWAY_SANITIZE=1 scripts/build.sh
+  echo "== tests (ASan+UBSan)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure --timeout 300 -j 2
+fi

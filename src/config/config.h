@@ -1,0 +1,210 @@
+#pragma once
+// The validated, immutable configuration. Everything else in Spillway is built from a `config`.
+// Values here are already checked: a `config` that exists is one the balancer can run.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace spillway::config {
+
+using duration = std::chrono::milliseconds;
+
+// Where a value came from in the YAML file (1-based, as printed in errors).
+struct mark {
+  int line = 0;
+  int col = 0;
+};
+
+// "ip:port" or "hostname:port". `host` is without brackets for IPv6 literals.
+struct address {
+  std::string host;
+  std::uint16_t port = 0;
+  bool is_ip = false;  // true when `host` is an IPv4/IPv6 literal (no DNS needed)
+  std::string text;    // as written in the file, for logs and /status
+};
+
+struct tls_certificate {
+  std::string cert;  // PEM path (certificate + chain), resolved against the config file's directory
+  std::string key;   // PEM path
+};
+
+struct listener_tls {
+  std::vector<tls_certificate> certificates;  // one, or several chosen by SNI
+};
+
+struct header_match {
+  std::string name;   // lower-cased
+  std::string value;  // exact match
+};
+
+struct route_match {
+  std::optional<std::string> host;         // lower-cased, exact, port ignored when matching
+  std::optional<std::string> path_prefix;  // starts with '/'
+  std::vector<header_match> headers;       // all must match
+};
+
+struct route {
+  route_match match;  // empty match = catch-all
+  std::string upstream;
+  mark where;
+};
+
+enum class protocol { http, tcp };
+
+struct listener {
+  std::string name;  // default: "listener_<index>" (0-based)
+  address listen;
+  protocol proto = protocol::http;
+  std::optional<listener_tls> tls;
+  std::vector<route> routes;  // http only
+  std::string upstream;       // tcp only
+  // Spillway extensions (documented in README): request size limits for http listeners.
+  std::uint64_t max_request_headers = 64 * 1024;  // bytes; larger header blocks get 431
+  std::uint64_t max_request_body = 0;             // bytes; 0 = unlimited; larger bodies get 413
+  mark where;
+};
+
+enum class balance_policy { least_request, round_robin, random, consistent_hash };
+
+struct backend {
+  address addr;
+  std::uint32_t weight = 1;  // 1..1000
+  bool backup = false;
+  mark where;
+};
+
+struct health_check {
+  bool enabled = true;  // `health_check: false` turns checks off (backends are then always healthy)
+  enum class kind { tcp, http } type = kind::tcp;
+  std::string http_path = "/healthz";
+  std::vector<int> expect_status = {200};
+  std::string http_host;  // Host header for http checks; empty = the backend's address
+  duration interval = std::chrono::seconds(2);
+  duration timeout = std::chrono::seconds(1);
+  std::uint32_t healthy_threshold = 2;
+  std::uint32_t unhealthy_threshold = 3;
+};
+
+struct outlier_detection {
+  bool enabled = true;  // `outlier_detection: false` turns it off
+  std::uint32_t consecutive_failures = 5;
+  duration ejection_time = std::chrono::seconds(10);
+  std::uint32_t max_ejection_percent = 50;  // 0..100
+};
+
+struct circuit_breaker {
+  bool enabled = true;  // `circuit_breaker: false` turns it off
+  double failure_rate = 50;  // percent, (0, 100]
+  duration slow_call_duration = std::chrono::seconds(2);
+  double slow_call_rate = 100;  // percent, (0, 100]
+  duration window = std::chrono::seconds(10);
+  std::uint32_t minimum_requests = 20;
+  duration open_duration = std::chrono::seconds(5);
+  std::uint32_t half_open_requests = 3;
+};
+
+struct limits {
+  std::uint32_t max_connections = 1024;
+  std::uint32_t max_pending = 256;
+  std::uint32_t max_requests = 1024;
+};
+
+struct retries {
+  std::uint32_t attempts = 2;  // extra tries; 0 turns retries off (`retries: false` too)
+  bool on_connect_failure = true;
+  bool on_reset = true;
+  bool on_timeout = false;
+  std::vector<int> on_status = {502, 503, 504};
+  double budget = 20;  // percent of live requests
+};
+
+struct timeouts {
+  duration connect = std::chrono::seconds(1);
+  duration request = std::chrono::seconds(15);
+  duration header = std::chrono::seconds(10);
+  duration idle = std::chrono::seconds(60);
+};
+
+struct degradation {
+  double panic_threshold = 50;  // percent; 0 turns panic mode off
+  duration retry_after = std::chrono::seconds(5);
+};
+
+struct upstream_tls {
+  std::string ca;   // PEM path; empty = system default verify paths
+  std::string sni;  // empty = the backend's host
+};
+
+struct upstream {
+  std::string name;
+  balance_policy balance = balance_policy::least_request;
+  duration dns_refresh = std::chrono::seconds(5);
+  std::optional<upstream_tls> tls;
+  std::vector<backend> backends;
+  health_check health;
+  outlier_detection outlier;
+  circuit_breaker breaker;
+  limits limit;
+  retries retry;
+  timeouts timeout;
+  degradation degrade;
+  mark where;
+};
+
+struct admin {
+  address listen;  // default 127.0.0.1:9901
+};
+
+struct config {
+  std::string path;     // the file it was loaded from (as given on the command line)
+  unsigned workers = 0;  // 0 = auto (number of CPUs)
+  duration drain_timeout = std::chrono::seconds(10);
+  admin admin_api;
+  std::vector<listener> listeners;
+  std::vector<upstream> upstreams;
+
+  // Returns the upstream with that name, or nullptr.
+  const upstream* find_upstream(const std::string& name) const;
+};
+
+// One problem found in a config file, printed as `FILE:LINE:COL: message`.
+struct error {
+  std::string file;
+  int line = 0;
+  int col = 0;
+  std::string message;
+
+  std::string str() const;
+};
+
+struct load_result {
+  std::optional<config> cfg;  // set only when `errors` is empty
+  std::vector<error> errors;  // every problem found, in file order
+};
+
+// Parses and validates a config file. Never throws. Any thread may call it.
+load_result load_file(const std::string& path);
+
+// Same, for text already in memory; `file` is the name used in errors (and the base for relative
+// certificate paths).
+load_result load_string(const std::string& text, const std::string& file);
+
+// "250ms", "2s", "1m", "1h" (a number, which may have a fraction, and a unit). nullopt when malformed.
+std::optional<duration> parse_duration(const std::string& text);
+
+// "50%" -> 50. nullopt when malformed or outside [0, 100].
+std::optional<double> parse_percent(const std::string& text);
+
+// "ip:port", "[v6]:port" or "host:port". nullopt when malformed; `why` says what is wrong.
+std::optional<address> parse_address(const std::string& text, std::string* why = nullptr);
+
+// Bytes with an optional unit: "65536", "64k"/"64KiB", "10m"/"10MiB", "1g"/"1GiB". nullopt when malformed.
+std::optional<std::uint64_t> parse_size(const std::string& text);
+
+// One-line summary of a valid config, printed by `spillway validate`.
+std::string summary(const config& cfg);
+
+}  // namespace spillway::config

@@ -1,0 +1,288 @@
+#include "http/parser.h"
+
+#include <llhttp.h>
+
+
+namespace spillway::http {
+
+namespace {
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool has_token(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto item = trim(list.substr(0, comma));
+    if (iequals(item, token)) {
+      return true;
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+std::string_view message_head::find(std::string_view name) const {
+  for (const auto& h : headers) {
+    if (iequals(h.name, name)) {
+      return h.value;
+    }
+  }
+  return {};
+}
+
+std::size_t message_head::count(std::string_view name) const {
+  std::size_t n = 0;
+  for (const auto& h : headers) {
+    if (iequals(h.name, name)) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+// The llhttp callbacks. `data` of the llhttp struct points at the owning parser.
+struct parser::callbacks {
+  static parser& self(llhttp_t* p) { return *static_cast<parser*>(p->data); }
+
+  static int on_message_begin(llhttp_t* p) {
+    self(p).begin_message();
+    return HPE_OK;
+  }
+
+  static void append(parser& s, span& sp, const char* at, std::size_t len) {
+    if (sp.len == 0) {
+      sp.off = static_cast<std::uint32_t>(s.storage_.size());
+    }
+    s.storage_.append(at, len);
+    sp.len += static_cast<std::uint32_t>(len);
+  }
+
+  static int on_method(llhttp_t* p, const char* at, std::size_t len) {
+    append(self(p), self(p).method_, at, len);
+    return HPE_OK;
+  }
+
+  static int on_url(llhttp_t* p, const char* at, std::size_t len) {
+    append(self(p), self(p).url_, at, len);
+    return HPE_OK;
+  }
+
+  static int on_status(llhttp_t* p, const char* at, std::size_t len) {
+    append(self(p), self(p).reason_, at, len);
+    return HPE_OK;
+  }
+
+  static int on_header_field(llhttp_t* p, const char* at, std::size_t len) {
+    auto& s = self(p);
+    if (s.in_value_ || s.header_spans_.empty()) {
+      s.header_spans_.emplace_back();
+      s.in_value_ = false;
+    }
+    append(s, s.header_spans_.back().first, at, len);
+    return HPE_OK;
+  }
+
+  static int on_header_value(llhttp_t* p, const char* at, std::size_t len) {
+    auto& s = self(p);
+    s.in_value_ = true;
+    append(s, s.header_spans_.back().second, at, len);
+    return HPE_OK;
+  }
+
+  static int on_header_value_complete(llhttp_t* p) {
+    // A header with an empty value never calls on_header_value; mark it so the next field starts
+    // a new header.
+    self(p).in_value_ = true;
+    return HPE_OK;
+  }
+
+  static int on_headers_complete(llhttp_t* p) {
+    auto& s = self(p);
+    auto& h = s.head_;
+    const char* base = s.storage_.data();
+    h.method = std::string_view(base + s.method_.off, s.method_.len);
+    h.url = std::string_view(base + s.url_.off, s.url_.len);
+    h.reason = std::string_view(base + s.reason_.off, s.reason_.len);
+    h.headers.clear();
+    for (const auto& [name, value] : s.header_spans_) {
+      h.headers.push_back(
+          {std::string_view(base + name.off, name.len), trim(std::string_view(base + value.off, value.len))});
+    }
+    h.status = p->status_code;
+    h.version_major = p->http_major;
+    h.version_minor = p->http_minor;
+    h.chunked = (p->flags & F_CHUNKED) != 0;
+    h.has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
+    h.content_length = h.has_content_length ? p->content_length : 0;
+    h.upgrade = p->upgrade != 0;
+    if (s.no_body_) {
+      p->flags |= F_SKIPBODY;
+    }
+    h.keep_alive = llhttp_should_keep_alive(p) != 0;
+    s.in_body_ = true;
+    // Pause so that feed() returns exactly at the end of the head.
+    return HPE_PAUSED;
+  }
+
+  static int on_message_complete(llhttp_t* p) {
+    auto& s = self(p);
+    s.complete_ = true;
+    // keep_alive may only be known for sure now (e.g. a response read until close).
+    s.head_.keep_alive = s.head_.keep_alive && llhttp_should_keep_alive(p) != 0;
+    return HPE_PAUSED;
+  }
+
+  static const llhttp_settings_t& settings() {
+    static const llhttp_settings_t value = [] {
+      llhttp_settings_t st;
+      llhttp_settings_init(&st);
+      st.on_message_begin = on_message_begin;
+      st.on_method = on_method;
+      st.on_url = on_url;
+      st.on_status = on_status;
+      st.on_header_field = on_header_field;
+      st.on_header_value = on_header_value;
+      st.on_header_value_complete = on_header_value_complete;
+      st.on_headers_complete = on_headers_complete;
+      st.on_message_complete = on_message_complete;
+      return st;
+    }();
+    return value;
+  }
+};
+
+parser::parser(kind k) : kind_(k), llhttp_(new llhttp_t) {
+  llhttp_init(llhttp_, k == kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &callbacks::settings());
+  llhttp_->data = this;
+  storage_.reserve(4096);
+  header_spans_.reserve(32);
+  head_.headers.reserve(32);
+}
+
+parser::~parser() { delete llhttp_; }
+
+void parser::begin_message() {
+  storage_.clear();
+  method_ = {};
+  url_ = {};
+  reason_ = {};
+  header_spans_.clear();
+  in_value_ = false;
+  auto headers = std::move(head_.headers);
+  headers.clear();
+  head_ = message_head{};
+  head_.headers = std::move(headers);
+  in_body_ = false;
+  complete_ = false;
+  head_bytes_ = 0;
+  last_was_lf_ = false;
+}
+
+void parser::reset() {
+  llhttp_reset(llhttp_);
+  failed_ = nullptr;
+  last_was_lf_ = false;
+  in_body_ = false;
+  complete_ = false;
+  head_bytes_ = 0;
+}
+
+bool parser::body_until_close() const { return in_body_ && llhttp_message_needs_eof(llhttp_) != 0; }
+
+const char* parser::error_reason() const {
+  if (failed_ != nullptr) {
+    return failed_;
+  }
+  const char* r = llhttp_get_error_reason(llhttp_);
+  return r != nullptr ? r : "malformed message";
+}
+
+parser::result parser::feed(const char* data, std::size_t len) {
+  if (complete_) {
+    // The previous message ended at a pause; what follows belongs to the next one.
+    complete_ = false;
+    in_body_ = false;
+    head_bytes_ = 0;
+  }
+  if (failed_ != nullptr) {
+    return {0, event::error};
+  }
+  const bool was_in_body = in_body_;
+  auto err = llhttp_execute(llhttp_, data, len);
+  if (err == HPE_PAUSED_UPGRADE && !complete_ && !in_body_ && llhttp_get_error_pos(llhttp_) == data) {
+    // The pause that follows an Upgrade request's end, hit at the start of the next call: the
+    // caller did not take the upgrade, so parse on as HTTP.
+    llhttp_resume_after_upgrade(llhttp_);
+    err = llhttp_execute(llhttp_, data, len);
+  }
+  std::size_t consumed = len;
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    consumed = static_cast<std::size_t>(llhttp_get_error_pos(llhttp_) - data);
+    if (err == HPE_PAUSED) {
+      llhttp_resume(llhttp_);
+    } else {
+      llhttp_resume_after_upgrade(llhttp_);
+    }
+  } else if (err != HPE_OK) {
+    return {0, event::error};
+  }
+  if (!was_in_body) {
+    // Until the head ends (where on_headers_complete pauses), everything consumed is head.
+    head_bytes_ += consumed;
+    // llhttp still accepts obs-fold (a header continued on a line that starts with SP or HTAB).
+    // It is deprecated and a known smuggling vector (RFC 9112 section 5.2), so it is refused here,
+    // looking across feed() boundaries through `last_was_lf_`.
+    for (std::size_t i = 0; i < consumed; ++i) {
+      char c = data[i];
+      if (last_was_lf_ && (c == ' ' || c == '\t')) {
+        failed_ = "obsolete line folding in header";
+        return {0, event::error};
+      }
+      last_was_lf_ = c == '\n';
+    }
+  }
+  if (complete_) {
+    return {consumed, event::message_complete};
+  }
+  if (in_body_ && !was_in_body) {
+    return {consumed, event::headers_complete};
+  }
+  return {consumed, event::need_more};
+}
+
+parser::event parser::finish() {
+  auto err = llhttp_finish(llhttp_);
+  if (err == HPE_OK || err == HPE_PAUSED) {
+    return complete_ ? event::message_complete : event::error;
+  }
+  return event::error;
+}
+
+}  // namespace spillway::http

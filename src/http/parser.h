@@ -1,0 +1,127 @@
+#pragma once
+// The one wrapper around llhttp. All C callbacks live in parser.cpp.
+//
+// The parser works in two phases per message, so that the proxy can forward bodies as raw bytes
+// without re-encoding them:
+//   1. feed() until `headers_complete`: the head (start line + headers) is collected into
+//      `head()`; the caller re-serialises it after rewriting.
+//   2. feed() until `message_complete`: every byte consumed in this phase is body framing exactly as
+//      received (Content-Length bytes or chunked encoding) and, having been validated by llhttp, may
+//      be forwarded verbatim. Bytes after the message are not consumed (pipelining).
+// llhttp runs in strict mode with every lenient flag off, so ambiguous framing is an error, never a
+// guess.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+struct llhttp__internal_s;
+
+namespace spillway::http {
+
+struct header {
+  std::string_view name;
+  std::string_view value;
+};
+
+// A parsed start line and header block. Views point into storage owned by the parser and stay valid
+// until the next message begins (reset() or a feed() that starts a new message).
+struct message_head {
+  std::string_view method;  // requests
+  std::string_view url;     // requests
+  int status = 0;           // responses
+  std::string_view reason;  // responses: the reason phrase as sent
+  int version_major = 1;
+  int version_minor = 1;
+  std::vector<header> headers;
+  bool chunked = false;
+  bool has_content_length = false;
+  std::uint64_t content_length = 0;
+  bool keep_alive = true;  // after this message (Connection header and version)
+  bool upgrade = false;    // Connection: upgrade + Upgrade (or CONNECT)
+
+  // Returns the first header with that name (ASCII case-insensitive), or an empty view.
+  std::string_view find(std::string_view name) const;
+  // Counts headers with that name.
+  std::size_t count(std::string_view name) const;
+};
+
+class parser {
+ public:
+  enum class kind { request, response };
+  enum class event {
+    need_more,          // all input consumed, message not finished
+    headers_complete,   // head() is ready; the body (if any) follows
+    message_complete,   // the message (head and body) ended; later bytes were not consumed
+    error,              // malformed input; see error_reason()
+  };
+  struct result {
+    std::size_t consumed = 0;
+    event what = event::need_more;
+  };
+
+  explicit parser(kind k);
+  ~parser();
+  parser(const parser&) = delete;
+  parser& operator=(const parser&) = delete;
+
+  // Parses as much of `data` as belongs to the current phase. Call again with the unconsumed rest.
+  // After message_complete, the next feed() starts a new message.
+  result feed(const char* data, std::size_t len);
+
+  // Call when the peer closed its side: completes a read-until-close body (returns
+  // message_complete) or reports a truncated message (error).
+  event finish();
+
+  // For responses to HEAD (and CONNECT/1xx handling by the caller): the coming response has no body
+  // whatever its headers say. Set before feeding the response.
+  void set_no_body(bool no_body) { no_body_ = no_body; }
+
+  // True when the message currently being parsed is delimited by the connection closing.
+  bool body_until_close() const;
+
+  const message_head& head() const { return head_; }
+  const char* error_reason() const;
+  // True once the current message's headers are complete (phase 2).
+  bool in_body() const { return in_body_; }
+  // Number of head bytes seen so far in the current message (for header size limits).
+  std::size_t head_bytes() const { return head_bytes_; }
+
+  // Forgets any message in progress.
+  void reset();
+
+  // Used by the C callbacks in parser.cpp only.
+  struct callbacks;
+  friend struct callbacks;
+
+ private:
+  void begin_message();
+
+  kind kind_;
+  struct llhttp__internal_s* llhttp_;
+  std::string storage_;  // method, url and header bytes of the current head, reused across messages
+  struct span {
+    std::uint32_t off = 0;
+    std::uint32_t len = 0;
+  };
+  span method_, url_, reason_;
+  std::vector<std::pair<span, span>> header_spans_;
+  bool in_value_ = false;
+  message_head head_;
+  bool in_body_ = false;
+  bool complete_ = false;
+  bool no_body_ = false;
+  bool last_was_lf_ = false;
+  const char* failed_ = nullptr;  // set when we refuse what llhttp accepted
+  std::size_t head_bytes_ = 0;
+};
+
+// ASCII case-insensitive equality for header names and tokens.
+bool iequals(std::string_view a, std::string_view b);
+
+// True when `list` (a comma-separated header value) contains `token` (case-insensitive).
+bool has_token(std::string_view list, std::string_view token);
+
+}  // namespace spillway::http

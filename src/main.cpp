@@ -1,0 +1,144 @@
+// spillway: the command line (SPEC section 1).
+
+#include "common/log.h"
+#include "config/config.h"
+#include "server/server.h"
+
+#include <boost/version.hpp>
+#include <llhttp.h>
+#include <openssl/crypto.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+constexpr const char* version = "0.1.0";
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "Spillway %s: an L4/L7 load balancer\n"
+               "\n"
+               "usage: spillway <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  run -c FILE        run the balancer with that config until SIGTERM/SIGINT\n"
+               "                     (SIGHUP reloads the config; SIGTERM/SIGINT drain, then exit 0)\n"
+               "  validate -c FILE   check a config: exit 0 and a summary, or exit 1 and one\n"
+               "                     FILE:LINE:COL: message line per problem\n"
+               "  version            print the version and the library versions it was built with\n"
+               "\n"
+               "Run `spillway <command> --help` for the command's options.\n",
+               version);
+}
+
+void command_usage(std::string_view cmd, FILE* out) {
+  if (cmd == "run") {
+    std::fprintf(out,
+                 "usage: spillway run -c FILE [--log-level debug|info|warn|error]\n"
+                 "  -c, --config FILE   the YAML config (see README)\n"
+                 "  --log-level LEVEL   lowest level logged to stderr (default info)\n");
+  } else if (cmd == "validate") {
+    std::fprintf(out,
+                 "usage: spillway validate -c FILE\n"
+                 "  -c, --config FILE   the YAML config to check\n"
+                 "exit 0 and a one-line summary if valid; exit 1 and FILE:LINE:COL: message lines if not\n");
+  } else {
+    std::fprintf(out, "usage: spillway version\n");
+  }
+}
+
+struct options {
+  std::string config;
+  std::string log_level = "info";
+  bool help = false;
+  std::string error;
+};
+
+options parse_options(std::string_view cmd, const std::vector<std::string_view>& args) {
+  options o;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    auto a = args[i];
+    if (a == "--help" || a == "-h") {
+      o.help = true;
+    } else if ((a == "-c" || a == "--config") && i + 1 < args.size()) {
+      o.config = std::string(args[++i]);
+    } else if (a.starts_with("--config=")) {
+      o.config = std::string(a.substr(9));
+    } else if (cmd == "run" && a == "--log-level" && i + 1 < args.size()) {
+      o.log_level = std::string(args[++i]);
+    } else {
+      o.error = "unknown or incomplete option: " + std::string(a);
+      return o;
+    }
+  }
+  if (!o.help && cmd != "version" && o.config.empty()) {
+    o.error = "missing -c FILE";
+  }
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace spillway;
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  std::string_view cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    usage(stdout);
+    return 0;
+  }
+  if (cmd == "--version") {
+    cmd = "version";
+  }
+  if (cmd != "run" && cmd != "validate" && cmd != "version") {
+    std::fprintf(stderr, "spillway: unknown command \"%s\"\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+  }
+  std::vector<std::string_view> args(argv + 2, argv + argc);
+  auto opts = parse_options(cmd, args);
+  if (opts.help) {
+    command_usage(cmd, stdout);
+    return 0;
+  }
+  if (!opts.error.empty()) {
+    std::fprintf(stderr, "spillway %s: %s\n", std::string(cmd).c_str(), opts.error.c_str());
+    command_usage(cmd, stderr);
+    return 2;
+  }
+
+  if (cmd == "version") {
+    std::printf("spillway %s\nOpenSSL %s\nBoost %d.%d.%d\nllhttp %d.%d.%d\n", version,
+                OpenSSL_version(OPENSSL_VERSION_STRING), BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000,
+                BOOST_VERSION % 100, LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH);
+    return 0;
+  }
+
+  if (cmd == "validate") {
+    auto result = config::load_file(opts.config);
+    if (!result.cfg) {
+      for (const auto& e : result.errors) {
+        std::printf("%s\n", e.str().c_str());
+      }
+      return 1;
+    }
+    std::printf("%s: %s\n", opts.config.c_str(), config::summary(*result.cfg).c_str());
+    return 0;
+  }
+
+  log::level lvl;
+  if (!log::parse_level(opts.log_level, lvl)) {
+    std::fprintf(stderr, "spillway run: unknown log level \"%s\"\n", opts.log_level.c_str());
+    return 2;
+  }
+  log::set_level(lvl);
+  server::server s(opts.config);
+  return s.run();
+}

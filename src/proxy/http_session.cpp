@@ -1,0 +1,698 @@
+#include "proxy/http_session.h"
+
+#include "balancer/consistent_hash.h"
+#include "common/log.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace spillway::proxy {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// Headers that describe one connection, not the message: never forwarded (RFC 9110 section 7.6.1).
+// Transfer-Encoding stays: bodies are forwarded with the framing they arrived with.
+bool is_hop_by_hop(std::string_view name) {
+  static constexpr std::string_view names[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                               "trailer",    "upgrade",    "proxy-authenticate",
+                                               "proxy-authorization"};
+  for (auto n : names) {
+    if (http::iequals(name, n)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A header named in the Connection header is hop-by-hop too; but the framing headers are never
+// dropped that way, or a client could make Spillway strip Content-Length from a body it forwards.
+bool listed_in_connection(std::string_view name, std::string_view connection) {
+  if (connection.empty() || http::iequals(name, "content-length") || http::iequals(name, "transfer-encoding") ||
+      http::iequals(name, "host")) {
+    return false;
+  }
+  return http::has_token(connection, name);
+}
+
+bool is_idempotent(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" || method == "PUT" ||
+         method == "DELETE";
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Error";
+  }
+}
+
+void append_header(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+}  // namespace
+
+int status_of(local_reason r) {
+  switch (r) {
+    case local_reason::malformed_request:
+      return 400;
+    case local_reason::no_route:
+      return 404;
+    case local_reason::method_not_allowed:
+      return 405;
+    case local_reason::header_timeout:
+      return 408;
+    case local_reason::body_too_large:
+      return 413;
+    case local_reason::headers_too_large:
+      return 431;
+    case local_reason::upstream_reset:
+    case local_reason::upstream_protocol_error:
+      return 502;
+    case local_reason::no_healthy_upstream:
+    case local_reason::upstream_connect_failure:
+    case local_reason::upstream_overloaded:
+      return 503;
+    case local_reason::upstream_timeout:
+      return 504;
+  }
+  return 500;
+}
+
+const char* to_string(local_reason r) {
+  switch (r) {
+    case local_reason::malformed_request:
+      return "malformed_request";
+    case local_reason::no_route:
+      return "no_route";
+    case local_reason::method_not_allowed:
+      return "method_not_allowed";
+    case local_reason::header_timeout:
+      return "header_timeout";
+    case local_reason::body_too_large:
+      return "body_too_large";
+    case local_reason::headers_too_large:
+      return "headers_too_large";
+    case local_reason::upstream_reset:
+      return "upstream_reset";
+    case local_reason::upstream_protocol_error:
+      return "upstream_protocol_error";
+    case local_reason::no_healthy_upstream:
+      return "no_healthy_upstream";
+    case local_reason::upstream_connect_failure:
+      return "upstream_connect_failure";
+    case local_reason::upstream_overloaded:
+      return "upstream_overloaded";
+    case local_reason::upstream_timeout:
+      return "upstream_timeout";
+  }
+  return "internal";
+}
+
+http_session::http_session(worker& w, std::size_t listener_index, tcp::socket socket)
+    : worker_(w), listener_index_(listener_index), downstream_(std::move(socket)), timer_(w.io()) {
+  error_code ec;
+  auto ep = downstream_.remote_endpoint(ec);
+  if (!ec) {
+    client_ip_ = ep.address().to_string();
+  }
+  downstream_.set_option(tcp::no_delay(true), ec);
+  out_.reserve(4096);
+  registration_ = worker_.attach(this);
+}
+
+http_session::~http_session() { worker_.detach(registration_); }
+
+void http_session::start() {
+  auto self = shared_from_this();
+  asio::co_spawn(worker_.io(), [self] { return self->run(); }, asio::detached);
+  asio::co_spawn(worker_.io(), [self] { return self->watchdog(); }, asio::detached);
+}
+
+void http_session::drain() {
+  draining_ = true;
+  if (phase_ == phase::idle) {
+    close_downstream();
+  }
+}
+
+void http_session::close_downstream() {
+  error_code ec;
+  downstream_.shutdown(tcp::socket::shutdown_both, ec);
+  downstream_.close(ec);
+}
+
+void http_session::set_deadline(clock::time_point at) {
+  deadline_ = at;
+  // The watchdog sleeps until the old deadline; wake it only when the new one is earlier.
+  if (at < timer_.expiry()) {
+    timer_.cancel();
+  }
+}
+
+awaitable<void> http_session::watchdog() {
+  while (!closed_) {
+    timer_.expires_at(deadline_);
+    co_await timer_.async_wait(nothrow);
+    if (closed_) {
+      break;
+    }
+    if (clock::now() < deadline_) {
+      continue;  // woken to re-arm, or the deadline moved later
+    }
+    expired_ = true;
+    deadline_ = clock::time_point::max();
+    error_code ec;
+    switch (phase_) {
+      case phase::idle:
+        close_downstream();
+        break;
+      case phase::head:
+        // run() sees the read cancelled and answers 408.
+        downstream_.cancel(ec);
+        break;
+      case phase::upstream:
+        // run() sees the upstream operation fail and answers 504 or tries another host. A client
+        // stalled mid-body is cut off too.
+        if (upstream_) {
+          upstream_->socket.close(ec);
+        }
+        downstream_.cancel(ec);
+        break;
+      case phase::streaming:
+        if (upstream_) {
+          upstream_->socket.close(ec);
+        }
+        close_downstream();
+        break;
+    }
+  }
+}
+
+awaitable<void> http_session::run() {
+  while (!closed_) {
+    // Each request runs on the snapshot current when it starts (so a reload changes routing for
+    // the next request on a keep-alive connection), and keeps it alive until it ends.
+    auto view = worker_.view();
+    auto result = co_await serve_request(view);
+    if (result == outcome::close || draining_) {
+      break;
+    }
+  }
+  close_downstream();
+  upstream_.reset();
+  closed_ = true;
+  timer_.cancel();
+}
+
+awaitable<std::size_t> http_session::read_downstream() {
+  if (dbegin_ == dend_) {
+    dbegin_ = dend_ = 0;
+  } else if (dend_ == dbuf_.size()) {
+    std::memmove(dbuf_.data(), dbuf_.data() + dbegin_, dend_ - dbegin_);
+    dend_ -= dbegin_;
+    dbegin_ = 0;
+  }
+  auto [ec, n] = co_await downstream_.async_read_some(asio::buffer(dbuf_.data() + dend_, dbuf_.size() - dend_),
+                                                      nothrow);
+  if (ec) {
+    co_return 0;
+  }
+  dend_ += n;
+  co_return n;
+}
+
+awaitable<http_session::outcome> http_session::serve_request(const std::shared_ptr<worker_view>& view) {
+  const auto& lv = view->snap->listeners[listener_index_];
+  phase_ = phase::idle;
+  expired_ = false;
+  request_complete_ = false;
+  set_deadline(clock::now() + lv.idle_timeout);
+
+  // --- the request head ---
+  bool started = false;
+  while (true) {
+    if (dbegin_ == dend_) {
+      if (draining_) {
+        co_return outcome::close;
+      }
+      if (co_await read_downstream() == 0) {
+        if (expired_ && phase_ == phase::head) {
+          co_return co_await send_local(local_reason::header_timeout, true);
+        }
+        co_return outcome::close;  // the client left, or the connection sat idle too long
+      }
+    }
+    if (!started) {
+      started = true;
+      phase_ = phase::head;
+      first_byte_ = clock::now();
+      set_deadline(first_byte_ + lv.header_timeout);
+    }
+    auto r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    if (r.what == http::parser::event::error) {
+      log::debug("400 from {}: {}", client_ip_, request_parser_.error_reason());
+      co_return co_await send_local(local_reason::malformed_request, true);
+    }
+    dbegin_ += r.consumed;
+    if (request_parser_.head_bytes() > lv.cfg->max_request_headers) {
+      co_return co_await send_local(local_reason::headers_too_large, true);
+    }
+    if (r.what == http::parser::event::headers_complete) {
+      break;
+    }
+  }
+
+  const auto& req = request_parser_.head();
+  client_http10_ = req.version_major == 1 && req.version_minor == 0;
+  if (!req.chunked && req.content_length == 0) {
+    // No body: let the parser close the message now, so that answers made here can keep the
+    // connection alive. Pipelined bytes after it stay unconsumed.
+    request_complete_ =
+        request_parser_.feed(dbuf_.data() + dbegin_, 0).what == http::parser::event::message_complete;
+  }
+  const auto hosts = req.count("host");
+  if (hosts > 1 || (hosts == 0 && !client_http10_)) {
+    co_return co_await send_local(local_reason::malformed_request, true);
+  }
+  if (req.method == "CONNECT") {
+    co_return co_await send_local(local_reason::method_not_allowed, true);
+  }
+  if (lv.cfg->max_request_body > 0 && req.content_length > lv.cfg->max_request_body) {
+    co_return co_await send_local(local_reason::body_too_large, true);
+  }
+  auto host = normalize_host(req.find("host"), host_scratch_);
+  const auto* route = find_route(lv.routes, host, target_path(req.url), req);
+  if (route == nullptr) {
+    co_return co_await send_local(local_reason::no_route, false);
+  }
+  co_return co_await forward(view, route->upstream_index);
+}
+
+void http_session::build_upstream_head(const http::message_head& req, bool drop_expect) {
+  out_.clear();
+  out_.append(req.method);
+  out_.push_back(' ');
+  out_.append(req.url);
+  // HTTP/1.0 clients are forwarded as HTTP/1.0 so that the backend never answers them chunked.
+  out_.append(client_http10_ ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+  const auto connection = req.find("connection");
+  std::string_view xff;
+  bool have_request_id = false;
+  for (const auto& h : req.headers) {
+    if (is_hop_by_hop(h.name) || listed_in_connection(h.name, connection)) {
+      continue;
+    }
+    if (http::iequals(h.name, "x-forwarded-for")) {
+      xff = h.value;  // appended to below, once, with the client's address
+      continue;
+    }
+    if (http::iequals(h.name, "x-forwarded-proto")) {
+      continue;  // set by us: a client cannot claim https
+    }
+    if (drop_expect && http::iequals(h.name, "expect")) {
+      continue;  // Spillway answers 100-continue itself
+    }
+    if (http::iequals(h.name, "x-request-id")) {
+      have_request_id = true;
+    }
+    append_header(out_, h.name, h.value);
+  }
+  out_.append("x-forwarded-for: ");
+  if (!xff.empty()) {
+    out_.append(xff);
+    out_.append(", ");
+  }
+  out_.append(client_ip_);
+  out_.append("\r\nx-forwarded-proto: http\r\n");
+  if (!have_request_id) {
+    // A random version-4 UUID, so that a request can be followed through logs end to end.
+    auto a = worker_.random()();
+    auto b = worker_.random()();
+    a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+    b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+    fmt::format_to(std::back_inserter(out_), "x-request-id: {:08x}-{:04x}-{:04x}-{:04x}-{:012x}\r\n", a >> 32,
+                   (a >> 16) & 0xffff, a & 0xffff, b >> 48, b & 0xffffffffffffULL);
+  }
+  if (client_http10_) {
+    out_.append("connection: keep-alive\r\n");
+  }
+  out_.append("\r\n");
+}
+
+void http_session::build_downstream_head(const http::message_head& resp, bool close) {
+  out_.clear();
+  fmt::format_to(std::back_inserter(out_), "HTTP/1.1 {} ", resp.status);
+  out_.append(resp.reason);
+  out_.append("\r\n");
+  const auto connection = resp.find("connection");
+  for (const auto& h : resp.headers) {
+    if (is_hop_by_hop(h.name) || listed_in_connection(h.name, connection)) {
+      continue;
+    }
+    append_header(out_, h.name, h.value);
+  }
+  if (close) {
+    out_.append("connection: close\r\n");
+  } else if (client_http10_) {
+    out_.append("connection: keep-alive\r\n");
+  }
+  out_.append("\r\n");
+}
+
+awaitable<http_session::outcome> http_session::send_local(local_reason reason, bool close,
+                                                          const config::upstream* up) {
+  // A request whose body was not read to the end leaves the connection in an unknown state.
+  close = close || !request_complete_ || draining_;
+  const int status = status_of(reason);
+  const char* name = to_string(reason);
+  out_.clear();
+  fmt::format_to(std::back_inserter(out_),
+                 "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-spillway-reason: {}\r\n",
+                 status, reason_phrase(status), std::strlen(name) + 1, name);
+  if (status == 503) {
+    auto retry_after = up != nullptr ? up->degrade.retry_after : config::degradation{}.retry_after;
+    auto secs = (retry_after.count() + 999) / 1000;
+    fmt::format_to(std::back_inserter(out_), "retry-after: {}\r\n", secs);
+  }
+  if (close) {
+    out_.append("connection: close\r\n");
+  } else if (client_http10_) {
+    out_.append("connection: keep-alive\r\n");
+  }
+  out_.append("\r\n");
+  if (request_parser_.head().method != "HEAD") {
+    out_.append(name);
+    out_.push_back('\n');
+  }
+  phase_ = phase::streaming;
+  auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(out_), nothrow);
+  if (ec || close) {
+    co_return outcome::close;
+  }
+  co_return outcome::keep_alive;
+}
+
+awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<worker_view>& view,
+                                                       std::size_t cluster_index) {
+  const auto& cluster = *view->snap->clusters[cluster_index];
+  auto& lb = *view->balancers[cluster_index];
+  const auto& up = cluster.cfg;
+  const auto& req = request_parser_.head();
+  const auto request_deadline = first_byte_ + up.timeout.request;
+  phase_ = phase::upstream;
+  set_deadline(request_deadline);
+
+  const bool idempotent = is_idempotent(req.method);
+  const bool expect_continue = !client_http10_ && http::has_token(req.find("expect"), "100-continue");
+  const bool head_request = req.method == "HEAD";
+  const std::uint64_t max_body = view->snap->listeners[listener_index_].cfg->max_request_body;
+
+  std::array<upstream::host*, 8> tried{};
+  std::size_t tried_count = 0;
+  std::uint32_t attempts_left = 1 + up.retry.attempts;
+  local_reason failure = local_reason::no_healthy_upstream;
+  bool body_started = false;  // once request body bytes went upstream, the request cannot be replayed
+  upstream::host* fresh_retry_host = nullptr;
+  balancer::choose_context ctx;
+  if (up.balance == config::balance_policy::consistent_hash) {
+    ctx.hash = balancer::hash64(client_ip_);
+  }
+
+  while (attempts_left > 0 || fresh_retry_host != nullptr) {
+    upstream::host* h = fresh_retry_host;
+    fresh_retry_host = nullptr;
+    if (h == nullptr) {
+      ctx.exclude = std::span<upstream::host* const>(tried.data(), tried_count);
+      h = lb.choose_host(ctx);
+      if (h == nullptr) {
+        break;
+      }
+      --attempts_left;
+      if (tried_count < tried.size()) {
+        tried[tried_count++] = h;
+      }
+    }
+    upstream::active_request load(h);
+    h->requests_total.fetch_add(1, std::memory_order_relaxed);
+
+    // --- a connection: pooled, or new ---
+    upstream_ = worker_.pool().take(h);
+    const bool reused = upstream_ != nullptr;
+    if (!reused) {
+      upstream_ = std::make_unique<upstream_connection>(tcp::socket(worker_.io()), h->shared_from_this());
+      expired_ = false;
+      set_deadline(std::min(request_deadline, clock::now() + up.timeout.connect));
+      auto [ec] = co_await upstream_->socket.async_connect(h->endpoint(), nothrow);
+      if (!ec) {
+        error_code ignored;
+        upstream_->socket.set_option(tcp::no_delay(true), ignored);
+      }
+      set_deadline(request_deadline);
+      if (ec) {
+        upstream_.reset();
+        h->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
+        h->failures_total.fetch_add(1, std::memory_order_relaxed);
+        log::debug("connect to {} ({}) failed: {}", h->address(), up.name, expired_ ? "timeout" : ec.message());
+        if (clock::now() >= request_deadline) {
+          failure = local_reason::upstream_timeout;
+          break;
+        }
+        failure = local_reason::upstream_connect_failure;
+        expired_ = false;
+        continue;  // nothing was sent: another host may take it
+      }
+    }
+    upstream_->requests++;
+
+    // --- the request: head, then body as validated raw bytes ---
+    build_upstream_head(req, expect_continue);
+    bool request_sent_ok = true;
+    std::uint64_t body_bytes = 0;
+    http::parser::result r;
+    if (!request_complete_) {
+      // Body bytes that arrived with the head go out in the same write as the head.
+      r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+      if (r.what == http::parser::event::error) {
+        upstream_.reset();
+        co_return co_await send_local(local_reason::malformed_request, true);
+      }
+      request_complete_ = r.what == http::parser::event::message_complete;
+    }
+    {
+      std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(dbuf_.data() + dbegin_, r.consumed)};
+      body_bytes += r.consumed;
+      dbegin_ += r.consumed;
+      body_started = body_started || r.consumed > 0;
+      auto [ec, n] = co_await asio::async_write(upstream_->socket, bufs, nothrow);
+      request_sent_ok = !ec;
+    }
+    if (request_sent_ok && !request_complete_ && expect_continue && body_bytes == 0) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(cont), nothrow);
+      if (ec) {
+        upstream_.reset();
+        co_return outcome::close;
+      }
+    }
+    while (request_sent_ok && !request_complete_) {
+      if (dbegin_ == dend_ && co_await read_downstream() == 0) {
+        // The client went away mid-body: nothing to answer to.
+        upstream_.reset();
+        co_return outcome::close;
+      }
+      r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+      if (r.what == http::parser::event::error) {
+        // Bad framing mid-body (e.g. an invalid chunk size): the backend got a truncated body and
+        // is closed; the bad bytes themselves were never forwarded.
+        upstream_.reset();
+        co_return co_await send_local(local_reason::malformed_request, true);
+      }
+      request_complete_ = r.what == http::parser::event::message_complete;
+      body_bytes += r.consumed;
+      if (max_body > 0 && body_bytes > max_body) {
+        upstream_.reset();
+        co_return co_await send_local(local_reason::body_too_large, true);
+      }
+      body_started = true;
+      auto [ec, n] =
+          co_await asio::async_write(upstream_->socket, asio::buffer(dbuf_.data() + dbegin_, r.consumed), nothrow);
+      dbegin_ += r.consumed;
+      request_sent_ok = !ec;
+    }
+
+    // --- the response head (interim 1xx answers are passed on) ---
+    response_parser_.reset();
+    response_parser_.set_no_body(head_request);
+    std::size_t ubegin = 0;
+    std::size_t uend = 0;
+    bool got_bytes = false;
+    bool upstream_eof = false;
+    bool head_ok = false;
+    bool protocol_error = false;
+    while (true) {
+      if (ubegin == uend) {
+        ubegin = uend = 0;
+        auto [ec, n] = co_await upstream_->socket.async_read_some(asio::buffer(ubuf_), nothrow);
+        if (ec) {
+          upstream_eof = true;
+          break;
+        }
+        got_bytes = true;
+        uend = n;
+      }
+      auto rr = response_parser_.feed(ubuf_.data() + ubegin, uend - ubegin);
+      if (rr.what == http::parser::event::error) {
+        protocol_error = true;
+        break;
+      }
+      ubegin += rr.consumed;
+      if (rr.what == http::parser::event::headers_complete) {
+        const auto& resp = response_parser_.head();
+        if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
+          if (!(resp.status == 100 && expect_continue)) {
+            build_downstream_head(resp, false);
+            auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(out_), nothrow);
+            if (ec) {
+              upstream_.reset();
+              co_return outcome::close;
+            }
+          }
+          continue;  // the 1xx message completes on the next feed; then the real head follows
+        }
+        head_ok = true;
+        break;
+      }
+    }
+
+    if (!head_ok) {
+      const bool timed_out = expired_ && clock::now() >= request_deadline;
+      upstream_.reset();
+      if (timed_out) {
+        h->failures_total.fetch_add(1, std::memory_order_relaxed);
+        co_return co_await send_local(local_reason::upstream_timeout, true, &up);
+      }
+      if (upstream_eof && reused && !got_bytes && !body_started) {
+        // A pooled connection the backend had closed just as we sent: not the backend's fault and
+        // nothing was processed, so the same host gets the request again on a new connection.
+        fresh_retry_host = h;
+        continue;
+      }
+      h->failures_total.fetch_add(1, std::memory_order_relaxed);
+      failure = protocol_error ? local_reason::upstream_protocol_error : local_reason::upstream_reset;
+      if (!protocol_error && up.retry.on_reset && idempotent && !body_started && request_complete_) {
+        continue;
+      }
+      co_return co_await send_local(failure, true, &up);
+    }
+
+    const auto& resp = response_parser_.head();
+    if (resp.status == 101) {
+      // Upgrade was stripped from the request, so a 101 is a backend error.
+      upstream_.reset();
+      h->failures_total.fetch_add(1, std::memory_order_relaxed);
+      co_return co_await send_local(local_reason::upstream_protocol_error, true, &up);
+    }
+    if (resp.status >= 500) {
+      h->failures_total.fetch_add(1, std::memory_order_relaxed);
+      const auto& codes = up.retry.on_status;
+      if (attempts_left > 0 && idempotent && !body_started && request_complete_ &&
+          std::find(codes.begin(), codes.end(), resp.status) != codes.end()) {
+        upstream_.reset();  // its body is not read: the connection cannot be reused
+        continue;
+      }
+    }
+
+    // --- the response: head, then body as validated raw bytes ---
+    phase_ = phase::streaming;
+    const bool until_close = response_parser_.body_until_close();
+    const bool close_client = !req.keep_alive || draining_ || until_close || !request_complete_;
+    build_downstream_head(resp, close_client);
+    auto rr = response_parser_.feed(ubuf_.data() + ubegin, uend - ubegin);
+    bool response_complete = rr.what == http::parser::event::message_complete;
+    bool ok = rr.what != http::parser::event::error;
+    if (ok) {
+      std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin, rr.consumed)};
+      ubegin += rr.consumed;
+      auto [ec, n] = co_await asio::async_write(downstream_, bufs, nothrow);
+      ok = !ec;
+    }
+    while (ok && !response_complete) {
+      ubegin = 0;
+      auto [ec, n] = co_await upstream_->socket.async_read_some(asio::buffer(ubuf_), nothrow);
+      if (ec) {
+        if (ec == asio::error::eof && until_close) {
+          response_complete = response_parser_.finish() == http::parser::event::message_complete;
+        }
+        ok = response_complete;
+        break;
+      }
+      uend = n;
+      rr = response_parser_.feed(ubuf_.data(), uend);
+      if (rr.what == http::parser::event::error) {
+        ok = false;
+        break;
+      }
+      response_complete = rr.what == http::parser::event::message_complete;
+      auto [wec, wn] = co_await asio::async_write(downstream_, asio::buffer(ubuf_.data(), rr.consumed), nothrow);
+      ubegin = rr.consumed;
+      ok = !wec;
+    }
+    if (!ok) {
+      // Part of the response reached the client: the only honest signal left is to close.
+      h->failures_total.fetch_add(1, std::memory_order_relaxed);
+      upstream_.reset();
+      co_return outcome::close;
+    }
+    // Reuse the upstream connection only when the exchange ended cleanly on both sides and the
+    // backend sent nothing beyond its response.
+    const bool reusable = resp.keep_alive && request_complete_ && request_sent_ok && !until_close && ubegin == uend;
+    if (reusable) {
+      worker_.pool().put(std::move(upstream_));
+    } else {
+      upstream_.reset();
+    }
+    co_return close_client ? outcome::close : outcome::keep_alive;
+  }
+
+  upstream_.reset();
+  co_return co_await send_local(failure, !request_complete_, &up);
+}
+
+}  // namespace spillway::proxy

@@ -1,0 +1,68 @@
+#include "proxy/router.h"
+
+namespace spillway::proxy {
+
+std::string_view normalize_host(std::string_view host_header, std::string& out) {
+  std::string_view host = host_header;
+  if (!host.empty() && host.front() == '[') {
+    auto close = host.find(']');
+    host = host.substr(0, close == std::string_view::npos ? host.size() : close + 1);
+  } else if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  out.assign(host);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+std::string_view target_path(std::string_view url) {
+  if (!url.empty() && url.front() != '/') {
+    // absolute-form: skip "scheme://authority"
+    auto scheme = url.find("://");
+    if (scheme != std::string_view::npos) {
+      auto slash = url.find('/', scheme + 3);
+      url = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
+    }
+  }
+  auto q = url.find_first_of("?#");
+  return q == std::string_view::npos ? url : url.substr(0, q);
+}
+
+bool route_matches(const config::route_match& match, std::string_view host, std::string_view path,
+                   const http::message_head& head) {
+  if (match.host && *match.host != host) {
+    return false;
+  }
+  if (match.path_prefix && path.substr(0, match.path_prefix->size()) != *match.path_prefix) {
+    return false;
+  }
+  for (const auto& h : match.headers) {
+    bool found = false;
+    for (const auto& have : head.headers) {
+      if (http::iequals(have.name, h.name) && have.value == h.value) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const compiled_route* find_route(const std::vector<compiled_route>& routes, std::string_view host,
+                                 std::string_view path, const http::message_head& head) {
+  for (const auto& r : routes) {
+    if (route_matches(r.cfg->match, host, path, head)) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace spillway::proxy

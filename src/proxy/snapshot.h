@@ -1,0 +1,39 @@
+#pragma once
+// An immutable config snapshot as the proxy runs it: the config, its clusters (upstreams with their
+// hosts) and each listener's compiled routes. The control thread builds one per (re)load and posts
+// it to every worker; in-flight requests keep the snapshot they started with alive.
+
+#include "config/config.h"
+#include "proxy/router.h"
+#include "upstream/cluster.h"
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+namespace spillway::proxy {
+
+struct listener_view {
+  const config::listener* cfg = nullptr;
+  std::vector<compiled_route> routes;
+  // Client-side deadlines, taken as the smallest over the upstreams this listener routes to: they
+  // apply before a request is routed, so no single upstream can own them.
+  config::duration header_timeout{};
+  config::duration idle_timeout{};
+};
+
+struct snapshot {
+  std::shared_ptr<const config::config> cfg;
+  std::uint64_t generation = 0;
+  std::chrono::system_clock::time_point loaded_at;
+  std::vector<upstream::cluster_ptr> clusters;  // aligned with cfg->upstreams
+  std::vector<listener_view> listeners;         // aligned with cfg->listeners
+};
+
+using snapshot_ptr = std::shared_ptr<const snapshot>;
+
+// Builds a snapshot. `clusters` must be aligned with cfg->upstreams. Control thread.
+snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vector<upstream::cluster_ptr> clusters,
+                           std::uint64_t generation);
+
+}  // namespace spillway::proxy

@@ -1,0 +1,88 @@
+#pragma once
+// A worker: one thread, one io_context, its own SO_REUSEPORT acceptor per listener, its own
+// upstream connection pool and its own load balancer instances. A downstream connection stays on
+// the worker that accepted it for its whole life.
+
+#include "balancer/load_balancer.h"
+#include "proxy/connection_pool.h"
+#include "proxy/snapshot.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace spillway::proxy {
+
+class http_session;
+
+// What a worker runs with for one snapshot: the snapshot and this worker's balancers for it.
+struct worker_view {
+  snapshot_ptr snap;
+  std::vector<std::unique_ptr<balancer::load_balancer>> balancers;  // aligned with snap->clusters
+};
+
+class worker {
+ public:
+  // Binds this worker's acceptors for every listener of `initial`. Throws std::runtime_error naming
+  // the address when a bind fails. Control thread, before start().
+  worker(unsigned index, snapshot_ptr initial);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // Starts the thread. Control thread.
+  void start();
+
+  // Makes `snap` the snapshot for requests that start from now on. Any thread.
+  void install(snapshot_ptr snap);
+
+  // Stops accepting, closes idle connections, lets in-flight requests finish; the thread ends when
+  // the last connection is gone or `timeout` passed. Any thread.
+  void drain(std::chrono::milliseconds timeout);
+
+  // Waits for the thread to end. Control thread.
+  void join();
+
+  // --- worker thread only ---
+  boost::asio::io_context& io() { return io_; }
+  unsigned index() const { return index_; }
+  const std::shared_ptr<worker_view>& view() const { return view_; }
+  connection_pool& pool() { return pool_; }
+  balancer::random_source& random() { return random_; }
+  bool draining() const { return draining_; }
+  std::list<http_session*>::iterator attach(http_session* s);
+  void detach(std::list<http_session*>::iterator it);
+
+ private:
+  struct acceptor_entry {
+    std::size_t listener_index;
+    boost::asio::ip::tcp::acceptor acceptor;
+  };
+
+  void accept_loop(acceptor_entry& entry);
+  void start_sweeper();
+  void begin_drain(std::chrono::milliseconds timeout);
+  void maybe_finish_drain();
+
+  unsigned index_;
+  boost::asio::io_context io_{1};
+  std::thread thread_;
+  std::shared_ptr<worker_view> view_;
+  std::vector<std::unique_ptr<acceptor_entry>> acceptors_;
+  connection_pool pool_;
+  balancer::random_source random_;
+  boost::asio::steady_timer sweeper_{io_};
+  boost::asio::steady_timer drain_timer_{io_};
+  std::list<http_session*> sessions_;
+  bool draining_ = false;
+};
+
+}  // namespace spillway::proxy

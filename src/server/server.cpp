@@ -1,0 +1,210 @@
+#include "server/server.h"
+
+#include "common/log.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+
+#include <thread>
+
+namespace spillway::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+server::server(std::string config_path) : config_path_(std::move(config_path)) {}
+
+server::~server() = default;
+
+std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& cfg) {
+  std::vector<upstream::cluster_ptr> clusters;
+  std::map<std::string, upstream::host_ptr> next_hosts;
+  tcp::resolver resolver(io_);
+  for (const auto& u : cfg.upstreams) {
+    auto c = std::make_shared<upstream::cluster>();
+    c->cfg = u;
+    for (const auto& b : u.backends) {
+      const std::string key = u.name + "\n" + b.addr.text;
+      auto it = hosts_.find(key);
+      if (it != hosts_.end() && it->second->weight() == b.weight && it->second->backup() == b.backup) {
+        c->hosts.push_back(it->second);
+        next_hosts[key] = it->second;
+        continue;
+      }
+      tcp::endpoint ep;
+      if (b.addr.is_ip) {
+        ep = tcp::endpoint(asio::ip::make_address(b.addr.host), b.addr.port);
+      } else {
+        boost::system::error_code ec;
+        auto results = resolver.resolve(b.addr.host, std::to_string(b.addr.port), ec);
+        if (ec || results.empty()) {
+          throw std::runtime_error("backend " + b.addr.text + " of upstream \"" + u.name +
+                                   "\": cannot resolve: " + (ec ? ec.message() : "no address"));
+        }
+        ep = results.begin()->endpoint();
+      }
+      auto h = std::make_shared<upstream::host>(u.name, b, ep);
+      if (it != hosts_.end()) {
+        // Weight or role changed: carry over what is known of its health.
+        h->healthy.store(it->second->healthy.load());
+      }
+      c->hosts.push_back(h);
+      next_hosts[key] = h;
+    }
+    clusters.push_back(std::move(c));
+  }
+  hosts_ = std::move(next_hosts);
+  return clusters;
+}
+
+admin::state server::admin_state() const {
+  admin::state s;
+  s.clusters = snapshot_->clusters;
+  s.generation = snapshot_->generation;
+  s.loaded_at = snapshot_->loaded_at;
+  s.config_path = config_path_;
+  s.last_reload_error = last_reload_error_;
+  return s;
+}
+
+admin::reload_result server::reload() {
+  auto loaded = config::load_file(config_path_);
+  if (!loaded.cfg) {
+    std::string text;
+    for (const auto& e : loaded.errors) {
+      log::error("reload rejected: {}", e.str());
+      text += e.str() + "\n";
+    }
+    last_reload_error_ = text;
+    return {false, text};
+  }
+  auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
+  std::vector<upstream::cluster_ptr> clusters;
+  try {
+    clusters = build_clusters(*next);
+  } catch (const std::exception& e) {
+    log::error("reload rejected: {}", e.what());
+    last_reload_error_ = e.what();
+    return {false, std::string(e.what()) + "\n"};
+  }
+  bool listeners_changed = next->listeners.size() != cfg_->listeners.size();
+  for (std::size_t i = 0; !listeners_changed && i < next->listeners.size(); ++i) {
+    listeners_changed = next->listeners[i].listen.text != cfg_->listeners[i].listen.text ||
+                        next->listeners[i].proto != cfg_->listeners[i].proto;
+  }
+  if (listeners_changed) {
+    // Until listeners can be opened and closed at run time, a reload may only change what runs
+    // behind the existing ones.
+    std::string msg = "listeners were added, removed or moved: that needs a restart for now\n";
+    log::error("reload rejected: {}", msg.substr(0, msg.size() - 1));
+    last_reload_error_ = msg;
+    return {false, msg};
+  }
+  cfg_ = next;
+  snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1);
+  for (auto& w : workers_) {
+    w->install(snapshot_);
+  }
+  last_reload_error_.clear();
+  auto text = fmt::format("reloaded: generation {}, {}\n", snapshot_->generation, config::summary(*cfg_));
+  log::info("{}", text.substr(0, text.size() - 1));
+  return {true, text};
+}
+
+void server::wait_signals() {
+  signals_.async_wait([this](boost::system::error_code ec, int sig) {
+    if (ec) {
+      return;
+    }
+    if (sig == SIGHUP) {
+      log::info("SIGHUP: reloading {}", config_path_);
+      reload();
+      wait_signals();
+      return;
+    }
+    if (draining_) {
+      log::warn("second signal: exiting now");
+      std::_Exit(1);
+    }
+    log::info("{}: draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg_->drain_timeout.count());
+    drain();
+    wait_signals();
+  });
+}
+
+void server::drain() {
+  draining_ = true;
+  if (admin_) {
+    admin_->stop();
+  }
+  for (auto& w : workers_) {
+    w->drain(cfg_->drain_timeout);
+  }
+  // Join the workers off the control thread, so that a second signal is still handled meanwhile.
+  std::thread([this] {
+    for (auto& w : workers_) {
+      w->join();
+    }
+    asio::post(io_, [this] { io_.stop(); });
+  }).detach();
+}
+
+int server::run() {
+  auto loaded = config::load_file(config_path_);
+  if (!loaded.cfg) {
+    for (const auto& e : loaded.errors) {
+      log::error("{}", e.str());
+    }
+    return 1;
+  }
+  cfg_ = std::make_shared<const config::config>(std::move(*loaded.cfg));
+  for (const auto& l : cfg_->listeners) {
+    if (l.tls) {
+      log::error("listener \"{}\": TLS termination is not available in this build yet; refusing to serve "
+                 "plaintext on {}", l.name, l.listen.text);
+      return 1;
+    }
+    if (l.proto == config::protocol::tcp) {
+      log::error("listener \"{}\": protocol tcp is not available in this build yet", l.name);
+      return 1;
+    }
+  }
+  for (const auto& u : cfg_->upstreams) {
+    if (u.tls) {
+      log::error("upstream \"{}\": TLS to backends is not available in this build yet", u.name);
+      return 1;
+    }
+  }
+  try {
+    snapshot_ = proxy::make_snapshot(cfg_, build_clusters(*cfg_), 1);
+    unsigned n = cfg_->workers != 0 ? cfg_->workers : std::max(1U, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < n; ++i) {
+      workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_));
+    }
+    admin_ = std::make_unique<admin::admin_server>(
+        io_, cfg_->admin_api.listen, [this] { return admin_state(); }, [this] { return reload(); });
+  } catch (const std::exception& e) {
+    log::error("{}", e.what());
+    return 1;
+  }
+  signals_.add(SIGINT);
+  signals_.add(SIGTERM);
+  signals_.add(SIGHUP);
+  wait_signals();
+  admin_->start();
+  for (auto& w : workers_) {
+    w->start();
+  }
+  for (const auto& l : cfg_->listeners) {
+    log::info("listener \"{}\" on {} ({} routes)", l.name, l.listen.text, l.routes.size());
+  }
+  log::info("admin API on {}; {} workers; {}", cfg_->admin_api.listen.text, workers_.size(), config::summary(*cfg_));
+  io_.run();
+  for (auto& w : workers_) {
+    w->join();
+  }
+  log::info("drained; exiting");
+  return 0;
+}
+
+}  // namespace spillway::server

@@ -1,0 +1,51 @@
+#pragma once
+// The control thread: loads the config, builds snapshots, owns the workers and the admin API,
+// handles signals (SIGHUP reload, SIGTERM/SIGINT drain).
+
+#include "admin/admin_server.h"
+#include "config/config.h"
+#include "proxy/snapshot.h"
+#include "proxy/worker.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spillway::server {
+
+class server {
+ public:
+  explicit server(std::string config_path);
+  ~server();
+
+  // Loads the config, binds every listener, serves until SIGTERM/SIGINT and the drain that follows.
+  // Returns the process exit code: 0 after a clean drain, 1 when startup failed (errors logged).
+  int run();
+
+ private:
+  // Builds clusters for `cfg`, reusing the host objects (and so their state) of backends that did
+  // not change. Throws std::runtime_error when a backend's hostname does not resolve.
+  std::vector<upstream::cluster_ptr> build_clusters(const config::config& cfg);
+  admin::state admin_state() const;
+  admin::reload_result reload();
+  void wait_signals();
+  void drain();
+
+  std::string config_path_;
+  boost::asio::io_context io_{1};
+  boost::asio::signal_set signals_{io_};
+  std::shared_ptr<const config::config> cfg_;
+  proxy::snapshot_ptr snapshot_;
+  std::vector<std::unique_ptr<proxy::worker>> workers_;
+  std::unique_ptr<admin::admin_server> admin_;
+  // Hosts by "upstream\naddress", so that a reload keeps what is known about unchanged backends.
+  std::map<std::string, upstream::host_ptr> hosts_;
+  std::string last_reload_error_;
+  bool draining_ = false;
+};
+
+}  // namespace spillway::server

@@ -1,0 +1,91 @@
+#pragma once
+// A host (backend) and the state that every part of Spillway shares about it.
+//
+// One `host` object exists per (upstream, address) for as long as the backend is configured; it is
+// shared by all workers through shared_ptr and outlives config snapshots that keep it. Workers only
+// touch the relaxed atomics below; decisions (health flips, ejections, breaker transitions) are made
+// by the state machines in src/health and src/breaker on the control thread or under their own rules.
+
+#include "config/config.h"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spillway::upstream {
+
+enum class breaker_state : std::uint8_t { closed = 0, open = 1, half_open = 2 };
+const char* to_string(breaker_state s);
+
+class host : public std::enable_shared_from_this<host> {
+ public:
+  host(std::string upstream_name, const config::backend& cfg, boost::asio::ip::tcp::endpoint endpoint);
+
+  const std::string& upstream_name() const { return upstream_name_; }
+  // The address as configured ("10.0.0.1:8080" or "name:8080").
+  const std::string& address() const { return cfg_.addr.text; }
+  const config::backend& cfg() const { return cfg_; }
+  std::uint32_t weight() const { return cfg_.weight; }
+  bool backup() const { return cfg_.backup; }
+  // The resolved endpoint to connect to. Immutable for the host's lifetime.
+  const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
+
+  // True when the host may take a new request: healthy, not ejected, breaker not open.
+  // Any thread; relaxed reads, so a decision made elsewhere is seen within a few requests.
+  bool available() const {
+    return healthy.load(std::memory_order_relaxed) && !ejected.load(std::memory_order_relaxed) &&
+           breaker.load(std::memory_order_relaxed) != breaker_state::open;
+  }
+
+  // In-flight requests on this host from all workers (retries and queued requests included).
+  std::atomic<std::int32_t> active_requests{0};
+  std::atomic<std::uint64_t> requests_total{0};
+  std::atomic<std::uint64_t> failures_total{0};
+  std::atomic<std::uint64_t> connect_failures_total{0};
+  std::atomic<std::int32_t> connections_active{0};
+
+  std::atomic<bool> healthy{true};
+  std::atomic<bool> ejected{false};
+  std::atomic<breaker_state> breaker{breaker_state::closed};
+
+ private:
+  std::string upstream_name_;
+  config::backend cfg_;
+  boost::asio::ip::tcp::endpoint endpoint_;
+};
+
+using host_ptr = std::shared_ptr<host>;
+
+// Counts one in-flight request on a host for as long as it lives (RAII around active_requests).
+class active_request {
+ public:
+  active_request() = default;
+  explicit active_request(host* h) : host_(h) {
+    host_->active_requests.fetch_add(1, std::memory_order_relaxed);
+  }
+  active_request(active_request&& other) noexcept : host_(other.host_) { other.host_ = nullptr; }
+  active_request& operator=(active_request&& other) noexcept {
+    if (this != &other) {
+      release();
+      host_ = other.host_;
+      other.host_ = nullptr;
+    }
+    return *this;
+  }
+  ~active_request() { release(); }
+  void release() {
+    if (host_ != nullptr) {
+      host_->active_requests.fetch_sub(1, std::memory_order_relaxed);
+      host_ = nullptr;
+    }
+  }
+
+ private:
+  host* host_ = nullptr;
+};
+
+}  // namespace spillway::upstream

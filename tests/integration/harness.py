@@ -1,0 +1,165 @@
+"""Helpers for integration tests: start the real spillway binary on free loopback ports.
+
+Every process started here is stopped by PID when the test ends; nothing is left running.
+"""
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SPILLWAY_BIN = os.environ.get("SPILLWAY_BIN", os.path.join(REPO, "build", "spillway"))
+
+
+def free_port():
+    """A loopback port that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("process exited with %s before listening on %d" % (proc.returncode, port))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError("nothing listening on port %d after %.1fs" % (port, timeout))
+
+
+class Spillway:
+    """The real binary with a config written from `config_text`.
+
+    `config_text` may use {port} and {admin_port}; both are filled with free ports.
+    """
+
+    def __init__(self, config_text, port=None, admin_port=None, extra_args=(), wait=True):
+        self.port = port or free_port()
+        self.admin_port = admin_port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="spillway-test-")
+        self.config_path = os.path.join(self.dir, "spillway.yaml")
+        self.write_config(config_text)
+        self.log_path = os.path.join(self.dir, "spillway.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([SPILLWAY_BIN, "run", "-c", self.config_path, *extra_args],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        if wait:
+            wait_for_port(self.port, proc=self.proc)
+            wait_for_port(self.admin_port, proc=self.proc)
+
+    def write_config(self, config_text):
+        text = config_text.replace("{port}", str(self.port)).replace("{admin_port}", str(self.admin_port))
+        with open(self.config_path + ".tmp", "w") as f:
+            f.write(text)
+        os.rename(self.config_path + ".tmp", self.config_path)
+
+    # --- clients ---
+    def conn(self, timeout=10):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method="GET", path="/", body=None, headers=None, timeout=10):
+        c = self.conn(timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            c.close()
+
+    def raw(self, data, timeout=5.0, read_until_close=True):
+        """Sends raw bytes; returns everything received until the server closes (or timeout)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(data)
+            chunks = []
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    b = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+                if not read_until_close:
+                    break
+            return b"".join(chunks)
+
+    def admin(self, method, path, timeout=5):
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        try:
+            c.request(method, path)
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def status(self):
+        code, body = self.admin("GET", "/status")
+        assert code == 200, body
+        return json.loads(body)
+
+    def backend_status(self, upstream, address):
+        for u in self.status()["upstreams"]:
+            if u["name"] == upstream:
+                for b in u["backends"]:
+                    if b["address"] == address:
+                        return b
+        raise KeyError(address)
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def logs(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    # --- lifecycle ---
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=15):
+        """SIGTERM, then wait; returns the exit code (kills after `timeout`)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def parse_response(data):
+    """Splits raw response bytes into (status, headers dict, body) for the first response."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    return status, headers, body

@@ -1,0 +1,140 @@
+#include "http/parser.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace spillway::http {
+namespace {
+
+using ev = parser::event;
+
+// Feeds `in` whole and returns the events in order (as letters: H headers, C complete, E error).
+std::string events(const std::string& in, parser::kind k = parser::kind::request, bool no_body = false,
+                   std::size_t* consumed_total = nullptr) {
+  parser p(k);
+  p.set_no_body(no_body);
+  std::string out;
+  std::size_t off = 0;
+  for (int guard = 0; guard < 50; ++guard) {
+    auto r = p.feed(in.data() + off, in.size() - off);
+    off += r.consumed;
+    if (r.what == ev::error) {
+      out += 'E';
+      break;
+    }
+    if (r.what == ev::headers_complete) {
+      out += 'H';
+      continue;
+    }
+    if (r.what == ev::message_complete) {
+      out += 'C';
+    }
+    if (off == in.size() && r.what != ev::message_complete) {
+      break;
+    }
+    if (off == in.size() && r.what == ev::message_complete) {
+      break;
+    }
+  }
+  if (consumed_total != nullptr) {
+    *consumed_total = off;
+  }
+  return out;
+}
+
+TEST(parser, pipelined_requests_split_exactly) {
+  std::string in =
+      "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+      "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+      "GET /c HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::size_t consumed = 0;
+  EXPECT_EQ(events(in, parser::kind::request, false, &consumed), "HCHCHC");
+  EXPECT_EQ(consumed, in.size());
+}
+
+TEST(parser, head_fields) {
+  parser p(parser::kind::request);
+  std::string in = "POST /up?x=1 HTTP/1.1\r\nHost: a.example\r\nX-Empty:\r\nTransfer-Encoding: chunked\r\n\r\n";
+  auto r = p.feed(in.data(), in.size());
+  ASSERT_EQ(r.what, ev::headers_complete);
+  EXPECT_EQ(r.consumed, in.size());
+  EXPECT_EQ(p.head().method, "POST");
+  EXPECT_EQ(p.head().url, "/up?x=1");
+  EXPECT_EQ(p.head().find("host"), "a.example");
+  EXPECT_EQ(p.head().find("x-empty"), "");
+  EXPECT_EQ(p.head().count("X-EMPTY"), 1u);
+  EXPECT_TRUE(p.head().chunked);
+  EXPECT_TRUE(p.head().keep_alive);
+  EXPECT_EQ(p.head_bytes(), in.size());
+}
+
+TEST(parser, chunked_body_is_consumed_raw) {
+  std::string head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string body = "3\r\nabc\r\n0\r\n\r\n";
+  parser p(parser::kind::request);
+  auto in = head + body + "GET";
+  auto r = p.feed(in.data(), in.size());
+  ASSERT_EQ(r.what, ev::headers_complete);
+  auto r2 = p.feed(in.data() + r.consumed, in.size() - r.consumed);
+  EXPECT_EQ(r2.what, ev::message_complete);
+  EXPECT_EQ(r2.consumed, body.size());
+}
+
+TEST(parser, ambiguous_framing_is_an_error) {
+  EXPECT_EQ(events("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), "E");
+  EXPECT_EQ(events("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), "E");
+  EXPECT_EQ(events("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"), "E");  // obs-fold
+  EXPECT_EQ(events("GET / HTTP/1.1\nHost: x\n\n"), "E");                        // bare LF
+  EXPECT_EQ(events("GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n"), "E");             // bare LF in a header
+  EXPECT_EQ(events(std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", 33)), "E");
+  EXPECT_EQ(events("GET / HTTP/1.1\r\nHost: x\r\nX: a\x01z\r\n\r\n"), "E");
+  EXPECT_EQ(events("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"), "HE");
+  EXPECT_EQ(events("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"), "HE");
+  EXPECT_EQ(events("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), "E");
+}
+
+TEST(parser, obs_fold_is_caught_across_feeds) {
+  parser p(parser::kind::request);
+  std::string a = "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n";
+  std::string b = " b\r\n\r\n";
+  EXPECT_EQ(p.feed(a.data(), a.size()).what, ev::need_more);
+  EXPECT_EQ(p.feed(b.data(), b.size()).what, ev::error);
+}
+
+TEST(parser, response_to_head_has_no_body) {
+  EXPECT_EQ(events("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", parser::kind::response, true), "HC");
+}
+
+TEST(parser, response_until_close) {
+  parser p(parser::kind::response);
+  std::string in = "HTTP/1.0 200 OK\r\n\r\nabcdef";
+  auto r = p.feed(in.data(), in.size());
+  ASSERT_EQ(r.what, ev::headers_complete);
+  EXPECT_TRUE(p.body_until_close());
+  auto r2 = p.feed(in.data() + r.consumed, in.size() - r.consumed);
+  EXPECT_EQ(r2.what, ev::need_more);
+  EXPECT_EQ(p.finish(), ev::message_complete);
+}
+
+TEST(parser, interim_response_then_final) {
+  EXPECT_EQ(events("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", parser::kind::response),
+            "HCHC");
+}
+
+TEST(parser, http10_defaults_to_close) {
+  parser p(parser::kind::request);
+  std::string in = "GET / HTTP/1.0\r\n\r\n";
+  ASSERT_EQ(p.feed(in.data(), in.size()).what, ev::headers_complete);
+  EXPECT_FALSE(p.head().keep_alive);
+  EXPECT_EQ(p.head().version_minor, 0);
+}
+
+TEST(parser, tokens) {
+  EXPECT_TRUE(has_token("keep-alive, Upgrade", "upgrade"));
+  EXPECT_FALSE(has_token("keep-alive", "close"));
+  EXPECT_TRUE(iequals("Content-Length", "content-length"));
+}
+
+}  // namespace
+}  // namespace spillway::http
