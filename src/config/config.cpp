@@ -709,7 +709,6 @@ class loader {
     std::optional<mark> listen_at;
     bool protocol_ok = true;
     std::optional<mark> routes_key;
-    bool routes_ok = false;
     std::optional<mark> upstream_key;
     std::optional<mark> upstream_value;
     std::vector<mark> http_only_keys;
@@ -744,7 +743,7 @@ class loader {
                  {"routes",
                   [&](const Node& k, const Node& v) {
                     routes_key = where(k);
-                    routes_ok = read_routes(v, l.routes, route_refs);
+                    read_routes(v, l.routes, route_refs);
                   }},
                  {"upstream",
                   [&](const Node& k, const Node& v) {
@@ -785,7 +784,7 @@ class loader {
       }
       if (!routes_key) {
         add(n, fmt::format("http listener \"{}\" needs at least one route", l.name));
-      } else if (routes_ok) {
+      } else {
         for (auto& ref : route_refs) {
           upstream_refs_.push_back({std::move(ref.first), ref.second, "route"});
         }
@@ -919,20 +918,17 @@ class loader {
     return ok;
   }
 
-  // Returns false when a route is unusable; `refs` gets each route's upstream and its position,
-  // checked once every upstream is known.
-  bool read_routes(const Node& v, std::vector<route>& out, std::vector<std::pair<std::string, mark>>& refs) {
+  // `refs` gets each route's upstream and its position, checked once every upstream is known.
+  void read_routes(const Node& v, std::vector<route>& out, std::vector<std::pair<std::string, mark>>& refs) {
     if (!expect(v, kind::list, "routes")) {
-      return false;
+      return;
     }
     if (v.size() == 0) {
       add(v, "routes must list at least one route");
-      return false;
+      return;
     }
-    bool ok = true;
     for (const auto& item : v) {
       if (!expect(item, kind::map, "each route")) {
-        ok = false;
         continue;
       }
       route r;
@@ -955,7 +951,6 @@ class loader {
       }
       out.push_back(std::move(r));
     }
-    return ok;
   }
 
   void read_match(const Node& v, route_match& m) {

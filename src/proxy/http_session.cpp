@@ -514,6 +514,10 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
         co_return co_await send_local(local_reason::malformed_request, true);
       }
       request_complete_ = r.what == http::parser::event::message_complete;
+      if (max_body > 0 && r.consumed > max_body) {
+        upstream_.reset();
+        co_return co_await send_local(local_reason::body_too_large, true);
+      }
     }
     {
       std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(dbuf_.data() + dbegin_, r.consumed)};
