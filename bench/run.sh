@@ -389,7 +389,7 @@ for target, conns in order:
     )
 out.append("")
 out.append("- errors: responses with status ≥ 400 plus socket errors (connect, read, write, timeout), as wrk counts them.")
-out.append("- proxy CPU: utime+stime of the proxy's processes (NGINX master and worker, HAProxy) over each run, "
+out.append("- proxy CPU: utime+stime of the proxy's processes (Spillway, HAProxy, NGINX master and worker) over each run, "
            "per 100k requests; `direct` has no proxy.")
 out.append("- p50/p99: median over rounds of wrk's exact percentiles; req/s: all requests over all run time.")
 notes = os.environ["NOTES"].strip()

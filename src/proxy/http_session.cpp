@@ -165,6 +165,14 @@ void http_session::start() {
   asio::co_spawn(worker_.io(), [self] { return self->watchdog(); }, asio::detached);
 }
 
+void http_session::force_close() {
+  error_code ec;
+  if (upstream_) {
+    upstream_->socket.close(ec);
+  }
+  close_downstream();
+}
+
 void http_session::drain() {
   draining_ = true;
   if (phase_ == phase::idle) {
@@ -227,10 +235,7 @@ awaitable<void> http_session::watchdog() {
 
 awaitable<void> http_session::run() {
   while (!closed_) {
-    // Each request runs on the snapshot current when it starts (so a reload changes routing for
-    // the next request on a keep-alive connection), and keeps it alive until it ends.
-    auto view = worker_.view();
-    auto result = co_await serve_request(view);
+    auto result = co_await serve_request();
     if (result == outcome::close || draining_) {
       break;
     }
@@ -258,12 +263,21 @@ awaitable<std::size_t> http_session::read_downstream() {
   co_return n;
 }
 
-awaitable<http_session::outcome> http_session::serve_request(const std::shared_ptr<worker_view>& view) {
-  const auto& lv = view->snap->listeners[listener_index_];
+awaitable<http_session::outcome> http_session::serve_request() {
+  // Limits that apply before the request is routed come from the snapshot current now; the
+  // snapshot itself is taken only once the head is in (below), so that a reload while this
+  // connection sits idle applies to its next request.
+  config::duration header_timeout;
+  std::uint64_t max_request_headers;
+  {
+    const auto& lv = worker_.view()->snap->listeners[listener_index_];
+    header_timeout = lv.header_timeout;
+    max_request_headers = lv.cfg->max_request_headers;
+    set_deadline(clock::now() + lv.idle_timeout);
+  }
   phase_ = phase::idle;
   expired_ = false;
   request_complete_ = false;
-  set_deadline(clock::now() + lv.idle_timeout);
 
   // --- the request head ---
   bool started = false;
@@ -283,7 +297,7 @@ awaitable<http_session::outcome> http_session::serve_request(const std::shared_p
       started = true;
       phase_ = phase::head;
       first_byte_ = clock::now();
-      set_deadline(first_byte_ + lv.header_timeout);
+      set_deadline(first_byte_ + header_timeout);
     }
     auto r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
     if (r.what == http::parser::event::error) {
@@ -291,7 +305,7 @@ awaitable<http_session::outcome> http_session::serve_request(const std::shared_p
       co_return co_await send_local(local_reason::malformed_request, true);
     }
     dbegin_ += r.consumed;
-    if (request_parser_.head_bytes() > lv.cfg->max_request_headers) {
+    if (request_parser_.head_bytes() > max_request_headers) {
       co_return co_await send_local(local_reason::headers_too_large, true);
     }
     if (r.what == http::parser::event::headers_complete) {
@@ -299,6 +313,9 @@ awaitable<http_session::outcome> http_session::serve_request(const std::shared_p
     }
   }
 
+  // This request runs on the snapshot current now and keeps it alive until it ends.
+  const auto view = worker_.view();
+  const auto& lv = view->snap->listeners[listener_index_];
   const auto& req = request_parser_.head();
   client_http10_ = req.version_major == 1 && req.version_minor == 0;
   if (!req.chunked && req.content_length == 0) {

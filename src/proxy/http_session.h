@@ -59,13 +59,16 @@ class http_session : public std::enable_shared_from_this<http_session> {
   // response. Worker thread.
   void drain();
 
+  // Drain timeout: closes both sides now; the coroutines end with errors. Worker thread.
+  void force_close();
+
  private:
   enum class phase { idle, head, upstream, streaming };
   enum class outcome { keep_alive, close };
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> watchdog();
-  boost::asio::awaitable<outcome> serve_request(const std::shared_ptr<worker_view>& view);
+  boost::asio::awaitable<outcome> serve_request();
   boost::asio::awaitable<outcome> forward(const std::shared_ptr<worker_view>& view, std::size_t cluster_index);
   boost::asio::awaitable<outcome> send_local(local_reason reason, bool close, const config::upstream* up = nullptr);
 

@@ -80,6 +80,7 @@ worker::worker(unsigned index, snapshot_ptr initial)
 }
 
 worker::~worker() {
+  stopping_ = true;
   if (thread_.joinable()) {
     io_.stop();
     thread_.join();
@@ -147,7 +148,7 @@ std::list<http_session*>::iterator worker::attach(http_session* s) { return sess
 
 void worker::detach(std::list<http_session*>::iterator it) {
   sessions_.erase(it);
-  if (draining_) {
+  if (draining_ && !stopping_) {
     maybe_finish_drain();
   }
 }
@@ -174,12 +175,21 @@ void worker::begin_drain(std::chrono::milliseconds timeout) {
   }
   drain_timer_.expires_after(timeout);
   drain_timer_.async_wait([this](boost::system::error_code ec) {
-    if (!ec) {
-      if (!sessions_.empty()) {
-        log::warn("worker {}: drain timeout with {} connections still open; closing them", index_, sessions_.size());
-      }
-      io_.stop();
+    if (ec || sessions_.empty()) {
+      return;
     }
+    log::warn("worker {}: drain timeout with {} connections still open; closing them", index_, sessions_.size());
+    std::vector<http_session*> left(sessions_.begin(), sessions_.end());
+    for (auto* s : left) {
+      s->force_close();
+    }
+    // Their coroutines now end on errors and detach; should one not, stop a moment later anyway.
+    drain_timer_.expires_after(std::chrono::seconds(1));
+    drain_timer_.async_wait([this](boost::system::error_code ec2) {
+      if (!ec2) {
+        stop_now();
+      }
+    });
   });
   maybe_finish_drain();
 }
@@ -187,8 +197,13 @@ void worker::begin_drain(std::chrono::milliseconds timeout) {
 void worker::maybe_finish_drain() {
   if (sessions_.empty()) {
     drain_timer_.cancel();
-    io_.stop();
+    stop_now();
   }
+}
+
+void worker::stop_now() {
+  stopping_ = true;
+  io_.stop();
 }
 
 }  // namespace spillway::proxy

@@ -71,8 +71,14 @@ class worker {
   void start_sweeper();
   void begin_drain(std::chrono::milliseconds timeout);
   void maybe_finish_drain();
+  void stop_now();
 
   unsigned index_;
+  // Declared before io_ so that they outlive it: sessions still pending when io_ is destroyed
+  // detach themselves in their destructors.
+  std::list<http_session*> sessions_;
+  bool draining_ = false;
+  bool stopping_ = false;  // set once the thread is told to end; detach() then only unlinks
   boost::asio::io_context io_{1};
   std::thread thread_;
   std::shared_ptr<worker_view> view_;
@@ -81,8 +87,6 @@ class worker {
   balancer::random_source random_;
   boost::asio::steady_timer sweeper_{io_};
   boost::asio::steady_timer drain_timer_{io_};
-  std::list<http_session*> sessions_;
-  bool draining_ = false;
 };
 
 }  // namespace spillway::proxy
