@@ -124,7 +124,8 @@ class Spillway:
         return 0
 
     def logs(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -133,8 +134,12 @@ class Spillway:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
 
-    def stop(self, timeout=15):
-        """SIGTERM, then wait; returns the exit code (kills after `timeout`)."""
+    def stop(self, timeout=15, expect_clean=True):
+        """SIGTERM, then wait; returns the exit code (kills after `timeout`).
+
+        A clean drain exits 0; anything else (a crash, a sanitizer report, a hang past `timeout`)
+        fails the test that stops it, with the log attached.
+        """
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -142,7 +147,12 @@ class Spillway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+                if expect_clean:
+                    raise AssertionError("spillway did not exit within %ss of SIGTERM:\n%s" % (timeout, self.logs()))
+        if not self.log.closed:
+            self.log.close()
+        if expect_clean and self.proc.returncode != 0:
+            raise AssertionError("spillway exited %s:\n%s" % (self.proc.returncode, self.logs()))
         return self.proc.returncode
 
     def __enter__(self):
