@@ -278,6 +278,7 @@ awaitable<http_session::outcome> http_session::serve_request() {
   phase_ = phase::idle;
   expired_ = false;
   request_complete_ = false;
+  request_id_[0] = '\0';
 
   // --- the request head ---
   bool started = false;
@@ -350,14 +351,14 @@ void http_session::build_upstream_head(const http::message_head& req, bool drop_
   // HTTP/1.0 clients are forwarded as HTTP/1.0 so that the backend never answers them chunked.
   out_.append(client_http10_ ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
   const auto connection = req.find("connection");
-  std::string_view xff;
   bool have_request_id = false;
+  bool have_xff = false;
   for (const auto& h : req.headers) {
     if (is_hop_by_hop(h.name) || listed_in_connection(h.name, connection)) {
       continue;
     }
     if (http::iequals(h.name, "x-forwarded-for")) {
-      xff = h.value;  // appended to below, once, with the client's address
+      have_xff = true;  // merged into one header below, with the client's address last
       continue;
     }
     if (http::iequals(h.name, "x-forwarded-proto")) {
@@ -372,20 +373,33 @@ void http_session::build_upstream_head(const http::message_head& req, bool drop_
     append_header(out_, h.name, h.value);
   }
   out_.append("x-forwarded-for: ");
-  if (!xff.empty()) {
-    out_.append(xff);
-    out_.append(", ");
+  if (have_xff) {
+    for (const auto& h : req.headers) {
+      if (http::iequals(h.name, "x-forwarded-for") && !h.value.empty()) {
+        out_.append(h.value);
+        out_.append(", ");
+      }
+    }
   }
   out_.append(client_ip_);
   out_.append("\r\nx-forwarded-proto: http\r\n");
   if (!have_request_id) {
-    // A random version-4 UUID, so that a request can be followed through logs end to end.
-    auto a = worker_.random()();
-    auto b = worker_.random()();
-    a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
-    b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
-    fmt::format_to(std::back_inserter(out_), "x-request-id: {:08x}-{:04x}-{:04x}-{:04x}-{:012x}\r\n", a >> 32,
-                   (a >> 16) & 0xffff, a & 0xffff, b >> 48, b & 0xffffffffffffULL);
+    if (request_id_[0] == '\0') {
+      // A random version-4 UUID, made once per request so that retries carry the same one.
+      auto a = worker_.random()();
+      auto b = worker_.random()();
+      a = (a & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;
+      b = (b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;
+      fmt::format_to_n(request_id_.data(), request_id_.size(), "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32,
+                       (a >> 16) & 0xffff, a & 0xffff, b >> 48, b & 0xffffffffffffULL);
+    }
+    out_.append("x-request-id: ");
+    out_.append(request_id_.data(), request_id_.size());
+    out_.append("\r\n");
+  }
+  if (req.count("host") == 0) {
+    // HTTP/1.0 clients may omit Host; backends expect one.
+    append_header(out_, "host", upstream_host_);
   }
   if (client_http10_) {
     out_.append("connection: keep-alive\r\n");
@@ -519,6 +533,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
     upstream_->requests++;
 
     // --- the request: head, then body as validated raw bytes ---
+    upstream_host_ = h->address();
     build_upstream_head(req, expect_continue);
     bool request_sent_ok = true;
     std::uint64_t body_bytes = 0;
@@ -666,9 +681,16 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
     const bool close_client = !req.keep_alive || draining_ || until_close || !request_complete_;
     build_downstream_head(resp, close_client);
     auto rr = response_parser_.feed(ubuf_.data() + ubegin, uend - ubegin);
+    if (rr.what == http::parser::event::error) {
+      // Bad framing right after the head: nothing has reached the client yet.
+      upstream_.reset();
+      h->failures_total.fetch_add(1, std::memory_order_relaxed);
+      co_return co_await send_local(local_reason::upstream_protocol_error, true, &up);
+    }
     bool response_complete = rr.what == http::parser::event::message_complete;
-    bool ok = rr.what != http::parser::event::error;
-    if (ok) {
+    bool upstream_failed = false;  // the backend broke the response (not the client going away)
+    bool ok = true;
+    {
       std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin, rr.consumed)};
       ubegin += rr.consumed;
       auto [ec, n] = co_await asio::async_write(downstream_, bufs, nothrow);
@@ -681,12 +703,14 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
         if (ec == asio::error::eof && until_close) {
           response_complete = response_parser_.finish() == http::parser::event::message_complete;
         }
+        upstream_failed = !response_complete;
         ok = response_complete;
         break;
       }
       uend = n;
       rr = response_parser_.feed(ubuf_.data(), uend);
       if (rr.what == http::parser::event::error) {
+        upstream_failed = true;
         ok = false;
         break;
       }
@@ -697,7 +721,9 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
     }
     if (!ok) {
       // Part of the response reached the client: the only honest signal left is to close.
-      h->failures_total.fetch_add(1, std::memory_order_relaxed);
+      if (upstream_failed) {
+        h->failures_total.fetch_add(1, std::memory_order_relaxed);
+      }
       upstream_.reset();
       co_return outcome::close;
     }

@@ -99,6 +99,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::array<char, 16384> ubuf_;
   std::string out_;  // a head being written; reused so a warm connection does not allocate
   std::string host_scratch_;
+  std::array<char, 36> request_id_{};  // generated X-Request-Id of the current request, if any
+  std::string_view upstream_host_;     // address of the host the current attempt goes to
 
   upstream_connection_ptr upstream_;  // the connection of the request in progress, if any
 
