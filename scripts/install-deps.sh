@@ -11,7 +11,7 @@ packages=(
   node-llhttp        # llhttp C sources, compiled into the binary
   libssl-dev libyaml-cpp-dev libfmt-dev
   libgtest-dev libgmock-dev
-  python3 curl wrk procps
+  python3 curl wrk procps clang-format git
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(haproxy nginx-light)

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+echo "== format (clang-format, .clang-format)"
+git ls-files '*.cpp' '*.h' | xargs clang-format --dry-run --Werror
 scripts/build.sh
 echo "== tests (Release)"
 ctest --test-dir build --output-on-failure --timeout 300 -j 2

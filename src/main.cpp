@@ -4,9 +4,9 @@
 #include "config/config.h"
 #include "server/server.h"
 
-#include <boost/version.hpp>
 #include <llhttp.h>
 #include <openssl/crypto.h>
+#include <boost/version.hpp>
 
 #include <cstdio>
 #include <cstring>

@@ -129,7 +129,8 @@ std::string admin_server::metrics_text(const state& s) {
       }
     }
   };
-  family("spillway_backend_up", "gauge", "1 when the backend can take traffic (healthy, not ejected, breaker not open)");
+  family("spillway_backend_up", "gauge",
+         "1 when the backend can take traffic (healthy, not ejected, breaker not open)");
   per_host("spillway_backend_up", [](const upstream::host& h) { return h.available() ? 1 : 0; });
   family("spillway_backend_healthy", "gauge", "1 when active health checks pass");
   per_host("spillway_backend_healthy", [](const upstream::host& h) { return h.healthy.load() ? 1 : 0; });
@@ -144,7 +145,8 @@ std::string admin_server::metrics_text(const state& s) {
   per_host("spillway_backend_connect_failures_total",
            [](const upstream::host& h) { return h.connect_failures_total.load(); });
   family("spillway_backend_connections", "gauge", "open connections to the backend (pooled included)");
-  per_host("spillway_backend_connections", [](const upstream::host& h) { return std::max(0, h.connections_active.load()); });
+  per_host("spillway_backend_connections",
+           [](const upstream::host& h) { return std::max(0, h.connections_active.load()); });
   family("spillway_config_generation", "gauge", "generation of the running config");
   out += fmt::format("spillway_config_generation {}\n", s.generation);
   return out;
@@ -250,10 +252,13 @@ struct admin_server::connection : std::enable_shared_from_this<connection> {
   }
 
   asio::awaitable<void> reply(int status, std::string_view type, const std::string& body, bool close) {
-    const char* reason = status == 200 ? "OK" : status == 400 ? "Bad Request" : status == 404 ? "Not Found"
-                                                                                              : "Method Not Allowed";
-    auto head = fmt::format("HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\n{}\r\n",
-                            status, reason, type, body.size(), close ? "connection: close\r\n" : "");
+    const char* reason = status == 200   ? "OK"
+                         : status == 400 ? "Bad Request"
+                         : status == 404 ? "Not Found"
+                                         : "Method Not Allowed";
+    auto head =
+        fmt::format("HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\n{}\r\n",
+                    status, reason, type, body.size(), close ? "connection: close\r\n" : "");
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
     auto [ec, n] = co_await asio::async_write(socket_, bufs, nothrow);
     if (ec || close) {
@@ -301,7 +306,8 @@ void admin_server::start() {
             continue;
           }
           auto c = std::make_shared<connection>(*this, std::move(socket));
-          asio::co_spawn(io_, [c]() { return c->run(); }, asio::detached);
+          asio::co_spawn(
+              io_, [c]() { return c->run(); }, asio::detached);
         }
       },
       asio::detached);

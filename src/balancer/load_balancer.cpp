@@ -79,8 +79,7 @@ host* load_balancer::choose_host(const choose_context& ctx) {
   return pick(backup, available_any, ctx);
 }
 
-std::unique_ptr<load_balancer> make_load_balancer(config::balance_policy policy, host_set hosts,
-                                                  random_source random) {
+std::unique_ptr<load_balancer> make_load_balancer(config::balance_policy policy, host_set hosts, random_source random) {
   switch (policy) {
     case config::balance_policy::least_request:
       return std::make_unique<least_request>(std::move(hosts), std::move(random));

@@ -75,7 +75,6 @@ class load_balancer {
 };
 
 // Builds the algorithm named by `policy` for one worker.
-std::unique_ptr<load_balancer> make_load_balancer(config::balance_policy policy, host_set hosts,
-                                                  random_source random);
+std::unique_ptr<load_balancer> make_load_balancer(config::balance_policy policy, host_set hosts, random_source random);
 
 }  // namespace spillway::balancer

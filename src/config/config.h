@@ -96,7 +96,7 @@ struct outlier_detection {
 };
 
 struct circuit_breaker {
-  bool enabled = true;  // `circuit_breaker: false` turns it off
+  bool enabled = true;       // `circuit_breaker: false` turns it off
   double failure_rate = 50;  // percent, (0, 100]
   duration slow_call_duration = std::chrono::seconds(2);
   double slow_call_rate = 100;  // percent, (0, 100]
@@ -159,7 +159,7 @@ struct admin {
 };
 
 struct config {
-  std::string path;     // the file it was loaded from (as given on the command line)
+  std::string path;      // the file it was loaded from (as given on the command line)
   unsigned workers = 0;  // 0 = auto (number of CPUs)
   duration drain_timeout = std::chrono::seconds(10);
   admin admin_api;

@@ -2,7 +2,6 @@
 
 #include <llhttp.h>
 
-
 namespace spillway::http {
 
 namespace {

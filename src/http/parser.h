@@ -52,10 +52,10 @@ class parser {
  public:
   enum class kind { request, response };
   enum class event {
-    need_more,          // all input consumed, message not finished
-    headers_complete,   // head() is ready; the body (if any) follows
-    message_complete,   // the message (head and body) ended; later bytes were not consumed
-    error,              // malformed input; see error_reason()
+    need_more,         // all input consumed, message not finished
+    headers_complete,  // head() is ready; the body (if any) follows
+    message_complete,  // the message (head and body) ended; later bytes were not consumed
+    error,             // malformed input; see error_reason()
   };
   struct result {
     std::size_t consumed = 0;

@@ -11,9 +11,7 @@ upstream_connection::upstream_connection(boost::asio::ip::tcp::socket s, upstrea
   host->connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
-upstream_connection::~upstream_connection() {
-  host->connections_active.fetch_sub(1, std::memory_order_relaxed);
-}
+upstream_connection::~upstream_connection() { host->connections_active.fetch_sub(1, std::memory_order_relaxed); }
 
 namespace {
 

@@ -28,9 +28,8 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // Headers that describe one connection, not the message: never forwarded (RFC 9110 section 7.6.1).
 // Transfer-Encoding stays: bodies are forwarded with the framing they arrived with.
 bool is_hop_by_hop(std::string_view name) {
-  static constexpr std::string_view names[] = {"connection", "keep-alive", "proxy-connection", "te",
-                                               "trailer",    "upgrade",    "proxy-authenticate",
-                                               "proxy-authorization"};
+  static constexpr std::string_view names[] = {"connection", "keep-alive", "proxy-connection",   "te",
+                                               "trailer",    "upgrade",    "proxy-authenticate", "proxy-authorization"};
   for (auto n : names) {
     if (http::iequals(name, n)) {
       return true;
@@ -161,8 +160,10 @@ http_session::~http_session() { worker_.detach(registration_); }
 
 void http_session::start() {
   auto self = shared_from_this();
-  asio::co_spawn(worker_.io(), [self] { return self->run(); }, asio::detached);
-  asio::co_spawn(worker_.io(), [self] { return self->watchdog(); }, asio::detached);
+  asio::co_spawn(
+      worker_.io(), [self] { return self->run(); }, asio::detached);
+  asio::co_spawn(
+      worker_.io(), [self] { return self->watchdog(); }, asio::detached);
 }
 
 void http_session::force_close() {
@@ -254,8 +255,8 @@ awaitable<std::size_t> http_session::read_downstream() {
     dend_ -= dbegin_;
     dbegin_ = 0;
   }
-  auto [ec, n] = co_await downstream_.async_read_some(asio::buffer(dbuf_.data() + dend_, dbuf_.size() - dend_),
-                                                      nothrow);
+  auto [ec, n] =
+      co_await downstream_.async_read_some(asio::buffer(dbuf_.data() + dend_, dbuf_.size() - dend_), nothrow);
   if (ec) {
     co_return 0;
   }
@@ -322,8 +323,7 @@ awaitable<http_session::outcome> http_session::serve_request() {
   if (!req.chunked && req.content_length == 0) {
     // No body: let the parser close the message now, so that answers made here can keep the
     // connection alive. Pipelined bytes after it stay unconsumed.
-    request_complete_ =
-        request_parser_.feed(dbuf_.data() + dbegin_, 0).what == http::parser::event::message_complete;
+    request_complete_ = request_parser_.feed(dbuf_.data() + dbegin_, 0).what == http::parser::event::message_complete;
   }
   const auto hosts = req.count("host");
   if (hosts > 1 || (hosts == 0 && !client_http10_)) {
@@ -427,8 +427,7 @@ void http_session::build_downstream_head(const http::message_head& resp, bool cl
   out_.append("\r\n");
 }
 
-awaitable<http_session::outcome> http_session::send_local(local_reason reason, bool close,
-                                                          const config::upstream* up) {
+awaitable<http_session::outcome> http_session::send_local(local_reason reason, bool close, const config::upstream* up) {
   // A request whose body was not read to the end leaves the connection in an unknown state.
   close = close || !request_complete_ || draining_;
   const int status = status_of(reason);

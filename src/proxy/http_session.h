@@ -30,18 +30,18 @@ namespace spillway::proxy {
 
 // Why a request got an answer made by Spillway itself (sent as x-spillway-reason).
 enum class local_reason {
-  malformed_request,      // 400
-  no_route,               // 404
-  header_timeout,         // 408
-  body_too_large,         // 413
-  headers_too_large,      // 431
-  upstream_reset,         // 502: the backend closed or reset before a whole response head
-  upstream_protocol_error,// 502: the backend sent a malformed response
-  no_healthy_upstream,    // 503: no host can take the request
-  upstream_connect_failure,// 503: every connect attempt failed
-  upstream_overloaded,    // 503: a limit was reached
-  upstream_timeout,       // 504
-  method_not_allowed,     // 405: CONNECT (no tunnels on http listeners yet)
+  malformed_request,         // 400
+  no_route,                  // 404
+  header_timeout,            // 408
+  body_too_large,            // 413
+  headers_too_large,         // 431
+  upstream_reset,            // 502: the backend closed or reset before a whole response head
+  upstream_protocol_error,   // 502: the backend sent a malformed response
+  no_healthy_upstream,       // 503: no host can take the request
+  upstream_connect_failure,  // 503: every connect attempt failed
+  upstream_overloaded,       // 503: a limit was reached
+  upstream_timeout,          // 504
+  method_not_allowed,        // 405: CONNECT (no tunnels on http listeners yet)
 };
 
 int status_of(local_reason r);
@@ -111,7 +111,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool closed_ = false;
   bool draining_ = false;
   bool client_http10_ = false;
-  bool request_complete_ = false;  // the current request was read to its end
+  bool request_complete_ = false;                     // the current request was read to its end
   std::chrono::steady_clock::time_point first_byte_;  // of the current request
 };
 

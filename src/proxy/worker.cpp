@@ -36,15 +36,13 @@ std::shared_ptr<worker_view> make_view(const snapshot_ptr& snap, balancer::rando
   return view;
 }
 
-tcp::endpoint endpoint_of(const config::address& a) {
-  return tcp::endpoint(asio::ip::make_address(a.host), a.port);
-}
+tcp::endpoint endpoint_of(const config::address& a) { return tcp::endpoint(asio::ip::make_address(a.host), a.port); }
 
 }  // namespace
 
 worker::worker(unsigned index, snapshot_ptr initial)
-    : index_(index), random_(balancer::make_random_source(0x5eed0000ULL + index * 7919ULL +
-                                                          static_cast<std::uint64_t>(::getpid()))) {
+    : index_(index),
+      random_(balancer::make_random_source(0x5eed0000ULL + index * 7919ULL + static_cast<std::uint64_t>(::getpid()))) {
   view_ = make_view(initial, random_);
   for (std::size_t i = 0; i < initial->cfg->listeners.size(); ++i) {
     const auto& l = initial->cfg->listeners[i];

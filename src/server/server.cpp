@@ -160,8 +160,10 @@ int server::run() {
   cfg_ = std::make_shared<const config::config>(std::move(*loaded.cfg));
   for (const auto& l : cfg_->listeners) {
     if (l.tls) {
-      log::error("listener \"{}\": TLS termination is not available in this build yet; refusing to serve "
-                 "plaintext on {}", l.name, l.listen.text);
+      log::error(
+          "listener \"{}\": TLS termination is not available in this build yet; refusing to serve "
+          "plaintext on {}",
+          l.name, l.listen.text);
       return 1;
     }
     if (l.proto == config::protocol::tcp) {

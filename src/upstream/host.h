@@ -64,9 +64,7 @@ using host_ptr = std::shared_ptr<host>;
 class active_request {
  public:
   active_request() = default;
-  explicit active_request(host* h) : host_(h) {
-    host_->active_requests.fetch_add(1, std::memory_order_relaxed);
-  }
+  explicit active_request(host* h) : host_(h) { host_->active_requests.fetch_add(1, std::memory_order_relaxed); }
   active_request(active_request&& other) noexcept : host_(other.host_) { other.host_ = nullptr; }
   active_request& operator=(active_request&& other) noexcept {
     if (this != &other) {

@@ -170,8 +170,8 @@ options parse_command_line(int argc, char** argv) {
       std::string_view text = value();
       // The name goes verbatim into a header and into JSON; keep it to token characters.
       for (char c : text) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '-' || c == '_' || c == '.' || c == ':';
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                  c == '.' || c == ':';
         if (!ok) {
           fail("--name may only contain letters, digits and - _ . :");
         }

@@ -144,9 +144,7 @@ int request_parser::on_message_begin(llhttp_t* p) {
   return HPE_OK;
 }
 
-int request_parser::on_url(llhttp_t* p, const char* at, std::size_t length) {
-  return self(p).append(at, length);
-}
+int request_parser::on_url(llhttp_t* p, const char* at, std::size_t length) { return self(p).append(at, length); }
 
 int request_parser::on_url_complete(llhttp_t* p) {
   auto& r = self(p);

@@ -8,14 +8,14 @@
 #include <span>
 #include <string_view>
 
+#include <fmt/format.h>
+#include <openssl/evp.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include "request_parser.h"
 
@@ -37,8 +37,7 @@ constexpr std::size_t chunk_size = 16 * 1024;
 constexpr std::size_t chunks_per_write = 4;
 // /download content: byte k of the body is download_period[k % 64], so a client can check any
 // slice of a stream without having kept the rest.
-constexpr std::string_view download_period =
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-\n";
+constexpr std::string_view download_period = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-\n";
 static_assert(download_period.size() == 64);
 
 // How long a connection we close waits for the client to close its side, so that unread request
@@ -89,34 +88,62 @@ struct body_source {
 
 std::string_view reason_phrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Status";
   }
 }
 
@@ -265,8 +292,8 @@ class session {
   asio::awaitable<stop> parse_next();
   asio::awaitable<bool> answer();
   asio::awaitable<bool> answer_control(std::string_view path, std::string_view query, bool closing);
-  asio::awaitable<bool> send(int status, std::string_view content_type, body_source body, bool chunked,
-                             bool closing, std::string_view extra_headers = {});
+  asio::awaitable<bool> send(int status, std::string_view content_type, body_source body, bool chunked, bool closing,
+                             std::string_view extra_headers = {});
   asio::awaitable<bool> send_json(int status, bool closing) {
     return send(status, "application/json", body_source::of_text(body_), false, closing);
   }
@@ -405,8 +432,8 @@ asio::awaitable<bool> session::answer() {
     co_return sent && !closing;
   }
 
-  auto latency = ov.latency ? *ov.latency
-                            : (healthz ? 0us : std::chrono::microseconds{settings.latency_us.load(relaxed)});
+  auto latency =
+      ov.latency ? *ov.latency : (healthz ? 0us : std::chrono::microseconds{settings.latency_us.load(relaxed)});
   if (latency > 0us) {
     timer_.expires_after(latency);
     co_await timer_.async_wait(use_tuple);

@@ -82,11 +82,14 @@ TEST(parser, chunked_body_is_consumed_raw) {
 }
 
 TEST(parser, ambiguous_framing_is_an_error) {
-  EXPECT_EQ(events("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"), "E");
+  EXPECT_EQ(
+      events(
+          "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+      "E");
   EXPECT_EQ(events("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), "E");
   EXPECT_EQ(events("GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n"), "E");  // obs-fold
   EXPECT_EQ(events("GET / HTTP/1.1\nHost: x\n\n"), "E");                        // bare LF
-  EXPECT_EQ(events("GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n"), "E");             // bare LF in a header
+  EXPECT_EQ(events("GET / HTTP/1.1\r\nHost: x\nX: y\r\n\r\n"), "E");            // bare LF in a header
   EXPECT_EQ(events(std::string("GET / HTTP/1.1\r\nHost: x\r\nX: a\0b\r\n\r\n", 33)), "E");
   EXPECT_EQ(events("GET / HTTP/1.1\r\nHost: x\r\nX: a\x01z\r\n\r\n"), "E");
   EXPECT_EQ(events("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"), "HE");
@@ -118,8 +121,9 @@ TEST(parser, response_until_close) {
 }
 
 TEST(parser, interim_response_then_final) {
-  EXPECT_EQ(events("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", parser::kind::response),
-            "HCHC");
+  EXPECT_EQ(
+      events("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", parser::kind::response),
+      "HCHC");
 }
 
 TEST(parser, http10_defaults_to_close) {
