@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "http/parser.h"
+#include "http/status.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -252,10 +253,7 @@ struct admin_server::connection : std::enable_shared_from_this<connection> {
   }
 
   asio::awaitable<void> reply(int status, std::string_view type, const std::string& body, bool close) {
-    const char* reason = status == 200   ? "OK"
-                         : status == 400 ? "Bad Request"
-                         : status == 404 ? "Not Found"
-                                         : "Method Not Allowed";
+    const char* reason = http::reason_phrase(status);
     auto head =
         fmt::format("HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\n{}\r\n",
                     status, reason, type, body.size(), close ? "connection: close\r\n" : "");

@@ -2,6 +2,7 @@
 
 #include "balancer/consistent_hash.h"
 #include "common/log.h"
+#include "http/status.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -51,31 +52,6 @@ bool listed_in_connection(std::string_view name, std::string_view connection) {
 bool is_idempotent(std::string_view method) {
   return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE" || method == "PUT" ||
          method == "DELETE";
-}
-
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Error";
-  }
 }
 
 void append_header(std::string& out, std::string_view name, std::string_view value) {
@@ -435,7 +411,7 @@ awaitable<http_session::outcome> http_session::send_local(local_reason reason, b
   out_.clear();
   fmt::format_to(std::back_inserter(out_),
                  "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-spillway-reason: {}\r\n",
-                 status, reason_phrase(status), std::strlen(name) + 1, name);
+                 status, http::reason_phrase(status), std::strlen(name) + 1, name);
   if (status == 503) {
     auto retry_after = up != nullptr ? up->degrade.retry_after : config::degradation{}.retry_after;
     auto secs = (retry_after.count() + 999) / 1000;

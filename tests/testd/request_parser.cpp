@@ -1,5 +1,7 @@
 #include "request_parser.h"
 
+#include "http/parser.h"
+
 namespace spillway::testd {
 
 namespace {
@@ -8,26 +10,6 @@ constexpr std::uint64_t fnv_offset = 0xcbf29ce484222325ULL;
 constexpr std::uint64_t fnv_prime = 0x100000001b3ULL;
 
 request_parser& self(llhttp_t* p) { return *static_cast<request_parser*>(p->data); }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) {
-    return false;
-  }
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') {
-      x = static_cast<char>(x - 'A' + 'a');
-    }
-    if (y >= 'A' && y <= 'Z') {
-      y = static_cast<char>(y - 'A' + 'a');
-    }
-    if (x != y) {
-      return false;
-    }
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -94,7 +76,7 @@ request_parser::header request_parser::header_at(std::size_t index) const {
 
 std::string_view request_parser::find_header(std::string_view name) const {
   for (const auto& h : headers_) {
-    if (iequals(view(h.name), name)) {
+    if (spillway::http::iequals(view(h.name), name)) {
       return view(h.value);
     }
   }

@@ -1,5 +1,8 @@
 #include "session.h"
 
+#include "http/parser.h"
+#include "http/status.h"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -85,74 +88,6 @@ struct body_source {
     return {};
   }
 };
-
-std::string_view reason_phrase(int status) {
-  switch (status) {
-    case 100:
-      return "Continue";
-    case 101:
-      return "Switching Protocols";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 206:
-      return "Partial Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 304:
-      return "Not Modified";
-    case 307:
-      return "Temporary Redirect";
-    case 308:
-      return "Permanent Redirect";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Content Too Large";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Status";
-  }
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return std::ranges::equal(a, b, [](char x, char y) {
-    auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
-    return lower(x) == lower(y);
-  });
-}
 
 // Calls f(key, value) for each key[=value] of a query string. No percent-decoding: every value
 // testd understands is a number, a duration or a flag.
@@ -331,7 +266,7 @@ asio::awaitable<void> session::run() {
       // Answer 100 Continue before reading the body, unless the client already sent some of it
       // (then it is not waiting for us).
       if (parser_.has_body() && parser_.http_minor() >= 1 && begin_ == end_ &&
-          iequals(parser_.find_header("expect"), "100-continue")) {
+          spillway::http::iequals(parser_.find_header("expect"), "100-continue")) {
         constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
         auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(cont), use_tuple);
         if (ec) {
@@ -652,8 +587,8 @@ asio::awaitable<bool> session::send(int status, std::string_view content_type, b
 
   head_.clear();
   auto out = std::back_inserter(head_);
-  fmt::format_to(out, "HTTP/1.1 {} {}\r\ncontent-type: {}\r\nx-backend: {}\r\n", status, reason_phrase(status),
-                 content_type, state_.name);
+  fmt::format_to(out, "HTTP/1.1 {} {}\r\ncontent-type: {}\r\nx-backend: {}\r\n", status,
+                 spillway::http::reason_phrase(status), content_type, state_.name);
   head_ += extra_headers;
   if (closing) {
     head_ += "connection: close\r\n";
@@ -732,7 +667,7 @@ asio::awaitable<void> session::tunnel() {
   auto out = std::back_inserter(head_);
   fmt::format_to(out, "HTTP/1.1 101 Switching Protocols\r\nupgrade: {}\r\nconnection: upgrade\r\nx-backend: {}\r\n",
                  upgrade, state_.name);
-  if (!key.empty() && iequals(upgrade, "websocket")) {
+  if (!key.empty() && spillway::http::iequals(upgrade, "websocket")) {
     fmt::format_to(out, "sec-websocket-accept: {}\r\n", websocket_accept(key));
   }
   head_ += "\r\n";
