@@ -98,13 +98,19 @@ std::string admin_server::status_json(const state& s) {
         out.push_back(',');
       }
       first = false;
+      const char* out_reason = h->out_reason();
       out += fmt::format(
-          "{{\"address\":{},\"weight\":{},\"backup\":{},\"healthy\":{},\"ejected\":{},\"breaker\":\"{}\","
+          "{{\"address\":{},\"weight\":{},\"backup\":{},\"available\":{},\"out_reason\":{},\"healthy\":{},"
+          "\"health_detail\":{},\"ejected\":{},\"ejection_detail\":{},\"breaker\":\"{}\","
           "\"active_requests\":{},\"requests_total\":{},\"failures_total\":{},\"connect_failures_total\":{},"
+          "\"consecutive_failures\":{},\"health_check_failures_total\":{},\"ejections_total\":{},"
           "\"connections_active\":{}}}",
-          json_string(h->address()), h->weight(), h->backup(), h->healthy.load(), h->ejected.load(),
+          json_string(h->address()), h->weight(), h->backup(), out_reason == nullptr,
+          out_reason == nullptr ? std::string("null") : json_string(out_reason), h->healthy.load(),
+          json_string(h->health_detail), h->ejected.load(), json_string(h->ejected.load() ? h->ejection_detail : ""),
           upstream::to_string(h->breaker.load()), std::max(0, h->active_requests.load()), h->requests_total.load(),
-          h->failures_total.load(), h->connect_failures_total.load(), std::max(0, h->connections_active.load()));
+          h->failures_total.load(), h->connect_failures_total.load(), h->consecutive_failures.load(),
+          h->health_check_failures_total.load(), h->ejections_total.load(), std::max(0, h->connections_active.load()));
     }
     out += "]}";
   }
@@ -148,6 +154,35 @@ std::string admin_server::metrics_text(const state& s) {
   family("spillway_backend_connections", "gauge", "open connections to the backend (pooled included)");
   per_host("spillway_backend_connections",
            [](const upstream::host& h) { return std::max(0, h.connections_active.load()); });
+  family("spillway_backend_ejected", "gauge", "1 while outlier detection has the backend ejected");
+  per_host("spillway_backend_ejected", [](const upstream::host& h) { return h.ejected.load() ? 1 : 0; });
+  family("spillway_health_check_failures_total", "counter", "active health checks that failed");
+  per_host("spillway_health_check_failures_total",
+           [](const upstream::host& h) { return h.health_check_failures_total.load(); });
+  family("spillway_health_transitions_total", "counter", "health flips (up to down and down to up)");
+  per_host("spillway_health_transitions_total",
+           [](const upstream::host& h) { return h.health_transitions_total.load(); });
+  family("spillway_ejections_total", "counter", "ejections by passive outlier detection");
+  per_host("spillway_ejections_total", [](const upstream::host& h) { return h.ejections_total.load(); });
+  auto per_upstream = [&](std::string_view name, std::string_view extra, auto value) {
+    for (const auto& c : s.clusters) {
+      out += fmt::format("{}{{upstream=\"{}\"{}}} {}\n", name, label(c->cfg.name), extra, value(*c->stats));
+    }
+  };
+  family("spillway_upstream_requests_active", "gauge", "client requests in flight to the upstream");
+  per_upstream("spillway_upstream_requests_active", "",
+               [](const upstream::upstream_stats& st) { return st.active_requests.load(); });
+  family("spillway_retries_total", "counter", "retry tries, by whether the retry got a good answer");
+  per_upstream("spillway_retries_total", ",result=\"success\"",
+               [](const upstream::upstream_stats& st) { return st.retries_success.load(); });
+  per_upstream("spillway_retries_total", ",result=\"failure\"",
+               [](const upstream::upstream_stats& st) { return st.retries_failure.load(); });
+  family("spillway_retry_budget_exhausted_total", "counter", "retries not made because the retry budget was used up");
+  per_upstream("spillway_retry_budget_exhausted_total", "",
+               [](const upstream::upstream_stats& st) { return st.retry_budget_exhausted.load(); });
+  family("spillway_no_healthy_upstream_total", "counter", "requests answered 503 because no backend was available");
+  per_upstream("spillway_no_healthy_upstream_total", "",
+               [](const upstream::upstream_stats& st) { return st.no_healthy_upstream.load(); });
   family("spillway_config_generation", "gauge", "generation of the running config");
   out += fmt::format("spillway_config_generation {}\n", s.generation);
   return out;

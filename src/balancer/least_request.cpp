@@ -2,10 +2,10 @@
 
 namespace spillway::balancer {
 
-bool less_loaded(const host* a, const host* b) {
+bool least_request::less_loaded(const host* a, const host* b) const {
   auto load_a = static_cast<std::uint64_t>(std::max(a->active_requests.load(std::memory_order_relaxed), 0)) + 1;
   auto load_b = static_cast<std::uint64_t>(std::max(b->active_requests.load(std::memory_order_relaxed), 0)) + 1;
-  return load_a * b->weight() < load_b * a->weight();
+  return load_a * weight_of(b) < load_b * weight_of(a);
 }
 
 least_request::least_request(host_set hosts, random_source random)

@@ -17,14 +17,13 @@ class least_request final : public load_balancer {
 
  private:
   host* scan(const std::vector<host*>& hosts, eligible_fn eligible, const choose_context& ctx);
+  // True when host `a` is less loaded than `b` for its weight: active_a / weight_a < active_b /
+  // weight_b, computed as (active + 1) / weight so that idle hosts still compare by weight. Integer
+  // cross-multiplication keeps it exact.
+  bool less_loaded(const host* a, const host* b) const;
 
   random_source random_;
   std::size_t rotation_ = 0;  // start of the next scan, so that ties rotate among equal hosts
 };
-
-// True when host `a` is less loaded than `b` for its weight: active_a / weight_a < active_b / weight_b,
-// computed as (active + 1) / weight so that idle hosts still compare by weight. Integer
-// cross-multiplication keeps it exact.
-bool less_loaded(const host* a, const host* b);
 
 }  // namespace spillway::balancer

@@ -18,8 +18,8 @@ random_source make_random_source(std::uint64_t seed) {
   };
 }
 
-host_set::host_set(std::vector<host*> hosts, double panic_threshold_percent)
-    : panic_threshold_(panic_threshold_percent) {
+host_set::host_set(std::vector<host*> hosts, double panic_threshold_percent, config::duration slow_start)
+    : panic_threshold_(panic_threshold_percent), slow_start_(slow_start) {
   for (auto* h : hosts) {
     (h->backup() ? backup_ : primary_).push_back(h);
   }
@@ -56,6 +56,9 @@ bool load_balancer::in_panic() const {
 }
 
 host* load_balancer::choose_host(const choose_context& ctx) {
+  if (slow_start_ns_ != 0) {
+    now_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  }
   const auto& primary = hosts_.primary();
   const auto& backup = hosts_.backup();
   // Panic mode (Envoy's): when too few primaries are available, the health signal is more likely

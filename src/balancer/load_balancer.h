@@ -8,6 +8,8 @@
 #include "config/config.h"
 #include "upstream/host.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -35,21 +37,26 @@ struct choose_context {
 // `candidates()`; kept as a plain view so no allocation happens per request.
 class host_set {
  public:
-  host_set(std::vector<host*> hosts, double panic_threshold_percent);
+  host_set(std::vector<host*> hosts, double panic_threshold_percent,
+           config::duration slow_start = config::duration::zero());
 
   const std::vector<host*>& primary() const { return primary_; }
   const std::vector<host*>& backup() const { return backup_; }
   double panic_threshold() const { return panic_threshold_; }
+  config::duration slow_start() const { return slow_start_; }
 
  private:
   std::vector<host*> primary_;
   std::vector<host*> backup_;
   double panic_threshold_;
+  config::duration slow_start_;
 };
 
 class load_balancer {
  public:
-  explicit load_balancer(host_set hosts) : hosts_(std::move(hosts)) {}
+  explicit load_balancer(host_set hosts)
+      : hosts_(std::move(hosts)),
+        slow_start_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(hosts_.slow_start()).count()) {}
   virtual ~load_balancer() = default;
 
   // Returns the host for the next request, or nullptr when no host can take it.
@@ -67,11 +74,29 @@ class load_balancer {
 
   const host_set& hosts() const { return hosts_; }
 
+  // The host's weight as the algorithms use it, scaled by 100: during slow start it ramps from 10%
+  // to 100% of the configured weight over the window after the host came back.
+  std::uint64_t weight_of(const host* h) const {
+    std::uint64_t w = std::uint64_t{h->weight()} * 100;
+    if (slow_start_ns_ == 0) {
+      return w;
+    }
+    auto since = h->available_since_ns.load(std::memory_order_relaxed);
+    if (since == 0 || now_ns_ - since >= slow_start_ns_) {
+      return w;
+    }
+    auto ramp = std::max<std::int64_t>(10, (now_ns_ - since) * 100 / slow_start_ns_);
+    return std::max<std::uint64_t>(1, w * static_cast<std::uint64_t>(ramp) / 100);
+  }
+
  private:
   // True when fewer than panic_threshold% of primaries are available and no backup is.
   bool in_panic() const;
 
+
   host_set hosts_;
+  std::int64_t slow_start_ns_ = 0;
+  std::int64_t now_ns_ = 0;  // read once per pick, only when slow start is on
 };
 
 // Builds the algorithm named by `policy` for one worker.

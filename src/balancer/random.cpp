@@ -9,7 +9,7 @@ host* random_lb::pick(const std::vector<host*>& hosts, eligible_fn eligible, con
   std::uint64_t total = 0;
   for (auto* h : hosts) {
     if (eligible(h, ctx)) {
-      total += h->weight();
+      total += weight_of(h);
     }
   }
   if (total == 0) {
@@ -20,10 +20,10 @@ host* random_lb::pick(const std::vector<host*>& hosts, eligible_fn eligible, con
     if (!eligible(h, ctx)) {
       continue;
     }
-    if (point < h->weight()) {
+    if (point < weight_of(h)) {
       return h;
     }
-    point -= h->weight();
+    point -= weight_of(h);
   }
   return nullptr;
 }

@@ -22,8 +22,9 @@ host* round_robin::pick(const std::vector<host*>& hosts, eligible_fn eligible, c
       continue;
     }
     auto& cur = current_[h];
-    cur += h->weight();
-    total += h->weight();
+    const auto w = static_cast<std::int64_t>(weight_of(h));
+    cur += w;
+    total += w;
     if (best == nullptr || cur > *best_current) {
       best = h;
       best_current = &cur;

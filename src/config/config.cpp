@@ -1076,6 +1076,7 @@ class loader {
                     }
                   }},
                  {"dns_refresh", to_duration(up.dns_refresh, "dns_refresh")},
+                 {"slow_start", to_duration(up.slow_start, "slow_start", true)},
                  {"tls", [&](const Node& v) { up.tls = read_upstream_tls(v); }},
                  {"backends",
                   [&](const Node& v) {
@@ -1400,6 +1401,7 @@ class loader {
                  {"attempts", to_uint(r.attempts, "attempts", 0, 10)},
                  {"on", [&](const Node& value) { read_retry_on(value, r); }},
                  {"budget", to_percent(r.budget, "budget", true)},
+                 {"per_try_timeout", to_duration(r.per_try_timeout, "per_try_timeout", true)},
              });
   }
 

@@ -119,6 +119,9 @@ struct retries {
   bool on_timeout = false;
   std::vector<int> on_status = {502, 503, 504};
   double budget = 20;  // percent of live requests
+  // Spillway extension: deadline of one try (connect to last response byte); 0 = only the request
+  // timeout applies. A try that passes it counts as `timeout` for `on`.
+  duration per_try_timeout{0};
 };
 
 struct timeouts {
@@ -142,6 +145,9 @@ struct upstream {
   std::string name;
   balance_policy balance = balance_policy::least_request;
   duration dns_refresh = std::chrono::seconds(5);
+  // Spillway extension: a backend that comes back (health up, ejection over) ramps from 10% to its
+  // full weight over this window; 0 = off.
+  duration slow_start{0};
   std::optional<upstream_tls> tls;
   std::vector<backend> backends;
   health_check health;

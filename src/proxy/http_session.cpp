@@ -435,11 +435,234 @@ awaitable<http_session::outcome> http_session::send_local(local_reason reason, b
   co_return outcome::keep_alive;
 }
 
+namespace {
+
+// Counts one unit on an atomic gauge for as long as it lives.
+class gauge_hold {
+ public:
+  explicit gauge_hold(std::atomic<std::int64_t>* g) : g_(g) {
+    if (g_ != nullptr) {
+      g_->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  ~gauge_hold() {
+    if (g_ != nullptr) {
+      g_->fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  gauge_hold(const gauge_hold&) = delete;
+  gauge_hold& operator=(const gauge_hold&) = delete;
+
+ private:
+  std::atomic<std::int64_t>* g_;
+};
+
+bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+}  // namespace
+
+void http_session::report(upstream::host* h, const config::upstream& up, bool failure) {
+  if (failure) {
+    h->failures_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!up.outlier.enabled) {
+    return;
+  }
+  // Only the report that reaches the threshold exactly goes to the control thread: one message per
+  // run of failures, however many workers see them.
+  if (h->record_outcome(failure) == up.outlier.consecutive_failures && worker_.events() != nullptr) {
+    worker_.events()->consecutive_failures_reached(h->shared_from_this(), up.outlier);
+  }
+}
+
+bool http_session::can_resend() const { return !body_started_ || (request_complete_ && replay_ok_); }
+
+awaitable<http_session::send_result> http_session::send_request(const http::message_head& req, bool expect_continue,
+                                                                std::uint64_t max_body) {
+  build_upstream_head(req, expect_continue);
+  if (body_started_) {
+    // A retry after the body was read on an earlier try: it was kept whole, send it again.
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(replay_)};
+    auto [ec, n] = co_await asio::async_write(upstream_->socket, bufs, nothrow);
+    co_return ec ? send_result::upstream_write_failed : send_result::ok;
+  }
+  std::uint64_t body_bytes = 0;
+  // Body bytes kept for a retry, as long as the whole body fits.
+  auto keep = [&](const char* data, std::size_t n) {
+    if (n == 0 || !replay_ok_) {
+      return;
+    }
+    if (replay_.size() + n > max_replay_body) {
+      replay_ok_ = false;
+      replay_.clear();
+      return;
+    }
+    replay_.append(data, n);
+  };
+  http::parser::result r;
+  if (!request_complete_) {
+    // Body bytes that arrived with the head go out in the same write as the head.
+    r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    if (r.what == http::parser::event::error) {
+      co_return send_result::malformed;
+    }
+    request_complete_ = r.what == http::parser::event::message_complete;
+    if (max_body > 0 && r.consumed > max_body) {
+      co_return send_result::too_large;
+    }
+  }
+  bool sent_ok = true;
+  {
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(dbuf_.data() + dbegin_, r.consumed)};
+    keep(dbuf_.data() + dbegin_, r.consumed);
+    body_bytes += r.consumed;
+    dbegin_ += r.consumed;
+    body_started_ = body_started_ || r.consumed > 0;
+    auto [ec, n] = co_await asio::async_write(upstream_->socket, bufs, nothrow);
+    sent_ok = !ec;
+  }
+  if (sent_ok && !request_complete_ && expect_continue && body_bytes == 0) {
+    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(cont), nothrow);
+    if (ec) {
+      co_return send_result::client_gone;
+    }
+  }
+  while (sent_ok && !request_complete_) {
+    if (dbegin_ == dend_ && co_await read_downstream() == 0) {
+      co_return send_result::client_gone;
+    }
+    r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    if (r.what == http::parser::event::error) {
+      // Bad framing mid-body (e.g. an invalid chunk size): the bad bytes are never forwarded.
+      co_return send_result::malformed;
+    }
+    request_complete_ = r.what == http::parser::event::message_complete;
+    body_bytes += r.consumed;
+    if (max_body > 0 && body_bytes > max_body) {
+      co_return send_result::too_large;
+    }
+    body_started_ = true;
+    keep(dbuf_.data() + dbegin_, r.consumed);
+    auto [ec, n] =
+        co_await asio::async_write(upstream_->socket, asio::buffer(dbuf_.data() + dbegin_, r.consumed), nothrow);
+    dbegin_ += r.consumed;
+    sent_ok = !ec;
+  }
+  co_return sent_ok ? send_result::ok : send_result::upstream_write_failed;
+}
+
+awaitable<http_session::head_result> http_session::read_response_head(bool expect_continue, bool head_request) {
+  response_parser_.reset();
+  response_parser_.set_no_body(head_request);
+  ubegin_ = uend_ = 0;
+  bool got_bytes = false;
+  while (true) {
+    if (ubegin_ == uend_) {
+      ubegin_ = uend_ = 0;
+      auto [ec, n] = co_await upstream_->socket.async_read_some(asio::buffer(ubuf_), nothrow);
+      if (ec) {
+        co_return got_bytes ? head_result::reset : head_result::closed_silently;
+      }
+      got_bytes = true;
+      uend_ = n;
+    }
+    auto rr = response_parser_.feed(ubuf_.data() + ubegin_, uend_ - ubegin_);
+    if (rr.what == http::parser::event::error) {
+      co_return head_result::protocol_error;
+    }
+    ubegin_ += rr.consumed;
+    if (rr.what != http::parser::event::headers_complete) {
+      continue;
+    }
+    const auto& resp = response_parser_.head();
+    if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
+      // Interim answers are passed on (Spillway sent its own 100 Continue already when it
+      // answered the Expect itself); the 1xx completes on the next feed, then the real head follows.
+      if (!(resp.status == 100 && expect_continue)) {
+        build_downstream_head(resp, false);
+        auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(out_), nothrow);
+        if (ec) {
+          co_return head_result::client_gone;
+        }
+      }
+      continue;
+    }
+    co_return head_result::ok;
+  }
+}
+
+awaitable<http_session::outcome> http_session::stream_response(upstream::host* h, const config::upstream& up,
+                                                               bool close_client, bool request_sent_ok) {
+  const auto& resp = response_parser_.head();
+  phase_ = phase::streaming;
+  const bool until_close = response_parser_.body_until_close();
+  close_client = close_client || until_close;
+  build_downstream_head(resp, close_client);
+  auto rr = response_parser_.feed(ubuf_.data() + ubegin_, uend_ - ubegin_);
+  if (rr.what == http::parser::event::error) {
+    // Bad framing right after the head: nothing has reached the client yet.
+    upstream_.reset();
+    report(h, up, true);
+    co_return co_await send_local(local_reason::upstream_protocol_error, true, &up);
+  }
+  bool response_complete = rr.what == http::parser::event::message_complete;
+  bool upstream_failed = false;  // the backend broke the response (not the client going away)
+  bool ok = true;
+  {
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin_, rr.consumed)};
+    ubegin_ += rr.consumed;
+    auto [ec, n] = co_await asio::async_write(downstream_, bufs, nothrow);
+    ok = !ec;
+  }
+  while (ok && !response_complete) {
+    ubegin_ = 0;
+    auto [ec, n] = co_await upstream_->socket.async_read_some(asio::buffer(ubuf_), nothrow);
+    if (ec) {
+      if (ec == asio::error::eof && until_close) {
+        response_complete = response_parser_.finish() == http::parser::event::message_complete;
+      }
+      upstream_failed = !response_complete;
+      ok = response_complete;
+      break;
+    }
+    uend_ = n;
+    rr = response_parser_.feed(ubuf_.data(), uend_);
+    if (rr.what == http::parser::event::error) {
+      upstream_failed = true;
+      ok = false;
+      break;
+    }
+    response_complete = rr.what == http::parser::event::message_complete;
+    auto [wec, wn] = co_await asio::async_write(downstream_, asio::buffer(ubuf_.data(), rr.consumed), nothrow);
+    ubegin_ = rr.consumed;
+    ok = !wec;
+  }
+  if (!ok) {
+    // Part of the response reached the client: the only honest signal left is to close.
+    if (upstream_failed) {
+      report(h, up, true);
+    }
+    upstream_.reset();
+    co_return outcome::close;
+  }
+  // Reuse the upstream connection only when the exchange ended cleanly on both sides and the
+  // backend sent nothing beyond its response.
+  const bool reusable = resp.keep_alive && request_complete_ && request_sent_ok && !until_close && ubegin_ == uend_;
+  if (reusable) {
+    worker_.pool().put(std::move(upstream_));
+  } else {
+    upstream_.reset();
+  }
+  co_return close_client ? outcome::close : outcome::keep_alive;
+}
+
 awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<worker_view>& view,
                                                        std::size_t cluster_index) {
   const auto& cluster = *view->snap->clusters[cluster_index];
   auto& lb = *view->balancers[cluster_index];
   const auto& up = cluster.cfg;
+  auto& stats = *cluster.stats;
   const auto& req = request_parser_.head();
   const auto request_deadline = first_byte_ + up.timeout.request;
   phase_ = phase::upstream;
@@ -449,271 +672,187 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
   const bool expect_continue = !client_http10_ && http::has_token(req.find("expect"), "100-continue");
   const bool head_request = req.method == "HEAD";
   const std::uint64_t max_body = view->snap->listeners[listener_index_].cfg->max_request_body;
+  const auto& policy = up.retry;
 
+  gauge_hold in_flight(&stats.active_requests);
   std::array<upstream::host*, 8> tried{};
   std::size_t tried_count = 0;
-  std::uint32_t attempts_left = 1 + up.retry.attempts;
+  std::uint32_t retries_left = policy.attempts;
+  bool first_try = true;
+  bool tried_available = false;  // some host tried was available (not only panic picks)
   local_reason failure = local_reason::no_healthy_upstream;
-  bool body_started = false;  // once request body bytes went upstream, the request cannot be replayed
+  replay_.clear();
+  replay_ok_ = true;
+  body_started_ = false;
   upstream::host* fresh_retry_host = nullptr;
   balancer::choose_context ctx;
   if (up.balance == config::balance_policy::consistent_hash) {
     ctx.hash = balancer::hash64(client_ip_);
   }
 
-  while (attempts_left > 0 || fresh_retry_host != nullptr) {
+  // Whether the failed try may be followed by another: the condition is listed in `retries.on`
+  // (decided by the caller), a retry is left, the request can be sent again, and the budget allows.
+  auto retry_allowed = [&](bool condition) {
+    if (!condition || retries_left == 0 || !can_resend()) {
+      return false;
+    }
+    if (!stats.retry_allowed(policy.budget)) {
+      stats.retry_budget_exhausted.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    --retries_left;
+    return true;
+  };
+
+  while (true) {
     upstream::host* h = fresh_retry_host;
     fresh_retry_host = nullptr;
+    bool is_retry = false;
     if (h == nullptr) {
       ctx.exclude = std::span<upstream::host* const>(tried.data(), tried_count);
       h = lb.choose_host(ctx);
       if (h == nullptr) {
         break;
       }
-      --attempts_left;
+      is_retry = !first_try;
+      first_try = false;
       if (tried_count < tried.size()) {
         tried[tried_count++] = h;
       }
     }
-    upstream::active_request load(h);
+    tried_available = tried_available || h->available();
+    upstream::active_request load(h);  // retries count as load too
+    gauge_hold retry_hold(is_retry ? &stats.active_retries : nullptr);
+    auto retry_failed = [&] {
+      if (is_retry) {
+        stats.retries_failure.fetch_add(1, std::memory_order_relaxed);
+      }
+    };
     h->requests_total.fetch_add(1, std::memory_order_relaxed);
+    const auto try_deadline = policy.per_try_timeout.count() > 0
+                                  ? std::min(request_deadline, clock::now() + policy.per_try_timeout)
+                                  : request_deadline;
 
     // --- a connection: pooled, or new ---
     upstream_ = worker_.pool().take(h);
     const bool reused = upstream_ != nullptr;
+    expired_ = false;
     if (!reused) {
       upstream_ = std::make_unique<upstream_connection>(tcp::socket(worker_.io()), h->shared_from_this());
-      expired_ = false;
-      set_deadline(std::min(request_deadline, clock::now() + up.timeout.connect));
+      set_deadline(std::min(try_deadline, clock::now() + up.timeout.connect));
       auto [ec] = co_await upstream_->socket.async_connect(h->endpoint(), nothrow);
       if (!ec) {
         error_code ignored;
         upstream_->socket.set_option(tcp::no_delay(true), ignored);
       }
-      set_deadline(request_deadline);
       if (ec) {
         upstream_.reset();
         h->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
-        h->failures_total.fetch_add(1, std::memory_order_relaxed);
+        report(h, up, true);
+        retry_failed();
         log::debug("connect to {} ({}) failed: {}", h->address(), up.name, expired_ ? "timeout" : ec.message());
         if (clock::now() >= request_deadline) {
           failure = local_reason::upstream_timeout;
           break;
         }
         failure = local_reason::upstream_connect_failure;
-        expired_ = false;
-        continue;  // nothing was sent: another host may take it
+        // Nothing was sent: any method may go elsewhere.
+        if (retry_allowed(policy.on_connect_failure)) {
+          continue;
+        }
+        break;
       }
     }
+    set_deadline(try_deadline);
     upstream_->requests++;
-
-    // --- the request: head, then body as validated raw bytes ---
     upstream_host_ = h->address();
-    build_upstream_head(req, expect_continue);
-    bool request_sent_ok = true;
-    std::uint64_t body_bytes = 0;
-    http::parser::result r;
-    if (!request_complete_) {
-      // Body bytes that arrived with the head go out in the same write as the head.
-      r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
-      if (r.what == http::parser::event::error) {
-        upstream_.reset();
-        co_return co_await send_local(local_reason::malformed_request, true);
-      }
-      request_complete_ = r.what == http::parser::event::message_complete;
-      if (max_body > 0 && r.consumed > max_body) {
-        upstream_.reset();
-        co_return co_await send_local(local_reason::body_too_large, true);
-      }
-    }
-    {
-      std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(dbuf_.data() + dbegin_, r.consumed)};
-      body_bytes += r.consumed;
-      dbegin_ += r.consumed;
-      body_started = body_started || r.consumed > 0;
-      auto [ec, n] = co_await asio::async_write(upstream_->socket, bufs, nothrow);
-      request_sent_ok = !ec;
-    }
-    if (request_sent_ok && !request_complete_ && expect_continue && body_bytes == 0) {
-      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(cont), nothrow);
-      if (ec) {
-        upstream_.reset();
-        co_return outcome::close;
-      }
-    }
-    while (request_sent_ok && !request_complete_) {
-      if (dbegin_ == dend_ && co_await read_downstream() == 0) {
-        // The client went away mid-body: nothing to answer to.
-        upstream_.reset();
-        co_return outcome::close;
-      }
-      r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
-      if (r.what == http::parser::event::error) {
-        // Bad framing mid-body (e.g. an invalid chunk size): the backend got a truncated body and
-        // is closed; the bad bytes themselves were never forwarded.
-        upstream_.reset();
-        co_return co_await send_local(local_reason::malformed_request, true);
-      }
-      request_complete_ = r.what == http::parser::event::message_complete;
-      body_bytes += r.consumed;
-      if (max_body > 0 && body_bytes > max_body) {
-        upstream_.reset();
-        co_return co_await send_local(local_reason::body_too_large, true);
-      }
-      body_started = true;
-      auto [ec, n] =
-          co_await asio::async_write(upstream_->socket, asio::buffer(dbuf_.data() + dbegin_, r.consumed), nothrow);
-      dbegin_ += r.consumed;
-      request_sent_ok = !ec;
-    }
 
-    // --- the response head (interim 1xx answers are passed on) ---
-    response_parser_.reset();
-    response_parser_.set_no_body(head_request);
-    std::size_t ubegin = 0;
-    std::size_t uend = 0;
-    bool got_bytes = false;
-    bool upstream_eof = false;
-    bool head_ok = false;
-    bool protocol_error = false;
-    while (true) {
-      if (ubegin == uend) {
-        ubegin = uend = 0;
-        auto [ec, n] = co_await upstream_->socket.async_read_some(asio::buffer(ubuf_), nothrow);
-        if (ec) {
-          upstream_eof = true;
-          break;
-        }
-        got_bytes = true;
-        uend = n;
-      }
-      auto rr = response_parser_.feed(ubuf_.data() + ubegin, uend - ubegin);
-      if (rr.what == http::parser::event::error) {
-        protocol_error = true;
-        break;
-      }
-      ubegin += rr.consumed;
-      if (rr.what == http::parser::event::headers_complete) {
-        const auto& resp = response_parser_.head();
-        if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
-          if (!(resp.status == 100 && expect_continue)) {
-            build_downstream_head(resp, false);
-            auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(out_), nothrow);
-            if (ec) {
-              upstream_.reset();
-              co_return outcome::close;
-            }
-          }
-          continue;  // the 1xx message completes on the next feed; then the real head follows
-        }
-        head_ok = true;
-        break;
-      }
-    }
-
-    if (!head_ok) {
-      const bool timed_out = expired_ && clock::now() >= request_deadline;
+    // --- the request ---
+    auto sent = co_await send_request(req, expect_continue, max_body);
+    if (sent == send_result::client_gone) {
       upstream_.reset();
-      if (timed_out) {
-        h->failures_total.fetch_add(1, std::memory_order_relaxed);
-        co_return co_await send_local(local_reason::upstream_timeout, true, &up);
-      }
-      if (upstream_eof && reused && !got_bytes && !body_started) {
-        // A pooled connection the backend had closed just as we sent: not the backend's fault and
+      co_return outcome::close;
+    }
+    if (sent == send_result::malformed || sent == send_result::too_large) {
+      upstream_.reset();
+      co_return co_await send_local(
+          sent == send_result::malformed ? local_reason::malformed_request : local_reason::body_too_large, true);
+    }
+
+    // --- the response head ---
+    auto got = co_await read_response_head(expect_continue, head_request);
+    if (got == head_result::client_gone) {
+      upstream_.reset();
+      co_return outcome::close;
+    }
+    if (got != head_result::ok) {
+      const bool timed_out = expired_;
+      upstream_.reset();
+      if (!timed_out && got == head_result::closed_silently && reused && can_resend()) {
+        // A pooled connection the backend closed just as we sent: not the backend's fault and
         // nothing was processed, so the same host gets the request again on a new connection.
         fresh_retry_host = h;
         continue;
       }
-      h->failures_total.fetch_add(1, std::memory_order_relaxed);
-      failure = protocol_error ? local_reason::upstream_protocol_error : local_reason::upstream_reset;
-      if (!protocol_error && up.retry.on_reset && idempotent && !body_started && request_complete_) {
+      report(h, up, true);
+      retry_failed();
+      if (timed_out && clock::now() >= request_deadline) {
+        failure = local_reason::upstream_timeout;
+        break;
+      }
+      if (timed_out) {
+        failure = local_reason::upstream_timeout;  // this try's deadline passed
+        if (retry_allowed(policy.on_timeout && idempotent)) {
+          continue;
+        }
+        break;
+      }
+      failure =
+          got == head_result::protocol_error ? local_reason::upstream_protocol_error : local_reason::upstream_reset;
+      if (retry_allowed(got != head_result::protocol_error && policy.on_reset && idempotent)) {
         continue;
       }
-      co_return co_await send_local(failure, true, &up);
+      break;
     }
 
     const auto& resp = response_parser_.head();
     if (resp.status == 101) {
       // Upgrade was stripped from the request, so a 101 is a backend error.
       upstream_.reset();
+      report(h, up, true);
+      retry_failed();
+      failure = local_reason::upstream_protocol_error;
+      break;
+    }
+    const bool gateway_error = resp.status >= 502 && resp.status <= 504;
+    report(h, up, gateway_error);
+    if (resp.status >= 500 && !gateway_error) {
       h->failures_total.fetch_add(1, std::memory_order_relaxed);
-      co_return co_await send_local(local_reason::upstream_protocol_error, true, &up);
     }
-    if (resp.status >= 500) {
-      h->failures_total.fetch_add(1, std::memory_order_relaxed);
-      const auto& codes = up.retry.on_status;
-      if (attempts_left > 0 && idempotent && !body_started && request_complete_ &&
-          std::find(codes.begin(), codes.end(), resp.status) != codes.end()) {
-        upstream_.reset();  // its body is not read: the connection cannot be reused
-        continue;
-      }
+    if (contains(policy.on_status, resp.status) && retry_allowed(idempotent)) {
+      retry_failed();
+      upstream_.reset();  // its body is not read: the connection cannot be reused
+      continue;
     }
-
-    // --- the response: head, then body as validated raw bytes ---
-    phase_ = phase::streaming;
-    const bool until_close = response_parser_.body_until_close();
-    const bool close_client = !req.keep_alive || draining_ || until_close || !request_complete_;
-    build_downstream_head(resp, close_client);
-    auto rr = response_parser_.feed(ubuf_.data() + ubegin, uend - ubegin);
-    if (rr.what == http::parser::event::error) {
-      // Bad framing right after the head: nothing has reached the client yet.
-      upstream_.reset();
-      h->failures_total.fetch_add(1, std::memory_order_relaxed);
-      co_return co_await send_local(local_reason::upstream_protocol_error, true, &up);
+    if (is_retry) {
+      (contains(policy.on_status, resp.status) ? stats.retries_failure : stats.retries_success)
+          .fetch_add(1, std::memory_order_relaxed);
     }
-    bool response_complete = rr.what == http::parser::event::message_complete;
-    bool upstream_failed = false;  // the backend broke the response (not the client going away)
-    bool ok = true;
-    {
-      std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin, rr.consumed)};
-      ubegin += rr.consumed;
-      auto [ec, n] = co_await asio::async_write(downstream_, bufs, nothrow);
-      ok = !ec;
-    }
-    while (ok && !response_complete) {
-      ubegin = 0;
-      auto [ec, n] = co_await upstream_->socket.async_read_some(asio::buffer(ubuf_), nothrow);
-      if (ec) {
-        if (ec == asio::error::eof && until_close) {
-          response_complete = response_parser_.finish() == http::parser::event::message_complete;
-        }
-        upstream_failed = !response_complete;
-        ok = response_complete;
-        break;
-      }
-      uend = n;
-      rr = response_parser_.feed(ubuf_.data(), uend);
-      if (rr.what == http::parser::event::error) {
-        upstream_failed = true;
-        ok = false;
-        break;
-      }
-      response_complete = rr.what == http::parser::event::message_complete;
-      auto [wec, wn] = co_await asio::async_write(downstream_, asio::buffer(ubuf_.data(), rr.consumed), nothrow);
-      ubegin = rr.consumed;
-      ok = !wec;
-    }
-    if (!ok) {
-      // Part of the response reached the client: the only honest signal left is to close.
-      if (upstream_failed) {
-        h->failures_total.fetch_add(1, std::memory_order_relaxed);
-      }
-      upstream_.reset();
-      co_return outcome::close;
-    }
-    // Reuse the upstream connection only when the exchange ended cleanly on both sides and the
-    // backend sent nothing beyond its response.
-    const bool reusable = resp.keep_alive && request_complete_ && request_sent_ok && !until_close && ubegin == uend;
-    if (reusable) {
-      worker_.pool().put(std::move(upstream_));
-    } else {
-      upstream_.reset();
-    }
-    co_return close_client ? outcome::close : outcome::keep_alive;
+    // The response goes to the client now; only the request deadline applies from here.
+    set_deadline(request_deadline);
+    const bool close_client = !req.keep_alive || draining_ || !request_complete_;
+    co_return co_await stream_response(h, up, close_client, sent == send_result::ok);
   }
 
   upstream_.reset();
+  if (!tried_available && failure != local_reason::upstream_timeout) {
+    // Nothing available was tried (only panic picks, or no host at all): the cause is that no
+    // healthy backend exists, whatever the last connect said.
+    failure = local_reason::no_healthy_upstream;
+  }
+  if (failure == local_reason::no_healthy_upstream) {
+    stats.no_healthy_upstream.fetch_add(1, std::memory_order_relaxed);
+  }
   co_return co_await send_local(failure, !request_complete_, &up);
 }
 

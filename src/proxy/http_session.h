@@ -75,6 +75,23 @@ class http_session : public std::enable_shared_from_this<http_session> {
   // Reads more bytes from the client into dbuf_. Returns bytes read (0 on EOF or error).
   boost::asio::awaitable<std::size_t> read_downstream();
 
+  enum class send_result { ok, upstream_write_failed, client_gone, malformed, too_large };
+  enum class head_result { ok, closed_silently, reset, protocol_error, client_gone };
+
+  // Writes the request head and body to upstream_ (the body streamed from the client, or replayed
+  // from replay_ on a retry).
+  boost::asio::awaitable<send_result> send_request(const http::message_head& req, bool expect_continue,
+                                                   std::uint64_t max_body);
+  // Reads up to the final response head (passing 1xx answers on).
+  boost::asio::awaitable<head_result> read_response_head(bool expect_continue, bool head_request);
+  // Streams the response whose head was read to the client; pools the connection when clean.
+  boost::asio::awaitable<outcome> stream_response(upstream::host* h, const config::upstream& up, bool close_client,
+                                                  bool request_sent_ok);
+  // Records one try's outcome on the host (failure counters, outlier detection).
+  void report(upstream::host* h, const config::upstream& up, bool failure);
+  // True when the current request can be sent (again) to another host.
+  bool can_resend() const;
+
   void set_deadline(std::chrono::steady_clock::time_point at);
   void close_downstream();
 
@@ -103,6 +120,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::string_view upstream_host_;     // address of the host the current attempt goes to
 
   upstream_connection_ptr upstream_;  // the connection of the request in progress, if any
+  std::size_t ubegin_ = 0;            // upstream bytes received and not yet consumed: ubuf_[ubegin_, uend_)
+  std::size_t uend_ = 0;
+
+  // Request bodies up to this size are kept, so that a try that failed after sending the body can
+  // be retried on another host; a bigger body is only ever sent once.
+  static constexpr std::size_t max_replay_body = 64 * 1024;
+  std::string replay_;         // the current request's body as sent (raw framing), while it fits
+  bool replay_ok_ = true;      // replay_ holds every body byte read so far
+  bool body_started_ = false;  // body bytes of the current request were read from the client
 
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();

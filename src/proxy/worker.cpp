@@ -30,7 +30,7 @@ std::shared_ptr<worker_view> make_view(const snapshot_ptr& snap, balancer::rando
     for (const auto& h : c->hosts) {
       hosts.push_back(h.get());
     }
-    balancer::host_set set(std::move(hosts), c->cfg.degrade.panic_threshold);
+    balancer::host_set set(std::move(hosts), c->cfg.degrade.panic_threshold, c->cfg.slow_start);
     view->balancers.push_back(balancer::make_load_balancer(c->cfg.balance, std::move(set), random));
   }
   return view;
@@ -40,8 +40,9 @@ tcp::endpoint endpoint_of(const config::address& a) { return tcp::endpoint(asio:
 
 }  // namespace
 
-worker::worker(unsigned index, snapshot_ptr initial)
+worker::worker(unsigned index, snapshot_ptr initial, upstream::host_events* events)
     : index_(index),
+      events_(events),
       random_(balancer::make_random_source(0x5eed0000ULL + index * 7919ULL + static_cast<std::uint64_t>(::getpid()))) {
   view_ = make_view(initial, random_);
   for (std::size_t i = 0; i < initial->cfg->listeners.size(); ++i) {

@@ -6,6 +6,7 @@
 #include "balancer/load_balancer.h"
 #include "proxy/connection_pool.h"
 #include "proxy/snapshot.h"
+#include "upstream/events.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -33,7 +34,8 @@ class worker {
  public:
   // Binds this worker's acceptors for every listener of `initial`. Throws std::runtime_error naming
   // the address when a bind fails. Control thread, before start().
-  worker(unsigned index, snapshot_ptr initial);
+  // `events` (may be null) receives what workers report about hosts; it must outlive the worker.
+  worker(unsigned index, snapshot_ptr initial, upstream::host_events* events);
   ~worker();
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
@@ -57,6 +59,7 @@ class worker {
   const std::shared_ptr<worker_view>& view() const { return view_; }
   connection_pool& pool() { return pool_; }
   balancer::random_source& random() { return random_; }
+  upstream::host_events* events() const { return events_; }
   bool draining() const { return draining_; }
   std::list<http_session*>::iterator attach(http_session* s);
   void detach(std::list<http_session*>::iterator it);
@@ -74,6 +77,7 @@ class worker {
   void stop_now();
 
   unsigned index_;
+  upstream::host_events* events_;
   // Declared before io_ so that they outlive it: sessions still pending when io_ is destroyed
   // detach themselves in their destructors.
   std::list<http_session*> sessions_;

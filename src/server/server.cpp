@@ -12,6 +12,19 @@ namespace spillway::server {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+namespace {
+
+// Health-check settings that, when changed, make a host start over (a new host object, checked
+// from unknown).
+bool same_health_check(const config::health_check& a, const config::health_check& b) {
+  return a.enabled == b.enabled && a.type == b.type && a.http_path == b.http_path &&
+         a.expect_status == b.expect_status && a.http_host == b.http_host && a.interval == b.interval &&
+         a.timeout == b.timeout && a.healthy_threshold == b.healthy_threshold &&
+         a.unhealthy_threshold == b.unhealthy_threshold;
+}
+
+}  // namespace
+
 server::server(std::string config_path) : config_path_(std::move(config_path)) {}
 
 server::~server() = default;
@@ -26,7 +39,8 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
     for (const auto& b : u.backends) {
       const std::string key = u.name + "\n" + b.addr.text;
       auto it = hosts_.find(key);
-      if (it != hosts_.end() && it->second->weight() == b.weight && it->second->backup() == b.backup) {
+      if (it != hosts_.end() && it->second->weight() == b.weight && it->second->backup() == b.backup &&
+          same_health_check(health_of_.at(it->second.get()), u.health)) {
         c->hosts.push_back(it->second);
         next_hosts[key] = it->second;
         continue;
@@ -44,16 +58,23 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
         ep = results.begin()->endpoint();
       }
       auto h = std::make_shared<upstream::host>(u.name, b, ep);
-      if (it != hosts_.end()) {
-        // Weight or role changed: carry over what is known of its health.
-        h->healthy.store(it->second->healthy.load());
-      }
       c->hosts.push_back(h);
       next_hosts[key] = h;
     }
+    auto& stats = stats_[u.name];
+    if (!stats) {
+      stats = std::make_shared<upstream::upstream_stats>();
+    }
+    c->stats = stats;
     clusters.push_back(std::move(c));
   }
   hosts_ = std::move(next_hosts);
+  health_of_.clear();
+  for (const auto& c : clusters) {
+    for (const auto& h : c->hosts) {
+      health_of_[h.get()] = c->cfg.health;
+    }
+  }
   return clusters;
 }
 
@@ -105,6 +126,8 @@ admin::reload_result server::reload() {
   for (auto& w : workers_) {
     w->install(snapshot_);
   }
+  checker_.update(snapshot_->clusters);
+  outlier_.update(snapshot_->clusters);
   last_reload_error_.clear();
   auto text = fmt::format("reloaded: generation {}, {}\n", snapshot_->generation, config::summary(*cfg_));
   log::info("{}", text.substr(0, text.size() - 1));
@@ -134,6 +157,8 @@ void server::wait_signals() {
 
 void server::drain() {
   draining_ = true;
+  checker_.stop();
+  outlier_.stop();
   if (admin_) {
     admin_->stop();
   }
@@ -181,7 +206,7 @@ int server::run() {
     snapshot_ = proxy::make_snapshot(cfg_, build_clusters(*cfg_), 1);
     unsigned n = cfg_->workers != 0 ? cfg_->workers : std::max(1U, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i) {
-      workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_));
+      workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &outlier_));
     }
     admin_ = std::make_unique<admin::admin_server>(
         io_, cfg_->admin_api.listen, [this] { return admin_state(); }, [this] { return reload(); });
@@ -194,13 +219,26 @@ int server::run() {
   signals_.add(SIGHUP);
   wait_signals();
   admin_->start();
-  for (auto& w : workers_) {
-    w->start();
-  }
-  for (const auto& l : cfg_->listeners) {
-    log::info("listener \"{}\" on {} ({} routes)", l.name, l.listen.text, l.routes.size());
-  }
-  log::info("admin API on {}; {} workers; {}", cfg_->admin_api.listen.text, workers_.size(), config::summary(*cfg_));
+  outlier_.update(snapshot_->clusters);
+  checker_.update(snapshot_->clusters);
+  // Requests are served only once every checked backend has answered its first check (each
+  // bounded by its timeout), so that the first request never goes to a dead backend.
+  const auto checks_started = std::chrono::steady_clock::now();
+  checker_.when_first_round_done([this, checks_started] {
+    if (draining_) {
+      return;
+    }
+    for (auto& w : workers_) {
+      w->start();
+    }
+    auto waited =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - checks_started);
+    for (const auto& l : cfg_->listeners) {
+      log::info("listener \"{}\" on {} ({} routes)", l.name, l.listen.text, l.routes.size());
+    }
+    log::info("admin API on {}; {} workers; first health checks took {} ms; {}", cfg_->admin_api.listen.text,
+              workers_.size(), waited.count(), config::summary(*cfg_));
+  });
   io_.run();
   for (auto& w : workers_) {
     w->join();

@@ -4,6 +4,8 @@
 
 #include "admin/admin_server.h"
 #include "config/config.h"
+#include "health/checker.h"
+#include "health/outlier_detector.h"
 #include "proxy/snapshot.h"
 #include "proxy/worker.h"
 
@@ -42,8 +44,13 @@ class server {
   proxy::snapshot_ptr snapshot_;
   std::vector<std::unique_ptr<proxy::worker>> workers_;
   std::unique_ptr<admin::admin_server> admin_;
+  health::checker checker_{io_};
+  health::outlier_detector outlier_{io_};
+  // Per-upstream counters by name, so that they survive reloads.
+  std::map<std::string, std::shared_ptr<upstream::upstream_stats>> stats_;
   // Hosts by "upstream\naddress", so that a reload keeps what is known about unchanged backends.
   std::map<std::string, upstream::host_ptr> hosts_;
+  std::map<const upstream::host*, config::health_check> health_of_;  // the check each host was made for
   std::string last_reload_error_;
   bool draining_ = false;
 };

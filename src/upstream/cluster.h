@@ -4,14 +4,38 @@
 #include "config/config.h"
 #include "upstream/host.h"
 
+#include <algorithm>
+#include <atomic>
 #include <memory>
 #include <vector>
 
 namespace spillway::upstream {
 
+// Counters of one upstream that outlive config reloads (kept by name on the control thread).
+struct upstream_stats {
+  std::atomic<std::int64_t> active_requests{0};   // client requests in flight (not tries)
+  std::atomic<std::int64_t> active_retries{0};    // retry tries in flight
+  std::atomic<std::uint64_t> retries_success{0};  // retry tries that got a response passed on
+  std::atomic<std::uint64_t> retries_failure{0};  // retry tries that failed too
+  std::atomic<std::uint64_t> retry_budget_exhausted{0};
+  std::atomic<std::uint64_t> no_healthy_upstream{0};
+
+  // True when one more retry fits the budget: retries in flight stay under `budget_percent` of the
+  // requests in flight, with a floor of `min_concurrency` so that low traffic can still retry.
+  // Relaxed counting: concurrent workers may each see room for the last slot, so the budget can be
+  // exceeded by at most (workers - 1) retries at any moment.
+  bool retry_allowed(double budget_percent, std::int64_t min_concurrency = 3) const {
+    auto active = active_requests.load(std::memory_order_relaxed);
+    auto retries = active_retries.load(std::memory_order_relaxed);
+    auto cap = std::max<std::int64_t>(min_concurrency, static_cast<std::int64_t>(active * budget_percent / 100.0));
+    return retries < cap;
+  }
+};
+
 struct cluster {
   config::upstream cfg;
   std::vector<host_ptr> hosts;  // in config order
+  std::shared_ptr<upstream_stats> stats;
 };
 
 using cluster_ptr = std::shared_ptr<const cluster>;

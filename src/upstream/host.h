@@ -52,6 +52,48 @@ class host : public std::enable_shared_from_this<host> {
   std::atomic<bool> ejected{false};
   std::atomic<breaker_state> breaker{breaker_state::closed};
 
+  // Passive outlier detection: failures of live traffic in a row (connect errors, resets, timeouts,
+  // 502/503/504). Workers count; the control thread decides on ejection.
+  std::atomic<std::uint32_t> consecutive_failures{0};
+  std::atomic<std::uint64_t> health_check_failures_total{0};
+  std::atomic<std::uint64_t> health_transitions_total{0};
+  std::atomic<std::uint64_t> ejections_total{0};
+  // When the host last became available again (steady_clock, ns since its epoch); 0 = never out.
+  // Slow start ramps its weight from here.
+  std::atomic<std::int64_t> available_since_ns{0};
+
+  // Records the outcome of one request for outlier detection. Returns the new count of consecutive
+  // failures (0 after a success). Any thread.
+  std::uint32_t record_outcome(bool failure) {
+    if (failure) {
+      return consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    }
+    // Skip the store when already 0, so that a healthy host's cache line stays shared.
+    if (consecutive_failures.load(std::memory_order_relaxed) != 0) {
+      consecutive_failures.store(0, std::memory_order_relaxed);
+    }
+    return 0;
+  }
+
+  // Why the host takes no traffic, for /status and the dashboard: "unhealthy", "ejected",
+  // "breaker_open", or nullptr when it is available.
+  const char* out_reason() const {
+    if (!healthy.load(std::memory_order_relaxed)) {
+      return "unhealthy";
+    }
+    if (ejected.load(std::memory_order_relaxed)) {
+      return "ejected";
+    }
+    if (breaker.load(std::memory_order_relaxed) == breaker_state::open) {
+      return "breaker_open";
+    }
+    return nullptr;
+  }
+
+  // Details owned by the control thread (and read by the admin API on that same thread).
+  std::string health_detail;    // result of the last failed health check, empty when passing
+  std::string ejection_detail;  // why it was last ejected
+
  private:
   std::string upstream_name_;
   config::backend cfg_;

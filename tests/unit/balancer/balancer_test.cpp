@@ -225,7 +225,8 @@ TEST(random, respects_weights) {
 
 TEST(random, injected_source_decides) {
   fixture f({1, 1, 1});
-  auto lb = make_load_balancer(config::balance_policy::random, host_set(f.hosts, 0), sequence({2, 0, 1}));
+  // weights are scaled by 100 inside the balancer: points 250, 0 and 150 fall on hosts 2, 0 and 1
+  auto lb = make_load_balancer(config::balance_policy::random, host_set(f.hosts, 0), sequence({250, 0, 150}));
   EXPECT_EQ(lb->choose_host({}), f.hosts[2]);
   EXPECT_EQ(lb->choose_host({}), f.hosts[0]);
   EXPECT_EQ(lb->choose_host({}), f.hosts[1]);

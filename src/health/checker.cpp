@@ -1,0 +1,207 @@
+#include "health/checker.h"
+
+#include "common/log.h"
+#include "http/parser.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+
+namespace spillway::health {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+}
+
+struct checker::probe {
+  probe(asio::io_context& io, upstream::host_ptr h, config::health_check c, std::string up)
+      : host(std::move(h)),
+        cfg(std::move(c)),
+        upstream(std::move(up)),
+        state(cfg.healthy_threshold, cfg.unhealthy_threshold, health_state::start::unknown),
+        timer(io) {}
+
+  upstream::host_ptr host;
+  config::health_check cfg;
+  std::string upstream;
+  health_state state;
+  asio::steady_timer timer;
+  bool stopped = false;
+  bool first_done = false;
+};
+
+checker::checker(asio::io_context& io) : io_(io), random_(std::random_device{}()) {}
+
+checker::~checker() { stop(); }
+
+config::duration checker::jittered(config::duration base, double spread) {
+  // Uniform in [base * (1 - spread), base * (1 + spread)], so that probes of many hosts (and of
+  // many balancers probing the same host) do not fire in lockstep.
+  std::uniform_real_distribution<double> d(1.0 - spread, 1.0 + spread);
+  return config::duration(static_cast<config::duration::rep>(static_cast<double>(base.count()) * d(random_)));
+}
+
+void checker::update(const std::vector<upstream::cluster_ptr>& clusters) {
+  std::map<const upstream::host*, std::shared_ptr<probe>> next;
+  for (const auto& c : clusters) {
+    for (const auto& h : c->hosts) {
+      if (!c->cfg.health.enabled) {
+        h->healthy.store(true, std::memory_order_relaxed);
+        h->health_detail.clear();
+        continue;
+      }
+      if (auto it = probes_.find(h.get()); it != probes_.end()) {
+        next.emplace(h.get(), it->second);
+        probes_.erase(it);
+        continue;
+      }
+      auto p = std::make_shared<probe>(io_, h, c->cfg.health, c->cfg.name);
+      // Unknown until the first answer: no traffic to a host nobody has seen alive.
+      h->healthy.store(false, std::memory_order_relaxed);
+      h->health_detail = "not checked yet";
+      ++first_pending_;
+      next.emplace(h.get(), p);
+      asio::co_spawn(io_, run(p), asio::detached);
+    }
+  }
+  // What is left in probes_ is no longer configured.
+  for (auto& [h, p] : probes_) {
+    p->stopped = true;
+    p->timer.cancel();
+    if (!p->first_done) {
+      p->first_done = true;
+      first_result_in();
+    }
+  }
+  probes_ = std::move(next);
+}
+
+void checker::stop() {
+  for (auto& [h, p] : probes_) {
+    p->stopped = true;
+    p->timer.cancel();
+  }
+  probes_.clear();
+}
+
+void checker::when_first_round_done(std::function<void()> done) {
+  if (first_pending_ == 0) {
+    done();
+    return;
+  }
+  first_round_waiters_.push_back(std::move(done));
+}
+
+void checker::first_result_in() {
+  if (first_pending_ > 0 && --first_pending_ == 0) {
+    auto waiters = std::move(first_round_waiters_);
+    first_round_waiters_.clear();
+    for (auto& w : waiters) {
+      w();
+    }
+  }
+}
+
+asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
+  // The first check runs at once, jittered by up to a tenth of the interval (at most 100 ms), so
+  // that startup is not delayed by a whole interval.
+  auto first_delay = std::min(jittered(p->cfg.interval / 20, 1.0), config::duration(100));
+  p->timer.expires_after(first_delay);
+  co_await p->timer.async_wait(nothrow);
+  while (!p->stopped) {
+    std::string error = co_await check_once(*p);
+    if (p->stopped) {
+      break;
+    }
+    const bool ok = error.empty();
+    auto& h = *p->host;
+    if (!ok) {
+      h.health_check_failures_total.fetch_add(1, std::memory_order_relaxed);
+    }
+    const bool was_known = p->state.known();
+    const bool flipped = p->state.observe(ok);
+    if (flipped || !was_known) {
+      const bool healthy = p->state.healthy();
+      if (healthy) {
+        h.available_since_ns.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                                   std::memory_order_relaxed);
+      }
+      h.healthy.store(healthy, std::memory_order_relaxed);
+      if (flipped) {
+        h.health_transitions_total.fetch_add(1, std::memory_order_relaxed);
+      }
+      if (healthy) {
+        log::info("health: {} {} is up{}", p->upstream, h.address(), was_known ? "" : " (first check)");
+      } else {
+        log::warn("health: {} {} is down: {}{}", p->upstream, h.address(), error, was_known ? "" : " (first check)");
+      }
+    }
+    h.health_detail = ok ? std::string() : error;
+    if (!p->first_done) {
+      p->first_done = true;
+      first_result_in();
+    }
+    p->timer.expires_after(jittered(p->cfg.interval, 0.1));
+    co_await p->timer.async_wait(nothrow);
+  }
+}
+
+asio::awaitable<std::string> checker::check_once(probe& p) {
+  tcp::socket socket(io_);
+  asio::steady_timer deadline(io_);
+  deadline.expires_after(p.cfg.timeout);
+  auto attempt = [&]() -> asio::awaitable<std::string> {
+    auto [ec] = co_await socket.async_connect(p.host->endpoint(), nothrow);
+    if (ec) {
+      co_return "connect: " + ec.message();
+    }
+    if (p.cfg.type == config::health_check::kind::tcp) {
+      co_return std::string();
+    }
+    const std::string& host = p.cfg.http_host.empty() ? p.host->address() : p.cfg.http_host;
+    std::string request = "GET " + p.cfg.http_path + " HTTP/1.1\r\nHost: " + host +
+                          "\r\nUser-Agent: spillway-health-check\r\nConnection: close\r\n\r\n";
+    auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(request), nothrow);
+    if (wec) {
+      co_return "send: " + wec.message();
+    }
+    http::parser parser(http::parser::kind::response);
+    std::array<char, 4096> buf;
+    while (true) {
+      auto [rec, n] = co_await socket.async_read_some(asio::buffer(buf), nothrow);
+      if (rec) {
+        co_return rec == asio::error::eof ? std::string("closed before a response") : "receive: " + rec.message();
+      }
+      auto r = parser.feed(buf.data(), n);
+      if (r.what == http::parser::event::error) {
+        co_return std::string("malformed response: ") + parser.error_reason();
+      }
+      if (r.what == http::parser::event::headers_complete) {
+        int status = parser.head().status;
+        for (int expected : p.cfg.expect_status) {
+          if (status == expected) {
+            co_return std::string();
+          }
+        }
+        co_return "status " + std::to_string(status);
+      }
+    }
+  };
+  auto result = co_await (attempt() || deadline.async_wait(nothrow));
+  if (result.index() == 1) {
+    co_return "timeout after " + std::to_string(p.cfg.timeout.count()) + "ms";
+  }
+  co_return std::get<0>(std::move(result));
+}
+
+}  // namespace spillway::health
