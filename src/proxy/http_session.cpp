@@ -692,11 +692,14 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
 
   // Whether the failed try may be followed by another: the condition is listed in `retries.on`
   // (decided by the caller), a retry is left, the request can be sent again, and the budget allows.
-  auto retry_allowed = [&](bool condition) {
+  //
+  // A retry after a failed connect is not held to the budget: nothing reached a backend, so it adds
+  // no load there, and refusing it would turn a dead host into client errors while others live.
+  auto retry_allowed = [&](bool condition, bool budgeted = true) {
     if (!condition || retries_left == 0 || !can_resend()) {
       return false;
     }
-    if (!stats.retry_allowed(policy.budget)) {
+    if (budgeted && !stats.retry_allowed(policy.budget)) {
       stats.retry_budget_exhausted.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
@@ -757,7 +760,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
         }
         failure = local_reason::upstream_connect_failure;
         // Nothing was sent: any method may go elsewhere.
-        if (retry_allowed(policy.on_connect_failure)) {
+        if (retry_allowed(policy.on_connect_failure, false)) {
           continue;
         }
         break;

@@ -66,10 +66,9 @@ worker::worker(unsigned index, snapshot_ptr initial, upstream::host_events* even
       }
     }
     if (!ec) {
+      // Bound now, so that a taken port fails at startup; listening starts with start(), once the
+      // first health checks have answered (until then connections are refused, not queued).
       acc.bind(ep, ec);
-    }
-    if (!ec) {
-      acc.listen(asio::socket_base::max_listen_connections, ec);
     }
     if (ec) {
       throw std::runtime_error("listener \"" + l.name + "\" cannot listen on " + l.listen.text + ": " + ec.message());
@@ -88,6 +87,13 @@ worker::~worker() {
 
 void worker::start() {
   for (auto& entry : acceptors_) {
+    boost::system::error_code ec;
+    entry->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      log::error("worker {}: cannot listen on {}: {}", index_,
+                 view_->snap->cfg->listeners[entry->listener_index].listen.text, ec.message());
+      continue;
+    }
     accept_loop(*entry);
   }
   start_sweeper();

@@ -7,7 +7,7 @@
         backend.kill()             # SIGKILL: a crash
         backend.restart()          # same port again
 
-The binary comes from $SPILLWAY_TESTD_BIN (CTest sets it), else /work/main/build/spillway-testd.
+The binary comes from $SPILLWAY_TESTD_BIN (CTest sets it), else build/spillway-testd in the repository.
 Only processes started here are ever signalled, by PID; any still running at interpreter exit are
 killed, so a failing test cannot leave backends behind.
 """
@@ -23,7 +23,8 @@ import tempfile
 import time
 import urllib.parse
 
-DEFAULT_BIN = "/work/main/build/spillway-testd"
+DEFAULT_BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build",
+                           "spillway-testd")
 
 _running = set()
 

@@ -200,6 +200,26 @@ TEST(balancer, no_host_when_all_down_without_panic) {
   EXPECT_EQ(lb->choose_host({}), nullptr);
 }
 
+TEST(balancer, slow_start_ramps_a_returning_host) {
+  fixture f({1, 1});
+  auto lb = make_load_balancer(config::balance_policy::round_robin, host_set(f.hosts, 0, std::chrono::seconds(100)),
+                               make_random_source(1));
+  // host 1 came back just now: it starts at 10% of its weight; host 0 was never out
+  f.hosts[1]->available_since_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  std::map<host*, int> count;
+  for (int i = 0; i < 1100; ++i) {
+    ++count[lb->choose_host({})];
+  }
+  EXPECT_NEAR(count[f.hosts[1]], 100, 5);
+  // far past the window: full weight again
+  f.hosts[1]->available_since_ns = 1;
+  count.clear();
+  for (int i = 0; i < 1000; ++i) {
+    ++count[lb->choose_host({})];
+  }
+  EXPECT_EQ(count[f.hosts[1]], 500);
+}
+
 TEST(round_robin, smooth_weighted_order) {
   fixture f({5, 1, 1});
   auto lb = f.make(config::balance_policy::round_robin);
