@@ -93,7 +93,6 @@ class load_balancer {
   // True when fewer than panic_threshold% of primaries are available and no backup is.
   bool in_panic() const;
 
-
   host_set hosts_;
   std::int64_t slow_start_ns_ = 0;
   std::int64_t now_ns_ = 0;  // read once per pick, only when slow start is on
