@@ -83,6 +83,27 @@ std::string json_string(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// The breaker's window and, while open, when it may go half-open.
+std::string breaker_json(const upstream::host& h) {
+  if (!h.circuit) {
+    return "null";
+  }
+  const auto now = breaker::clock::now();
+  auto r = h.circuit->window(now);
+  std::string out = fmt::format("{{\"calls\":{},\"failure_rate\":{:.1f},\"slow_call_rate\":{:.1f}", r.calls,
+                                r.failure_rate, r.slow_rate);
+  if (h.circuit->current() == breaker::state::open) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(h.circuit->open_until() - now).count();
+    out += fmt::format(",\"half_open_in_ms\":{}", std::max<std::int64_t>(0, left));
+  }
+  out += "}";
+  return out;
+}
+
+}  // namespace
+
 std::string admin_server::status_json(const state& s) {
   std::string out = "{\"upstreams\":[";
   bool first_up = true;
@@ -104,13 +125,14 @@ std::string admin_server::status_json(const state& s) {
           "\"health_detail\":{},\"ejected\":{},\"ejection_detail\":{},\"breaker\":\"{}\","
           "\"active_requests\":{},\"requests_total\":{},\"failures_total\":{},\"connect_failures_total\":{},"
           "\"consecutive_failures\":{},\"health_check_failures_total\":{},\"ejections_total\":{},"
-          "\"connections_active\":{}}}",
+          "\"connections_active\":{},\"breaker_window\":{}}}",
           json_string(h->address()), h->weight(), h->backup(), out_reason == nullptr,
           out_reason == nullptr ? std::string("null") : json_string(out_reason), h->healthy.load(),
           json_string(h->health_detail), h->ejected.load(), json_string(h->ejected.load() ? h->ejection_detail : ""),
           upstream::to_string(h->breaker.load()), std::max(0, h->active_requests.load()), h->requests_total.load(),
           h->failures_total.load(), h->connect_failures_total.load(), h->consecutive_failures.load(),
-          h->health_check_failures_total.load(), h->ejections_total.load(), std::max(0, h->connections_active.load()));
+          h->health_check_failures_total.load(), h->ejections_total.load(), std::max(0, h->connections_active.load()),
+          breaker_json(*h));
     }
     out += "]}";
   }
@@ -183,6 +205,32 @@ std::string admin_server::metrics_text(const state& s) {
   family("spillway_no_healthy_upstream_total", "counter", "requests answered 503 because no backend was available");
   per_upstream("spillway_no_healthy_upstream_total", "",
                [](const upstream::upstream_stats& st) { return st.no_healthy_upstream.load(); });
+  family("spillway_breaker_state", "gauge", "circuit breaker state: 0 closed, 1 open, 2 half_open");
+  per_host("spillway_breaker_state", [](const upstream::host& h) { return static_cast<int>(h.breaker.load()); });
+  family("spillway_breaker_transitions_total", "counter", "circuit breaker transitions");
+  static constexpr std::pair<const char*, const char*> kinds[] = {
+      {"closed", "open"}, {"open", "half_open"}, {"half_open", "closed"}, {"half_open", "open"}};
+  for (const auto& c : s.clusters) {
+    for (const auto& h : c->hosts) {
+      for (std::size_t k = 0; k < 4; ++k) {
+        out += fmt::format(
+            "spillway_breaker_transitions_total{{upstream=\"{}\",backend=\"{}\",from=\"{}\",to=\"{}\"}} {}\n",
+            label(c->cfg.name), label(h->address()), kinds[k].first, kinds[k].second, h->breaker_transitions[k].load());
+      }
+    }
+  }
+  family("spillway_upstream_overflow_total", "counter", "requests answered 503 at once because a limit was reached");
+  per_upstream("spillway_upstream_overflow_total", ",limit=\"max_requests\"",
+               [](const upstream::upstream_stats& st) { return st.overflow_max_requests.load(); });
+  per_upstream("spillway_upstream_overflow_total", ",limit=\"max_pending\"",
+               [](const upstream::upstream_stats& st) { return st.overflow_max_pending.load(); });
+  per_upstream("spillway_upstream_overflow_total", ",limit=\"max_connections\"",
+               [](const upstream::upstream_stats& st) { return st.overflow_max_connections.load(); });
+  family("spillway_upstream_connections", "gauge", "open connections to the upstream's backends");
+  per_upstream("spillway_upstream_connections", "",
+               [](const upstream::upstream_stats& st) { return st.connections.load(); });
+  family("spillway_upstream_pending", "gauge", "requests waiting for a connection");
+  per_upstream("spillway_upstream_pending", "", [](const upstream::upstream_stats& st) { return st.pending.load(); });
   family("spillway_config_generation", "gauge", "generation of the running config");
   out += fmt::format("spillway_config_generation {}\n", s.generation);
   return out;

@@ -1299,24 +1299,7 @@ class loader {
                     }
                   }},
                  {"expect_status",
-                  [&](const Node& value) {
-                    if (!expect(value, kind::list, "expect_status")) {
-                      return;
-                    }
-                    if (value.size() == 0) {
-                      add(value, "expect_status must list at least one status");
-                      return;
-                    }
-                    std::vector<int> statuses;
-                    for (const auto& s : value) {
-                      if (auto code = read_uint(s, "status", 100, 599)) {
-                        statuses.push_back(static_cast<int>(*code));
-                      }
-                    }
-                    if (statuses.size() == value.size()) {
-                      hc.expect_status = std::move(statuses);
-                    }
-                  }},
+                  [&](const Node& value) { read_status_list(value, "expect_status", 100, hc.expect_status); }},
                  {"host",
                   [&](const Node& value) {
                     auto s = read_name(value, "health_check host");
@@ -1354,6 +1337,26 @@ class loader {
              });
   }
 
+  // A non-empty list of HTTP statuses, each at least `lowest`; `out` is set only when all are valid.
+  void read_status_list(const Node& value, std::string_view what, unsigned lowest, std::vector<int>& out) {
+    if (!expect(value, kind::list, what)) {
+      return;
+    }
+    if (value.size() == 0) {
+      add(value, fmt::format("{} must list at least one status", what));
+      return;
+    }
+    std::vector<int> statuses;
+    for (const auto& s : value) {
+      if (auto code = read_uint(s, "status", lowest, 599)) {
+        statuses.push_back(static_cast<int>(*code));
+      }
+    }
+    if (statuses.size() == value.size()) {
+      out = std::move(statuses);
+    }
+  }
+
   void read_circuit_breaker(const Node& v, circuit_breaker& cb) {
     if (is_false(v)) {
       cb.enabled = false;
@@ -1372,6 +1375,8 @@ class loader {
                  {"minimum_requests", to_uint(cb.minimum_requests, "minimum_requests", 1, uint32_max)},
                  {"open_duration", to_duration(cb.open_duration, "open_duration")},
                  {"half_open_requests", to_uint(cb.half_open_requests, "half_open_requests", 1, uint32_max)},
+                 {"failure_status",
+                  [&](const Node& value) { read_status_list(value, "failure_status", 400, cb.failure_status); }},
              });
   }
 

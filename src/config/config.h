@@ -104,6 +104,9 @@ struct circuit_breaker {
   std::uint32_t minimum_requests = 20;
   duration open_duration = std::chrono::seconds(5);
   std::uint32_t half_open_requests = 3;
+  // Spillway extension: backend statuses that count as failures (connect errors, resets and
+  // timeouts always do). Empty = every 5xx; 4xx are successes unless listed.
+  std::vector<int> failure_status;
 };
 
 struct limits {

@@ -10,7 +10,7 @@ namespace asio = boost::asio;
 
 outlier_detector::outlier_detector(asio::io_context& io) : io_(io) {}
 
-void outlier_detector::consecutive_failures_reached(const upstream::host_ptr& h, const config::outlier_detection& cfg) {
+void outlier_detector::report(const upstream::host_ptr& h, const config::outlier_detection& cfg) {
   asio::post(io_, [this, h, cfg] { consider(h, cfg); });
 }
 

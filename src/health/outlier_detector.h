@@ -5,7 +5,6 @@
 
 #include "health/ejection.h"
 #include "upstream/cluster.h"
-#include "upstream/events.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,12 +15,13 @@
 
 namespace spillway::health {
 
-class outlier_detector final : public upstream::host_events {
+class outlier_detector {
  public:
   explicit outlier_detector(boost::asio::io_context& io);
 
-  // Any thread: posts the decision to the control thread.
-  void consecutive_failures_reached(const upstream::host_ptr& h, const config::outlier_detection& cfg) override;
+  // A host reached its consecutive-failure threshold. Any thread: posts the decision to the
+  // control thread.
+  void report(const upstream::host_ptr& h, const config::outlier_detection& cfg);
 
   // The current upstreams (for max_ejection_percent). Ejections of hosts that remain continue;
   // state of hosts that are gone is forgotten. Control thread.

@@ -6,12 +6,18 @@
 
 namespace spillway::proxy {
 
-upstream_connection::upstream_connection(boost::asio::ip::tcp::socket s, upstream::host_ptr h)
-    : socket(std::move(s)), host(std::move(h)) {
+upstream_connection::upstream_connection(boost::asio::ip::tcp::socket s, upstream::host_ptr h,
+                                         std::shared_ptr<upstream::upstream_stats> st)
+    : socket(std::move(s)), host(std::move(h)), stats(std::move(st)) {
   host->connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
-upstream_connection::~upstream_connection() { host->connections_active.fetch_sub(1, std::memory_order_relaxed); }
+upstream_connection::~upstream_connection() {
+  host->connections_active.fetch_sub(1, std::memory_order_relaxed);
+  if (stats) {
+    stats->connections.fetch_sub(1, std::memory_order_relaxed);  // the max_connections reservation
+  }
+}
 
 namespace {
 

@@ -3,6 +3,7 @@
 // response was read to the end and neither side asked to close; one the backend has closed while
 // idle is detected and dropped when taken.
 
+#include "upstream/cluster.h"
 #include "upstream/host.h"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -15,13 +16,16 @@
 namespace spillway::proxy {
 
 struct upstream_connection {
-  upstream_connection(boost::asio::ip::tcp::socket s, upstream::host_ptr h);
+  // `stats` (may be null) holds a max_connections reservation this connection releases when closed.
+  upstream_connection(boost::asio::ip::tcp::socket s, upstream::host_ptr h,
+                      std::shared_ptr<upstream::upstream_stats> stats = nullptr);
   ~upstream_connection();
   upstream_connection(const upstream_connection&) = delete;
   upstream_connection& operator=(const upstream_connection&) = delete;
 
   boost::asio::ip::tcp::socket socket;
   upstream::host_ptr host;  // keeps the host alive while the connection exists
+  std::shared_ptr<upstream::upstream_stats> stats;
   std::chrono::steady_clock::time_point idle_since;
   std::uint64_t requests = 0;  // requests sent on this connection so far
 };

@@ -316,7 +316,9 @@ awaitable<http_session::outcome> http_session::serve_request() {
   if (route == nullptr) {
     co_return co_await send_local(local_reason::no_route, false);
   }
-  co_return co_await forward(view, route->upstream_index);
+  auto result = co_await forward(view, route->upstream_index);
+  release_breaker_token();  // a try that ended without a verdict (e.g. the client left)
+  co_return result;
 }
 
 void http_session::build_upstream_head(const http::message_head& req, bool drop_expect) {
@@ -445,6 +447,10 @@ class gauge_hold {
       g_->fetch_add(1, std::memory_order_relaxed);
     }
   }
+  // Takes over a unit the caller already added.
+  static constexpr struct adopt_t {
+  } adopt{};
+  gauge_hold(std::atomic<std::int64_t>* g, adopt_t) : g_(g) {}
   ~gauge_hold() {
     if (g_ != nullptr) {
       g_->fetch_sub(1, std::memory_order_relaxed);
@@ -461,9 +467,28 @@ bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.
 
 }  // namespace
 
-void http_session::report(upstream::host* h, const config::upstream& up, bool failure) {
+void http_session::report(upstream::host* h, const config::upstream& up, bool failure, int status) {
   if (failure) {
     h->failures_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (breaker_token_ && breaker_host_ == h && h->circuit) {
+    // The breaker's verdict: connect errors, resets, timeouts, and the configured failure statuses
+    // (every 5xx by default); a call is slow when its response head took longer than
+    // slow_call_duration. One verdict per try: a failure later in the body is the outlier
+    // detector's business only.
+    const auto now = clock::now();
+    const auto& fs = up.breaker.failure_status;
+    breaker::outcome o;
+    o.failure = status == 0 ? failure : (fs.empty() ? status >= 500 : contains(fs, status));
+    o.slow = now - try_started_ > up.breaker.slow_call_duration;
+    auto token = breaker_token_;
+    breaker_token_ = {};
+    if (auto t = h->circuit->on_result(token, o, now)) {
+      h->apply(*t);
+      if (t->to == breaker::state::open && worker_.events() != nullptr) {
+        worker_.events()->breaker_opened(h->shared_from_this(), now + t->open_for);
+      }
+    }
   }
   if (!up.outlier.enabled) {
     return;
@@ -473,6 +498,14 @@ void http_session::report(upstream::host* h, const config::upstream& up, bool fa
   if (h->record_outcome(failure) == up.outlier.consecutive_failures && worker_.events() != nullptr) {
     worker_.events()->consecutive_failures_reached(h->shared_from_this(), up.outlier);
   }
+}
+
+void http_session::release_breaker_token() {
+  if (breaker_token_ && breaker_host_ != nullptr && breaker_host_->circuit) {
+    breaker_host_->circuit->release(breaker_token_);
+  }
+  breaker_token_ = {};
+  breaker_host_ = nullptr;
 }
 
 bool http_session::can_resend() const { return !body_started_ || (request_complete_ && replay_ok_); }
@@ -674,7 +707,15 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
   const std::uint64_t max_body = view->snap->listeners[listener_index_].cfg->max_request_body;
   const auto& policy = up.retry;
 
-  gauge_hold in_flight(&stats.active_requests);
+  // max_requests: a request is admitted only if the count it raised was below the limit, so the
+  // admitted ones never exceed it; the counter itself may read up to (workers - 1) over for an
+  // instant while refused requests back out.
+  if (stats.active_requests.fetch_add(1, std::memory_order_relaxed) >= up.limit.max_requests) {
+    stats.active_requests.fetch_sub(1, std::memory_order_relaxed);
+    stats.overflow_max_requests.fetch_add(1, std::memory_order_relaxed);
+    co_return co_await send_local(local_reason::upstream_overloaded, !request_complete_, &up);
+  }
+  gauge_hold in_flight(&stats.active_requests, gauge_hold::adopt);
   std::array<upstream::host*, 8> tried{};
   std::size_t tried_count = 0;
   std::uint32_t retries_left = policy.attempts;
@@ -712,16 +753,34 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
     fresh_retry_host = nullptr;
     bool is_retry = false;
     if (h == nullptr) {
-      ctx.exclude = std::span<upstream::host* const>(tried.data(), tried_count);
-      h = lb.choose_host(ctx);
+      release_breaker_token();  // a try that ended without a verdict gives its trial slot back
+      // A half-open breaker with every trial slot taken refuses the call: that host is skipped
+      // without using up a try. Bounded, since a refusing host joins `tried`.
+      for (std::size_t refusals = 0; refusals <= tried.size(); ++refusals) {
+        ctx.exclude = std::span<upstream::host* const>(tried.data(), tried_count);
+        h = lb.choose_host(ctx);
+        if (h == nullptr) {
+          break;
+        }
+        if (tried_count < tried.size() &&
+            std::find(tried.begin(), tried.begin() + tried_count, h) == tried.begin() + tried_count) {
+          tried[tried_count++] = h;
+        }
+        if (!h->circuit) {
+          break;
+        }
+        breaker_token_ = h->circuit->try_acquire(clock::now());
+        if (breaker_token_) {
+          breaker_host_ = h;
+          break;
+        }
+        h = nullptr;
+      }
       if (h == nullptr) {
         break;
       }
       is_retry = !first_try;
       first_try = false;
-      if (tried_count < tried.size()) {
-        tried[tried_count++] = h;
-      }
     }
     tried_available = tried_available || h->available();
     upstream::active_request load(h);  // retries count as load too
@@ -732,16 +791,45 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       }
     };
     h->requests_total.fetch_add(1, std::memory_order_relaxed);
+    try_started_ = clock::now();
     const auto try_deadline = policy.per_try_timeout.count() > 0
                                   ? std::min(request_deadline, clock::now() + policy.per_try_timeout)
                                   : request_deadline;
 
     // --- a connection: pooled, or new ---
     upstream_ = worker_.pool().take(h);
-    const bool reused = upstream_ != nullptr;
+    bool reused = upstream_ != nullptr;
     expired_ = false;
+    if (!reused && !stats.try_reserve_connection(up.limit.max_connections)) {
+      // max_connections reached: wait as a pending request (at most max_pending of them) for a
+      // connection to come free, until the connect timeout; then give up at once, never queue
+      // without a deadline.
+      if (stats.pending.fetch_add(1, std::memory_order_relaxed) >= up.limit.max_pending) {
+        stats.pending.fetch_sub(1, std::memory_order_relaxed);
+        stats.overflow_max_pending.fetch_add(1, std::memory_order_relaxed);
+        failure = local_reason::upstream_overloaded;
+        break;
+      }
+      gauge_hold pending(&stats.pending, gauge_hold::adopt);
+      const auto give_up = std::min(try_deadline, clock::now() + up.timeout.connect);
+      bool reserved = false;
+      asio::steady_timer wait(worker_.io());
+      while (!reused && !reserved && clock::now() < give_up) {
+        wait.expires_after(std::chrono::milliseconds(2));
+        co_await wait.async_wait(nothrow);
+        upstream_ = worker_.pool().take(h);
+        reused = upstream_ != nullptr;
+        reserved = !reused && stats.try_reserve_connection(up.limit.max_connections);
+      }
+      if (!reused && !reserved) {
+        stats.overflow_max_connections.fetch_add(1, std::memory_order_relaxed);
+        failure = local_reason::upstream_overloaded;
+        break;
+      }
+    }
     if (!reused) {
-      upstream_ = std::make_unique<upstream_connection>(tcp::socket(worker_.io()), h->shared_from_this());
+      upstream_ =
+          std::make_unique<upstream_connection>(tcp::socket(worker_.io()), h->shared_from_this(), cluster.stats);
       set_deadline(std::min(try_deadline, clock::now() + up.timeout.connect));
       auto [ec] = co_await upstream_->socket.async_connect(h->endpoint(), nothrow);
       if (!ec) {
@@ -828,7 +916,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       break;
     }
     const bool gateway_error = resp.status >= 502 && resp.status <= 504;
-    report(h, up, gateway_error);
+    report(h, up, gateway_error, resp.status);
     if (resp.status >= 500 && !gateway_error) {
       h->failures_total.fetch_add(1, std::memory_order_relaxed);
     }
@@ -848,7 +936,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
   }
 
   upstream_.reset();
-  if (!tried_available && failure != local_reason::upstream_timeout) {
+  if (!tried_available && failure != local_reason::upstream_timeout && failure != local_reason::upstream_overloaded) {
     // Nothing available was tried (only panic picks, or no host at all): the cause is that no
     // healthy backend exists, whatever the last connect said.
     failure = local_reason::no_healthy_upstream;

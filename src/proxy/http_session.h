@@ -87,8 +87,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
   // Streams the response whose head was read to the client; pools the connection when clean.
   boost::asio::awaitable<outcome> stream_response(upstream::host* h, const config::upstream& up, bool close_client,
                                                   bool request_sent_ok);
-  // Records one try's outcome on the host (failure counters, outlier detection).
-  void report(upstream::host* h, const config::upstream& up, bool failure);
+  // Records one try's outcome on the host: failure counters, outlier detection, and (once per try)
+  // the breaker's verdict. `status` is the response status, 0 when there was no response.
+  void report(upstream::host* h, const config::upstream& up, bool failure, int status = 0);
+  // Gives back the current try's breaker token if it got no verdict.
+  void release_breaker_token();
   // True when the current request can be sent (again) to another host.
   bool can_resend() const;
 
@@ -129,6 +132,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::string replay_;         // the current request's body as sent (raw framing), while it fits
   bool replay_ok_ = true;      // replay_ holds every body byte read so far
   bool body_started_ = false;  // body bytes of the current request were read from the client
+
+  breaker::circuit_breaker::token breaker_token_;  // the current try's admission by its host's breaker
+  upstream::host* breaker_host_ = nullptr;
+  std::chrono::steady_clock::time_point try_started_;
 
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();

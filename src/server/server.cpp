@@ -23,6 +23,13 @@ bool same_health_check(const config::health_check& a, const config::health_check
          a.unhealthy_threshold == b.unhealthy_threshold;
 }
 
+bool same_breaker(const config::circuit_breaker& a, const config::circuit_breaker& b) {
+  return a.enabled == b.enabled && a.failure_rate == b.failure_rate && a.slow_call_duration == b.slow_call_duration &&
+         a.slow_call_rate == b.slow_call_rate && a.window == b.window && a.minimum_requests == b.minimum_requests &&
+         a.open_duration == b.open_duration && a.half_open_requests == b.half_open_requests &&
+         a.failure_status == b.failure_status;
+}
+
 }  // namespace
 
 server::server(std::string config_path) : config_path_(std::move(config_path)) {}
@@ -40,7 +47,8 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
       const std::string key = u.name + "\n" + b.addr.text;
       auto it = hosts_.find(key);
       if (it != hosts_.end() && it->second->weight() == b.weight && it->second->backup() == b.backup &&
-          same_health_check(health_of_.at(it->second.get()), u.health)) {
+          same_health_check(health_of_.at(it->second.get()), u.health) &&
+          same_breaker(breaker_of_.at(it->second.get()), u.breaker)) {
         c->hosts.push_back(it->second);
         next_hosts[key] = it->second;
         continue;
@@ -58,6 +66,9 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
         ep = results.begin()->endpoint();
       }
       auto h = std::make_shared<upstream::host>(u.name, b, ep);
+      if (u.breaker.enabled) {
+        h->circuit = std::make_unique<breaker::circuit_breaker>(u.breaker, std::hash<std::string>{}(key) ^ seed_++);
+      }
       c->hosts.push_back(h);
       next_hosts[key] = h;
     }
@@ -70,9 +81,11 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
   }
   hosts_ = std::move(next_hosts);
   health_of_.clear();
+  breaker_of_.clear();
   for (const auto& c : clusters) {
     for (const auto& h : c->hosts) {
       health_of_[h.get()] = c->cfg.health;
+      breaker_of_[h.get()] = c->cfg.breaker;
     }
   }
   return clusters;
@@ -159,6 +172,7 @@ void server::drain() {
   draining_ = true;
   checker_.stop();
   outlier_.stop();
+  events_.stop();
   if (admin_) {
     admin_->stop();
   }
@@ -206,7 +220,7 @@ int server::run() {
     snapshot_ = proxy::make_snapshot(cfg_, build_clusters(*cfg_), 1);
     unsigned n = cfg_->workers != 0 ? cfg_->workers : std::max(1U, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i) {
-      workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &outlier_));
+      workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &events_));
     }
     admin_ = std::make_unique<admin::admin_server>(
         io_, cfg_->admin_api.listen, [this] { return admin_state(); }, [this] { return reload(); });

@@ -8,6 +8,7 @@
 #include "health/outlier_detector.h"
 #include "proxy/snapshot.h"
 #include "proxy/worker.h"
+#include "server/control_events.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -46,11 +47,14 @@ class server {
   std::unique_ptr<admin::admin_server> admin_;
   health::checker checker_{io_};
   health::outlier_detector outlier_{io_};
+  control_events events_{io_, outlier_};
   // Per-upstream counters by name, so that they survive reloads.
   std::map<std::string, std::shared_ptr<upstream::upstream_stats>> stats_;
   // Hosts by "upstream\naddress", so that a reload keeps what is known about unchanged backends.
   std::map<std::string, upstream::host_ptr> hosts_;
   std::map<const upstream::host*, config::health_check> health_of_;  // the check each host was made for
+  std::map<const upstream::host*, config::circuit_breaker> breaker_of_;
+  std::uint64_t seed_ = 0x5b1e;
   std::string last_reload_error_;
   bool draining_ = false;
 };

@@ -19,12 +19,27 @@ struct upstream_stats {
   std::atomic<std::uint64_t> retries_failure{0};  // retry tries that failed too
   std::atomic<std::uint64_t> retry_budget_exhausted{0};
   std::atomic<std::uint64_t> no_healthy_upstream{0};
+  std::atomic<std::int64_t> connections{0};  // open upstream connections (pooled ones included)
+  std::atomic<std::int64_t> pending{0};      // requests waiting for a connection
+  std::atomic<std::uint64_t> overflow_max_connections{0};
+  std::atomic<std::uint64_t> overflow_max_pending{0};
+  std::atomic<std::uint64_t> overflow_max_requests{0};
+
+  // Reserves one connection under `max`. Exact: a reservation is kept only when the count it raised
+  // was below `max` (refused ones back out, so the counter may read over `max` for an instant).
+  bool try_reserve_connection(std::uint32_t max) {
+    if (connections.fetch_add(1, std::memory_order_relaxed) >= static_cast<std::int64_t>(max)) {
+      connections.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
 
   // True when one more retry fits the budget: retries in flight stay under `budget_percent` of the
   // requests in flight, with a floor of `min_concurrency` so that low traffic can still retry.
   // Relaxed counting: concurrent workers may each see room for the last slot, so the budget can be
   // exceeded by at most (workers - 1) retries at any moment.
-  bool retry_allowed(double budget_percent, std::int64_t min_concurrency = 3) const {
+  bool retry_allowed(double budget_percent, std::int64_t min_concurrency = 10) const {
     auto active = active_requests.load(std::memory_order_relaxed);
     auto retries = active_retries.load(std::memory_order_relaxed);
     auto cap = std::max<std::int64_t>(min_concurrency, static_cast<std::int64_t>(active * budget_percent / 100.0));

@@ -13,6 +13,9 @@ class host_events {
 
   // A host's consecutive failures just reached the upstream's outlier threshold. Any thread.
   virtual void consecutive_failures_reached(const host_ptr& h, const config::outlier_detection& cfg) = 0;
+
+  // A host's breaker just opened; it may go half-open at `until`. Any thread.
+  virtual void breaker_opened(const host_ptr& h, breaker::clock::time_point until) = 0;
 };
 
 }  // namespace spillway::upstream

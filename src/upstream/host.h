@@ -6,10 +6,12 @@
 // touch the relaxed atomics below; decisions (health flips, ejections, breaker transitions) are made
 // by the state machines in src/health and src/breaker on the control thread or under their own rules.
 
+#include "breaker/circuit_breaker.h"
 #include "config/config.h"
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -18,8 +20,8 @@
 
 namespace spillway::upstream {
 
-enum class breaker_state : std::uint8_t { closed = 0, open = 1, half_open = 2 };
-const char* to_string(breaker_state s);
+using breaker_state = breaker::state;
+using breaker::to_string;
 
 class host : public std::enable_shared_from_this<host> {
  public:
@@ -89,6 +91,16 @@ class host : public std::enable_shared_from_this<host> {
     }
     return nullptr;
   }
+
+  // The backend's circuit breaker (shared by all workers), or null with `circuit_breaker: false`.
+  // `breaker` above mirrors its state for the balancers; apply() keeps the two in step.
+  std::unique_ptr<breaker::circuit_breaker> circuit;
+  // Transitions by kind: closed->open, open->half_open, half_open->closed, half_open->open.
+  std::array<std::atomic<std::uint64_t>, 4> breaker_transitions{};
+
+  // Applies a transition returned by `circuit`: mirrors the state, counts it, logs it once.
+  // Any thread (whichever caused the transition).
+  void apply(const breaker::transition& t);
 
   // Details owned by the control thread (and read by the admin API on that same thread).
   std::string health_detail;    // result of the last failed health check, empty when passing
