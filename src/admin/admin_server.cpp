@@ -231,6 +231,11 @@ std::string admin_server::metrics_text(const state& s) {
                [](const upstream::upstream_stats& st) { return st.connections.load(); });
   family("spillway_upstream_pending", "gauge", "requests waiting for a connection");
   per_upstream("spillway_upstream_pending", "", [](const upstream::upstream_stats& st) { return st.pending.load(); });
+  family("spillway_config_reloads_total", "counter", "config reloads by result");
+  out += fmt::format("spillway_config_reloads_total{{result=\"success\"}} {}\n", s.reloads_ok);
+  out += fmt::format("spillway_config_reloads_total{{result=\"failure\"}} {}\n", s.reloads_failed);
+  family("spillway_config_last_reload_success", "gauge", "1 when the last reload (if any) was applied");
+  out += fmt::format("spillway_config_last_reload_success {}\n", s.last_reload_error.empty() ? 1 : 0);
   family("spillway_config_generation", "gauge", "generation of the running config");
   out += fmt::format("spillway_config_generation {}\n", s.generation);
   return out;

@@ -24,6 +24,8 @@ struct state {
   std::chrono::system_clock::time_point loaded_at;
   std::string config_path;
   std::string last_reload_error;  // empty when the last reload (if any) succeeded
+  std::uint64_t reloads_ok = 0;
+  std::uint64_t reloads_failed = 0;
 };
 
 struct reload_result {

@@ -120,8 +120,8 @@ const char* to_string(local_reason r) {
   return "internal";
 }
 
-http_session::http_session(worker& w, std::size_t listener_index, tcp::socket socket)
-    : worker_(w), listener_index_(listener_index), downstream_(std::move(socket)), timer_(w.io()) {
+http_session::http_session(worker& w, std::string listen, tcp::socket socket)
+    : worker_(w), listen_(std::move(listen)), downstream_(std::move(socket)), timer_(w.io()) {
   error_code ec;
   auto ep = downstream_.remote_endpoint(ec);
   if (!ec) {
@@ -247,10 +247,13 @@ awaitable<http_session::outcome> http_session::serve_request() {
   config::duration header_timeout;
   std::uint64_t max_request_headers;
   {
-    const auto& lv = worker_.view()->snap->listeners[listener_index_];
-    header_timeout = lv.header_timeout;
-    max_request_headers = lv.cfg->max_request_headers;
-    set_deadline(clock::now() + lv.idle_timeout);
+    const auto* lv = worker_.view()->snap->find_listener(listen_);
+    if (lv == nullptr) {
+      co_return outcome::close;  // a reload removed this listener: its connections drain
+    }
+    header_timeout = lv->header_timeout;
+    max_request_headers = lv->cfg->max_request_headers;
+    set_deadline(clock::now() + lv->idle_timeout);
   }
   phase_ = phase::idle;
   expired_ = false;
@@ -293,7 +296,11 @@ awaitable<http_session::outcome> http_session::serve_request() {
 
   // This request runs on the snapshot current now and keeps it alive until it ends.
   const auto view = worker_.view();
-  const auto& lv = view->snap->listeners[listener_index_];
+  const auto* found = view->snap->find_listener(listen_);
+  if (found == nullptr) {
+    co_return co_await send_local(local_reason::no_route, true);  // removed while the head arrived
+  }
+  const auto& lv = *found;
   const auto& req = request_parser_.head();
   client_http10_ = req.version_major == 1 && req.version_minor == 0;
   if (!req.chunked && req.content_length == 0) {
@@ -704,7 +711,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
   const bool idempotent = is_idempotent(req.method);
   const bool expect_continue = !client_http10_ && http::has_token(req.find("expect"), "100-continue");
   const bool head_request = req.method == "HEAD";
-  const std::uint64_t max_body = view->snap->listeners[listener_index_].cfg->max_request_body;
+  const std::uint64_t max_body = view->snap->find_listener(listen_)->cfg->max_request_body;
   const auto& policy = up.retry;
 
   // max_requests: a request is admitted only if the count it raised was below the limit, so the

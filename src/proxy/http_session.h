@@ -49,7 +49,8 @@ const char* to_string(local_reason r);
 
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
-  http_session(worker& w, std::size_t listener_index, boost::asio::ip::tcp::socket socket);
+  // `listen` names the listener by its address, which outlives reloads that change its routes.
+  http_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket);
   ~http_session();
 
   // Spawns the session's coroutines. Worker thread.
@@ -104,7 +105,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void build_downstream_head(const http::message_head& resp, bool close);
 
   worker& worker_;
-  std::size_t listener_index_;
+  std::string listen_;
   boost::asio::ip::tcp::socket downstream_;
   std::string client_ip_;
   std::list<http_session*>::iterator registration_;

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 namespace spillway::proxy {
@@ -28,6 +29,17 @@ struct snapshot {
   std::chrono::system_clock::time_point loaded_at;
   std::vector<upstream::cluster_ptr> clusters;  // aligned with cfg->upstreams
   std::vector<listener_view> listeners;         // aligned with cfg->listeners
+
+  // The listener bound to `listen` ("ip:port" as configured), or nullptr when this snapshot has
+  // none there (it was removed by a reload). Any thread.
+  const listener_view* find_listener(std::string_view listen) const {
+    for (const auto& l : listeners) {
+      if (l.cfg->listen.text == listen) {
+        return &l;
+      }
+    }
+    return nullptr;
+  }
 };
 
 using snapshot_ptr = std::shared_ptr<const snapshot>;

@@ -11,6 +11,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace spillway::proxy {
@@ -40,40 +41,100 @@ tcp::endpoint endpoint_of(const config::address& a) { return tcp::endpoint(asio:
 
 }  // namespace
 
+namespace {
+
+// Opens `acc` on `ep` with SO_REUSEADDR and SO_REUSEPORT and binds it: every worker (and a new
+// process during a zero-downtime restart) binds the same address; the kernel spreads connections.
+boost::system::error_code open_and_bind(tcp::acceptor& acc, const tcp::endpoint& ep) {
+  boost::system::error_code ec;
+  acc.open(ep.protocol(), ec);
+  if (!ec) {
+    acc.set_option(tcp::acceptor::reuse_address(true), ec);
+  }
+  if (!ec) {
+    int one = 1;
+    if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    }
+  }
+  if (!ec) {
+    acc.bind(ep, ec);
+  }
+  return ec;
+}
+
+}  // namespace
+
+std::string try_bind(const config::address& listen) {
+  asio::io_context io;
+  tcp::acceptor acc(io);
+  auto ec = open_and_bind(acc, endpoint_of(listen));
+  return ec ? ec.message() : std::string();
+}
+
 worker::worker(unsigned index, snapshot_ptr initial, upstream::host_events* events)
     : index_(index),
       events_(events),
       random_(balancer::make_random_source(0x5eed0000ULL + index * 7919ULL + static_cast<std::uint64_t>(::getpid()))) {
   view_ = make_view(initial, random_);
-  for (std::size_t i = 0; i < initial->cfg->listeners.size(); ++i) {
-    const auto& l = initial->cfg->listeners[i];
-    if (l.proto != config::protocol::http) {
-      continue;  // tcp listeners arrive with the L4 proxy
-    }
-    auto entry = std::make_unique<acceptor_entry>(acceptor_entry{i, tcp::acceptor(io_)});
-    auto& acc = entry->acceptor;
-    boost::system::error_code ec;
-    auto ep = endpoint_of(l.listen);
-    acc.open(ep.protocol(), ec);
-    if (!ec) {
-      acc.set_option(tcp::acceptor::reuse_address(true), ec);
-    }
-    if (!ec) {
-      // Every worker binds the same address; the kernel spreads new connections over them.
-      int one = 1;
-      if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-        ec = boost::system::error_code(errno, boost::system::system_category());
-      }
-    }
-    if (!ec) {
+  for (const auto& l : initial->cfg->listeners) {
+    if (l.proto == config::protocol::http) {
       // Bound now, so that a taken port fails at startup; listening starts with start(), once the
       // first health checks have answered (until then connections are refused, not queued).
-      acc.bind(ep, ec);
+      acceptors_.push_back(bind_listener(l));
     }
-    if (ec) {
-      throw std::runtime_error("listener \"" + l.name + "\" cannot listen on " + l.listen.text + ": " + ec.message());
+  }
+}
+
+std::shared_ptr<worker::acceptor_entry> worker::bind_listener(const config::listener& l) {
+  auto entry = std::make_shared<acceptor_entry>(acceptor_entry{l.listen.text, tcp::acceptor(io_)});
+  if (auto ec = open_and_bind(entry->acceptor, endpoint_of(l.listen))) {
+    throw std::runtime_error("listener \"" + l.name + "\" cannot listen on " + l.listen.text + ": " + ec.message());
+  }
+  return entry;
+}
+
+void worker::start_accepting(const std::shared_ptr<acceptor_entry>& entry) {
+  boost::system::error_code ec;
+  entry->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    log::error("worker {}: cannot listen on {}: {}", index_, entry->listen, ec.message());
+    return;
+  }
+  accept_loop(entry);
+}
+
+void worker::sync_listeners(const snapshot& snap) {
+  // Removed listeners stop accepting; their connections find no listener at their next request
+  // and close (see http_session::serve_request). Kept ones keep their socket: no window where the
+  // port is closed, whatever else about them changed.
+  std::erase_if(acceptors_, [&](const std::shared_ptr<acceptor_entry>& e) {
+    const auto* l = snap.find_listener(e->listen);
+    if (l != nullptr && l->cfg->proto == config::protocol::http) {
+      return false;
     }
-    acceptors_.push_back(std::move(entry));
+    boost::system::error_code ec;
+    e->acceptor.close(ec);
+    return true;
+  });
+  for (const auto& l : snap.cfg->listeners) {
+    if (l.proto != config::protocol::http) {
+      continue;
+    }
+    bool have =
+        std::any_of(acceptors_.begin(), acceptors_.end(), [&](const auto& e) { return e->listen == l.listen.text; });
+    if (have) {
+      continue;
+    }
+    try {
+      auto entry = bind_listener(l);
+      if (started_) {
+        start_accepting(entry);
+      }
+      acceptors_.push_back(std::move(entry));
+    } catch (const std::exception& e) {
+      log::error("worker {}: {}", index_, e.what());
+    }
   }
 }
 
@@ -86,15 +147,9 @@ worker::~worker() {
 }
 
 void worker::start() {
+  started_ = true;
   for (auto& entry : acceptors_) {
-    boost::system::error_code ec;
-    entry->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      log::error("worker {}: cannot listen on {}: {}", index_,
-                 view_->snap->cfg->listeners[entry->listener_index].listen.text, ec.message());
-      continue;
-    }
-    accept_loop(*entry);
+    start_accepting(entry);
   }
   start_sweeper();
   thread_ = std::thread([this] { io_.run(); });
@@ -107,27 +162,32 @@ void worker::join() {
 }
 
 void worker::install(snapshot_ptr snap) {
-  asio::post(io_, [this, snap = std::move(snap)] { view_ = make_view(snap, random_); });
+  asio::post(io_, [this, snap = std::move(snap)] {
+    if (draining_) {
+      return;
+    }
+    view_ = make_view(snap, random_);
+    sync_listeners(*snap);
+  });
 }
 
-void worker::accept_loop(acceptor_entry& entry) {
+void worker::accept_loop(std::shared_ptr<acceptor_entry> entry) {
   asio::co_spawn(
       io_,
-      [this, &entry]() -> asio::awaitable<void> {
-        while (entry.acceptor.is_open()) {
-          auto [ec, socket] = co_await entry.acceptor.async_accept(nothrow);
+      [this, entry]() -> asio::awaitable<void> {
+        while (entry->acceptor.is_open()) {
+          auto [ec, socket] = co_await entry->acceptor.async_accept(nothrow);
           if (ec) {
-            if (ec == asio::error::operation_aborted || !entry.acceptor.is_open()) {
+            if (ec == asio::error::operation_aborted || !entry->acceptor.is_open()) {
               break;
             }
             // Out of file descriptors or similar: log, back off briefly, keep accepting.
-            log::warn("accept on {} failed: {}", view_->snap->cfg->listeners[entry.listener_index].listen.text,
-                      ec.message());
+            log::warn("accept on {} failed: {}", entry->listen, ec.message());
             asio::steady_timer pause(io_, std::chrono::milliseconds(50));
             co_await pause.async_wait(nothrow);
             continue;
           }
-          std::make_shared<http_session>(*this, entry.listener_index, std::move(socket))->start();
+          std::make_shared<http_session>(*this, entry->listen, std::move(socket))->start();
         }
       },
       asio::detached);

@@ -24,6 +24,10 @@ namespace spillway::proxy {
 
 class http_session;
 
+// Checks that `listen` can be bound the way workers bind it (SO_REUSEPORT): returns an empty
+// string, or why not. Any thread.
+std::string try_bind(const config::address& listen);
+
 // What a worker runs with for one snapshot: the snapshot and this worker's balancers for it.
 struct worker_view {
   snapshot_ptr snap;
@@ -66,11 +70,17 @@ class worker {
 
  private:
   struct acceptor_entry {
-    std::size_t listener_index;
+    std::string listen;  // the listener's address as configured: its identity across reloads
     boost::asio::ip::tcp::acceptor acceptor;
   };
 
-  void accept_loop(acceptor_entry& entry);
+  // Binds an acceptor for `l` (SO_REUSEPORT, not yet listening). Throws std::runtime_error.
+  std::shared_ptr<acceptor_entry> bind_listener(const config::listener& l);
+  // Listens and starts accepting on `entry`.
+  void start_accepting(const std::shared_ptr<acceptor_entry>& entry);
+  // Opens acceptors for listeners `snap` adds and closes those it removes. Worker thread.
+  void sync_listeners(const snapshot& snap);
+  void accept_loop(std::shared_ptr<acceptor_entry> entry);
   void start_sweeper();
   void begin_drain(std::chrono::milliseconds timeout);
   void maybe_finish_drain();
@@ -86,7 +96,8 @@ class worker {
   boost::asio::io_context io_{1};
   std::thread thread_;
   std::shared_ptr<worker_view> view_;
-  std::vector<std::unique_ptr<acceptor_entry>> acceptors_;
+  std::vector<std::shared_ptr<acceptor_entry>> acceptors_;
+  bool started_ = false;
   connection_pool pool_;
   balancer::random_source random_;
   boost::asio::steady_timer sweeper_{io_};

@@ -5,6 +5,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace spillway::server {
@@ -30,6 +33,13 @@ bool same_breaker(const config::circuit_breaker& a, const config::circuit_breake
          a.failure_status == b.failure_status;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
 }  // namespace
 
 server::server(std::string config_path) : config_path_(std::move(config_path)) {}
@@ -39,6 +49,7 @@ server::~server() = default;
 std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& cfg) {
   std::vector<upstream::cluster_ptr> clusters;
   std::map<std::string, upstream::host_ptr> next_hosts;
+  std::vector<std::pair<upstream::host*, config::backend>> retuned;  // applied once nothing can fail
   tcp::resolver resolver(io_);
   for (const auto& u : cfg.upstreams) {
     auto c = std::make_shared<upstream::cluster>();
@@ -46,12 +57,18 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
     for (const auto& b : u.backends) {
       const std::string key = u.name + "\n" + b.addr.text;
       auto it = hosts_.find(key);
-      if (it != hosts_.end() && it->second->weight() == b.weight && it->second->backup() == b.backup &&
-          same_health_check(health_of_.at(it->second.get()), u.health) &&
+      // What is known about a backend (health, ejection, breaker, in-flight counts) carries over
+      // while its upstream, address, health check and breaker settings stay the same; weight and
+      // role may change. Anything else starts fresh, and is logged.
+      if (it != hosts_.end() && same_health_check(health_of_.at(it->second.get()), u.health) &&
           same_breaker(breaker_of_.at(it->second.get()), u.breaker)) {
+        retuned.emplace_back(it->second.get(), b);
         c->hosts.push_back(it->second);
         next_hosts[key] = it->second;
         continue;
+      }
+      if (it != hosts_.end()) {
+        log::info("reload: {} {} starts fresh (health check or breaker settings changed)", u.name, b.addr.text);
       }
       tcp::endpoint ep;
       if (b.addr.is_ip) {
@@ -79,6 +96,10 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
     c->stats = stats;
     clusters.push_back(std::move(c));
   }
+  for (auto& [h, b] : retuned) {
+    h->set_weight(b.weight);
+    h->set_backup(b.backup);
+  }
   hosts_ = std::move(next_hosts);
   health_of_.clear();
   breaker_of_.clear();
@@ -98,41 +119,59 @@ admin::state server::admin_state() const {
   s.loaded_at = snapshot_->loaded_at;
   s.config_path = config_path_;
   s.last_reload_error = last_reload_error_;
+  s.reloads_ok = reloads_ok_;
+  s.reloads_failed = reloads_failed_;
   return s;
 }
 
-admin::reload_result server::reload() {
-  auto loaded = config::load_file(config_path_);
+admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
+  // Every rejection leaves the running config untouched, is logged line by line and counted.
+  auto reject = [this](const std::string& text) -> admin::reload_result {
+    std::size_t start = 0;
+    while (start < text.size()) {
+      auto end = text.find('\n', start);
+      log::error("reload rejected: {}", text.substr(start, end - start));
+      start = end == std::string::npos ? text.size() : end + 1;
+    }
+    last_reload_error_ = text;
+    ++reloads_failed_;
+    return {false, text};
+  };
+  std::string content = read_file(config_path_);
+  if (only_if_changed && content == loaded_text_) {
+    return {true, "unchanged\n"};
+  }
+  loaded_text_ = content;
+  log::info("reload ({}): reading {}", trigger, config_path_);
+  auto loaded = config::load_string(content, config_path_);
   if (!loaded.cfg) {
     std::string text;
     for (const auto& e : loaded.errors) {
-      log::error("reload rejected: {}", e.str());
       text += e.str() + "\n";
     }
-    last_reload_error_ = text;
-    return {false, text};
+    return reject(text);
   }
   auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
+  for (const auto& l : next->listeners) {
+    if (l.proto != config::protocol::http || l.tls) {
+      return reject("listener \"" + l.name + "\": " + (l.tls ? "TLS termination" : "protocol tcp") +
+                    " is not available in this build yet\n");
+    }
+    bool known = std::any_of(cfg_->listeners.begin(), cfg_->listeners.end(),
+                             [&](const config::listener& old) { return old.listen.text == l.listen.text; });
+    if (!known) {
+      // A new listener must be able to bind before the reload is accepted: workers bind it when
+      // the snapshot reaches them, and by then it is too late to say no.
+      if (auto why = proxy::try_bind(l.listen); !why.empty()) {
+        return reject("listener \"" + l.name + "\" cannot listen on " + l.listen.text + ": " + why + "\n");
+      }
+    }
+  }
   std::vector<upstream::cluster_ptr> clusters;
   try {
     clusters = build_clusters(*next);
   } catch (const std::exception& e) {
-    log::error("reload rejected: {}", e.what());
-    last_reload_error_ = e.what();
-    return {false, std::string(e.what()) + "\n"};
-  }
-  bool listeners_changed = next->listeners.size() != cfg_->listeners.size();
-  for (std::size_t i = 0; !listeners_changed && i < next->listeners.size(); ++i) {
-    listeners_changed = next->listeners[i].listen.text != cfg_->listeners[i].listen.text ||
-                        next->listeners[i].proto != cfg_->listeners[i].proto;
-  }
-  if (listeners_changed) {
-    // Until listeners can be opened and closed at run time, a reload may only change what runs
-    // behind the existing ones.
-    std::string msg = "listeners were added, removed or moved: that needs a restart for now\n";
-    log::error("reload rejected: {}", msg.substr(0, msg.size() - 1));
-    last_reload_error_ = msg;
-    return {false, msg};
+    return reject(std::string(e.what()) + "\n");
   }
   cfg_ = next;
   snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1);
@@ -142,6 +181,7 @@ admin::reload_result server::reload() {
   checker_.update(snapshot_->clusters);
   outlier_.update(snapshot_->clusters);
   last_reload_error_.clear();
+  ++reloads_ok_;
   auto text = fmt::format("reloaded: generation {}, {}\n", snapshot_->generation, config::summary(*cfg_));
   log::info("{}", text.substr(0, text.size() - 1));
   return {true, text};
@@ -153,8 +193,7 @@ void server::wait_signals() {
       return;
     }
     if (sig == SIGHUP) {
-      log::info("SIGHUP: reloading {}", config_path_);
-      reload();
+      reload("SIGHUP");
       wait_signals();
       return;
     }
@@ -170,6 +209,9 @@ void server::wait_signals() {
 
 void server::drain() {
   draining_ = true;
+  if (watcher_) {
+    watcher_->stop();
+  }
   checker_.stop();
   outlier_.stop();
   events_.stop();
@@ -189,6 +231,7 @@ void server::drain() {
 }
 
 int server::run() {
+  loaded_text_ = read_file(config_path_);
   auto loaded = config::load_file(config_path_);
   if (!loaded.cfg) {
     for (const auto& e : loaded.errors) {
@@ -223,7 +266,7 @@ int server::run() {
       workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &events_));
     }
     admin_ = std::make_unique<admin::admin_server>(
-        io_, cfg_->admin_api.listen, [this] { return admin_state(); }, [this] { return reload(); });
+        io_, cfg_->admin_api.listen, [this] { return admin_state(); }, [this] { return reload("POST /reload"); });
   } catch (const std::exception& e) {
     log::error("{}", e.what());
     return 1;
@@ -232,6 +275,8 @@ int server::run() {
   signals_.add(SIGTERM);
   signals_.add(SIGHUP);
   wait_signals();
+  watcher_ = std::make_unique<config_watcher>(io_, config_path_, [this] { reload("file change", true); });
+  watcher_->start();
   admin_->start();
   outlier_.update(snapshot_->clusters);
   checker_.update(snapshot_->clusters);

@@ -8,6 +8,7 @@
 #include "health/outlier_detector.h"
 #include "proxy/snapshot.h"
 #include "proxy/worker.h"
+#include "server/config_watcher.h"
 #include "server/control_events.h"
 
 #include <boost/asio/io_context.hpp>
@@ -34,7 +35,9 @@ class server {
   // not change. Throws std::runtime_error when a backend's hostname does not resolve.
   std::vector<upstream::cluster_ptr> build_clusters(const config::config& cfg);
   admin::state admin_state() const;
-  admin::reload_result reload();
+  // Re-reads the config file and applies it. `trigger` names what asked (for the log). With
+  // `only_if_changed`, a file whose content is what runs already is not reloaded.
+  admin::reload_result reload(const char* trigger, bool only_if_changed = false);
   void wait_signals();
   void drain();
 
@@ -56,6 +59,10 @@ class server {
   std::map<const upstream::host*, config::circuit_breaker> breaker_of_;
   std::uint64_t seed_ = 0x5b1e;
   std::string last_reload_error_;
+  std::string loaded_text_;  // the file's content as last loaded (or rejected)
+  std::unique_ptr<config_watcher> watcher_;
+  std::uint64_t reloads_ok_ = 0;
+  std::uint64_t reloads_failed_ = 0;
   bool draining_ = false;
 };
 

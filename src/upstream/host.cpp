@@ -5,7 +5,11 @@
 namespace spillway::upstream {
 
 host::host(std::string upstream_name, const config::backend& cfg, boost::asio::ip::tcp::endpoint endpoint)
-    : upstream_name_(std::move(upstream_name)), cfg_(cfg), endpoint_(std::move(endpoint)) {}
+    : upstream_name_(std::move(upstream_name)),
+      cfg_(cfg),
+      weight_(cfg.weight),
+      backup_(cfg.backup),
+      endpoint_(std::move(endpoint)) {}
 
 void host::apply(const breaker::transition& t) {
   breaker.store(t.to, std::memory_order_relaxed);

@@ -31,8 +31,13 @@ class host : public std::enable_shared_from_this<host> {
   // The address as configured ("10.0.0.1:8080" or "name:8080").
   const std::string& address() const { return cfg_.addr.text; }
   const config::backend& cfg() const { return cfg_; }
-  std::uint32_t weight() const { return cfg_.weight; }
-  bool backup() const { return cfg_.backup; }
+  // Weight and role can change on reload without losing what is known about the host; a balancer
+  // reads them when it is built for a snapshot (and weight on every pick). Any thread.
+  std::uint32_t weight() const { return weight_.load(std::memory_order_relaxed); }
+  bool backup() const { return backup_.load(std::memory_order_relaxed); }
+  // Control thread, before the snapshot that carries the new values is posted.
+  void set_weight(std::uint32_t w) { weight_.store(w, std::memory_order_relaxed); }
+  void set_backup(bool b) { backup_.store(b, std::memory_order_relaxed); }
   // The resolved endpoint to connect to. Immutable for the host's lifetime.
   const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
 
@@ -109,6 +114,8 @@ class host : public std::enable_shared_from_this<host> {
  private:
   std::string upstream_name_;
   config::backend cfg_;
+  std::atomic<std::uint32_t> weight_;
+  std::atomic<bool> backup_;
   boost::asio::ip::tcp::endpoint endpoint_;
 };
 
