@@ -43,8 +43,9 @@ void command_usage(std::string_view cmd, FILE* out) {
                  "  --log-level LEVEL   lowest level logged to stderr (default info)\n");
   } else if (cmd == "validate") {
     std::fprintf(out,
-                 "usage: spillway validate -c FILE\n"
+                 "usage: spillway validate -c FILE [--diff OLD]\n"
                  "  -c, --config FILE   the YAML config to check\n"
+                 "  --diff OLD          also print what reloading FILE over OLD would change\n"
                  "exit 0 and a one-line summary if valid; exit 1 and FILE:LINE:COL: message lines if not\n");
   } else {
     std::fprintf(out, "usage: spillway version\n");
@@ -53,6 +54,7 @@ void command_usage(std::string_view cmd, FILE* out) {
 
 struct options {
   std::string config;
+  std::string diff_against;
   std::string log_level = "info";
   bool help = false;
   std::string error;
@@ -68,6 +70,8 @@ options parse_options(std::string_view cmd, const std::vector<std::string_view>&
       o.config = std::string(args[++i]);
     } else if (a.starts_with("--config=")) {
       o.config = std::string(a.substr(9));
+    } else if (cmd == "validate" && a == "--diff" && i + 1 < args.size()) {
+      o.diff_against = std::string(args[++i]);
     } else if (cmd == "run" && a == "--log-level" && i + 1 < args.size()) {
       o.log_level = std::string(args[++i]);
     } else {
@@ -130,6 +134,22 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::printf("%s: %s\n", opts.config.c_str(), config::summary(*result.cfg).c_str());
+    if (!opts.diff_against.empty()) {
+      auto old = config::load_file(opts.diff_against);
+      if (!old.cfg) {
+        for (const auto& e : old.errors) {
+          std::printf("%s\n", e.str().c_str());
+        }
+        return 1;
+      }
+      auto changes = config::diff(*old.cfg, *result.cfg);
+      if (changes.empty()) {
+        std::printf("no changes against %s\n", opts.diff_against.c_str());
+      }
+      for (const auto& line : changes) {
+        std::printf("%s\n", line.c_str());
+      }
+    }
     return 0;
   }
 

@@ -14,6 +14,8 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <sys/socket.h>
+
 #include <array>
 
 namespace spillway::admin {
@@ -367,6 +369,13 @@ admin_server::admin_server(asio::io_context& io, const config::address& listen, 
   }
   if (!ec) {
     acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+  }
+  if (!ec) {
+    // Shared with a new process during a zero-downtime restart, like the listeners.
+    int one = 1;
+    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      ec = boost::system::error_code(errno, boost::system::system_category());
+    }
   }
   if (!ec) {
     acceptor_.bind(ep, ec);

@@ -216,4 +216,12 @@ std::optional<std::uint64_t> parse_size(const std::string& text);
 // One-line summary of a valid config, printed by `spillway validate`.
 std::string summary(const config& cfg);
 
+// What applying `new_cfg` over a running `old_cfg` would change, one line each (listeners, routes,
+// upstreams, backends, and whether each backend's state is kept or reset). Empty when nothing.
+std::vector<std::string> diff(const config& old_cfg, const config& new_cfg);
+
+// Settings whose change makes a backend start over (its health, ejection and breaker state reset).
+bool same_health_check(const health_check& a, const health_check& b);
+bool same_breaker(const circuit_breaker& a, const circuit_breaker& b);
+
 }  // namespace spillway::config

@@ -153,7 +153,10 @@ void http_session::force_close() {
 void http_session::drain() {
   draining_ = true;
   if (phase_ == phase::idle) {
-    close_downstream();
+    // An idle keep-alive connection is closed once it has been idle for a short grace: a client
+    // that sent its next request just as the drain began gets an answer (with `connection:
+    // close`) instead of a reset it cannot tell from a failure.
+    set_deadline(std::max(clock::now(), idle_since_ + drain_idle_grace));
   }
 }
 
@@ -253,9 +256,10 @@ awaitable<http_session::outcome> http_session::serve_request() {
     }
     header_timeout = lv->header_timeout;
     max_request_headers = lv->cfg->max_request_headers;
-    set_deadline(clock::now() + lv->idle_timeout);
+    set_deadline(draining_ ? clock::now() : clock::now() + lv->idle_timeout);
   }
   phase_ = phase::idle;
+  idle_since_ = clock::now();
   expired_ = false;
   request_complete_ = false;
   request_id_[0] = '\0';

@@ -146,6 +146,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool draining_ = false;
   bool client_http10_ = false;
   bool request_complete_ = false;                     // the current request was read to its end
+  std::chrono::steady_clock::time_point idle_since_;  // when the connection last went idle
+  static constexpr std::chrono::milliseconds drain_idle_grace{250};
   std::chrono::steady_clock::time_point first_byte_;  // of the current request
 };
 

@@ -12,6 +12,8 @@
 
 #include <array>
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 namespace spillway::server {
@@ -32,7 +34,7 @@ std::string directory_of(const std::string& path) {
 
 config_watcher::config_watcher(asio::io_context& io, const std::string& path, std::function<void()> on_change,
                                std::chrono::milliseconds quiet)
-    : io_(io), dir_(directory_of(path)), on_change_(std::move(on_change)), quiet_(quiet), events_(io), debounce_(io) {}
+    : io_(io), path_(path), dir_(directory_of(path)), on_change_(std::move(on_change)), quiet_(quiet), events_(io), debounce_(io) {}
 
 config_watcher::~config_watcher() { stop(); }
 
@@ -51,6 +53,7 @@ bool config_watcher::start() {
     return false;
   }
   events_.assign(fd);
+  watch_target_dir();
   asio::co_spawn(io_, read_events(), asio::detached);
   log::info("config watch: watching {} for changes", dir_);
   return true;
@@ -61,6 +64,31 @@ void config_watcher::stop() {
   boost::system::error_code ec;
   events_.close(ec);
   debounce_.cancel();
+}
+
+void config_watcher::watch_target_dir() {
+  char resolved[PATH_MAX];
+  if (::realpath(path_.c_str(), resolved) == nullptr) {
+    return;  // gone for the moment (mid-swap): the next event re-aims
+  }
+  std::string target = directory_of(resolved);
+  char dir_resolved[PATH_MAX];
+  if (::realpath(dir_.c_str(), dir_resolved) != nullptr && target == dir_resolved) {
+    target.clear();  // the file lives right in the watched directory
+  }
+  if (target == target_dir_) {
+    return;
+  }
+  if (target_watch_ >= 0) {
+    ::inotify_rm_watch(events_.native_handle(), target_watch_);
+    target_watch_ = -1;
+  }
+  target_dir_ = target;
+  if (!target.empty()) {
+    target_watch_ = ::inotify_add_watch(events_.native_handle(), target.c_str(),
+                                        IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+                                            IN_ATTRIB | IN_MODIFY);
+  }
 }
 
 asio::awaitable<void> config_watcher::read_events() {
@@ -76,6 +104,7 @@ asio::awaitable<void> config_watcher::read_events() {
     debounce_.expires_after(quiet_);
     debounce_.async_wait([this](boost::system::error_code wait_ec) {
       if (!wait_ec && !stopped_) {
+        watch_target_dir();
         on_change_();
       }
     });

@@ -28,9 +28,15 @@ class config_watcher {
 
  private:
   boost::asio::awaitable<void> read_events();
+  // Watches the directory the config file really lives in (behind symlinks) too, so that an
+  // in-place edit or rename there is seen; re-aimed after every change, since a symlink swap moves it.
+  void watch_target_dir();
 
   boost::asio::io_context& io_;
+  std::string path_;
   std::string dir_;
+  std::string target_dir_;
+  int target_watch_ = -1;
   std::function<void()> on_change_;
   std::chrono::milliseconds quiet_;
   boost::asio::posix::stream_descriptor events_;

@@ -17,22 +17,6 @@ using asio::ip::tcp;
 
 namespace {
 
-// Health-check settings that, when changed, make a host start over (a new host object, checked
-// from unknown).
-bool same_health_check(const config::health_check& a, const config::health_check& b) {
-  return a.enabled == b.enabled && a.type == b.type && a.http_path == b.http_path &&
-         a.expect_status == b.expect_status && a.http_host == b.http_host && a.interval == b.interval &&
-         a.timeout == b.timeout && a.healthy_threshold == b.healthy_threshold &&
-         a.unhealthy_threshold == b.unhealthy_threshold;
-}
-
-bool same_breaker(const config::circuit_breaker& a, const config::circuit_breaker& b) {
-  return a.enabled == b.enabled && a.failure_rate == b.failure_rate && a.slow_call_duration == b.slow_call_duration &&
-         a.slow_call_rate == b.slow_call_rate && a.window == b.window && a.minimum_requests == b.minimum_requests &&
-         a.open_duration == b.open_duration && a.half_open_requests == b.half_open_requests &&
-         a.failure_status == b.failure_status;
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream out;
@@ -60,8 +44,8 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
       // What is known about a backend (health, ejection, breaker, in-flight counts) carries over
       // while its upstream, address, health check and breaker settings stay the same; weight and
       // role may change. Anything else starts fresh, and is logged.
-      if (it != hosts_.end() && same_health_check(health_of_.at(it->second.get()), u.health) &&
-          same_breaker(breaker_of_.at(it->second.get()), u.breaker)) {
+      if (it != hosts_.end() && config::same_health_check(health_of_.at(it->second.get()), u.health) &&
+          config::same_breaker(breaker_of_.at(it->second.get()), u.breaker)) {
         retuned.emplace_back(it->second.get(), b);
         c->hosts.push_back(it->second);
         next_hosts[key] = it->second;
@@ -138,10 +122,10 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
     return {false, text};
   };
   std::string content = read_file(config_path_);
-  if (only_if_changed && content == loaded_text_) {
-    return {true, "unchanged\n"};
+  if (only_if_changed && (content == applied_text_ || content == rejected_text_)) {
+    return {true, "unchanged\n"};  // what runs already, or a file already refused
   }
-  loaded_text_ = content;
+  rejected_text_ = content;  // until it is applied below
   log::info("reload ({}): reading {}", trigger, config_path_);
   auto loaded = config::load_string(content, config_path_);
   if (!loaded.cfg) {
@@ -181,6 +165,8 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
   checker_.update(snapshot_->clusters);
   outlier_.update(snapshot_->clusters);
   last_reload_error_.clear();
+  applied_text_ = std::move(rejected_text_);
+  rejected_text_.clear();
   ++reloads_ok_;
   auto text = fmt::format("reloaded: generation {}, {}\n", snapshot_->generation, config::summary(*cfg_));
   log::info("{}", text.substr(0, text.size() - 1));
@@ -231,8 +217,8 @@ void server::drain() {
 }
 
 int server::run() {
-  loaded_text_ = read_file(config_path_);
-  auto loaded = config::load_file(config_path_);
+  applied_text_ = read_file(config_path_);
+  auto loaded = config::load_string(applied_text_, config_path_);
   if (!loaded.cfg) {
     for (const auto& e : loaded.errors) {
       log::error("{}", e.str());

@@ -59,7 +59,8 @@ class server {
   std::map<const upstream::host*, config::circuit_breaker> breaker_of_;
   std::uint64_t seed_ = 0x5b1e;
   std::string last_reload_error_;
-  std::string loaded_text_;  // the file's content as last loaded (or rejected)
+  std::string applied_text_;   // the config file's content that runs
+  std::string rejected_text_;  // the content of the last file refused
   std::unique_ptr<config_watcher> watcher_;
   std::uint64_t reloads_ok_ = 0;
   std::uint64_t reloads_failed_ = 0;

@@ -42,12 +42,16 @@ class Spillway:
     `config_text` may use {port} and {admin_port}; both are filled with free ports.
     """
 
-    def __init__(self, config_text, port=None, admin_port=None, extra_args=(), wait=True):
+    def __init__(self, config_text, port=None, admin_port=None, extra_args=(), wait=True, config_path=None):
+        """`config_path`: run with that file as it is (the caller wrote it, e.g. behind a symlink)."""
         self.port = port or free_port()
         self.admin_port = admin_port or free_port()
         self.dir = tempfile.mkdtemp(prefix="spillway-test-")
-        self.config_path = os.path.join(self.dir, "spillway.yaml")
-        self.write_config(config_text)
+        if config_path is None:
+            self.config_path = os.path.join(self.dir, "spillway.yaml")
+            self.write_config(config_text)
+        else:
+            self.config_path = config_path
         self.log_path = os.path.join(self.dir, "spillway.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([SPILLWAY_BIN, "run", "-c", self.config_path, *extra_args],
@@ -56,8 +60,12 @@ class Spillway:
             wait_for_port(self.port, proc=self.proc)
             wait_for_port(self.admin_port, proc=self.proc)
 
+    def fill(self, config_text):
+        return config_text.replace("{port}", str(self.port)).replace("{admin_port}", str(self.admin_port))
+
     def write_config(self, config_text):
-        text = config_text.replace("{port}", str(self.port)).replace("{admin_port}", str(self.admin_port))
+        """Replaces the config file atomically (write, then rename)."""
+        text = self.fill(config_text)
         with open(self.config_path + ".tmp", "w") as f:
             f.write(text)
         os.rename(self.config_path + ".tmp", self.config_path)
@@ -93,6 +101,14 @@ class Spillway:
                 if not read_until_close:
                     break
             return b"".join(chunks)
+
+    def metric(self, name_and_labels):
+        """The value of one sample in /metrics, e.g. 'spillway_config_generation'."""
+        code, body = self.admin("GET", "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith(name_and_labels + " "):
+                return float(line.split()[-1])
+        raise KeyError(name_and_labels)
 
     def admin(self, method, path, timeout=5):
         c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)

@@ -58,6 +58,39 @@ upstreams:
         self.assertTrue(lines[2].startswith(path + ":8:26: "), lines[2])
         self.assertTrue(lines[3].startswith(path + ":10:18: "), lines[3])
 
+    def test_validate_diff(self):
+        old = write("""listeners:
+  - { name: web, listen: 127.0.0.1:8080, routes: [ { upstream: app } ] }
+  - { name: gone, listen: 127.0.0.1:8081, routes: [ { upstream: app } ] }
+upstreams:
+  - name: app
+    backends: [ { address: 127.0.0.1:9001 }, { address: 127.0.0.1:9002 }, { address: 127.0.0.1:9003 } ]
+""")
+        new = write("""listeners:
+  - { name: web, listen: 127.0.0.1:8080, routes: [ { match: { path_prefix: /api/ }, upstream: api }, { upstream: app } ] }
+  - { name: extra, listen: 127.0.0.1:8082, routes: [ { upstream: app } ] }
+upstreams:
+  - name: app
+    backends: [ { address: 127.0.0.1:9001, weight: 3 }, { address: 127.0.0.1:9003 }, { address: 127.0.0.1:9004 } ]
+  - name: api
+    health_check: { tcp: {}, interval: 1s }
+    backends: [ { address: 127.0.0.1:9100 } ]
+""")
+        out = run("validate", "-c", new, "--diff", old)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        text = out.stdout
+        for line in ('listener added: "extra" on 127.0.0.1:8082',
+                     'listener changed: "web" on 127.0.0.1:8080 (routes)',
+                     'listener removed: "gone" on 127.0.0.1:8081',
+                     'upstream added: "api"',
+                     'backend changed: "app" 127.0.0.1:9001 (weight 1 -> 3; state kept)',
+                     'backend added: "app" 127.0.0.1:9004',
+                     'backend removed: "app" 127.0.0.1:9002'):
+            self.assertIn(line, text)
+        self.assertNotIn("9003", text)  # unchanged: not mentioned
+        same = run("validate", "-c", old, "--diff", old)
+        self.assertIn("no changes", same.stdout)
+
     def test_run_with_bad_config_exits_1(self):
         path = write("listeners: [ { listen: nope } ]\n")
         out = run("run", "-c", path)

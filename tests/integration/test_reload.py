@@ -1,0 +1,241 @@
+"""Hot reload through the real binary: under load, bad files, kept state, file-watch triggers."""
+
+import os
+import signal
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
+
+from harness import Spillway, free_port  # noqa: E402
+from loadgen import Load  # noqa: E402
+from testd import Testd  # noqa: E402
+
+
+def config(backends, routes="    routes: [ { upstream: app } ]", extra_listener="", extra_upstream="",
+           health="health_check: false"):
+    lines = ["workers: 2",
+             "admin: { listen: 127.0.0.1:{admin_port} }",
+             "listeners:",
+             "  - name: main",
+             "    listen: 127.0.0.1:{port}",
+             routes,
+             extra_listener,
+             "upstreams:",
+             "  - name: app",
+             "    %s" % health,
+             "    backends:"]
+    lines += ["      - " + b for b in backends]
+    lines.append(extra_upstream)
+    return "\n".join(l for l in lines if l) + "\n"
+
+
+def wait_until(predicate, timeout, step=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+class ReloadTest(unittest.TestCase):
+    def setUp(self):
+        self.a, self.b, self.c = Testd(name="a"), Testd(name="b"), Testd(name="c")
+
+    def tearDown(self):
+        for t in (self.a, self.b, self.c):
+            t.stop()
+
+    def test_fifty_reloads_under_load_lose_nothing(self):
+        extra_port = free_port()
+        variants = [
+            config(["address: " + self.a.address, "address: " + self.b.address]),
+            config(["{ address: %s, weight: 5 }" % self.a.address, "address: " + self.b.address]),
+            config(["address: " + self.a.address, "address: " + self.c.address]),
+            config(["address: " + self.a.address, "address: " + self.b.address],
+                   routes="    routes: [ { match: { path_prefix: /extra }, upstream: other }, { upstream: app } ]",
+                   extra_upstream="  - name: other\n    health_check: false\n    backends: [ { address: %s } ]"
+                   % self.c.address),
+            config(["address: " + self.a.address, "address: " + self.b.address],
+                   extra_listener="  - name: second\n    listen: 127.0.0.1:%d\n    routes: [ { upstream: app } ]"
+                   % extra_port),
+        ]
+        lb = Spillway(variants[0])
+        load = Load(lb.port, threads=6, max_seconds=60).start()
+        try:
+            time.sleep(0.3)
+            for i in range(50):
+                v = i % len(variants)
+                lb.write_config(variants[v])
+                code, body = lb.admin("POST", "/reload")
+                self.assertEqual(code, 200, body)
+                self.assertEqual(lb.status()["config"]["generation"], i + 2)
+                # each change is visible to the very next requests
+                if v == 2:
+                    seen = {lb.request("GET", "/")[1]["x-backend"] for _ in range(10)}
+                    self.assertIn("c", seen)
+                    self.assertNotIn("b", seen)
+                elif v == 3:
+                    self.assertEqual(lb.request("GET", "/extra")[1]["x-backend"], "c")
+                elif v == 4:
+                    with socket.create_connection(("127.0.0.1", extra_port), timeout=2) as s:
+                        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        self.assertIn(b"200 OK", s.recv(4096))
+                else:
+                    self.assertEqual(lb.request("GET", "/extra")[0], 200)  # catch-all again
+                if v != 4:
+                    # the extra listener is gone again: connections are refused
+                    with self.assertRaises(OSError):
+                        socket.create_connection(("127.0.0.1", extra_port), timeout=1).close()
+                time.sleep(0.05)
+        finally:
+            load.stop()
+            lb.stop()
+        failures = load.failures()
+        print("\nRELOAD: 50 reloads under load, %d requests, %d failed" % (load.count(), len(failures)))
+        self.assertEqual(failures, [], failures[:5])
+        self.assertGreater(load.count(), 1000)
+
+    def test_bad_configs_are_rejected_every_way_and_old_routing_stays(self):
+        good = config(["address: " + self.a.address])
+        lb = Spillway(good)
+        try:
+            syntax = good.replace("listeners:", "listeners: [")
+            semantic = good.replace("routes: [ { upstream: app } ]", "routes: [ { upstream: nope } ]")
+            for trigger in ("file", "SIGHUP", "POST"):
+                for bad, where in ((syntax, ":4:3: "), (semantic, ":6:")):
+                    before = lb.metric('spillway_config_reloads_total{result="failure"}')
+                    lb.write_config(bad)
+                    if trigger == "SIGHUP":
+                        lb.signal(signal.SIGHUP)
+                    elif trigger == "POST":
+                        code, body = lb.admin("POST", "/reload")
+                        self.assertEqual(code, 400)
+                        self.assertIn(lb.config_path + where, body.decode())
+                    self.assertTrue(wait_until(
+                        lambda: lb.metric('spillway_config_reloads_total{result="failure"}') > before, 5), trigger)
+                    status = lb.status()
+                    self.assertEqual(status["config"]["generation"], 1)
+                    self.assertIn(lb.config_path + where, status["config"]["last_reload_error"])
+                    self.assertEqual(lb.metric("spillway_config_last_reload_success"), 0)
+                    self.assertEqual(lb.request("GET", "/")[1]["x-backend"], "a")
+                    lb.write_config(good)  # back to a good file (content as loaded: no reload)
+                    time.sleep(0.4)
+            self.assertIn("reload rejected: " + lb.config_path + ":4:3: ", lb.logs())
+        finally:
+            lb.stop()
+
+    def test_known_state_survives_and_changed_address_starts_fresh(self):
+        hc = "health_check: { http: { path: /healthz }, interval: 200ms, timeout: 100ms, unhealthy_threshold: 1 }"
+        cfg1 = config(["address: " + self.a.address, "address: " + self.b.address], health=hc)
+        lb = Spillway(cfg1)
+        try:
+            self.a.set(healthy=0)
+            self.assertTrue(wait_until(lambda: not lb.backend_status("app", self.a.address)["healthy"], 3))
+            served = self.a.stats()["requests"]
+            # a reload that changes something else (a route, b's weight) keeps a down
+            cfg2 = config(["address: " + self.a.address, "{ address: %s, weight: 3 }" % self.b.address],
+                          routes="    routes: [ { match: { path_prefix: /x }, upstream: app }, { upstream: app } ]",
+                          health=hc)
+            lb.write_config(cfg2)
+            self.assertEqual(lb.admin("POST", "/reload")[0], 200)
+            self.assertFalse(lb.backend_status("app", self.a.address)["healthy"])
+            for _ in range(20):
+                self.assertEqual(lb.request("GET", "/")[1]["x-backend"], "b")
+            self.assertEqual(self.a.stats()["requests"], served)
+            self.assertEqual(lb.backend_status("app", self.b.address)["weight"], 3)
+            # b's address changes to c's: c starts fresh (unknown until its first check)
+            cfg3 = config(["address: " + self.a.address, "address: " + self.c.address], health=hc)
+            lb.write_config(cfg3)
+            self.assertEqual(lb.admin("POST", "/reload")[0], 200)
+            st = lb.backend_status("app", self.c.address)
+            self.assertEqual(st["requests_total"], 0)
+            self.assertTrue(wait_until(lambda: lb.backend_status("app", self.c.address)["healthy"], 3))
+        finally:
+            lb.stop()
+
+    def test_rename_symlink_swap_and_two_step_writes(self):
+        # Kubernetes' ConfigMap layout: spillway.yaml -> ..data/spillway.yaml, ..data -> ..v1
+        d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "reload-test-%d" % os.getpid())
+        d = os.path.abspath(d)
+        os.makedirs(os.path.join(d, "..v1"))
+        port, admin_port = free_port(), free_port()
+
+        def text(backend):
+            return config(["address: " + backend.address]).replace("{port}", str(port)).replace(
+                "{admin_port}", str(admin_port))
+        with open(os.path.join(d, "..v1", "spillway.yaml"), "w") as f:
+            f.write(text(self.a))
+        os.symlink("..v1", os.path.join(d, "..data"))
+        os.symlink("..data/spillway.yaml", os.path.join(d, "spillway.yaml"))
+        lb = Spillway(None, port=port, admin_port=admin_port, config_path=os.path.join(d, "spillway.yaml"))
+        try:
+            self.assertEqual(lb.request("GET", "/")[1]["x-backend"], "a")
+            # the symlink swap: new version dir, new ..data link renamed over the old one
+            os.makedirs(os.path.join(d, "..v2"))
+            with open(os.path.join(d, "..v2", "spillway.yaml"), "w") as f:
+                f.write(text(self.b))
+            os.symlink("..v2", os.path.join(d, "..data_tmp"))
+            os.rename(os.path.join(d, "..data_tmp"), os.path.join(d, "..data"))
+            self.assertTrue(wait_until(lambda: lb.request("GET", "/")[1]["x-backend"] == "b", 5))
+            self.assertEqual(lb.status()["config"]["generation"], 2)
+            # an editor's rename-over (write a temp file, rename it onto the real one)
+            plain = os.path.join(d, "..v2", "spillway.yaml")
+            with open(plain + ".swp", "w") as f:
+                f.write(text(self.c))
+            os.rename(plain + ".swp", plain)
+            self.assertTrue(wait_until(lambda: lb.request("GET", "/")[1]["x-backend"] == "c", 5))
+            self.assertEqual(lb.status()["config"]["generation"], 3)
+            # a file written in two steps is not applied half-written
+            full = text(self.a)
+            with open(plain, "w") as f:
+                f.write(full[: len(full) // 2])
+                f.flush()
+                time.sleep(0.1)
+                f.write(full[len(full) // 2:])
+            self.assertTrue(wait_until(lambda: lb.request("GET", "/")[1]["x-backend"] == "a", 5))
+            time.sleep(0.5)
+            self.assertEqual(lb.status()["config"]["generation"], 4)
+            self.assertEqual(lb.metric('spillway_config_reloads_total{result="failure"}'), 0)
+        finally:
+            lb.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
+
+
+class RestartTest(unittest.TestCase):
+    """Zero-downtime restart: a new process binds the same ports (SO_REUSEPORT), the old drains."""
+
+    def test_old_and_new_overlap_under_load(self):
+        a, b = Testd(name="a"), Testd(name="b")
+        old = Spillway(config(["address: " + a.address, "address: " + b.address]))
+        load = Load(old.port, threads=6, max_seconds=60).start()
+        new = None
+        try:
+            time.sleep(0.5)
+            new = Spillway(None, port=old.port, admin_port=old.admin_port, config_path=old.config_path,
+                           wait=False)
+            self.assertTrue(wait_until(lambda: "first health checks took" in new.logs(), 10), new.logs())
+            time.sleep(0.3)
+            old.signal(signal.SIGTERM)
+            self.assertEqual(old.proc.wait(15), 0)
+            switched = time.monotonic()
+            time.sleep(1.0)
+            served_by_new = load.successes_after(switched + 0.1)
+        finally:
+            load.stop()
+            old.stop()
+            if new is not None:
+                new.stop()
+            a.stop()
+            b.stop()
+        failures = load.failures()
+        print("\nRESTART: %d requests across the handover, %d failed, %d answered by the new process after the old "
+              "one exited" % (load.count(), len(failures), len(served_by_new)))
+        self.assertEqual(failures, [], failures[:5])
+        self.assertGreater(len(served_by_new), 100)
