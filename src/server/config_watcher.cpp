@@ -34,7 +34,13 @@ std::string directory_of(const std::string& path) {
 
 config_watcher::config_watcher(asio::io_context& io, const std::string& path, std::function<void()> on_change,
                                std::chrono::milliseconds quiet)
-    : io_(io), path_(path), dir_(directory_of(path)), on_change_(std::move(on_change)), quiet_(quiet), events_(io), debounce_(io) {}
+    : io_(io),
+      path_(path),
+      dir_(directory_of(path)),
+      on_change_(std::move(on_change)),
+      quiet_(quiet),
+      events_(io),
+      debounce_(io) {}
 
 config_watcher::~config_watcher() { stop(); }
 
@@ -85,9 +91,9 @@ void config_watcher::watch_target_dir() {
   }
   target_dir_ = target;
   if (!target.empty()) {
-    target_watch_ = ::inotify_add_watch(events_.native_handle(), target.c_str(),
-                                        IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-                                            IN_ATTRIB | IN_MODIFY);
+    target_watch_ = ::inotify_add_watch(
+        events_.native_handle(), target.c_str(),
+        IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_MODIFY);
   }
 }
 

@@ -75,6 +75,23 @@ class LifecycleTest(unittest.TestCase):
         lb.stop()
         t.join(10)
 
+    def test_second_signal_exits_at_once(self):
+        lb = Spillway(CONFIG.replace("drain_timeout: 5s", "drain_timeout: 30s") % backends_yaml(
+            "address: " + self.a.address))
+        t = threading.Thread(target=lambda: self._ignore(lb.request, "GET", "/?hang=1", timeout=10))
+        t.start()
+        time.sleep(0.3)
+        lb.signal(signal.SIGTERM)
+        time.sleep(0.3)
+        self.assertIsNone(lb.proc.poll())  # draining: the hanging request holds it
+        start = time.monotonic()
+        lb.signal(signal.SIGTERM)
+        lb.proc.wait(5)
+        self.assertLess(time.monotonic() - start, 1.0)
+        self.assertIn("second signal", lb.logs())
+        lb.stop(expect_clean=False)
+        t.join(10)
+
     @staticmethod
     def _ignore(fn, *args, **kw):
         try:
