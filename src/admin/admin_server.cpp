@@ -1,5 +1,6 @@
 #include "admin/admin_server.h"
 
+#include "common/listen.h"
 #include "common/log.h"
 #include "http/parser.h"
 #include "http/status.h"
@@ -13,8 +14,6 @@
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
-
-#include <sys/socket.h>
 
 #include <array>
 
@@ -365,20 +364,8 @@ admin_server::admin_server(asio::io_context& io, const config::address& listen, 
   boost::system::error_code ec;
   tcp::endpoint ep(asio::ip::make_address(listen.host, ec), listen.port);
   if (!ec) {
-    acceptor_.open(ep.protocol(), ec);
-  }
-  if (!ec) {
-    acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
-  }
-  if (!ec) {
-    // Shared with a new process during a zero-downtime restart, like the listeners.
-    int one = 1;
-    if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-      ec = boost::system::error_code(errno, boost::system::system_category());
-    }
-  }
-  if (!ec) {
-    acceptor_.bind(ep, ec);
+    // SO_REUSEPORT like the listeners: shared with a new process during a zero-downtime restart.
+    ec = open_and_bind(acceptor_, ep);
   }
   if (!ec) {
     acceptor_.listen(asio::socket_base::max_listen_connections, ec);

@@ -1,5 +1,6 @@
 #include "proxy/worker.h"
 
+#include "common/listen.h"
 #include "common/log.h"
 #include "proxy/http_session.h"
 
@@ -38,30 +39,6 @@ std::shared_ptr<worker_view> make_view(const snapshot_ptr& snap, balancer::rando
 }
 
 tcp::endpoint endpoint_of(const config::address& a) { return tcp::endpoint(asio::ip::make_address(a.host), a.port); }
-
-}  // namespace
-
-namespace {
-
-// Opens `acc` on `ep` with SO_REUSEADDR and SO_REUSEPORT and binds it: every worker (and a new
-// process during a zero-downtime restart) binds the same address; the kernel spreads connections.
-boost::system::error_code open_and_bind(tcp::acceptor& acc, const tcp::endpoint& ep) {
-  boost::system::error_code ec;
-  acc.open(ep.protocol(), ec);
-  if (!ec) {
-    acc.set_option(tcp::acceptor::reuse_address(true), ec);
-  }
-  if (!ec) {
-    int one = 1;
-    if (::setsockopt(acc.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-      ec = boost::system::error_code(errno, boost::system::system_category());
-    }
-  }
-  if (!ec) {
-    acc.bind(ep, ec);
-  }
-  return ec;
-}
 
 }  // namespace
 

@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from harness import Spillway  # noqa: E402
+from harness import Spillway, wait_until  # noqa: E402
 from loadgen import Load  # noqa: E402
 from testd import Testd  # noqa: E402
 
@@ -56,14 +56,6 @@ def report(row):
             f.write(line + "\n")
 
 
-def wait_until(predicate, timeout, step=0.02):
-    """Polls `predicate` until true; returns the time it took, or None after `timeout`."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
 
 
 class ChaosTest(unittest.TestCase):

@@ -23,6 +23,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_until(predicate, timeout, step=0.02):
+    """Polls `predicate` until it is true; returns the seconds it took (never 0, so the result is a
+    truth value too), or None after `timeout`."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return max(time.monotonic() - start, 1e-9)
+        time.sleep(step)
+    return None
+
+
 def wait_for_port(port, timeout=10.0, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,7 +4,7 @@ import threading
 import time
 import unittest
 
-from harness import Spillway
+from harness import Spillway, wait_until
 from testd import Testd
 
 BREAKER = """
@@ -52,13 +52,6 @@ def backends_yaml(backends):
     return "\n".join("      - address: " + b.address for b in backends)
 
 
-def wait_until(predicate, timeout, step=0.02):
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
 
 
 class Clients:

@@ -4,7 +4,7 @@ import socket
 import time
 import unittest
 
-from harness import Spillway
+from harness import Spillway, wait_until
 from testd import Testd
 
 CONFIG = """
@@ -34,13 +34,6 @@ def dead_address():
         return "127.0.0.1:%d" % s.getsockname()[1]
 
 
-def wait_until(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 class HealthTest(unittest.TestCase):

@@ -9,7 +9,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "chaos"))
 
-from harness import Spillway, free_port  # noqa: E402
+from harness import Spillway, free_port, wait_until  # noqa: E402
 from loadgen import Load  # noqa: E402
 from testd import Testd  # noqa: E402
 
@@ -32,13 +32,6 @@ def config(backends, routes="    routes: [ { upstream: app } ]", extra_listener=
     return "\n".join(l for l in lines if l) + "\n"
 
 
-def wait_until(predicate, timeout, step=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 class ReloadTest(unittest.TestCase):
