@@ -3,6 +3,7 @@
 #include "balancer/consistent_hash.h"
 #include "common/log.h"
 #include "http/status.h"
+#include "proxy/outcome.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -256,7 +257,10 @@ awaitable<http_session::outcome> http_session::serve_request() {
     }
     header_timeout = lv->header_timeout;
     max_request_headers = lv->cfg->max_request_headers;
-    set_deadline(draining_ ? clock::now() : clock::now() + lv->idle_timeout);
+    // Draining: a connection accepted just before the drain, or one whose client has not yet
+    // seen a `connection: close`, still gets its next request answered within the grace.
+    set_deadline(clock::now() +
+                 (draining_ ? std::chrono::duration_cast<config::duration>(drain_idle_grace) : lv->idle_timeout));
   }
   phase_ = phase::idle;
   idle_since_ = clock::now();
@@ -268,9 +272,6 @@ awaitable<http_session::outcome> http_session::serve_request() {
   bool started = false;
   while (true) {
     if (dbegin_ == dend_) {
-      if (draining_) {
-        co_return outcome::close;
-      }
       if (co_await read_downstream() == 0) {
         if (expired_ && phase_ == phase::head) {
           co_return co_await send_local(local_reason::header_timeout, true);
@@ -482,33 +483,18 @@ void http_session::report(upstream::host* h, const config::upstream& up, bool fa
   if (failure) {
     h->failures_total.fetch_add(1, std::memory_order_relaxed);
   }
-  if (breaker_token_ && breaker_host_ == h && h->circuit) {
+  if (breaker_token_ && breaker_host_ == h) {
     // The breaker's verdict: connect errors, resets, timeouts, and the configured failure statuses
     // (every 5xx by default); a call is slow when its response head took longer than
     // slow_call_duration. One verdict per try: a failure later in the body is the outlier
     // detector's business only.
-    const auto now = clock::now();
     const auto& fs = up.breaker.failure_status;
     breaker::outcome o;
     o.failure = status == 0 ? failure : (fs.empty() ? status >= 500 : contains(fs, status));
-    o.slow = now - try_started_ > up.breaker.slow_call_duration;
-    auto token = breaker_token_;
-    breaker_token_ = {};
-    if (auto t = h->circuit->on_result(token, o, now)) {
-      h->apply(*t);
-      if (t->to == breaker::state::open && worker_.events() != nullptr) {
-        worker_.events()->breaker_opened(h->shared_from_this(), now + t->open_for);
-      }
-    }
+    o.slow = clock::now() - try_started_ > up.breaker.slow_call_duration;
+    judge(worker_, *h, breaker_token_, o);
   }
-  if (!up.outlier.enabled) {
-    return;
-  }
-  // Only the report that reaches the threshold exactly goes to the control thread: one message per
-  // run of failures, however many workers see them.
-  if (h->record_outcome(failure) == up.outlier.consecutive_failures && worker_.events() != nullptr) {
-    worker_.events()->consecutive_failures_reached(h->shared_from_this(), up.outlier);
-  }
+  record_outlier(worker_, *h, up.outlier, failure);
 }
 
 void http_session::release_breaker_token() {

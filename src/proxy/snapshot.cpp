@@ -37,7 +37,8 @@ snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vecto
       view.routes.push_back(cr);
     }
     if (!l.upstream.empty()) {
-      account(index_of(l.upstream));
+      view.tcp_upstream = index_of(l.upstream);
+      account(view.tcp_upstream);
     }
     if (view.header_timeout == config::duration::max()) {
       view.header_timeout = config::timeouts{}.header;

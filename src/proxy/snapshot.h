@@ -21,6 +21,7 @@ struct listener_view {
   // apply before a request is routed, so no single upstream can own them.
   config::duration header_timeout{};
   config::duration idle_timeout{};
+  std::size_t tcp_upstream = 0;  // tcp listeners: index into snapshot::clusters
 };
 
 struct snapshot {

@@ -3,6 +3,7 @@
 #include "common/listen.h"
 #include "common/log.h"
 #include "proxy/http_session.h"
+#include "proxy/tcp_session.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -55,11 +56,9 @@ worker::worker(unsigned index, snapshot_ptr initial, upstream::host_events* even
       random_(balancer::make_random_source(0x5eed0000ULL + index * 7919ULL + static_cast<std::uint64_t>(::getpid()))) {
   view_ = make_view(initial, random_);
   for (const auto& l : initial->cfg->listeners) {
-    if (l.proto == config::protocol::http) {
-      // Bound now, so that a taken port fails at startup; listening starts with start(), once the
-      // first health checks have answered (until then connections are refused, not queued).
-      acceptors_.push_back(bind_listener(l));
-    }
+    // Bound now, so that a taken port fails at startup; listening starts with start(), once the
+    // first health checks have answered (until then connections are refused, not queued).
+    acceptors_.push_back(bind_listener(l));
   }
 }
 
@@ -86,8 +85,7 @@ void worker::sync_listeners(const snapshot& snap) {
   // and close (see http_session::serve_request). Kept ones keep their socket: no window where the
   // port is closed, whatever else about them changed.
   std::erase_if(acceptors_, [&](const std::shared_ptr<acceptor_entry>& e) {
-    const auto* l = snap.find_listener(e->listen);
-    if (l != nullptr && l->cfg->proto == config::protocol::http) {
+    if (snap.find_listener(e->listen) != nullptr) {
       return false;
     }
     boost::system::error_code ec;
@@ -95,9 +93,6 @@ void worker::sync_listeners(const snapshot& snap) {
     return true;
   });
   for (const auto& l : snap.cfg->listeners) {
-    if (l.proto != config::protocol::http) {
-      continue;
-    }
     bool have =
         std::any_of(acceptors_.begin(), acceptors_.end(), [&](const auto& e) { return e->listen == l.listen.text; });
     if (have) {
@@ -164,7 +159,13 @@ void worker::accept_loop(std::shared_ptr<acceptor_entry> entry) {
             co_await pause.async_wait(nothrow);
             continue;
           }
-          std::make_shared<http_session>(*this, entry->listen, std::move(socket))->start();
+          // The listener's protocol as the current snapshot has it (a reload may change it).
+          const auto* l = view_->snap->find_listener(entry->listen);
+          if (l != nullptr && l->cfg->proto == config::protocol::tcp) {
+            std::make_shared<tcp_session>(*this, entry->listen, std::move(socket))->start();
+          } else {
+            std::make_shared<http_session>(*this, entry->listen, std::move(socket))->start();
+          }
         }
       },
       asio::detached);

@@ -137,9 +137,8 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
   }
   auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
   for (const auto& l : next->listeners) {
-    if (l.proto != config::protocol::http || l.tls) {
-      return reject("listener \"" + l.name + "\": " + (l.tls ? "TLS termination" : "protocol tcp") +
-                    " is not available in this build yet\n");
+    if (l.tls) {
+      return reject("listener \"" + l.name + "\": TLS termination is not available in this build yet\n");
     }
     bool known = std::any_of(cfg_->listeners.begin(), cfg_->listeners.end(),
                              [&](const config::listener& old) { return old.listen.text == l.listen.text; });
@@ -232,10 +231,6 @@ int server::run() {
           "listener \"{}\": TLS termination is not available in this build yet; refusing to serve "
           "plaintext on {}",
           l.name, l.listen.text);
-      return 1;
-    }
-    if (l.proto == config::protocol::tcp) {
-      log::error("listener \"{}\": protocol tcp is not available in this build yet", l.name);
       return 1;
     }
   }

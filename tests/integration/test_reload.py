@@ -204,6 +204,25 @@ if __name__ == "__main__":
 class RestartTest(unittest.TestCase):
     """Zero-downtime restart: a new process binds the same ports (SO_REUSEPORT), the old drains."""
 
+    def setUp(self):
+        # Linux resets connections still queued on a listening socket that closes, unless
+        # net.ipv4.tcp_migrate_req hands them to another socket of the SO_REUSEPORT group; the
+        # README recommends it for zero-downtime restarts. Set for the test when we may.
+        self.migrate_path = "/proc/sys/net/ipv4/tcp_migrate_req"
+        self.migrate_before = None
+        try:
+            with open(self.migrate_path) as f:
+                self.migrate_before = f.read().strip()
+            with open(self.migrate_path, "w") as f:
+                f.write("1")
+        except OSError:
+            self.migrate_before = None
+
+    def tearDown(self):
+        if self.migrate_before is not None:
+            with open(self.migrate_path, "w") as f:
+                f.write(self.migrate_before)
+
     def test_old_and_new_overlap_under_load(self):
         a, b = Testd(name="a"), Testd(name="b")
         old = Spillway(config(["address: " + a.address, "address: " + b.address]))

@@ -1,0 +1,170 @@
+#include "proxy/tcp_session.h"
+
+#include "common/log.h"
+#include "proxy/outcome.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+
+namespace spillway::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using clock = std::chrono::steady_clock;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+}
+
+tcp_session::tcp_session(worker& w, std::string listen, tcp::socket socket)
+    : worker_(w), listen_(std::move(listen)), downstream_(std::move(socket)), upstream_(w.io()), timer_(w.io()) {
+  boost::system::error_code ec;
+  downstream_.set_option(tcp::no_delay(true), ec);
+}
+
+void tcp_session::start() {
+  auto self = shared_from_this();
+  asio::co_spawn(
+      worker_.io(), [self] { return self->run(); }, asio::detached);
+  asio::co_spawn(
+      worker_.io(), [self] { return self->watchdog(); }, asio::detached);
+}
+
+void tcp_session::close_both() {
+  boost::system::error_code ec;
+  downstream_.close(ec);
+  upstream_.close(ec);
+}
+
+asio::awaitable<void> tcp_session::watchdog() {
+  while (!done_) {
+    timer_.expires_at(deadline_);
+    co_await timer_.async_wait(nothrow);
+    if (done_) {
+      break;
+    }
+    if (clock::now() >= deadline_) {
+      close_both();  // connect timeout or idle timeout: the relays end on errors
+      deadline_ = clock::time_point::max();
+    }
+  }
+}
+
+asio::awaitable<bool> tcp_session::relay(tcp::socket& from, tcp::socket& to) {
+  std::array<char, 16384> buf;
+  while (true) {
+    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
+    if (ec) {
+      boost::system::error_code ignored;
+      if (ec == asio::error::eof) {
+        to.shutdown(tcp::socket::shutdown_send, ignored);  // pass the FIN on; the other way stays open
+        co_return true;
+      }
+      // A reset or an error: nothing more will flow either way.
+      from.close(ignored);
+      to.close(ignored);
+      co_return false;
+    }
+    deadline_ = clock::now() + idle_;
+    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), nothrow);
+    if (wec) {
+      boost::system::error_code ignored;
+      from.close(ignored);
+      to.close(ignored);
+      co_return false;
+    }
+  }
+}
+
+asio::awaitable<void> tcp_session::run() {
+  auto view = worker_.view();
+  const auto* lv = view->snap->find_listener(listen_);
+  if (lv == nullptr) {
+    close_both();
+    done_ = true;
+    timer_.cancel();
+    co_return;
+  }
+  const auto& cluster = *view->snap->clusters[lv->tcp_upstream];
+  auto& lb = *view->balancers[lv->tcp_upstream];
+  const auto& up = cluster.cfg;
+  idle_ = up.timeout.idle;
+
+  std::array<upstream::host*, 8> tried{};
+  std::size_t tried_count = 0;
+  upstream::host* h = nullptr;
+  upstream::active_request load;
+  breaker::circuit_breaker::token token;
+  for (std::uint32_t attempt = 0; attempt <= up.retry.attempts && h == nullptr; ++attempt) {
+    balancer::choose_context ctx;
+    ctx.exclude = std::span<upstream::host* const>(tried.data(), tried_count);
+    upstream::host* candidate = lb.choose_host(ctx);
+    if (candidate == nullptr) {
+      break;
+    }
+    if (tried_count < tried.size()) {
+      tried[tried_count++] = candidate;
+    }
+    if (candidate->circuit) {
+      token = candidate->circuit->try_acquire(clock::now());
+      if (!token) {
+        continue;
+      }
+    }
+    if (!cluster.stats->try_reserve_connection(up.limit.max_connections)) {
+      cluster.stats->overflow_max_connections.fetch_add(1, std::memory_order_relaxed);
+      break;
+    }
+    load = upstream::active_request(candidate);  // a connection counts as load while it lasts
+    candidate->requests_total.fetch_add(1, std::memory_order_relaxed);
+    deadline_ = clock::now() + up.timeout.connect;
+    timer_.cancel();
+    upstream_ = tcp::socket(worker_.io());
+    auto [ec] = co_await upstream_.async_connect(candidate->endpoint(), nothrow);
+    if (!ec) {
+      h = candidate;
+      break;
+    }
+    cluster.stats->connections.fetch_sub(1, std::memory_order_relaxed);
+    load.release();
+    candidate->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
+    candidate->failures_total.fetch_add(1, std::memory_order_relaxed);
+    judge(worker_, *candidate, token, breaker::outcome{true, false});
+    record_outlier(worker_, *candidate, up.outlier, true);
+    log::debug("tcp {}: connect to {} failed: {}", listen_, candidate->address(), ec.message());
+  }
+  if (h == nullptr) {
+    // Nothing could take it: an L4 client only learns that from the close.
+    close_both();
+    done_ = true;
+    timer_.cancel();
+    co_return;
+  }
+  {
+    boost::system::error_code ec;
+    upstream_.set_option(tcp::no_delay(true), ec);
+  }
+  deadline_ = clock::now() + idle_;
+  auto [client_clean, backend_clean] = co_await (relay(downstream_, upstream_) && relay(upstream_, downstream_));
+  (void)client_clean;
+  cluster.stats->connections.fetch_sub(1, std::memory_order_relaxed);
+  // A backend that reset the connection counts as a failure; a clean end as a success.
+  const bool failure = !backend_clean;
+  if (failure) {
+    h->failures_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  judge(worker_, *h, token, breaker::outcome{failure, false});
+  record_outlier(worker_, *h, up.outlier, failure);
+  close_both();
+  done_ = true;
+  timer_.cancel();
+}
+
+}  // namespace spillway::proxy

@@ -1,0 +1,49 @@
+#pragma once
+// One downstream connection on a `protocol: tcp` listener (L4):
+//
+//   downstream ──> listener ──> tcp_session ──> balancer ──> host
+//
+// Picks the least-loaded available host (a connection counts as one request for as long as it
+// lasts), connects (a refused or timed-out connect moves on to another host before any byte is
+// relayed), then relays bytes both ways. A FIN from one side is passed on as a half-close and the
+// other direction keeps flowing; the session ends when both directions are done, or when no byte
+// moved for the upstream's idle timeout.
+
+#include "proxy/worker.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace spillway::proxy {
+
+class tcp_session : public std::enable_shared_from_this<tcp_session> {
+ public:
+  tcp_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket);
+
+  // Spawns the session. Worker thread.
+  void start();
+
+ private:
+  boost::asio::awaitable<void> run();
+  // Copies from `from` to `to` until EOF (then half-closes `to`) or an error.
+  // Returns true when `from` ended with a clean EOF.
+  boost::asio::awaitable<bool> relay(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to);
+  boost::asio::awaitable<void> watchdog();
+  void close_both();
+
+  worker& worker_;
+  std::string listen_;
+  boost::asio::ip::tcp::socket downstream_;
+  boost::asio::ip::tcp::socket upstream_;
+  boost::asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::duration idle_{};
+  bool done_ = false;
+};
+
+}  // namespace spillway::proxy
