@@ -131,6 +131,9 @@ http_session::http_session(worker& w, std::string listen, tcp::socket socket)
   downstream_.set_option(tcp::no_delay(true), ec);
   out_.reserve(4096);
   registration_ = worker_.attach(this);
+  // Accepted in the moment the drain began (the accept completed before the acceptor closed):
+  // answer what comes within the grace, with `connection: close`, like every other connection.
+  draining_ = worker_.draining();
 }
 
 http_session::~http_session() { worker_.detach(registration_); }

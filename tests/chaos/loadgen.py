@@ -10,8 +10,13 @@ import time
 
 
 class Load:
-    def __init__(self, port, threads=8, path="/", timeout=5.0, max_seconds=60.0):
+    def __init__(self, port, threads=8, path="/", timeout=5.0, max_seconds=60.0, retry_stale=False):
+        """`retry_stale`: like browsers and urllib3, resend a request once on a new connection when a
+        reused keep-alive connection turns out closed before any answer (the race every HTTP/1.1
+        server has when it closes an idle connection). Counted in `stale_retries`."""
         self.port = port
+        self.retry_stale = retry_stale
+        self.stale_retries = 0
         self.path = path
         self.timeout = timeout
         self.max_seconds = max_seconds
@@ -41,19 +46,34 @@ class Load:
             t0 = time.monotonic()
             status = error = None
             headers = {}
-            try:
-                conn.request("GET", self.path)
-                r = conn.getresponse()
-                r.read()
-                status = r.status
-                headers = {k.lower(): v for k, v in r.getheaders()}
-                if r.getheader("connection", "").lower() == "close":
+            reused = conn.sock is not None
+            for attempt in (1, 2):
+                try:
+                    conn.request("GET", self.path)
+                    r = conn.getresponse()
+                    r.read()
+                    status = r.status
+                    headers = {k.lower(): v for k, v in r.getheaders()}
+                    if r.getheader("connection", "").lower() == "close":
+                        conn.close()
+                        conn = None
+                    break
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+                    if self.retry_stale and reused and attempt == 1:
+                        with self.lock:
+                            self.stale_retries += 1
+                        reused = False
+                        continue
+                    error = "%s: %s" % (type(e).__name__, e)
+                    conn = None
+                    break
+                except Exception as e:  # noqa: BLE001 - every failure is a data point here
+                    error = "%s: %s" % (type(e).__name__, e)
                     conn.close()
                     conn = None
-            except Exception as e:  # noqa: BLE001 - every failure is a data point here
-                error = "%s: %s" % (type(e).__name__, e)
-                conn.close()
-                conn = None
+                    break
             with self.lock:
                 self.results.append((t0, time.monotonic() - t0, status, error, headers))
         if conn is not None:
