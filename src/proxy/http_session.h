@@ -47,7 +47,7 @@ enum class local_reason {
 int status_of(local_reason r);
 const char* to_string(local_reason r);
 
-class http_session : public std::enable_shared_from_this<http_session> {
+class http_session final : public downstream_session, public std::enable_shared_from_this<http_session> {
  public:
   // `listen` names the listener by its address, which outlives reloads that change its routes.
   http_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket);
@@ -58,10 +58,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
 
   // Drain: closes the connection now if it is between requests, otherwise after the current
   // response. Worker thread.
-  void drain();
+  void drain() override;
 
   // Drain timeout: closes both sides now; the coroutines end with errors. Worker thread.
-  void force_close();
+  void force_close() override;
 
  private:
   enum class phase { idle, head, upstream, streaming };
@@ -108,7 +108,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::string listen_;
   boost::asio::ip::tcp::socket downstream_;
   std::string client_ip_;
-  std::list<http_session*>::iterator registration_;
+  std::list<downstream_session*>::iterator registration_;
 
   http::parser request_parser_{http::parser::kind::request};
   http::parser response_parser_{http::parser::kind::response};

@@ -27,7 +27,10 @@ tcp_session::tcp_session(worker& w, std::string listen, tcp::socket socket)
     : worker_(w), listen_(std::move(listen)), downstream_(std::move(socket)), upstream_(w.io()), timer_(w.io()) {
   boost::system::error_code ec;
   downstream_.set_option(tcp::no_delay(true), ec);
+  registration_ = worker_.attach(this);  // so that a drain waits for it (up to drain_timeout)
 }
+
+tcp_session::~tcp_session() { worker_.detach(registration_); }
 
 void tcp_session::start() {
   auto self = shared_from_this();

@@ -16,14 +16,20 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <list>
 #include <memory>
 #include <string>
 
 namespace spillway::proxy {
 
-class tcp_session : public std::enable_shared_from_this<tcp_session> {
+class tcp_session final : public downstream_session, public std::enable_shared_from_this<tcp_session> {
  public:
   tcp_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket);
+  ~tcp_session() override;
+
+  // A drain lets the relay run on until either side ends it (or the drain timeout). Worker thread.
+  void drain() override {}
+  void force_close() override { close_both(); }
 
   // Spawns the session. Worker thread.
   void start();
@@ -44,6 +50,7 @@ class tcp_session : public std::enable_shared_from_this<tcp_session> {
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::steady_clock::duration idle_{};
   bool done_ = false;
+  std::list<downstream_session*>::iterator registration_;
 };
 
 }  // namespace spillway::proxy

@@ -187,9 +187,11 @@ void worker::start_sweeper() {
   });
 }
 
-std::list<http_session*>::iterator worker::attach(http_session* s) { return sessions_.insert(sessions_.end(), s); }
+std::list<downstream_session*>::iterator worker::attach(downstream_session* s) {
+  return sessions_.insert(sessions_.end(), s);
+}
 
-void worker::detach(std::list<http_session*>::iterator it) {
+void worker::detach(std::list<downstream_session*>::iterator it) {
   sessions_.erase(it);
   if (draining_ && !stopping_) {
     maybe_finish_drain();
@@ -212,7 +214,7 @@ void worker::begin_drain(std::chrono::milliseconds timeout) {
   sweeper_.cancel();
   pool_.clear();
   // drain() may close sessions, which detach themselves from sessions_: iterate over a copy.
-  std::vector<http_session*> current(sessions_.begin(), sessions_.end());
+  std::vector<downstream_session*> current(sessions_.begin(), sessions_.end());
   for (auto* s : current) {
     s->drain();
   }
@@ -222,7 +224,7 @@ void worker::begin_drain(std::chrono::milliseconds timeout) {
       return;
     }
     log::warn("worker {}: drain timeout with {} connections still open; closing them", index_, sessions_.size());
-    std::vector<http_session*> left(sessions_.begin(), sessions_.end());
+    std::vector<downstream_session*> left(sessions_.begin(), sessions_.end());
     for (auto* s : left) {
       s->force_close();
     }

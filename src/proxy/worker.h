@@ -22,7 +22,15 @@
 
 namespace spillway::proxy {
 
-class http_session;
+// What a worker needs of a downstream connection while it drains. Worker thread.
+class downstream_session {
+ public:
+  virtual ~downstream_session() = default;
+  // Finish what is in flight, then close (an L4 connection just keeps relaying until it ends).
+  virtual void drain() = 0;
+  // Drain timeout: close now.
+  virtual void force_close() = 0;
+};
 
 // Checks that `listen` can be bound the way workers bind it (SO_REUSEPORT): returns an empty
 // string, or why not. Any thread.
@@ -65,8 +73,8 @@ class worker {
   balancer::random_source& random() { return random_; }
   upstream::host_events* events() const { return events_; }
   bool draining() const { return draining_; }
-  std::list<http_session*>::iterator attach(http_session* s);
-  void detach(std::list<http_session*>::iterator it);
+  std::list<downstream_session*>::iterator attach(downstream_session* s);
+  void detach(std::list<downstream_session*>::iterator it);
 
  private:
   struct acceptor_entry {
@@ -90,7 +98,7 @@ class worker {
   upstream::host_events* events_;
   // Declared before io_ so that they outlive it: sessions still pending when io_ is destroyed
   // detach themselves in their destructors.
-  std::list<http_session*> sessions_;
+  std::list<downstream_session*> sessions_;
   bool draining_ = false;
   bool stopping_ = false;  // set once the thread is told to end; detach() then only unlinks
   boost::asio::io_context io_{1};

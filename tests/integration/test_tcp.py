@@ -1,6 +1,7 @@
 """L4: protocol: tcp listeners through the real binary."""
 
 import hashlib
+import signal
 import socket
 import socketserver
 import subprocess
@@ -100,6 +101,23 @@ class TcpTest(unittest.TestCase):
             lb.stop()
             server.shutdown()
             server.server_close()
+
+    def test_drain_lets_open_connections_finish(self):
+        a = Testd(name="a")
+        lb = Spillway(CONFIG % ("60s", "      - address: " + a.address))
+        try:
+            with socket.create_connection(("127.0.0.1", lb.port), timeout=5) as c:
+                c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertIn(b"200", c.recv(4096))
+                lb.signal(signal.SIGTERM)
+                time.sleep(0.3)
+                self.assertIsNone(lb.proc.poll())  # waits for the open connection
+                c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # the relay still runs
+                self.assertIn(b"200", c.recv(4096))
+            self.assertEqual(lb.proc.wait(5), 0)  # the client closed: drained
+        finally:
+            lb.stop()
+            a.stop()
 
     def test_idle_timeout_closes(self):
         a = Testd(name="a")
