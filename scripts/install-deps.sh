@@ -12,9 +12,14 @@ packages=(
   libssl-dev libyaml-cpp-dev libfmt-dev
   libgtest-dev libgmock-dev
   python3 curl wrk procps clang-format git
+  openssl             # tests make a throwaway CA and certificates
+  python3-websockets  # a real WebSocket client and server for the Upgrade tunnel tests
+  redis-server redis-tools  # a real TCP protocol behind a tcp listener (redis-benchmark drives it)
+  nginx-light         # an outside TLS backend for TLS origination tests (and bench/)
+  chromium            # headless browser test of the admin dashboard
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(haproxy nginx-light)
+  packages+=(haproxy)
 fi
 
 missing=()
@@ -28,5 +33,17 @@ if ((${#missing[@]})); then
     exit 1
   fi
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Packages such as redis-server and nginx start a system service when installed; tests start
+  # their own instances on ephemeral ports, so keep apt from starting (and leaving) any service.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    own_policy=1
+  fi
+  status=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+  if ((own_policy)); then rm -f "$policy"; fi
+  if ((status)); then exit "$status"; fi
 fi

@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "server/server.h"
+#include "tls/context.h"
 
 #include <llhttp.h>
 #include <openssl/crypto.h>
@@ -127,6 +128,13 @@ int main(int argc, char** argv) {
 
   if (cmd == "validate") {
     auto result = config::load_file(opts.config);
+    if (result.cfg) {
+      // Certificates, keys and CA files are read as `run` would read them.
+      tls::build(*result.cfg, result.errors);
+      if (!result.errors.empty()) {
+        result.cfg.reset();
+      }
+    }
     if (!result.cfg) {
       for (const auto& e : result.errors) {
         std::printf("%s\n", e.str().c_str());

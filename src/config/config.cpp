@@ -832,6 +832,7 @@ class loader {
                   [&](const Node& k, const Node& value) {
                     cert_given = true;
                     single_at = single_at.value_or(where(k));
+                    single.cert_at = where(value);
                     auto p = read_file_path(value, "certificate");
                     ok = ok && p.has_value();
                     single.cert = p.value_or("");
@@ -840,6 +841,7 @@ class loader {
                   [&](const Node& k, const Node& value) {
                     key_given = true;
                     single_at = single_at.value_or(where(k));
+                    single.key_at = where(value);
                     auto p = read_file_path(value, "key");
                     ok = ok && p.has_value();
                     single.key = p.value_or("");
@@ -848,6 +850,12 @@ class loader {
                   [&](const Node& k, const Node& value) {
                     list_at = where(k);
                     ok = read_certificates(value, tls.certificates) && ok;
+                  }},
+                 {"handshake_timeout",
+                  [&](const Node& value) {
+                    auto d = read_duration(value, "handshake_timeout", false);
+                    ok = ok && d.has_value();
+                    tls.handshake_timeout = d.value_or(tls.handshake_timeout);
                   }},
              });
     if (single_at && list_at) {
@@ -895,6 +903,7 @@ class loader {
                    {"cert",
                     [&](const Node& value) {
                       cert_given = true;
+                      c.cert_at = where(value);
                       auto p = read_file_path(value, "certificate");
                       ok = ok && p.has_value();
                       c.cert = p.value_or("");
@@ -902,6 +911,7 @@ class loader {
                    {"key",
                     [&](const Node& value) {
                       key_given = true;
+                      c.key_at = where(value);
                       auto p = read_file_path(value, "key");
                       ok = ok && p.has_value();
                       c.key = p.value_or("");
@@ -1118,8 +1128,15 @@ class loader {
              {
                  {"ca",
                   [&](const Node& value) {
+                    tls.ca_at = where(value);
                     if (auto p = read_file_path(value, "ca")) {
                       tls.ca = *p;
+                    }
+                  }},
+                 {"verify",
+                  [&](const Node& value) {
+                    if (auto b = read_bool(value, "verify")) {
+                      tls.verify = *b;
                     }
                   }},
                  {"sni",

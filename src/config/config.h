@@ -29,10 +29,14 @@ struct address {
 struct tls_certificate {
   std::string cert;  // PEM path (certificate + chain), resolved against the config file's directory
   std::string key;   // PEM path
+  mark cert_at;      // where each was written, for errors found when the files are read
+  mark key_at;
 };
 
 struct listener_tls {
   std::vector<tls_certificate> certificates;  // one, or several chosen by SNI
+  // Spillway extension: a client that has not finished its handshake by then is disconnected.
+  duration handshake_timeout = std::chrono::seconds(10);
 };
 
 struct header_match {
@@ -142,6 +146,10 @@ struct degradation {
 struct upstream_tls {
   std::string ca;   // PEM path; empty = system default verify paths
   std::string sni;  // empty = the backend's host
+  mark ca_at;
+  // Spillway extension: `verify: false` skips checking the backend's certificate (tests, private
+  // networks). On by default.
+  bool verify = true;
 };
 
 struct upstream {

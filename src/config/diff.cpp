@@ -76,13 +76,26 @@ std::string upstream_changes(const upstream& a, const upstream& b) {
   note(a.degrade.panic_threshold != b.degrade.panic_threshold || a.degrade.retry_after != b.degrade.retry_after,
        "degradation");
   note(a.tls.has_value() != b.tls.has_value() ||
-           (a.tls && b.tls && (a.tls->ca != b.tls->ca || a.tls->sni != b.tls->sni)),
+           (a.tls && b.tls && (a.tls->ca != b.tls->ca || a.tls->sni != b.tls->sni || a.tls->verify != b.tls->verify)),
        "tls");
   std::string out;
   for (const auto& k : keys) {
     out += out.empty() ? k : ", " + k;
   }
   return out;
+}
+
+// Certificate files are re-read on every reload anyway; this notes a change of which files.
+bool same_certificates(const listener_tls& a, const listener_tls& b) {
+  if (a.certificates.size() != b.certificates.size() || a.handshake_timeout != b.handshake_timeout) {
+    return false;
+  }
+  for (std::size_t i = 0; i < a.certificates.size(); ++i) {
+    if (a.certificates[i].cert != b.certificates[i].cert || a.certificates[i].key != b.certificates[i].key) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -107,6 +120,8 @@ std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
     }
     if (was->proto != l.proto || was->tls.has_value() != l.tls.has_value()) {
       what.emplace_back("protocol or tls");
+    } else if (l.tls && !same_certificates(*was->tls, *l.tls)) {
+      what.emplace_back("tls certificates");
     }
     if (!same_routes(*was, l)) {
       what.emplace_back("routes");

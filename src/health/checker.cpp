@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "http/parser.h"
+#include "upstream/connect.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -32,6 +33,7 @@ struct checker::probe {
         timer(io) {}
 
   upstream::host_ptr host;
+  tls::client_context_ptr tls;  // http checks of a TLS upstream speak TLS too (tcp ones only connect)
   config::health_check cfg;
   std::string upstream;
   health_state state;
@@ -61,11 +63,13 @@ void checker::update(const std::vector<upstream::cluster_ptr>& clusters) {
         continue;
       }
       if (auto it = probes_.find(h.get()); it != probes_.end()) {
+        it->second->tls = c->tls;  // a reload may change the upstream's TLS settings
         next.emplace(h.get(), it->second);
         probes_.erase(it);
         continue;
       }
       auto p = std::make_shared<probe>(io_, h, c->cfg.health, c->cfg.name);
+      p->tls = c->tls;
       // Unknown until the first answer: no traffic to a host nobody has seen alive.
       h->healthy.store(false, std::memory_order_relaxed);
       h->health_detail = "not checked yet";
@@ -157,15 +161,17 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
 }
 
 asio::awaitable<std::string> checker::check_once(probe& p) {
-  tcp::socket socket(io_);
+  tls::stream socket(tcp::socket{io_});
   asio::steady_timer deadline(io_);
   deadline.expires_after(p.cfg.timeout);
+  const bool http_check = p.cfg.type == config::health_check::kind::http;
   auto attempt = [&]() -> asio::awaitable<std::string> {
-    auto [ec] = co_await socket.async_connect(p.host->endpoint(), nothrow);
+    // The health detail names the failure, so a handshake failure need not be logged twice.
+    auto ec = co_await upstream::connect(socket, *p.host, http_check ? p.tls.get() : nullptr, false);
     if (ec) {
-      co_return "connect: " + ec.message();
+      co_return (socket.is_tls() ? "tls handshake: " : "connect: ") + ec.message();
     }
-    if (p.cfg.type == config::health_check::kind::tcp) {
+    if (!http_check) {
       co_return std::string();
     }
     const std::string& host = p.cfg.http_host.empty() ? p.host->address() : p.cfg.http_host;
@@ -180,7 +186,7 @@ asio::awaitable<std::string> checker::check_once(probe& p) {
     while (true) {
       auto [rec, n] = co_await socket.async_read_some(asio::buffer(buf), nothrow);
       if (rec) {
-        co_return rec == asio::error::eof ? std::string("closed before a response") : "receive: " + rec.message();
+        co_return tls::is_eof(rec) ? std::string("closed before a response") : "receive: " + rec.message();
       }
       auto r = parser.feed(buf.data(), n);
       if (r.what == http::parser::event::error) {

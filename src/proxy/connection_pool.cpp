@@ -7,8 +7,8 @@
 namespace spillway::proxy {
 
 upstream_connection::upstream_connection(boost::asio::ip::tcp::socket s, upstream::host_ptr h,
-                                         std::shared_ptr<upstream::upstream_stats> st)
-    : socket(std::move(s)), host(std::move(h)), stats(std::move(st)) {
+                                         std::shared_ptr<upstream::upstream_stats> st, tls::client_context_ptr t)
+    : stream(std::move(s)), tls(std::move(t)), host(std::move(h)), stats(std::move(st)) {
   host->connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -32,7 +32,7 @@ bool still_open(boost::asio::ip::tcp::socket& s) {
 
 }  // namespace
 
-upstream_connection_ptr connection_pool::take(const upstream::host* h) {
+upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls::client_context* tls) {
   auto it = idle_.find(h);
   if (it == idle_.end()) {
     return nullptr;
@@ -43,11 +43,14 @@ upstream_connection_ptr connection_pool::take(const upstream::host* h) {
     // idle timeout.
     auto conn = std::move(list.back());
     list.pop_back();
+    if (conn->tls.get() != tls) {
+      continue;  // made before a reload changed the upstream's TLS settings: closed
+    }
     // The peek costs a syscall per request, so it is skipped for connections used within the last
     // quarter second: a backend's idle timeout cannot have closed those unless it is shorter than
     // that, and a request that still meets a closed one is retried on a fresh connection when
     // nothing of it was processed (see http_session::forward).
-    if (std::chrono::steady_clock::now() - conn->idle_since < recheck_after || still_open(conn->socket)) {
+    if (std::chrono::steady_clock::now() - conn->idle_since < recheck_after || still_open(conn->stream.socket())) {
       return conn;
     }
   }

@@ -3,6 +3,7 @@
 // response was read to the end and neither side asked to close; one the backend has closed while
 // idle is detected and dropped when taken.
 
+#include "tls/stream.h"
 #include "upstream/cluster.h"
 #include "upstream/host.h"
 
@@ -17,14 +18,16 @@ namespace spillway::proxy {
 
 struct upstream_connection {
   // `stats` (may be null) holds a max_connections reservation this connection releases when closed.
+  // `tls` (may be null) is the context the connection speaks TLS with, once start_tls() is called.
   upstream_connection(boost::asio::ip::tcp::socket s, upstream::host_ptr h,
-                      std::shared_ptr<upstream::upstream_stats> stats = nullptr);
+                      std::shared_ptr<upstream::upstream_stats> stats = nullptr, tls::client_context_ptr tls = nullptr);
   ~upstream_connection();
   upstream_connection(const upstream_connection&) = delete;
   upstream_connection& operator=(const upstream_connection&) = delete;
 
-  boost::asio::ip::tcp::socket socket;
-  upstream::host_ptr host;  // keeps the host alive while the connection exists
+  tls::stream stream;
+  tls::client_context_ptr tls;  // a pooled connection is only reused with the same TLS settings
+  upstream::host_ptr host;      // keeps the host alive while the connection exists
   std::shared_ptr<upstream::upstream_stats> stats;
   std::chrono::steady_clock::time_point idle_since;
   std::uint64_t requests = 0;  // requests sent on this connection so far
@@ -39,8 +42,9 @@ class connection_pool {
   // Connections idle for longer than this are checked for a close by the backend before reuse.
   static constexpr std::chrono::milliseconds recheck_after{250};
 
-  // Returns an idle connection to `h` that still looks open, or nullptr. Worker thread only.
-  upstream_connection_ptr take(const upstream::host* h);
+  // Returns an idle connection to `h` made with TLS context `tls` (null for plain) that still looks
+  // open, or nullptr. Worker thread only.
+  upstream_connection_ptr take(const upstream::host* h, const tls::client_context* tls = nullptr);
 
   // Keeps `conn` for reuse. Worker thread only.
   void put(upstream_connection_ptr conn);

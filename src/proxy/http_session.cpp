@@ -4,6 +4,7 @@
 #include "common/log.h"
 #include "http/status.h"
 #include "proxy/outcome.h"
+#include "upstream/connect.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -121,14 +122,17 @@ const char* to_string(local_reason r) {
   return "internal";
 }
 
-http_session::http_session(worker& w, std::string listen, tcp::socket socket)
-    : worker_(w), listen_(std::move(listen)), downstream_(std::move(socket)), timer_(w.io()) {
+http_session::http_session(worker& w, std::string listen, tcp::socket socket, tls::server_context_ptr tls)
+    : worker_(w), listen_(std::move(listen)), tls_(std::move(tls)), downstream_(std::move(socket)), timer_(w.io()) {
   error_code ec;
-  auto ep = downstream_.remote_endpoint(ec);
+  auto ep = downstream_.socket().remote_endpoint(ec);
   if (!ec) {
     client_ip_ = ep.address().to_string();
   }
-  downstream_.set_option(tcp::no_delay(true), ec);
+  downstream_.socket().set_option(tcp::no_delay(true), ec);
+  if (tls_) {
+    downstream_.start_tls(tls_->context());
+  }
   out_.reserve(4096);
   registration_ = worker_.attach(this);
   // Accepted in the moment the drain began (the accept completed before the acceptor closed):
@@ -149,7 +153,7 @@ void http_session::start() {
 void http_session::force_close() {
   error_code ec;
   if (upstream_) {
-    upstream_->socket.close(ec);
+    upstream_->stream.close();
   }
   close_downstream();
 }
@@ -166,8 +170,8 @@ void http_session::drain() {
 
 void http_session::close_downstream() {
   error_code ec;
-  downstream_.shutdown(tcp::socket::shutdown_both, ec);
-  downstream_.close(ec);
+  downstream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  downstream_.close();
 }
 
 void http_session::set_deadline(clock::time_point at) {
@@ -197,19 +201,19 @@ awaitable<void> http_session::watchdog() {
         break;
       case phase::head:
         // run() sees the read cancelled and answers 408.
-        downstream_.cancel(ec);
+        downstream_.socket().cancel(ec);
         break;
       case phase::upstream:
         // run() sees the upstream operation fail and answers 504 or tries another host. A client
         // stalled mid-body is cut off too.
         if (upstream_) {
-          upstream_->socket.close(ec);
+          upstream_->stream.close();
         }
-        downstream_.cancel(ec);
+        downstream_.socket().cancel(ec);
         break;
       case phase::streaming:
         if (upstream_) {
-          upstream_->socket.close(ec);
+          upstream_->stream.close();
         }
         close_downstream();
         break;
@@ -218,11 +222,29 @@ awaitable<void> http_session::watchdog() {
 }
 
 awaitable<void> http_session::run() {
-  while (!closed_) {
+  bool ok = true;
+  if (tls_) {
+    // The watchdog closes a connection whose handshake is not done in time (phase idle).
+    set_deadline(clock::now() + tls_->handshake_timeout());
+    auto ec = co_await downstream_.handshake(asio::ssl::stream_base::server);
+    if (ec) {
+      log::debug("tls handshake from {} on {} failed: {}", client_ip_, listen_, expired_ ? "timeout" : ec.message());
+      worker_.count_handshake_failure();
+      ok = false;
+    }
+  }
+  while (ok && !closed_) {
     auto result = co_await serve_request();
     if (result == outcome::close || draining_) {
       break;
     }
+  }
+  if (ok && downstream_.is_tls() && !expired_) {
+    // A close_notify tells the client that a response delimited by the close is whole. Bounded: a
+    // client that reads nothing more is cut off by the watchdog.
+    phase_ = phase::streaming;
+    set_deadline(clock::now() + std::chrono::seconds(1));
+    co_await downstream_.shutdown_send();
   }
   close_downstream();
   upstream_.reset();
@@ -375,7 +397,7 @@ void http_session::build_upstream_head(const http::message_head& req, bool drop_
     }
   }
   out_.append(client_ip_);
-  out_.append("\r\nx-forwarded-proto: http\r\n");
+  out_.append(tls_ ? "\r\nx-forwarded-proto: https\r\n" : "\r\nx-forwarded-proto: http\r\n");
   if (!have_request_id) {
     if (request_id_[0] == '\0') {
       // A random version-4 UUID, made once per request so that retries carry the same one.
@@ -516,7 +538,7 @@ awaitable<http_session::send_result> http_session::send_request(const http::mess
   if (body_started_) {
     // A retry after the body was read on an earlier try: it was kept whole, send it again.
     std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(replay_)};
-    auto [ec, n] = co_await asio::async_write(upstream_->socket, bufs, nothrow);
+    auto [ec, n] = co_await asio::async_write(upstream_->stream, bufs, nothrow);
     co_return ec ? send_result::upstream_write_failed : send_result::ok;
   }
   std::uint64_t body_bytes = 0;
@@ -551,7 +573,7 @@ awaitable<http_session::send_result> http_session::send_request(const http::mess
     body_bytes += r.consumed;
     dbegin_ += r.consumed;
     body_started_ = body_started_ || r.consumed > 0;
-    auto [ec, n] = co_await asio::async_write(upstream_->socket, bufs, nothrow);
+    auto [ec, n] = co_await asio::async_write(upstream_->stream, bufs, nothrow);
     sent_ok = !ec;
   }
   if (sent_ok && !request_complete_ && expect_continue && body_bytes == 0) {
@@ -578,7 +600,7 @@ awaitable<http_session::send_result> http_session::send_request(const http::mess
     body_started_ = true;
     keep(dbuf_.data() + dbegin_, r.consumed);
     auto [ec, n] =
-        co_await asio::async_write(upstream_->socket, asio::buffer(dbuf_.data() + dbegin_, r.consumed), nothrow);
+        co_await asio::async_write(upstream_->stream, asio::buffer(dbuf_.data() + dbegin_, r.consumed), nothrow);
     dbegin_ += r.consumed;
     sent_ok = !ec;
   }
@@ -593,7 +615,7 @@ awaitable<http_session::head_result> http_session::read_response_head(bool expec
   while (true) {
     if (ubegin_ == uend_) {
       ubegin_ = uend_ = 0;
-      auto [ec, n] = co_await upstream_->socket.async_read_some(asio::buffer(ubuf_), nothrow);
+      auto [ec, n] = co_await upstream_->stream.async_read_some(asio::buffer(ubuf_), nothrow);
       if (ec) {
         co_return got_bytes ? head_result::reset : head_result::closed_silently;
       }
@@ -650,7 +672,7 @@ awaitable<http_session::outcome> http_session::stream_response(upstream::host* h
   }
   while (ok && !response_complete) {
     ubegin_ = 0;
-    auto [ec, n] = co_await upstream_->socket.async_read_some(asio::buffer(ubuf_), nothrow);
+    auto [ec, n] = co_await upstream_->stream.async_read_some(asio::buffer(ubuf_), nothrow);
     if (ec) {
       if (ec == asio::error::eof && until_close) {
         response_complete = response_parser_.finish() == http::parser::event::message_complete;
@@ -797,7 +819,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
                                   : request_deadline;
 
     // --- a connection: pooled, or new ---
-    upstream_ = worker_.pool().take(h);
+    upstream_ = worker_.pool().take(h, cluster.tls.get());
     bool reused = upstream_ != nullptr;
     expired_ = false;
     if (!reused && !stats.try_reserve_connection(up.limit.max_connections)) {
@@ -817,7 +839,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       while (!reused && !reserved && clock::now() < give_up) {
         wait.expires_after(std::chrono::milliseconds(2));
         co_await wait.async_wait(nothrow);
-        upstream_ = worker_.pool().take(h);
+        upstream_ = worker_.pool().take(h, cluster.tls.get());
         reused = upstream_ != nullptr;
         reserved = !reused && stats.try_reserve_connection(up.limit.max_connections);
       }
@@ -828,14 +850,10 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       }
     }
     if (!reused) {
-      upstream_ =
-          std::make_unique<upstream_connection>(tcp::socket(worker_.io()), h->shared_from_this(), cluster.stats);
+      upstream_ = std::make_unique<upstream_connection>(tcp::socket(worker_.io()), h->shared_from_this(), cluster.stats,
+                                                        cluster.tls);
       set_deadline(std::min(try_deadline, clock::now() + up.timeout.connect));
-      auto [ec] = co_await upstream_->socket.async_connect(h->endpoint(), nothrow);
-      if (!ec) {
-        error_code ignored;
-        upstream_->socket.set_option(tcp::no_delay(true), ignored);
-      }
+      auto ec = co_await upstream::connect(upstream_->stream, *h, cluster.tls.get());
       if (ec) {
         upstream_.reset();
         h->connect_failures_total.fetch_add(1, std::memory_order_relaxed);

@@ -15,6 +15,7 @@
 #include "http/parser.h"
 #include "proxy/connection_pool.h"
 #include "proxy/worker.h"
+#include "tls/stream.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -50,7 +51,8 @@ const char* to_string(local_reason r);
 class http_session final : public downstream_session, public std::enable_shared_from_this<http_session> {
  public:
   // `listen` names the listener by its address, which outlives reloads that change its routes.
-  http_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket);
+  // `tls` (may be null) is the listener's TLS context: the session starts with its handshake.
+  http_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket, tls::server_context_ptr tls);
   ~http_session();
 
   // Spawns the session's coroutines. Worker thread.
@@ -106,7 +108,8 @@ class http_session final : public downstream_session, public std::enable_shared_
 
   worker& worker_;
   std::string listen_;
-  boost::asio::ip::tcp::socket downstream_;
+  tls::server_context_ptr tls_;  // kept for the SNI callback while the handshake runs
+  tls::stream downstream_;
   std::string client_ip_;
   std::list<downstream_session*>::iterator registration_;
 

@@ -5,7 +5,7 @@
 namespace spillway::proxy {
 
 snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vector<upstream::cluster_ptr> clusters,
-                           std::uint64_t generation) {
+                           std::uint64_t generation, std::vector<tls::server_context_ptr> listener_tls) {
   auto snap = std::make_shared<snapshot>();
   snap->cfg = std::move(cfg);
   snap->generation = generation;
@@ -20,9 +20,13 @@ snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vecto
     }
     return upstreams.size();  // unreachable for a validated config
   };
-  for (const auto& l : snap->cfg->listeners) {
+  for (std::size_t li = 0; li < snap->cfg->listeners.size(); ++li) {
+    const auto& l = snap->cfg->listeners[li];
     listener_view view;
     view.cfg = &l;
+    if (li < listener_tls.size()) {
+      view.tls = std::move(listener_tls[li]);
+    }
     view.header_timeout = config::duration::max();
     view.idle_timeout = config::duration::max();
     auto account = [&](std::size_t idx) {

@@ -22,6 +22,7 @@ struct listener_view {
   config::duration header_timeout{};
   config::duration idle_timeout{};
   std::size_t tcp_upstream = 0;  // tcp listeners: index into snapshot::clusters
+  tls::server_context_ptr tls;   // set when the listener terminates TLS
 };
 
 struct snapshot {
@@ -45,8 +46,9 @@ struct snapshot {
 
 using snapshot_ptr = std::shared_ptr<const snapshot>;
 
-// Builds a snapshot. `clusters` must be aligned with cfg->upstreams. Control thread.
+// Builds a snapshot. `clusters` must be aligned with cfg->upstreams, `listener_tls` (empty, or
+// null entries, for none) with cfg->listeners. Control thread.
 snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vector<upstream::cluster_ptr> clusters,
-                           std::uint64_t generation);
+                           std::uint64_t generation, std::vector<tls::server_context_ptr> listener_tls = {});
 
 }  // namespace spillway::proxy

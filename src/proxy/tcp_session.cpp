@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "proxy/outcome.h"
+#include "upstream/connect.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -23,10 +24,13 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }
 
-tcp_session::tcp_session(worker& w, std::string listen, tcp::socket socket)
-    : worker_(w), listen_(std::move(listen)), downstream_(std::move(socket)), upstream_(w.io()), timer_(w.io()) {
+tcp_session::tcp_session(worker& w, std::string listen, tcp::socket socket, tls::server_context_ptr tls)
+    : worker_(w), listen_(std::move(listen)), tls_(std::move(tls)), downstream_(std::move(socket)), timer_(w.io()) {
   boost::system::error_code ec;
-  downstream_.set_option(tcp::no_delay(true), ec);
+  downstream_.socket().set_option(tcp::no_delay(true), ec);
+  if (tls_) {
+    downstream_.start_tls(tls_->context());
+  }
   registration_ = worker_.attach(this);  // so that a drain waits for it (up to drain_timeout)
 }
 
@@ -41,9 +45,10 @@ void tcp_session::start() {
 }
 
 void tcp_session::close_both() {
-  boost::system::error_code ec;
-  downstream_.close(ec);
-  upstream_.close(ec);
+  downstream_.close();
+  if (upstream_) {
+    upstream_->close();
+  }
 }
 
 asio::awaitable<void> tcp_session::watchdog() {
@@ -54,33 +59,35 @@ asio::awaitable<void> tcp_session::watchdog() {
       break;
     }
     if (clock::now() >= deadline_) {
-      close_both();  // connect timeout or idle timeout: the relays end on errors
       deadline_ = clock::time_point::max();
+      if (connecting_ && upstream_) {
+        upstream_->close();  // connect timeout: run() moves on to another backend
+      } else {
+        close_both();  // handshake or idle timeout: the relays end on errors
+      }
     }
   }
 }
 
-asio::awaitable<bool> tcp_session::relay(tcp::socket& from, tcp::socket& to) {
+asio::awaitable<bool> tcp_session::relay(tls::stream& from, tls::stream& to) {
   std::array<char, 16384> buf;
   while (true) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
     if (ec) {
-      boost::system::error_code ignored;
-      if (ec == asio::error::eof) {
-        to.shutdown(tcp::socket::shutdown_send, ignored);  // pass the FIN on; the other way stays open
+      if (tls::is_eof(ec)) {
+        co_await to.shutdown_send();  // pass the FIN on; the other way stays open
         co_return true;
       }
       // A reset or an error: nothing more will flow either way.
-      from.close(ignored);
-      to.close(ignored);
+      from.close();
+      to.close();
       co_return false;
     }
     deadline_ = clock::now() + idle_;
     auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), nothrow);
     if (wec) {
-      boost::system::error_code ignored;
-      from.close(ignored);
-      to.close(ignored);
+      from.close();
+      to.close();
       co_return false;
     }
   }
@@ -94,6 +101,18 @@ asio::awaitable<void> tcp_session::run() {
     done_ = true;
     timer_.cancel();
     co_return;
+  }
+  if (tls_) {
+    deadline_ = clock::now() + tls_->handshake_timeout();  // the watchdog closes a stalled one
+    timer_.cancel();
+    if (auto ec = co_await downstream_.handshake(asio::ssl::stream_base::server)) {
+      log::debug("tcp {}: tls handshake failed: {}", listen_, ec.message());
+      worker_.count_handshake_failure();
+      close_both();
+      done_ = true;
+      timer_.cancel();
+      co_return;
+    }
   }
   const auto& cluster = *view->snap->clusters[lv->tcp_upstream];
   auto& lb = *view->balancers[lv->tcp_upstream];
@@ -129,8 +148,10 @@ asio::awaitable<void> tcp_session::run() {
     candidate->requests_total.fetch_add(1, std::memory_order_relaxed);
     deadline_ = clock::now() + up.timeout.connect;
     timer_.cancel();
-    upstream_ = tcp::socket(worker_.io());
-    auto [ec] = co_await upstream_.async_connect(candidate->endpoint(), nothrow);
+    upstream_ = std::make_unique<tls::stream>(tcp::socket(worker_.io()));
+    connecting_ = true;
+    auto ec = co_await upstream::connect(*upstream_, *candidate, cluster.tls.get());
+    connecting_ = false;
     if (!ec) {
       h = candidate;
       break;
@@ -150,12 +171,8 @@ asio::awaitable<void> tcp_session::run() {
     timer_.cancel();
     co_return;
   }
-  {
-    boost::system::error_code ec;
-    upstream_.set_option(tcp::no_delay(true), ec);
-  }
   deadline_ = clock::now() + idle_;
-  auto [client_clean, backend_clean] = co_await (relay(downstream_, upstream_) && relay(upstream_, downstream_));
+  auto [client_clean, backend_clean] = co_await (relay(downstream_, *upstream_) && relay(*upstream_, downstream_));
   (void)client_clean;
   cluster.stats->connections.fetch_sub(1, std::memory_order_relaxed);
   // A backend that reset the connection counts as a failure; a clean end as a success.

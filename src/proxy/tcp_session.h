@@ -10,6 +10,7 @@
 // moved for the upstream's idle timeout.
 
 #include "proxy/worker.h"
+#include "tls/stream.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -24,7 +25,8 @@ namespace spillway::proxy {
 
 class tcp_session final : public downstream_session, public std::enable_shared_from_this<tcp_session> {
  public:
-  tcp_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket);
+  // `tls` (may be null): terminate TLS from the client (the backend gets the plaintext).
+  tcp_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket, tls::server_context_ptr tls);
   ~tcp_session() override;
 
   // A drain lets the relay run on until either side ends it (or the drain timeout). Worker thread.
@@ -38,18 +40,20 @@ class tcp_session final : public downstream_session, public std::enable_shared_f
   boost::asio::awaitable<void> run();
   // Copies from `from` to `to` until EOF (then half-closes `to`) or an error.
   // Returns true when `from` ended with a clean EOF.
-  boost::asio::awaitable<bool> relay(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to);
+  boost::asio::awaitable<bool> relay(tls::stream& from, tls::stream& to);
   boost::asio::awaitable<void> watchdog();
   void close_both();
 
   worker& worker_;
   std::string listen_;
-  boost::asio::ip::tcp::socket downstream_;
-  boost::asio::ip::tcp::socket upstream_;
+  tls::server_context_ptr tls_;
+  tls::stream downstream_;
+  std::unique_ptr<tls::stream> upstream_;  // a new one per connect attempt
   boost::asio::steady_timer timer_;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::steady_clock::duration idle_{};
   bool done_ = false;
+  bool connecting_ = false;  // a connect attempt is under way (its timeout closes only upstream_)
   std::list<downstream_session*>::iterator registration_;
 };
 

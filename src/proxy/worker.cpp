@@ -161,10 +161,11 @@ void worker::accept_loop(std::shared_ptr<acceptor_entry> entry) {
           }
           // The listener's protocol as the current snapshot has it (a reload may change it).
           const auto* l = view_->snap->find_listener(entry->listen);
+          auto tls = l != nullptr ? l->tls : nullptr;
           if (l != nullptr && l->cfg->proto == config::protocol::tcp) {
-            std::make_shared<tcp_session>(*this, entry->listen, std::move(socket))->start();
+            std::make_shared<tcp_session>(*this, entry->listen, std::move(socket), std::move(tls))->start();
           } else {
-            std::make_shared<http_session>(*this, entry->listen, std::move(socket))->start();
+            std::make_shared<http_session>(*this, entry->listen, std::move(socket), std::move(tls))->start();
           }
         }
       },

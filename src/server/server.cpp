@@ -30,14 +30,17 @@ server::server(std::string config_path) : config_path_(std::move(config_path)) {
 
 server::~server() = default;
 
-std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& cfg) {
+std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& cfg,
+                                                          const std::vector<tls::client_context_ptr>& tls) {
   std::vector<upstream::cluster_ptr> clusters;
   std::map<std::string, upstream::host_ptr> next_hosts;
   std::vector<std::pair<upstream::host*, config::backend>> retuned;  // applied once nothing can fail
   tcp::resolver resolver(io_);
-  for (const auto& u : cfg.upstreams) {
+  for (std::size_t ui = 0; ui < cfg.upstreams.size(); ++ui) {
+    const auto& u = cfg.upstreams[ui];
     auto c = std::make_shared<upstream::cluster>();
     c->cfg = u;
+    c->tls = ui < tls.size() ? tls[ui] : nullptr;
     for (const auto& b : u.backends) {
       const std::string key = u.name + "\n" + b.addr.text;
       auto it = hosts_.find(key);
@@ -137,9 +140,6 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
   }
   auto next = std::make_shared<const config::config>(std::move(*loaded.cfg));
   for (const auto& l : next->listeners) {
-    if (l.tls) {
-      return reject("listener \"" + l.name + "\": TLS termination is not available in this build yet\n");
-    }
     bool known = std::any_of(cfg_->listeners.begin(), cfg_->listeners.end(),
                              [&](const config::listener& old) { return old.listen.text == l.listen.text; });
     if (!known) {
@@ -150,14 +150,28 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
       }
     }
   }
+  // Certificates are read again on every reload (renewed files take effect); one that does not
+  // load rejects the reload and the running ones keep serving.
+  std::vector<config::error> tls_errors;
+  auto tls = tls::build(*next, tls_errors, [this](const config::listener& l) -> const tls::server_context* {
+    const auto* old = snapshot_->find_listener(l.listen.text);
+    return old != nullptr ? old->tls.get() : nullptr;
+  });
+  if (!tls_errors.empty()) {
+    std::string text;
+    for (const auto& e : tls_errors) {
+      text += e.str() + "\n";
+    }
+    return reject(text);
+  }
   std::vector<upstream::cluster_ptr> clusters;
   try {
-    clusters = build_clusters(*next);
+    clusters = build_clusters(*next, tls.upstreams);
   } catch (const std::exception& e) {
     return reject(std::string(e.what()) + "\n");
   }
   cfg_ = next;
-  snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1);
+  snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1, std::move(tls.listeners));
   for (auto& w : workers_) {
     w->install(snapshot_);
   }
@@ -225,23 +239,16 @@ int server::run() {
     return 1;
   }
   cfg_ = std::make_shared<const config::config>(std::move(*loaded.cfg));
-  for (const auto& l : cfg_->listeners) {
-    if (l.tls) {
-      log::error(
-          "listener \"{}\": TLS termination is not available in this build yet; refusing to serve "
-          "plaintext on {}",
-          l.name, l.listen.text);
-      return 1;
-    }
+  std::vector<config::error> tls_errors;
+  auto tls = tls::build(*cfg_, tls_errors);
+  for (const auto& e : tls_errors) {
+    log::error("{}", e.str());
   }
-  for (const auto& u : cfg_->upstreams) {
-    if (u.tls) {
-      log::error("upstream \"{}\": TLS to backends is not available in this build yet", u.name);
-      return 1;
-    }
+  if (!tls_errors.empty()) {
+    return 1;
   }
   try {
-    snapshot_ = proxy::make_snapshot(cfg_, build_clusters(*cfg_), 1);
+    snapshot_ = proxy::make_snapshot(cfg_, build_clusters(*cfg_, tls.upstreams), 1, std::move(tls.listeners));
     unsigned n = cfg_->workers != 0 ? cfg_->workers : std::max(1U, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &events_));

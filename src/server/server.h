@@ -32,8 +32,10 @@ class server {
 
  private:
   // Builds clusters for `cfg`, reusing the host objects (and so their state) of backends that did
-  // not change. Throws std::runtime_error when a backend's hostname does not resolve.
-  std::vector<upstream::cluster_ptr> build_clusters(const config::config& cfg);
+  // not change. `tls` is aligned with cfg.upstreams. Throws std::runtime_error when a backend's
+  // hostname does not resolve.
+  std::vector<upstream::cluster_ptr> build_clusters(const config::config& cfg,
+                                                    const std::vector<tls::client_context_ptr>& tls);
   admin::state admin_state() const;
   // Re-reads the config file and applies it. `trigger` names what asked (for the log). With
   // `only_if_changed`, a file whose content is what runs already is not reloaded.

@@ -2,6 +2,7 @@
 // An upstream (named group of hosts) as it runs: its config and its hosts.
 
 #include "config/config.h"
+#include "tls/context.h"
 #include "upstream/host.h"
 
 #include <algorithm>
@@ -51,6 +52,7 @@ struct cluster {
   config::upstream cfg;
   std::vector<host_ptr> hosts;  // in config order
   std::shared_ptr<upstream_stats> stats;
+  tls::client_context_ptr tls;  // set when the upstream speaks TLS to its backends
 };
 
 using cluster_ptr = std::shared_ptr<const cluster>;

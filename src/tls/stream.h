@@ -1,0 +1,69 @@
+#pragma once
+// A connection's byte stream: plain TCP, or TLS over it. Sessions read and write through it without
+// knowing which; it is an Asio AsyncReadStream and AsyncWriteStream, so asio::async_write works on
+// it. The branch per operation costs nothing next to the system call behind it.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+
+#include <memory>
+#include <utility>
+
+namespace spillway::tls {
+
+class stream {
+ public:
+  using tcp = boost::asio::ip::tcp;
+  using executor_type = tcp::socket::executor_type;
+  using tls_stream = boost::asio::ssl::stream<tcp::socket&>;
+
+  explicit stream(tcp::socket s) : socket_(std::move(s)) {}
+  stream(stream&&) = delete;  // the TLS layer refers to socket_
+
+  // Puts TLS over the socket, with `ctx` (which must outlive the stream). Before any I/O.
+  void start_tls(boost::asio::ssl::context& ctx) { tls_ = std::make_unique<tls_stream>(socket_, ctx); }
+
+  bool is_tls() const { return tls_ != nullptr; }
+  SSL* native_tls() { return tls_ ? tls_->native_handle() : nullptr; }
+  tcp::socket& socket() { return socket_; }
+  executor_type get_executor() { return socket_.get_executor(); }
+
+  template <typename Buffers, typename Token>
+  auto async_read_some(const Buffers& buffers, Token&& token) {
+    if (tls_) {
+      return tls_->async_read_some(buffers, std::forward<Token>(token));
+    }
+    return socket_.async_read_some(buffers, std::forward<Token>(token));
+  }
+
+  template <typename Buffers, typename Token>
+  auto async_write_some(const Buffers& buffers, Token&& token) {
+    if (tls_) {
+      return tls_->async_write_some(buffers, std::forward<Token>(token));
+    }
+    return socket_.async_write_some(buffers, std::forward<Token>(token));
+  }
+
+  // The TLS handshake (nothing on a plain stream). Returns the error, if any.
+  boost::asio::awaitable<boost::system::error_code> handshake(boost::asio::ssl::stream_base::handshake_type type);
+
+  // Ends this side's sending: a FIN on plain TCP; on TLS a close_notify, sent without waiting for
+  // the peer's (whatever the peer sends after it is not read).
+  boost::asio::awaitable<void> shutdown_send();
+
+  void close() {
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
+
+ private:
+  tcp::socket socket_;
+  std::unique_ptr<tls_stream> tls_;
+};
+
+// True for an orderly end of the peer's data: a FIN, or a TLS connection closed with or without a
+// close_notify.
+bool is_eof(const boost::system::error_code& ec);
+
+}  // namespace spillway::tls

@@ -1,0 +1,31 @@
+#include "upstream/connect.h"
+
+#include "common/log.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace spillway::upstream {
+
+namespace asio = boost::asio;
+
+asio::awaitable<boost::system::error_code> connect(tls::stream& s, const host& h, const tls::client_context* tls,
+                                                   bool log_tls_failures) {
+  auto [ec] = co_await s.socket().async_connect(h.endpoint(), asio::as_tuple(asio::use_awaitable));
+  if (ec) {
+    co_return ec;
+  }
+  boost::system::error_code ignored;
+  s.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
+  if (tls != nullptr) {
+    s.start_tls(tls->context());
+    tls->prepare(s.native_tls(), h.cfg().addr.host, h.cfg().addr.is_ip);
+    ec = co_await s.handshake(asio::ssl::stream_base::client);
+    if (ec && log_tls_failures && ec != asio::error::operation_aborted) {
+      log::warn("tls handshake with {} failed: {}", h.address(), ec.message());
+    }
+  }
+  co_return ec;
+}
+
+}  // namespace spillway::upstream
