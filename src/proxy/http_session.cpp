@@ -4,11 +4,13 @@
 #include "common/log.h"
 #include "http/status.h"
 #include "proxy/outcome.h"
+#include "proxy/relay.h"
 #include "upstream/connect.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -23,6 +25,7 @@ using asio::awaitable;
 using asio::ip::tcp;
 using clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -292,6 +295,7 @@ awaitable<http_session::outcome> http_session::serve_request() {
   expired_ = false;
   request_complete_ = false;
   request_id_[0] = '\0';
+  upgrade_ = false;
 
   // --- the request head ---
   bool started = false;
@@ -345,6 +349,8 @@ awaitable<http_session::outcome> http_session::serve_request() {
   if (req.method == "CONNECT") {
     co_return co_await send_local(local_reason::method_not_allowed, true);
   }
+  // An Upgrade (WebSocket) is passed on; HTTP/1.0 has no upgrades.
+  upgrade_ = req.upgrade && !client_http10_ && !req.find("upgrade").empty();
   if (lv.cfg->max_request_body > 0 && req.content_length > lv.cfg->max_request_body) {
     co_return co_await send_local(local_reason::body_too_large, true);
   }
@@ -416,7 +422,12 @@ void http_session::build_upstream_head(const http::message_head& req, bool drop_
     // HTTP/1.0 clients may omit Host; backends expect one.
     append_header(out_, "host", upstream_host_);
   }
-  if (client_http10_) {
+  if (upgrade_) {
+    // Connection and Upgrade are hop-by-hop, so they were dropped above; an upgrade asks the next
+    // hop again for the same protocol.
+    append_header(out_, "upgrade", req.find("upgrade"));
+    out_.append("connection: upgrade\r\n");
+  } else if (client_http10_) {
     out_.append("connection: keep-alive\r\n");
   }
   out_.append("\r\n");
@@ -434,7 +445,10 @@ void http_session::build_downstream_head(const http::message_head& resp, bool cl
     }
     append_header(out_, h.name, h.value);
   }
-  if (close) {
+  if (resp.status == 101) {
+    append_header(out_, "upgrade", resp.find("upgrade"));
+    out_.append("connection: upgrade\r\n");
+  } else if (close) {
     out_.append("connection: close\r\n");
   } else if (client_http10_) {
     out_.append("connection: keep-alive\r\n");
@@ -712,6 +726,39 @@ awaitable<http_session::outcome> http_session::stream_response(upstream::host* h
   co_return close_client ? outcome::close : outcome::keep_alive;
 }
 
+awaitable<http_session::outcome> http_session::tunnel(const config::upstream& up) {
+  phase_ = phase::streaming;
+  // From here the request deadline no longer applies: the tunnel lives while bytes move, and the
+  // idle timeout closes it.
+  const auto idle = std::chrono::duration_cast<clock::duration>(up.timeout.idle);
+  set_deadline(clock::now() + idle);
+  build_downstream_head(response_parser_.head(), false);
+  {
+    // The 101 and whatever the backend sent right behind it (the first frames, already).
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin_, uend_ - ubegin_)};
+    auto [ec, n] = co_await asio::async_write(downstream_, bufs, nothrow);
+    if (ec) {
+      upstream_.reset();
+      co_return outcome::close;
+    }
+    ubegin_ = uend_ = 0;
+  }
+  if (dbegin_ < dend_) {
+    // Bytes the client sent after its request, before the 101 reached it.
+    auto [ec, n] =
+        co_await asio::async_write(upstream_->stream, asio::buffer(dbuf_.data() + dbegin_, dend_ - dbegin_), nothrow);
+    dbegin_ = dend_ = 0;
+    if (ec) {
+      upstream_.reset();
+      co_return outcome::close;
+    }
+  }
+  co_await (relay(downstream_, upstream_->stream, deadline_, idle) &&
+            relay(upstream_->stream, downstream_, deadline_, idle));
+  upstream_.reset();
+  co_return outcome::close;
+}
+
 awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<worker_view>& view,
                                                        std::size_t cluster_index) {
   const auto& cluster = *view->snap->clusters[cluster_index];
@@ -925,8 +972,18 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
     }
 
     const auto& resp = response_parser_.head();
+    if (resp.status == 101 && upgrade_ && request_complete_) {
+      report(h, up, false, resp.status);
+      if (is_retry) {
+        stats.retries_success.fetch_add(1, std::memory_order_relaxed);
+      }
+      stats.active_tunnels.fetch_add(1, std::memory_order_relaxed);
+      auto result = co_await tunnel(up);
+      stats.active_tunnels.fetch_sub(1, std::memory_order_relaxed);
+      co_return result;
+    }
     if (resp.status == 101) {
-      // Upgrade was stripped from the request, so a 101 is a backend error.
+      // No upgrade was asked for (or the request body is still coming): a backend error.
       upstream_.reset();
       report(h, up, true);
       retry_failed();

@@ -90,6 +90,9 @@ class http_session final : public downstream_session, public std::enable_shared_
   // Streams the response whose head was read to the client; pools the connection when clean.
   boost::asio::awaitable<outcome> stream_response(upstream::host* h, const config::upstream& up, bool close_client,
                                                   bool request_sent_ok);
+  // After a 101 answer to an Upgrade: passes the 101 on, then relays bytes both ways until both
+  // sides end or nothing moved for the upstream's idle timeout. The connection closes after.
+  boost::asio::awaitable<outcome> tunnel(const config::upstream& up);
   // Records one try's outcome on the host: failure counters, outlier detection, and (once per try)
   // the breaker's verdict. `status` is the response status, 0 when there was no response.
   void report(upstream::host* h, const config::upstream& up, bool failure, int status = 0);
@@ -148,6 +151,7 @@ class http_session final : public downstream_session, public std::enable_shared_
   bool closed_ = false;
   bool draining_ = false;
   bool client_http10_ = false;
+  bool upgrade_ = false;                              // the current request asks for an Upgrade (WebSocket), passed on
   bool request_complete_ = false;                     // the current request was read to its end
   std::chrono::steady_clock::time_point idle_since_;  // when the connection last went idle
   static constexpr std::chrono::milliseconds drain_idle_grace{250};

@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "proxy/outcome.h"
+#include "proxy/relay.h"
 #include "upstream/connect.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -65,30 +66,6 @@ asio::awaitable<void> tcp_session::watchdog() {
       } else {
         close_both();  // handshake or idle timeout: the relays end on errors
       }
-    }
-  }
-}
-
-asio::awaitable<bool> tcp_session::relay(tls::stream& from, tls::stream& to) {
-  std::array<char, 16384> buf;
-  while (true) {
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
-    if (ec) {
-      if (tls::is_eof(ec)) {
-        co_await to.shutdown_send();  // pass the FIN on; the other way stays open
-        co_return true;
-      }
-      // A reset or an error: nothing more will flow either way.
-      from.close();
-      to.close();
-      co_return false;
-    }
-    deadline_ = clock::now() + idle_;
-    auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), nothrow);
-    if (wec) {
-      from.close();
-      to.close();
-      co_return false;
     }
   }
 }
@@ -172,7 +149,8 @@ asio::awaitable<void> tcp_session::run() {
     co_return;
   }
   deadline_ = clock::now() + idle_;
-  auto [client_clean, backend_clean] = co_await (relay(downstream_, *upstream_) && relay(*upstream_, downstream_));
+  auto [client_clean, backend_clean] =
+      co_await (relay(downstream_, *upstream_, deadline_, idle_) && relay(*upstream_, downstream_, deadline_, idle_));
   (void)client_clean;
   cluster.stats->connections.fetch_sub(1, std::memory_order_relaxed);
   // A backend that reset the connection counts as a failure; a clean end as a success.

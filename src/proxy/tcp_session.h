@@ -38,9 +38,6 @@ class tcp_session final : public downstream_session, public std::enable_shared_f
 
  private:
   boost::asio::awaitable<void> run();
-  // Copies from `from` to `to` until EOF (then half-closes `to`) or an error.
-  // Returns true when `from` ended with a clean EOF.
-  boost::asio::awaitable<bool> relay(tls::stream& from, tls::stream& to);
   boost::asio::awaitable<void> watchdog();
   void close_both();
 

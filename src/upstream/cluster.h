@@ -20,8 +20,9 @@ struct upstream_stats {
   std::atomic<std::uint64_t> retries_failure{0};  // retry tries that failed too
   std::atomic<std::uint64_t> retry_budget_exhausted{0};
   std::atomic<std::uint64_t> no_healthy_upstream{0};
-  std::atomic<std::int64_t> connections{0};  // open upstream connections (pooled ones included)
-  std::atomic<std::int64_t> pending{0};      // requests waiting for a connection
+  std::atomic<std::int64_t> connections{0};     // open upstream connections (pooled ones included)
+  std::atomic<std::int64_t> pending{0};         // requests waiting for a connection
+  std::atomic<std::int64_t> active_tunnels{0};  // upgraded (WebSocket) connections relaying
   std::atomic<std::uint64_t> overflow_max_connections{0};
   std::atomic<std::uint64_t> overflow_max_pending{0};
   std::atomic<std::uint64_t> overflow_max_requests{0};
