@@ -1,4 +1,5 @@
 #include "admin/admin_server.h"
+#include "admin/dashboard_page.h"
 
 #include "common/listen.h"
 #include "common/log.h"
@@ -103,6 +104,32 @@ std::string breaker_json(const upstream::host& h) {
   return out;
 }
 
+// Responses by class and latency quantiles of per-worker traffic counters, as JSON members.
+template <typename Traffic>
+std::string traffic_json(const stats::per_worker<Traffic>& pw) {
+  std::array<std::uint64_t, 6> classes{};
+  stats::histogram_totals t;
+  pw.each([&](const Traffic& slot) {
+    for (std::size_t c = 0; c < 6; ++c) {
+      classes[c] += slot.responses.by_class[c].get();
+    }
+    t.add(slot.duration);
+  });
+  return fmt::format(
+      "\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{},\"none\":{}}},"
+      "\"latency_ms\":{{\"p50\":{:.3f},\"p98\":{:.3f},\"p99\":{:.3f}}}",
+      classes[1], classes[2], classes[3], classes[4], classes[5], classes[0], t.quantile(0.5) * 1e3,
+      t.quantile(0.98) * 1e3, t.quantile(0.99) * 1e3);
+}
+
+using incident_time = std::optional<std::chrono::system_clock::time_point>;
+
+std::string opt_time(const incident_time& t) { return t ? json_string(iso8601(*t)) : std::string("null"); }
+
+double seconds_between(std::chrono::system_clock::time_point a, std::chrono::system_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
 }  // namespace
 
 std::string admin_server::status_json(const state& s) {
@@ -126,18 +153,54 @@ std::string admin_server::status_json(const state& s) {
           "\"health_detail\":{},\"ejected\":{},\"ejection_detail\":{},\"breaker\":\"{}\","
           "\"active_requests\":{},\"requests_total\":{},\"failures_total\":{},\"connect_failures_total\":{},"
           "\"consecutive_failures\":{},\"health_check_failures_total\":{},\"ejections_total\":{},"
-          "\"connections_active\":{},\"breaker_window\":{}}}",
+          "\"connections_active\":{},\"retried_total\":{},\"breaker_window\":{},{}}}",
           json_string(h->address()), h->weight(), h->backup(), out_reason == nullptr,
           out_reason == nullptr ? std::string("null") : json_string(out_reason), h->healthy.load(),
           json_string(h->health_detail), h->ejected.load(), json_string(h->ejected.load() ? h->ejection_detail : ""),
           upstream::to_string(h->breaker.load()), std::max(0, h->active_requests.load()), h->requests_total.load(),
           h->failures_total.load(), h->connect_failures_total.load(), h->consecutive_failures.load(),
           h->health_check_failures_total.load(), h->ejections_total.load(), std::max(0, h->connections_active.load()),
-          breaker_json(*h));
+          h->retried_total.load(), breaker_json(*h), traffic_json(h->traffic));
     }
-    out += "]}";
+    const auto& st = *c->stats;
+    out += fmt::format(
+        "],\"active_requests\":{},\"active_tunnels\":{},\"connections\":{},\"pending\":{},"
+        "\"retries\":{{\"success\":{},\"failure\":{},\"budget_exhausted\":{}}},\"no_healthy_upstream\":{},"
+        "\"overflow\":{{\"max_requests\":{},\"max_pending\":{},\"max_connections\":{}}},{}}}",
+        std::max<std::int64_t>(0, st.active_requests.load()), st.active_tunnels.load(), st.connections.load(),
+        st.pending.load(), st.retries_success.load(), st.retries_failure.load(), st.retry_budget_exhausted.load(),
+        st.no_healthy_upstream.load(), st.overflow_max_requests.load(), st.overflow_max_pending.load(),
+        st.overflow_max_connections.load(), traffic_json(st.traffic));
   }
-  out += fmt::format("],\"config\":{{\"generation\":{},\"loaded_at\":{},\"path\":{}", s.generation,
+  out += "],\"listeners\":[";
+  for (std::size_t i = 0; i < s.listeners.size(); ++i) {
+    const auto& l = s.listeners[i];
+    std::uint64_t total = 0;
+    std::uint64_t closed = 0;
+    l.traffic->each([&](const stats::listener_traffic& t) {
+      total += t.connections_total.get();
+      closed += t.connections_closed.get();
+    });
+    out += fmt::format(
+        "{}{{\"name\":{},\"address\":{},\"protocol\":\"{}\",\"tls\":{},\"connections_total\":{},"
+        "\"connections_active\":{},{}}}",
+        i == 0 ? "" : ",", json_string(l.name), json_string(l.address), l.protocol, l.tls, total,
+        total >= closed ? total - closed : 0, traffic_json(*l.traffic));
+  }
+  out += "],\"events\":[";
+  if (s.journal != nullptr) {
+    bool first = true;
+    for (const auto& e : s.journal->recent(50)) {
+      out += fmt::format(
+          "{}{{\"at\":{},\"kind\":\"{}\",\"upstream\":{},\"backend\":{},\"from\":{},\"to\":{},"
+          "\"detail\":{}}}",
+          first ? "" : ",", json_string(iso8601(e.at)), e.kind, json_string(e.upstream), json_string(e.backend),
+          json_string(e.from), json_string(e.to), json_string(e.detail));
+      first = false;
+    }
+  }
+  out += "]";
+  out += fmt::format(",\"config\":{{\"generation\":{},\"loaded_at\":{},\"path\":{}", s.generation,
                      json_string(iso8601(s.loaded_at)), json_string(s.config_path));
   if (!s.last_reload_error.empty()) {
     out += fmt::format(",\"last_reload_error\":{}", json_string(s.last_reload_error));
@@ -232,6 +295,152 @@ std::string admin_server::metrics_text(const state& s) {
                [](const upstream::upstream_stats& st) { return st.connections.load(); });
   family("spillway_upstream_pending", "gauge", "requests waiting for a connection");
   per_upstream("spillway_upstream_pending", "", [](const upstream::upstream_stats& st) { return st.pending.load(); });
+  // --- traffic (per-worker counters, summed here) ---
+  static constexpr const char* classes[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  auto histogram_lines = [&](std::string_view name, const std::string& labels, const stats::histogram_totals& t) {
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < stats::latency_bounds_us.size(); ++i) {
+      cumulative += t.counts[i];
+      out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels,
+                         static_cast<double>(stats::latency_bounds_us[i]) / 1e6, cumulative);
+    }
+    cumulative += t.counts.back();
+    out += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, cumulative);
+    out += fmt::format("{}_sum{{{}}} {}\n", name, labels, static_cast<double>(t.sum_us) / 1e6);
+    out += fmt::format("{}_count{{{}}} {}\n", name, labels, cumulative);
+  };
+  auto class_lines = [&](std::string_view name, const std::string& labels, const stats::status_classes* const* slots,
+                         std::size_t n) {
+    for (std::size_t c = 0; c < 6; ++c) {
+      std::uint64_t v = 0;
+      for (std::size_t i = 0; i < n; ++i) {
+        v += slots[i]->by_class[c].get();
+      }
+      out += fmt::format("{}{{{},code=\"{}\"}} {}\n", name, labels, classes[c], v);
+    }
+  };
+  // Sums one field over the worker slots of `pw`.
+  auto sum = [](const auto& pw, auto field) {
+    std::uint64_t v = 0;
+    pw.each([&](const auto& t) { v += field(t).get(); });
+    return v;
+  };
+  auto classes_of = [&](const auto& pw, std::string_view name, const std::string& labels) {
+    std::vector<const stats::status_classes*> slots;
+    pw.each([&](const auto& t) { slots.push_back(&t.responses); });
+    class_lines(name, labels, slots.data(), slots.size());
+  };
+  auto histogram_of = [&](const auto& pw, auto field, std::string_view name, const std::string& labels) {
+    stats::histogram_totals t;
+    pw.each([&](const auto& slot) { t.add(field(slot)); });
+    histogram_lines(name, labels, t);
+  };
+
+  family("spillway_listener_connections_total", "counter", "downstream connections accepted");
+  for (const auto& l : s.listeners) {
+    out += fmt::format("spillway_listener_connections_total{{listener=\"{}\"}} {}\n", label(l.name),
+                       sum(*l.traffic, [](const auto& t) -> const stats::counter& { return t.connections_total; }));
+  }
+  family("spillway_listener_connections_active", "gauge", "downstream connections open now");
+  for (const auto& l : s.listeners) {
+    auto total = sum(*l.traffic, [](const auto& t) -> const stats::counter& { return t.connections_total; });
+    auto closed = sum(*l.traffic, [](const auto& t) -> const stats::counter& { return t.connections_closed; });
+    out += fmt::format("spillway_listener_connections_active{{listener=\"{}\"}} {}\n", label(l.name),
+                       total >= closed ? total - closed : 0);
+  }
+  family("spillway_listener_tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out");
+  for (const auto& l : s.listeners) {
+    out +=
+        fmt::format("spillway_listener_tls_handshake_failures_total{{listener=\"{}\"}} {}\n", label(l.name),
+                    sum(*l.traffic, [](const auto& t) -> const stats::counter& { return t.tls_handshake_failures; }));
+  }
+  family("spillway_listener_requests_total", "counter",
+         "requests answered, by status class (code=\"none\": the client left before an answer)");
+  for (const auto& l : s.listeners) {
+    classes_of(*l.traffic, "spillway_listener_requests_total", fmt::format("listener=\"{}\"", label(l.name)));
+  }
+  family("spillway_listener_received_bytes_total", "counter", "bytes received from clients");
+  for (const auto& l : s.listeners) {
+    out += fmt::format("spillway_listener_received_bytes_total{{listener=\"{}\"}} {}\n", label(l.name),
+                       sum(*l.traffic, [](const auto& t) -> const stats::counter& { return t.bytes_in; }));
+  }
+  family("spillway_listener_sent_bytes_total", "counter", "bytes sent to clients");
+  for (const auto& l : s.listeners) {
+    out += fmt::format("spillway_listener_sent_bytes_total{{listener=\"{}\"}} {}\n", label(l.name),
+                       sum(*l.traffic, [](const auto& t) -> const stats::counter& { return t.bytes_out; }));
+  }
+  family("spillway_listener_request_duration_seconds", "histogram", "first request byte in to last response byte out");
+  for (const auto& l : s.listeners) {
+    histogram_of(
+        *l.traffic, [](const auto& t) -> const stats::histogram& { return t.duration; },
+        "spillway_listener_request_duration_seconds", fmt::format("listener=\"{}\"", label(l.name)));
+  }
+  family("spillway_route_requests_total", "counter", "requests matched by each route, by status class");
+  for (const auto& l : s.listeners) {
+    for (const auto& r : l.routes) {
+      classes_of(
+          *r.traffic, "spillway_route_requests_total",
+          fmt::format("listener=\"{}\",route=\"{}\",upstream=\"{}\"", label(l.name), r.index, label(r.upstream)));
+    }
+  }
+  family("spillway_upstream_requests_total", "counter", "client requests sent to the upstream, by status class");
+  for (const auto& c : s.clusters) {
+    classes_of(c->stats->traffic, "spillway_upstream_requests_total",
+               fmt::format("upstream=\"{}\"", label(c->cfg.name)));
+  }
+  family("spillway_upstream_request_duration_seconds", "histogram",
+         "client requests to the upstream: first byte in to last byte out, retries included");
+  for (const auto& c : s.clusters) {
+    histogram_of(
+        c->stats->traffic, [](const auto& t) -> const stats::histogram& { return t.duration; },
+        "spillway_upstream_request_duration_seconds", fmt::format("upstream=\"{}\"", label(c->cfg.name)));
+  }
+  family("spillway_upstream_connect_duration_seconds", "histogram", "new connections to the upstream's backends");
+  for (const auto& c : s.clusters) {
+    histogram_of(
+        c->stats->traffic, [](const auto& t) -> const stats::histogram& { return t.connect_time; },
+        "spillway_upstream_connect_duration_seconds", fmt::format("upstream=\"{}\"", label(c->cfg.name)));
+  }
+  family("spillway_upstream_received_bytes_total", "counter", "request bytes from clients routed to the upstream");
+  for (const auto& c : s.clusters) {
+    out += fmt::format("spillway_upstream_received_bytes_total{{upstream=\"{}\"}} {}\n", label(c->cfg.name),
+                       sum(c->stats->traffic, [](const auto& t) -> const stats::counter& { return t.bytes_in; }));
+  }
+  family("spillway_upstream_sent_bytes_total", "counter", "response bytes sent to clients from the upstream");
+  for (const auto& c : s.clusters) {
+    out += fmt::format("spillway_upstream_sent_bytes_total{{upstream=\"{}\"}} {}\n", label(c->cfg.name),
+                       sum(c->stats->traffic, [](const auto& t) -> const stats::counter& { return t.bytes_out; }));
+  }
+  family("spillway_upstream_tunnels_active", "gauge", "upgraded (WebSocket) connections relaying now");
+  per_upstream("spillway_upstream_tunnels_active", "",
+               [](const upstream::upstream_stats& st) { return st.active_tunnels.load(); });
+  family("spillway_backend_responses_total", "counter",
+         "client requests whose last try went to the backend, by the status class the client got");
+  for (const auto& c : s.clusters) {
+    for (const auto& h : c->hosts) {
+      classes_of(h->traffic, "spillway_backend_responses_total",
+                 fmt::format("upstream=\"{}\",backend=\"{}\"", label(c->cfg.name), label(h->address())));
+    }
+  }
+  family("spillway_backend_request_duration_seconds", "histogram",
+         "client requests whose last try went to the backend: first byte in to last byte out");
+  for (const auto& c : s.clusters) {
+    for (const auto& h : c->hosts) {
+      histogram_of(
+          h->traffic, [](const auto& t) -> const stats::histogram& { return t.duration; },
+          "spillway_backend_request_duration_seconds",
+          fmt::format("upstream=\"{}\",backend=\"{}\"", label(c->cfg.name), label(h->address())));
+    }
+  }
+  family("spillway_backend_retried_total", "counter", "tries that failed on the backend and were retried elsewhere");
+  per_host("spillway_backend_retried_total", [](const upstream::host& h) { return h.retried_total.load(); });
+  family("spillway_access_log_dropped_lines_total", "counter",
+         "access log lines dropped because the writer fell behind");
+  out += fmt::format("spillway_access_log_dropped_lines_total {}\n", s.access_log_dropped);
+  family("spillway_workers", "gauge", "worker threads");
+  out += fmt::format("spillway_workers {}\n", s.workers);
+  family("spillway_metrics_per_request", "gauge", "1 when per-request metrics are counted (config `metrics`)");
+  out += fmt::format("spillway_metrics_per_request {}\n", s.metrics ? 1 : 0);
   family("spillway_config_reloads_total", "counter", "config reloads by result");
   out += fmt::format("spillway_config_reloads_total{{result=\"success\"}} {}\n", s.reloads_ok);
   out += fmt::format("spillway_config_reloads_total{{result=\"failure\"}} {}\n", s.reloads_failed);
@@ -242,34 +451,51 @@ std::string admin_server::metrics_text(const state& s) {
   return out;
 }
 
-std::string admin_server::dashboard_html() {
-  // A minimal live view; issue #7 grows it into the full dashboard.
-  return R"(<!doctype html>
-<html><head><meta charset="utf-8"><title>Spillway</title>
-<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}
-.up{background:#d4f7d4}.down{background:#f7d4d4}</style></head>
-<body><h1>Spillway</h1><div id="gen"></div><div id="ups"></div>
-<script>
-async function tick(){
-  try{
-    const s=await (await fetch('/status')).json();
-    document.getElementById('gen').textContent='config generation '+s.config.generation+' loaded '+s.config.loaded_at;
-    let h='';
-    for(const u of s.upstreams){
-      h+='<h2>'+u.name+'</h2><table><tr><th>backend</th><th>healthy</th><th>ejected</th><th>breaker</th><th>in flight</th><th>requests</th><th>failures</th></tr>';
-      for(const b of u.backends){
-        const ok=b.healthy&&!b.ejected&&b.breaker!=='open';
-        h+='<tr class="'+(ok?'up':'down')+'"><td>'+b.address+'</td><td>'+b.healthy+'</td><td>'+b.ejected+'</td><td>'+b.breaker+'</td><td>'+b.active_requests+'</td><td>'+b.requests_total+'</td><td>'+b.failures_total+'</td></tr>';
-      }
-      h+='</table>';
+std::string admin_server::degradation_json(const state& s) {
+  std::string out = "{\"incidents\":[";
+  if (s.journal != nullptr) {
+    bool first = true;
+    for (const auto& i : s.journal->incidents()) {
+      out += fmt::format(
+          "{}{{\"upstream\":{},\"backend\":{},\"reason\":{},\"failed_at\":{},\"marked_out_at\":{},"
+          "\"detection_seconds\":{:.3f},\"failed_before_out\":{},\"retried_before_out\":{},"
+          "\"failed_while_out\":{},\"came_back_at\":{},\"in_rotation_at\":{},\"out_seconds\":{}}}",
+          first ? "" : ",", json_string(i.upstream), json_string(i.backend), json_string(i.reason),
+          json_string(iso8601(i.failed_at)), json_string(iso8601(i.marked_out_at)),
+          seconds_between(i.failed_at, i.marked_out_at), i.failed_before_out, i.retried_before_out, i.failed_while_out,
+          opt_time(i.came_back_at), opt_time(i.in_rotation_at),
+          i.in_rotation_at ? fmt::format("{:.3f}", seconds_between(i.marked_out_at, *i.in_rotation_at))
+                           : std::string("null"));
+      first = false;
     }
-    document.getElementById('ups').innerHTML=h;
-  }catch(e){}
+  }
+  out += "]}\n";
+  return out;
 }
-tick();setInterval(tick,1000);
-</script></body></html>
-)";
+
+std::string admin_server::degradation_text(const state& s) {
+  std::string out = fmt::format("{:<12} {:<22} {:<13} {:<24} {:>9} {:>7} {:>8} {:>8} {:>9}\n", "upstream", "backend",
+                                "reason", "failed at (UTC)", "detect_s", "failed", "retried", "back_s", "rotation_s");
+  if (s.journal == nullptr) {
+    return out;
+  }
+  auto since = [](const incident_time& t, std::chrono::system_clock::time_point from) {
+    return t ? fmt::format("{:.3f}", seconds_between(from, *t)) : std::string("-");
+  };
+  for (const auto& i : s.journal->incidents()) {
+    out +=
+        fmt::format("{:<12} {:<22} {:<13} {:<24} {:>9.3f} {:>7} {:>8} {:>8} {:>9}\n", i.upstream, i.backend, i.reason,
+                    iso8601(i.failed_at), seconds_between(i.failed_at, i.marked_out_at), i.failed_before_out,
+                    i.retried_before_out, since(i.came_back_at, i.failed_at), since(i.in_rotation_at, i.failed_at));
+  }
+  out +=
+      "\ndetect_s: first failure to out of rotation; failed, retried: requests that failed on it in that time, and "
+      "how many of them\nwere retried elsewhere; back_s: first failure to its first sign of life; rotation_s: first "
+      "failure to taking traffic again.\n";
+  return out;
 }
+
+std::string admin_server::dashboard_html() { return std::string(dashboard_page); }
 
 struct admin_server::connection : std::enable_shared_from_this<connection> {
   connection(admin_server& server, tcp::socket s) : server_(server), socket_(std::move(s)) {}
@@ -327,10 +553,23 @@ struct admin_server::connection : std::enable_shared_from_this<connection> {
         co_await reply(200, "text/plain; version=0.0.4", metrics_text(server_.get_state_()), close);
       } else if (path == "/" && (method == "GET" || method == "HEAD")) {
         co_await reply(200, "text/html; charset=utf-8", dashboard_html(), close);
+      } else if (path == "/degradation" && (method == "GET" || method == "HEAD")) {
+        const bool text = head.url.find("format=text") != std::string_view::npos;
+        auto st = server_.get_state_();
+        // Built before the co_await: GCC 12 destroys a temporary made by ?: inside a co_await
+        // expression twice.
+        std::string body = text ? degradation_text(st) : degradation_json(st);
+        co_await reply(200, text ? "text/plain; charset=utf-8" : "application/json", body, close);
+      } else if (path == "/degradation/reset" && method == "POST") {
+        if (auto st = server_.get_state_(); st.journal != nullptr) {
+          st.journal->clear_incidents();
+        }
+        co_await reply(200, "text/plain", "incidents cleared\n", close);
       } else if (path == "/reload" && method == "POST") {
         auto result = server_.reload_();
         co_await reply(result.ok ? 200 : 400, "text/plain", result.text, close);
-      } else if (path == "/status" || path == "/metrics" || path == "/" || path == "/reload") {
+      } else if (path == "/status" || path == "/metrics" || path == "/" || path == "/reload" ||
+                 path == "/degradation" || path == "/degradation/reset") {
         co_await reply(405, "text/plain", "method not allowed\n", close);
       } else {
         co_await reply(404, "text/plain", "not found\n", close);

@@ -3,8 +3,10 @@
 // It reads what the workers share (hosts' atomics, the current snapshot's clusters); it never
 // touches the proxy's internals.
 
+#include "common/stats.h"
 #include "config/config.h"
 #include "upstream/cluster.h"
+#include "upstream/journal.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -17,9 +19,29 @@
 
 namespace spillway::admin {
 
+struct route_info {
+  std::size_t index = 0;  // position in its listener's routes (routes have no names)
+  std::string upstream;
+  std::shared_ptr<const stats::per_worker<stats::route_traffic>> traffic;
+};
+
+struct listener_info {
+  std::string name;
+  std::string address;
+  std::string protocol;  // "http" or "tcp"
+  bool tls = false;
+  std::shared_ptr<const stats::per_worker<stats::listener_traffic>> traffic;
+  std::vector<route_info> routes;
+};
+
 // What the admin API reports about the running config.
 struct state {
   std::vector<upstream::cluster_ptr> clusters;
+  std::vector<listener_info> listeners;
+  upstream::journal* journal = nullptr;  // transitions and incidents (may be null in tests)
+  unsigned workers = 0;
+  bool metrics = true;  // per-request counting on
+  std::uint64_t access_log_dropped = 0;
   std::uint64_t generation = 0;
   std::chrono::system_clock::time_point loaded_at;
   std::string config_path;
@@ -49,6 +71,9 @@ class admin_server {
   static std::string status_json(const state& s);
   static std::string metrics_text(const state& s);
   static std::string dashboard_html();
+  // The degradation report: every incident of every backend (JSON, or a table for people).
+  static std::string degradation_json(const state& s);
+  static std::string degradation_text(const state& s);
 
  private:
   struct connection;

@@ -632,6 +632,13 @@ class loader {
                     read_listeners(v);
                   }},
                  {"upstreams", [this](const Node& v) { read_upstreams(v); }},
+                 {"metrics",
+                  [this](const Node& v) {
+                    if (auto b = read_bool(v, "metrics")) {
+                      cfg_.metrics = *b;
+                    }
+                  }},
+                 {"access_log", [this](const Node& v) { read_access_log(v); }},
              });
     if (!have_listeners) {
       add(mark{1, 1}, "the config needs at least one listener (\"listeners\" is missing)");
@@ -640,6 +647,58 @@ class loader {
       cfg_.admin_api.listen = *parse_address(std::string(default_admin_listen));
       bindings_.push_back({cfg_.admin_api.listen, mark{}, "the admin API", false});
     }
+  }
+
+  // A template names known fields in braces: "{client} {status} {duration_ms}".
+  void check_log_template(const Node& v, const std::string& f) {
+    if (f == "json") {
+      return;
+    }
+    for (std::size_t i = f.find('{'); i != std::string::npos; i = f.find('{', i + 1)) {
+      auto end = f.find('}', i);
+      if (end == std::string::npos) {
+        add(v, "access_log format has a \"{\" without its \"}\"");
+        return;
+      }
+      auto name = f.substr(i + 1, end - i - 1);
+      if (std::none_of(std::begin(access_log_fields), std::end(access_log_fields),
+                       [&](const char* known) { return name == known; })) {
+        add(v, fmt::format("access_log format: unknown field {{{}}}", name));
+      }
+    }
+  }
+
+  void read_access_log(const Node& v) {
+    if (!expect(v, kind::map, "access_log")) {
+      return;
+    }
+    struct access_log log;
+    bool path_given = false;
+    read_map(v, "in access_log",
+             {
+                 {"path",
+                  [&](const Node& value) {
+                    if (auto p = read_name(value, "access_log path")) {
+                      path_given = true;
+                      std::filesystem::path fp(*p);
+                      log.path = *p == "-" || fp.is_absolute() ? *p : (base_dir_ / fp).lexically_normal().string();
+                    }
+                  }},
+                 {"format",
+                  [&](const Node& value) {
+                    if (auto f = read_name(value, "access_log format")) {
+                      log.format = *f;
+                      log.format_at = where(value);
+                      check_log_template(value, *f);
+                    }
+                  }},
+                 {"sample", to_percent(log.sample, "access_log sample", false)},
+             });
+    if (!path_given) {
+      add(v, "access_log needs a path (a file, or \"-\" for standard output)");
+      return;
+    }
+    cfg_.access_log = std::move(log);
   }
 
   void read_workers(const Node& v) {

@@ -175,11 +175,29 @@ struct admin {
   address listen;  // default 127.0.0.1:9901
 };
 
+// The fields an access log line can carry ({name} in a template; every one in "json").
+inline constexpr const char* access_log_fields[] = {
+    "time",        "client",   "listener", "route",    "method",    "path",        "host",
+    "status",      "upstream", "backend",  "bytes_in", "bytes_out", "duration_ms", "connect_ms",
+    "upstream_ms", "tries",    "retries",  "reason",   "flags",     "request_id",  "tls"};
+
+// Spillway extension: one line per request (off unless configured).
+struct access_log {
+  std::string path;             // a file (appended to), or "-" for standard output
+  std::string format = "json";  // "json", or a template with {field} placeholders
+  double sample = 100;          // percent of requests logged
+  mark format_at;
+};
+
 struct config {
   std::string path;      // the file it was loaded from (as given on the command line)
   unsigned workers = 0;  // 0 = auto (number of CPUs)
   duration drain_timeout = std::chrono::seconds(10);
   admin admin_api;
+  // Spillway extension: `metrics: false` stops per-request counting (status classes, bytes,
+  // latency histograms); only there to measure what counting costs. Gauges the balancer needs stay.
+  bool metrics = true;
+  std::optional<struct access_log> access_log;
   std::vector<listener> listeners;
   std::vector<upstream> upstreams;
 

@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "http/parser.h"
 #include "upstream/connect.h"
+#include "upstream/journal.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -129,10 +130,16 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
     }
     const bool ok = error.empty();
     auto& h = *p->host;
+    const bool was_known = p->state.known();
+    const bool was_healthy = p->state.healthy();
     if (!ok) {
       h.health_check_failures_total.fetch_add(1, std::memory_order_relaxed);
+      if (was_healthy) {
+        h.note_failure(false);
+      }
+    } else if (was_known && !was_healthy && h.events_journal != nullptr) {
+      h.events_journal->sign_of_life(h);
     }
-    const bool was_known = p->state.known();
     const bool flipped = p->state.observe(ok);
     if (flipped || !was_known) {
       const bool healthy = p->state.healthy();
@@ -148,6 +155,10 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
         log::info("health: {} {} is up{}", p->upstream, h.address(), was_known ? "" : " (first check)");
       } else {
         log::warn("health: {} {} is down: {}{}", p->upstream, h.address(), error, was_known ? "" : " (first check)");
+      }
+      if (h.events_journal != nullptr) {
+        h.events_journal->transition(h, "health", was_known ? (was_healthy ? "up" : "down") : "unknown",
+                                     healthy ? "up" : "down", error);
       }
     }
     h.health_detail = ok ? std::string() : error;

@@ -1,6 +1,7 @@
 #include "health/outlier_detector.h"
 
 #include "common/log.h"
+#include "upstream/journal.h"
 
 #include <boost/asio/post.hpp>
 
@@ -84,6 +85,9 @@ void outlier_detector::consider(const upstream::host_ptr& h, const config::outli
   h->ejection_detail = std::to_string(failures) + " consecutive failures; ejected for " + std::to_string(ms) + "ms";
   log::warn("outlier: {} {} ejected for {} ms after {} consecutive failures (ejection #{})", owner->cfg.name,
             h->address(), ms, failures, h->ejections_total.load());
+  if (h->events_journal != nullptr) {
+    h->events_journal->transition(*h, "ejection", "in", "ejected", h->ejection_detail);
+  }
   if (!e.timer) {
     e.timer = std::make_unique<asio::steady_timer>(io_);
   }
@@ -102,6 +106,9 @@ void outlier_detector::consider(const upstream::host_ptr& h, const config::outli
     h->available_since_ns.store(now.time_since_epoch().count(), std::memory_order_relaxed);
     h->ejected.store(false, std::memory_order_relaxed);
     log::info("outlier: {} {} returns after its ejection", name, h->address());
+    if (h->events_journal != nullptr) {
+      h->events_journal->transition(*h, "ejection", "ejected", "in", "ejection time over");
+    }
   });
 }
 

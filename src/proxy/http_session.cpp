@@ -138,12 +138,133 @@ http_session::http_session(worker& w, std::string listen, tcp::socket socket, tl
   }
   out_.reserve(4096);
   registration_ = worker_.attach(this);
+  if (const auto* lv = worker_.view()->snap->find_listener(listen_); lv != nullptr) {
+    listener_traffic_ = lv->traffic;
+    listener_traffic_->local(worker_.index()).connections_total.add();
+  }
   // Accepted in the moment the drain began (the accept completed before the acceptor closed):
   // answer what comes within the grace, with `connection: close`, like every other connection.
   draining_ = worker_.draining();
 }
 
-http_session::~http_session() { worker_.detach(registration_); }
+http_session::~http_session() {
+  if (listener_traffic_) {
+    listener_traffic_->local(worker_.index()).connections_closed.add();
+  }
+  worker_.detach(registration_);
+}
+
+namespace {
+
+// Envoy's response flags for a reason Spillway answered itself (what people grep access logs for).
+const char* flags_of(std::string_view reason, int status) {
+  static constexpr std::pair<std::string_view, const char*> table[] = {
+      {"malformed_request", "DPE"},       {"no_route", "NR"},
+      {"header_timeout", "DT"},           {"body_too_large", "DPE"},
+      {"headers_too_large", "DPE"},       {"upstream_reset", "UC"},
+      {"upstream_protocol_error", "UPE"}, {"no_healthy_upstream", "UH"},
+      {"upstream_connect_failure", "UF"}, {"upstream_overloaded", "UO"},
+      {"upstream_timeout", "UT"},         {"method_not_allowed", "DPE"},
+  };
+  for (const auto& [name, flag] : table) {
+    if (name == reason) {
+      return flag;
+    }
+  }
+  return status == 0 ? "DC" : "-";  // DC: the client went away before an answer
+}
+
+double to_ms(std::chrono::steady_clock::duration d) {
+  return d.count() < 0 ? -1.0 : std::chrono::duration<double, std::milli>(d).count();
+}
+
+}  // namespace
+
+void http_session::finish_request() {
+  const auto now = clock::now();
+  const auto elapsed = now - first_byte_;
+  const auto& view = rec_.view ? rec_.view : worker_.view();
+  const auto& snap = *view->snap;
+  const auto w = worker_.index();
+  if (snap.cfg->metrics) {
+    if (listener_traffic_) {
+      auto& t = listener_traffic_->local(w);
+      t.responses.add(rec_.status);
+      t.bytes_in.add(rec_.bytes_in);
+      t.bytes_out.add(rec_.bytes_out);
+      t.duration.observe(elapsed);
+    }
+    const auto* lv = snap.find_listener(listen_);
+    if (lv != nullptr && rec_.route >= 0 && static_cast<std::size_t>(rec_.route) < lv->route_traffic.size()) {
+      lv->route_traffic[rec_.route]->local(w).responses.add(rec_.status);
+    }
+    if (rec_.cluster != nullptr) {
+      auto& t = rec_.cluster->stats->traffic.local(w);
+      t.responses.add(rec_.status);
+      t.bytes_in.add(rec_.bytes_in);
+      t.bytes_out.add(rec_.bytes_out);
+      t.duration.observe(elapsed);
+    }
+    if (rec_.host != nullptr) {
+      auto& t = rec_.host->traffic.local(w);
+      t.responses.add(rec_.status);
+      t.bytes_in.add(rec_.bytes_in);
+      t.bytes_out.add(rec_.bytes_out);
+      t.duration.observe(elapsed);
+    }
+  }
+  if (snap.log) {
+    const auto& lcfg = snap.log->cfg();
+    if (lcfg.sample < 100 && static_cast<double>(worker_.random()() % 10000) >= lcfg.sample * 100) {
+      return;
+    }
+    const auto& req = request_parser_.head();
+    const bool have_head = request_parser_.head_bytes() > 0 && rec_.view != nullptr;
+    access_record r;
+    char time_buf[32];
+    const auto wall = std::chrono::system_clock::now();
+    const auto secs = std::chrono::system_clock::to_time_t(wall);
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    auto end = fmt::format_to_n(time_buf, sizeof time_buf, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis)
+                   .out;
+    r.time = std::string_view(time_buf, static_cast<std::size_t>(end - time_buf));
+    r.client = client_ip_;
+    const auto* lv = snap.find_listener(listen_);
+    r.listener = lv != nullptr ? std::string_view(lv->cfg->name) : std::string_view(listen_);
+    r.route = rec_.route;
+    if (have_head) {
+      r.method = req.method;
+      r.path = req.url;
+      r.host = req.find("host");
+    }
+    r.status = rec_.status;
+    if (rec_.cluster != nullptr) {
+      r.upstream = rec_.cluster->cfg.name;
+    }
+    if (rec_.host != nullptr) {
+      r.backend = rec_.host->address();
+    }
+    r.bytes_in = rec_.bytes_in;
+    r.bytes_out = rec_.bytes_out;
+    r.duration_ms = to_ms(elapsed);
+    r.connect_ms = to_ms(rec_.connect_time);
+    r.upstream_ms = to_ms(rec_.upstream_time);
+    r.tries = rec_.tries;
+    r.reason = rec_.reason;
+    r.flags = flags_of(rec_.reason, rec_.status);
+    r.request_id = request_id_[0] != '\0' ? std::string_view(request_id_.data(), request_id_.size())
+                                          : (have_head ? req.find("x-request-id") : std::string_view());
+    r.tls = tls_ != nullptr;
+    auto& buf = worker_.log_buffer();
+    format_access_line(*snap.log, r, buf);
+    if (buf.size() >= access_log::flush_at) {
+      snap.log->submit(buf);
+    }
+  }
+}
 
 void http_session::start() {
   auto self = shared_from_this();
@@ -232,7 +353,9 @@ awaitable<void> http_session::run() {
     auto ec = co_await downstream_.handshake(asio::ssl::stream_base::server);
     if (ec) {
       log::debug("tls handshake from {} on {} failed: {}", client_ip_, listen_, expired_ ? "timeout" : ec.message());
-      worker_.count_handshake_failure();
+      if (listener_traffic_) {
+        listener_traffic_->local(worker_.index()).tls_handshake_failures.add();
+      }
       ok = false;
     }
   }
@@ -273,6 +396,15 @@ awaitable<std::size_t> http_session::read_downstream() {
 }
 
 awaitable<http_session::outcome> http_session::serve_request() {
+  rec_ = request_record{};
+  auto result = co_await handle_request();
+  if (rec_.started) {
+    finish_request();
+  }
+  co_return result;
+}
+
+awaitable<http_session::outcome> http_session::handle_request() {
   // Limits that apply before the request is routed come from the snapshot current now; the
   // snapshot itself is taken only once the head is in (below), so that a reload while this
   // connection sits idle applies to its next request.
@@ -310,6 +442,7 @@ awaitable<http_session::outcome> http_session::serve_request() {
     }
     if (!started) {
       started = true;
+      rec_.started = true;
       phase_ = phase::head;
       first_byte_ = clock::now();
       set_deadline(first_byte_ + header_timeout);
@@ -330,6 +463,8 @@ awaitable<http_session::outcome> http_session::serve_request() {
 
   // This request runs on the snapshot current now and keeps it alive until it ends.
   const auto view = worker_.view();
+  rec_.view = view;
+  rec_.bytes_in += request_parser_.head_bytes();
   const auto* found = view->snap->find_listener(listen_);
   if (found == nullptr) {
     co_return co_await send_local(local_reason::no_route, true);  // removed while the head arrived
@@ -359,6 +494,7 @@ awaitable<http_session::outcome> http_session::serve_request() {
   if (route == nullptr) {
     co_return co_await send_local(local_reason::no_route, false);
   }
+  rec_.route = static_cast<int>(route - lv.routes.data());
   auto result = co_await forward(view, route->upstream_index);
   release_breaker_token();  // a try that ended without a verdict (e.g. the client left)
   co_return result;
@@ -481,7 +617,10 @@ awaitable<http_session::outcome> http_session::send_local(local_reason reason, b
     out_.push_back('\n');
   }
   phase_ = phase::streaming;
+  rec_.status = status;
+  rec_.reason = name;
   auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(out_), nothrow);
+  rec_.bytes_out += n;
   if (ec || close) {
     co_return outcome::close;
   }
@@ -585,6 +724,7 @@ awaitable<http_session::send_result> http_session::send_request(const http::mess
     std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(dbuf_.data() + dbegin_, r.consumed)};
     keep(dbuf_.data() + dbegin_, r.consumed);
     body_bytes += r.consumed;
+    rec_.bytes_in += r.consumed;
     dbegin_ += r.consumed;
     body_started_ = body_started_ || r.consumed > 0;
     auto [ec, n] = co_await asio::async_write(upstream_->stream, bufs, nothrow);
@@ -608,6 +748,7 @@ awaitable<http_session::send_result> http_session::send_request(const http::mess
     }
     request_complete_ = r.what == http::parser::event::message_complete;
     body_bytes += r.consumed;
+    rec_.bytes_in += r.consumed;
     if (max_body > 0 && body_bytes > max_body) {
       co_return send_result::too_large;
     }
@@ -651,6 +792,7 @@ awaitable<http_session::head_result> http_session::read_response_head(bool expec
       if (!(resp.status == 100 && expect_continue)) {
         build_downstream_head(resp, false);
         auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(out_), nothrow);
+        rec_.bytes_out += n;
         if (ec) {
           co_return head_result::client_gone;
         }
@@ -665,6 +807,7 @@ awaitable<http_session::outcome> http_session::stream_response(upstream::host* h
                                                                bool close_client, bool request_sent_ok) {
   const auto& resp = response_parser_.head();
   phase_ = phase::streaming;
+  rec_.status = resp.status;
   const bool until_close = response_parser_.body_until_close();
   close_client = close_client || until_close;
   build_downstream_head(resp, close_client);
@@ -682,6 +825,7 @@ awaitable<http_session::outcome> http_session::stream_response(upstream::host* h
     std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin_, rr.consumed)};
     ubegin_ += rr.consumed;
     auto [ec, n] = co_await asio::async_write(downstream_, bufs, nothrow);
+    rec_.bytes_out += n;
     ok = !ec;
   }
   while (ok && !response_complete) {
@@ -704,6 +848,7 @@ awaitable<http_session::outcome> http_session::stream_response(upstream::host* h
     }
     response_complete = rr.what == http::parser::event::message_complete;
     auto [wec, wn] = co_await asio::async_write(downstream_, asio::buffer(ubuf_.data(), rr.consumed), nothrow);
+    rec_.bytes_out += wn;
     ubegin_ = rr.consumed;
     ok = !wec;
   }
@@ -733,10 +878,12 @@ awaitable<http_session::outcome> http_session::tunnel(const config::upstream& up
   const auto idle = std::chrono::duration_cast<clock::duration>(up.timeout.idle);
   set_deadline(clock::now() + idle);
   build_downstream_head(response_parser_.head(), false);
+  rec_.status = 101;
   {
     // The 101 and whatever the backend sent right behind it (the first frames, already).
     std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin_, uend_ - ubegin_)};
     auto [ec, n] = co_await asio::async_write(downstream_, bufs, nothrow);
+    rec_.bytes_out += n;
     if (ec) {
       upstream_.reset();
       co_return outcome::close;
@@ -753,8 +900,8 @@ awaitable<http_session::outcome> http_session::tunnel(const config::upstream& up
       co_return outcome::close;
     }
   }
-  co_await (relay(downstream_, upstream_->stream, deadline_, idle) &&
-            relay(upstream_->stream, downstream_, deadline_, idle));
+  co_await (relay(downstream_, upstream_->stream, deadline_, idle, &rec_.bytes_in) &&
+            relay(upstream_->stream, downstream_, deadline_, idle, &rec_.bytes_out));
   upstream_.reset();
   co_return outcome::close;
 }
@@ -763,6 +910,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
                                                        std::size_t cluster_index) {
   const auto& cluster = *view->snap->clusters[cluster_index];
   auto& lb = *view->balancers[cluster_index];
+  rec_.cluster = &cluster;
   const auto& up = cluster.cfg;
   auto& stats = *cluster.stats;
   const auto& req = request_parser_.head();
@@ -795,6 +943,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
   replay_ok_ = true;
   body_started_ = false;
   upstream::host* fresh_retry_host = nullptr;
+  upstream::host* last_failed = nullptr;  // the host whose failed try the next try retries
   balancer::choose_context ctx;
   if (up.balance == config::balance_policy::consistent_hash) {
     ctx.hash = balancer::hash64(client_ip_);
@@ -860,6 +1009,12 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       }
     };
     h->requests_total.fetch_add(1, std::memory_order_relaxed);
+    if (last_failed != nullptr) {
+      last_failed->retried_total.fetch_add(1, std::memory_order_relaxed);  // its failure was retried here
+      last_failed = nullptr;
+    }
+    rec_.host = h;
+    ++rec_.tries;
     try_started_ = clock::now();
     const auto try_deadline = policy.per_try_timeout.count() > 0
                                   ? std::min(request_deadline, clock::now() + policy.per_try_timeout)
@@ -900,11 +1055,17 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       upstream_ = std::make_unique<upstream_connection>(tcp::socket(worker_.io()), h->shared_from_this(), cluster.stats,
                                                         cluster.tls);
       set_deadline(std::min(try_deadline, clock::now() + up.timeout.connect));
+      const auto connect_start = clock::now();
       auto ec = co_await upstream::connect(upstream_->stream, *h, cluster.tls.get());
+      rec_.connect_time = clock::now() - connect_start;
+      if (!ec && view->snap->cfg->metrics) {
+        cluster.stats->traffic.local(worker_.index()).connect_time.observe(rec_.connect_time);
+      }
       if (ec) {
         upstream_.reset();
         h->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
         report(h, up, true);
+        last_failed = h;
         retry_failed();
         log::debug("connect to {} ({}) failed: {}", h->address(), up.name, expired_ ? "timeout" : ec.message());
         if (clock::now() >= request_deadline) {
@@ -952,6 +1113,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       }
       report(h, up, true);
       retry_failed();
+      last_failed = h;
       if (timed_out && clock::now() >= request_deadline) {
         failure = local_reason::upstream_timeout;
         break;
@@ -972,6 +1134,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
     }
 
     const auto& resp = response_parser_.head();
+    rec_.upstream_time = clock::now() - try_started_;
     if (resp.status == 101 && upgrade_ && request_complete_) {
       report(h, up, false, resp.status);
       if (is_retry) {
@@ -997,6 +1160,7 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
     }
     if (contains(policy.on_status, resp.status) && retry_allowed(idempotent)) {
       retry_failed();
+      last_failed = h;
       upstream_.reset();  // its body is not read: the connection cannot be reused
       continue;
     }

@@ -71,7 +71,10 @@ class http_session final : public downstream_session, public std::enable_shared_
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> watchdog();
+  // One request: handle_request() and then its metrics and access log line.
   boost::asio::awaitable<outcome> serve_request();
+  boost::asio::awaitable<outcome> handle_request();
+  void finish_request();
   boost::asio::awaitable<outcome> forward(const std::shared_ptr<worker_view>& view, std::size_t cluster_index);
   boost::asio::awaitable<outcome> send_local(local_reason reason, bool close, const config::upstream* up = nullptr);
 
@@ -109,8 +112,27 @@ class http_session final : public downstream_session, public std::enable_shared_
   // Builds the head to send downstream into out_.
   void build_downstream_head(const http::message_head& resp, bool close);
 
+  // What one request did, for metrics and the access log.
+  struct request_record {
+    bool started = false;  // a byte of it arrived
+    std::shared_ptr<worker_view> view;
+    int route = -1;
+    const upstream::cluster* cluster = nullptr;
+    upstream::host* host = nullptr;  // the last host tried
+    std::uint32_t tries = 0;
+    int status = 0;              // sent to the client; 0 when none was
+    const char* reason = "";     // set when Spillway answered itself
+    std::uint64_t bytes_in = 0;  // head and body bytes from the client
+    std::uint64_t bytes_out = 0;
+    std::chrono::steady_clock::duration connect_time{-1};
+    std::chrono::steady_clock::duration upstream_time{-1};  // to the response head
+  };
+
   worker& worker_;
   std::string listen_;
+  // Counters of this listener (kept across reloads by address).
+  std::shared_ptr<stats::per_worker<stats::listener_traffic>> listener_traffic_;
+  request_record rec_;
   tls::server_context_ptr tls_;  // kept for the SNI callback while the handshake runs
   tls::stream downstream_;
   std::string client_ip_;

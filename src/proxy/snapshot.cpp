@@ -5,12 +5,17 @@
 namespace spillway::proxy {
 
 snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vector<upstream::cluster_ptr> clusters,
-                           std::uint64_t generation, std::vector<tls::server_context_ptr> listener_tls) {
+                           std::uint64_t generation, std::vector<tls::server_context_ptr> listener_tls,
+                           traffic_registry* registry, std::shared_ptr<access_log> log) {
+  traffic_registry local;
+  traffic_registry& reg = registry != nullptr ? *registry : local;
+  traffic_registry next;  // what this config uses; the rest is forgotten
   auto snap = std::make_shared<snapshot>();
   snap->cfg = std::move(cfg);
   snap->generation = generation;
   snap->loaded_at = std::chrono::system_clock::now();
   snap->clusters = std::move(clusters);
+  snap->log = std::move(log);
   const auto& upstreams = snap->cfg->upstreams;
   auto index_of = [&](const std::string& name) -> std::size_t {
     for (std::size_t i = 0; i < upstreams.size(); ++i) {
@@ -35,10 +40,24 @@ snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vecto
         view.idle_timeout = std::min(view.idle_timeout, upstreams[idx].timeout.idle);
       }
     };
-    for (const auto& r : l.routes) {
+    auto& lt = reg.listeners[l.listen.text];
+    if (!lt) {
+      lt = std::make_shared<stats::per_worker<stats::listener_traffic>>();
+    }
+    view.traffic = lt;
+    next.listeners[l.listen.text] = lt;
+    for (std::size_t ri = 0; ri < l.routes.size(); ++ri) {
+      const auto& r = l.routes[ri];
       compiled_route cr{&r, index_of(r.upstream)};
       account(cr.upstream_index);
       view.routes.push_back(cr);
+      auto key = l.listen.text + "\n" + std::to_string(ri) + "\n" + r.upstream;
+      auto& rt = reg.routes[key];
+      if (!rt) {
+        rt = std::make_shared<stats::per_worker<stats::route_traffic>>();
+      }
+      view.route_traffic.push_back(rt);
+      next.routes[key] = rt;
     }
     if (!l.upstream.empty()) {
       view.tcp_upstream = index_of(l.upstream);
@@ -50,6 +69,7 @@ snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vecto
     }
     snap->listeners.push_back(std::move(view));
   }
+  reg = std::move(next);
   return snap;
 }
 

@@ -3,11 +3,14 @@
 // hosts) and each listener's compiled routes. The control thread builds one per (re)load and posts
 // it to every worker; in-flight requests keep the snapshot they started with alive.
 
+#include "common/stats.h"
 #include "config/config.h"
+#include "proxy/access_log.h"
 #include "proxy/router.h"
 #include "upstream/cluster.h"
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -23,6 +26,15 @@ struct listener_view {
   config::duration idle_timeout{};
   std::size_t tcp_upstream = 0;  // tcp listeners: index into snapshot::clusters
   tls::server_context_ptr tls;   // set when the listener terminates TLS
+  // Counters, kept across reloads by listener address (and by route position and upstream).
+  std::shared_ptr<stats::per_worker<stats::listener_traffic>> traffic;
+  std::vector<std::shared_ptr<stats::per_worker<stats::route_traffic>>> route_traffic;  // aligned with routes
+};
+
+// Traffic counters that outlive snapshots. Control thread.
+struct traffic_registry {
+  std::map<std::string, std::shared_ptr<stats::per_worker<stats::listener_traffic>>> listeners;  // by address
+  std::map<std::string, std::shared_ptr<stats::per_worker<stats::route_traffic>>> routes;  // "address\nindex\nupstream"
 };
 
 struct snapshot {
@@ -31,6 +43,7 @@ struct snapshot {
   std::chrono::system_clock::time_point loaded_at;
   std::vector<upstream::cluster_ptr> clusters;  // aligned with cfg->upstreams
   std::vector<listener_view> listeners;         // aligned with cfg->listeners
+  std::shared_ptr<access_log> log;              // null when the access log is off
 
   // The listener bound to `listen` ("ip:port" as configured), or nullptr when this snapshot has
   // none there (it was removed by a reload). Any thread.
@@ -47,8 +60,10 @@ struct snapshot {
 using snapshot_ptr = std::shared_ptr<const snapshot>;
 
 // Builds a snapshot. `clusters` must be aligned with cfg->upstreams, `listener_tls` (empty, or
-// null entries, for none) with cfg->listeners. Control thread.
+// null entries, for none) with cfg->listeners. Counters come from `registry` (fresh ones without).
+// Control thread.
 snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vector<upstream::cluster_ptr> clusters,
-                           std::uint64_t generation, std::vector<tls::server_context_ptr> listener_tls = {});
+                           std::uint64_t generation, std::vector<tls::server_context_ptr> listener_tls = {},
+                           traffic_registry* registry = nullptr, std::shared_ptr<access_log> log = nullptr);
 
 }  // namespace spillway::proxy

@@ -33,9 +33,21 @@ tcp_session::tcp_session(worker& w, std::string listen, tcp::socket socket, tls:
     downstream_.start_tls(tls_->context());
   }
   registration_ = worker_.attach(this);  // so that a drain waits for it (up to drain_timeout)
+  if (const auto* lv = worker_.view()->snap->find_listener(listen_); lv != nullptr) {
+    listener_traffic_ = lv->traffic;
+    listener_traffic_->local(worker_.index()).connections_total.add();
+  }
 }
 
-tcp_session::~tcp_session() { worker_.detach(registration_); }
+tcp_session::~tcp_session() {
+  if (listener_traffic_) {
+    auto& t = listener_traffic_->local(worker_.index());
+    t.connections_closed.add();
+    t.bytes_in.add(bytes_in_);
+    t.bytes_out.add(bytes_out_);
+  }
+  worker_.detach(registration_);
+}
 
 void tcp_session::start() {
   auto self = shared_from_this();
@@ -84,7 +96,9 @@ asio::awaitable<void> tcp_session::run() {
     timer_.cancel();
     if (auto ec = co_await downstream_.handshake(asio::ssl::stream_base::server)) {
       log::debug("tcp {}: tls handshake failed: {}", listen_, ec.message());
-      worker_.count_handshake_failure();
+      if (listener_traffic_) {
+        listener_traffic_->local(worker_.index()).tls_handshake_failures.add();
+      }
       close_both();
       done_ = true;
       timer_.cancel();
@@ -127,8 +141,12 @@ asio::awaitable<void> tcp_session::run() {
     timer_.cancel();
     upstream_ = std::make_unique<tls::stream>(tcp::socket(worker_.io()));
     connecting_ = true;
+    const auto connect_start = clock::now();
     auto ec = co_await upstream::connect(*upstream_, *candidate, cluster.tls.get());
     connecting_ = false;
+    if (!ec && view->snap->cfg->metrics) {
+      cluster.stats->traffic.local(worker_.index()).connect_time.observe(clock::now() - connect_start);
+    }
     if (!ec) {
       h = candidate;
       break;
@@ -149,8 +167,8 @@ asio::awaitable<void> tcp_session::run() {
     co_return;
   }
   deadline_ = clock::now() + idle_;
-  auto [client_clean, backend_clean] =
-      co_await (relay(downstream_, *upstream_, deadline_, idle_) && relay(*upstream_, downstream_, deadline_, idle_));
+  auto [client_clean, backend_clean] = co_await (relay(downstream_, *upstream_, deadline_, idle_, &bytes_in_) &&
+                                                 relay(*upstream_, downstream_, deadline_, idle_, &bytes_out_));
   (void)client_clean;
   cluster.stats->connections.fetch_sub(1, std::memory_order_relaxed);
   // A backend that reset the connection counts as a failure; a clean end as a success.

@@ -50,6 +50,9 @@ class tcp_session final : public downstream_session, public std::enable_shared_f
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::steady_clock::duration idle_{};
   bool done_ = false;
+  std::shared_ptr<stats::per_worker<stats::listener_traffic>> listener_traffic_;
+  std::uint64_t bytes_in_ = 0;  // relayed from the client
+  std::uint64_t bytes_out_ = 0;
   bool connecting_ = false;  // a connect attempt is under way (its timeout closes only upstream_)
   std::list<downstream_session*>::iterator registration_;
 };

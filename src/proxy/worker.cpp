@@ -184,6 +184,7 @@ void worker::start_sweeper() {
       max_idle = std::min<std::chrono::steady_clock::duration>(max_idle, c->cfg.timeout.idle);
     }
     pool_.sweep(std::chrono::steady_clock::now(), max_idle);
+    flush_log();
     start_sweeper();
   });
 }
@@ -249,7 +250,15 @@ void worker::maybe_finish_drain() {
 
 void worker::stop_now() {
   stopping_ = true;
+  flush_log();
   io_.stop();
+}
+
+void worker::flush_log() {
+  if (!log_buffer_.empty() && view_->snap->log) {
+    view_->snap->log->submit(log_buffer_);
+  }
+  log_buffer_.clear();  // the access log was turned off by a reload: those lines go nowhere
 }
 
 }  // namespace spillway::proxy

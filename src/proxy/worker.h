@@ -73,10 +73,10 @@ class worker {
   balancer::random_source& random() { return random_; }
   upstream::host_events* events() const { return events_; }
   bool draining() const { return draining_; }
-  void count_handshake_failure() { tls_handshake_failures_.fetch_add(1, std::memory_order_relaxed); }
-
-  // Any thread.
-  std::uint64_t tls_handshake_failures() const { return tls_handshake_failures_.load(std::memory_order_relaxed); }
+  // Access log lines of this worker not yet handed to the writer (see access_log).
+  std::string& log_buffer() { return log_buffer_; }
+  // Hands the buffered lines over (every second, and when the worker stops).
+  void flush_log();
   std::list<downstream_session*>::iterator attach(downstream_session* s);
   void detach(std::list<downstream_session*>::iterator it);
 
@@ -114,7 +114,7 @@ class worker {
   balancer::random_source random_;
   boost::asio::steady_timer sweeper_{io_};
   boost::asio::steady_timer drain_timer_{io_};
-  std::atomic<std::uint64_t> tls_handshake_failures_{0};
+  std::string log_buffer_;
 };
 
 }  // namespace spillway::proxy

@@ -70,6 +70,7 @@ std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& 
         ep = results.begin()->endpoint();
       }
       auto h = std::make_shared<upstream::host>(u.name, b, ep);
+      h->events_journal = &journal_;
       if (u.breaker.enabled) {
         h->circuit = std::make_unique<breaker::circuit_breaker>(u.breaker, std::hash<std::string>{}(key) ^ seed_++);
       }
@@ -108,7 +109,39 @@ admin::state server::admin_state() const {
   s.last_reload_error = last_reload_error_;
   s.reloads_ok = reloads_ok_;
   s.reloads_failed = reloads_failed_;
+  s.journal = &journal_;  // the admin API may clear incidents
+  s.workers = static_cast<unsigned>(workers_.size());
+  s.metrics = cfg_->metrics;
+  if (snapshot_->log) {
+    s.access_log_dropped = snapshot_->log->lines_dropped();
+  }
+  for (const auto& lv : snapshot_->listeners) {
+    admin::listener_info li;
+    li.name = lv.cfg->name;
+    li.address = lv.cfg->listen.text;
+    li.protocol = lv.cfg->proto == config::protocol::tcp ? "tcp" : "http";
+    li.tls = lv.tls != nullptr;
+    li.traffic = lv.traffic;
+    for (std::size_t i = 0; i < lv.routes.size(); ++i) {
+      li.routes.push_back({i, lv.routes[i].cfg->upstream, lv.route_traffic[i]});
+    }
+    s.listeners.push_back(std::move(li));
+  }
   return s;
+}
+
+std::shared_ptr<proxy::access_log> server::access_log_for(const config::config& cfg) {
+  if (!cfg.access_log) {
+    return nullptr;
+  }
+  const auto& want = *cfg.access_log;
+  if (snapshot_ && snapshot_->log) {
+    const auto& have = snapshot_->log->cfg();
+    if (have.path == want.path && have.format == want.format && have.sample == want.sample) {
+      return snapshot_->log;
+    }
+  }
+  return std::make_shared<proxy::access_log>(want);
 }
 
 admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
@@ -122,6 +155,7 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
     }
     last_reload_error_ = text;
     ++reloads_failed_;
+    journal_.reload(false, text.substr(0, text.find('\n')));
     return {false, text};
   };
   std::string content = read_file(config_path_);
@@ -170,8 +204,15 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
   } catch (const std::exception& e) {
     return reject(std::string(e.what()) + "\n");
   }
+  std::shared_ptr<proxy::access_log> log;
+  try {
+    log = access_log_for(*next);
+  } catch (const std::exception& e) {
+    return reject(std::string(e.what()) + "\n");
+  }
   cfg_ = next;
-  snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1, std::move(tls.listeners));
+  snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1, std::move(tls.listeners),
+                                   &traffic_, std::move(log));
   for (auto& w : workers_) {
     w->install(snapshot_);
   }
@@ -182,6 +223,7 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
   rejected_text_.clear();
   ++reloads_ok_;
   auto text = fmt::format("reloaded: generation {}, {}\n", snapshot_->generation, config::summary(*cfg_));
+  journal_.reload(true, fmt::format("generation {}", snapshot_->generation));
   log::info("{}", text.substr(0, text.size() - 1));
   return {true, text};
 }
@@ -248,8 +290,10 @@ int server::run() {
     return 1;
   }
   try {
-    snapshot_ = proxy::make_snapshot(cfg_, build_clusters(*cfg_, tls.upstreams), 1, std::move(tls.listeners));
     unsigned n = cfg_->workers != 0 ? cfg_->workers : std::max(1U, std::thread::hardware_concurrency());
+    stats::set_worker_count(n);  // before any counters are made
+    snapshot_ = proxy::make_snapshot(cfg_, build_clusters(*cfg_, tls.upstreams), 1, std::move(tls.listeners), &traffic_,
+                                     access_log_for(*cfg_));
     for (unsigned i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &events_));
     }

@@ -10,6 +10,7 @@
 #include "proxy/worker.h"
 #include "server/config_watcher.h"
 #include "server/control_events.h"
+#include "upstream/journal.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -40,12 +41,17 @@ class server {
   // Re-reads the config file and applies it. `trigger` names what asked (for the log). With
   // `only_if_changed`, a file whose content is what runs already is not reloaded.
   admin::reload_result reload(const char* trigger, bool only_if_changed = false);
+  // The access log `cfg` asks for: the running one when its settings did not change, a new one, or
+  // null when off. Throws std::runtime_error when the file cannot be opened.
+  std::shared_ptr<proxy::access_log> access_log_for(const config::config& cfg);
   void wait_signals();
   void drain();
 
   std::string config_path_;
   boost::asio::io_context io_{1};
   boost::asio::signal_set signals_{io_};
+  // Declared before everything that may point to it (hosts, workers), so that it outlives them.
+  mutable upstream::journal journal_;  // mutable: the admin API (const state) may clear incidents
   std::shared_ptr<const config::config> cfg_;
   proxy::snapshot_ptr snapshot_;
   std::vector<std::unique_ptr<proxy::worker>> workers_;
@@ -60,6 +66,7 @@ class server {
   std::map<const upstream::host*, config::health_check> health_of_;  // the check each host was made for
   std::map<const upstream::host*, config::circuit_breaker> breaker_of_;
   std::uint64_t seed_ = 0x5b1e;
+  proxy::traffic_registry traffic_;  // listener and route counters across reloads
   std::string last_reload_error_;
   std::string applied_text_;   // the config file's content that runs
   std::string rejected_text_;  // the content of the last file refused

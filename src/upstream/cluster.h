@@ -26,6 +26,7 @@ struct upstream_stats {
   std::atomic<std::uint64_t> overflow_max_connections{0};
   std::atomic<std::uint64_t> overflow_max_pending{0};
   std::atomic<std::uint64_t> overflow_max_requests{0};
+  stats::per_worker<stats::upstream_traffic> traffic;
 
   // Reserves one connection under `max`. Exact: a reservation is kept only when the count it raised
   // was below `max` (refused ones back out, so the counter may read over `max` for an instant).

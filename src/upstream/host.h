@@ -7,12 +7,14 @@
 // by the state machines in src/health and src/breaker on the control thread or under their own rules.
 
 #include "breaker/circuit_breaker.h"
+#include "common/stats.h"
 #include "config/config.h"
 
 #include <boost/asio/ip/tcp.hpp>
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -22,6 +24,8 @@ namespace spillway::upstream {
 
 using breaker_state = breaker::state;
 using breaker::to_string;
+
+class journal;
 
 class host : public std::enable_shared_from_this<host> {
  public:
@@ -69,12 +73,45 @@ class host : public std::enable_shared_from_this<host> {
   // Slow start ramps its weight from here.
   std::atomic<std::int64_t> available_since_ns{0};
 
+  // Per-worker traffic counters (status classes, request durations of tries answered here).
+  stats::per_worker<stats::request_traffic> traffic;
+  // Tries that failed here and were retried elsewhere.
+  std::atomic<std::uint64_t> retried_total{0};
+
+  // The start of the current run of failures, for the degradation report: when the first failure
+  // after a success happened (system_clock ns; 0 = none since the last success), and the failure
+  // and retry counts just before it. Any thread.
+  std::atomic<std::int64_t> failing_since_ns{0};
+  std::atomic<std::uint64_t> failures_before_run{0};
+  std::atomic<std::uint64_t> retried_before_run{0};
+  // `counted`: failures_total already includes this failure (request failures; not health checks).
+  void note_failure(bool counted = true) {
+    if (failing_since_ns.load(std::memory_order_relaxed) != 0) {
+      return;
+    }
+    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    std::int64_t expected = 0;
+    if (failing_since_ns.compare_exchange_strong(expected, now, std::memory_order_relaxed)) {
+      auto f = failures_total.load(std::memory_order_relaxed);
+      failures_before_run.store(counted && f > 0 ? f - 1 : f, std::memory_order_relaxed);
+      retried_before_run.store(retried_total.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
+  }
+  void note_success() {
+    if (failing_since_ns.load(std::memory_order_relaxed) != 0) {
+      failing_since_ns.store(0, std::memory_order_relaxed);
+    }
+  }
+
   // Records the outcome of one request for outlier detection. Returns the new count of consecutive
   // failures (0 after a success). Any thread.
   std::uint32_t record_outcome(bool failure) {
     if (failure) {
+      note_failure();
       return consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
     }
+    note_success();
     // Skip the store when already 0, so that a healthy host's cache line stays shared.
     if (consecutive_failures.load(std::memory_order_relaxed) != 0) {
       consecutive_failures.store(0, std::memory_order_relaxed);
@@ -106,6 +143,9 @@ class host : public std::enable_shared_from_this<host> {
   // Applies a transition returned by `circuit`: mirrors the state, counts it, logs it once.
   // Any thread (whichever caused the transition).
   void apply(const breaker::transition& t);
+
+  // Where transitions are recorded for people (may be null). Set before the host is shared.
+  journal* events_journal = nullptr;
 
   // Details owned by the control thread (and read by the admin API on that same thread).
   std::string health_detail;    // result of the last failed health check, empty when passing

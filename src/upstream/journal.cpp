@@ -1,0 +1,106 @@
+#include "upstream/journal.h"
+
+#include <algorithm>
+
+namespace spillway::upstream {
+
+using system_clock = std::chrono::system_clock;
+
+void journal::transition(const host& h, const char* kind, std::string from, std::string to, std::string detail) {
+  const auto now = system_clock::now();
+  std::lock_guard lock(mutex_);
+  events_.push_back({now, kind, h.upstream_name(), h.address(), std::move(from), std::move(to), std::move(detail)});
+  if (events_.size() > max_events) {
+    events_.pop_front();
+  }
+  update_incident(h, now);
+}
+
+void journal::update_incident(const host& h, system_clock::time_point now) {
+  const std::string key = h.upstream_name() + "\n" + h.address();
+  auto it = open_.find(key);
+  const bool available = h.available();
+  const auto failures = h.failures_total.load(std::memory_order_relaxed);
+  if (!available && it == open_.end()) {
+    incident inc;
+    inc.upstream = h.upstream_name();
+    inc.backend = h.address();
+    const char* reason = h.out_reason();
+    inc.reason = reason != nullptr ? reason : "unknown";
+    inc.marked_out_at = now;
+    inc.failed_at = now;
+    const auto since = h.failing_since_ns.load(std::memory_order_relaxed);
+    if (since != 0) {
+      auto at =
+          system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(std::chrono::nanoseconds(since)));
+      if (at <= now) {
+        inc.failed_at = at;
+        const auto before = h.failures_before_run.load(std::memory_order_relaxed);
+        inc.failed_before_out = failures > before ? failures - before : 0;
+        const auto retried = h.retried_total.load(std::memory_order_relaxed);
+        const auto retried_before = h.retried_before_run.load(std::memory_order_relaxed);
+        inc.retried_before_out = retried > retried_before ? retried - retried_before : 0;
+      }
+    }
+    inc.failures_at_out = failures;
+    open_.emplace(key, std::move(inc));
+    return;
+  }
+  if (it == open_.end()) {
+    return;
+  }
+  auto& inc = it->second;
+  inc.failed_while_out = failures > inc.failures_at_out ? failures - inc.failures_at_out : 0;
+  if (!available) {
+    return;
+  }
+  if (!inc.came_back_at) {
+    inc.came_back_at = now;  // e.g. an ejection that simply ended
+  }
+  inc.in_rotation_at = now;
+  incidents_.push_back(std::move(inc));
+  open_.erase(it);
+  if (incidents_.size() > max_incidents) {
+    incidents_.pop_front();
+  }
+}
+
+void journal::sign_of_life(const host& h) {
+  std::lock_guard lock(mutex_);
+  auto it = open_.find(h.upstream_name() + "\n" + h.address());
+  if (it != open_.end() && !it->second.came_back_at) {
+    it->second.came_back_at = system_clock::now();
+  }
+}
+
+void journal::reload(bool applied, std::string detail) {
+  std::lock_guard lock(mutex_);
+  events_.push_back({system_clock::now(), "reload", "", "", "", applied ? "applied" : "rejected", std::move(detail)});
+  if (events_.size() > max_events) {
+    events_.pop_front();
+  }
+}
+
+std::vector<journal_event> journal::recent(std::size_t n) const {
+  std::lock_guard lock(mutex_);
+  const auto first = events_.size() > n ? events_.size() - n : 0;
+  return {events_.begin() + static_cast<std::ptrdiff_t>(first), events_.end()};
+}
+
+std::vector<incident> journal::incidents() const {
+  std::lock_guard lock(mutex_);
+  std::vector<incident> out(incidents_.begin(), incidents_.end());
+  for (const auto& [key, inc] : open_) {
+    out.push_back(inc);
+  }
+  std::sort(out.begin(), out.end(), [](const incident& a, const incident& b) { return a.failed_at < b.failed_at; });
+  return out;
+}
+
+void journal::clear_incidents() {
+  std::lock_guard lock(mutex_);
+  incidents_.clear();
+  open_.clear();
+}
+
+}  // namespace spillway::upstream
