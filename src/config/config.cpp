@@ -830,6 +830,12 @@ class loader {
                       l.max_request_body = *s;
                     }
                   }},
+                 {"splice",
+                  [&](const Node& v) {
+                    if (auto b = read_bool(v, "splice")) {
+                      l.splice = *b;
+                    }
+                  }},
              });
 
     if (!listen_given) {

@@ -68,6 +68,8 @@ struct listener {
   // Spillway extensions (documented in README): request size limits for http listeners.
   std::uint64_t max_request_headers = 64 * 1024;  // bytes; larger header blocks get 431
   std::uint64_t max_request_body = 0;             // bytes; 0 = unlimited; larger bodies get 413
+  // Spillway extension: plain (non-TLS) L4 relays move bytes with splice(2) instead of copying.
+  bool splice = true;
   mark where;
 };
 

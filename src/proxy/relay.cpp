@@ -4,34 +4,141 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
+#include <optional>
 
 namespace spillway::proxy {
 
 namespace asio = boost::asio;
 
-asio::awaitable<bool> relay(tls::stream& from, tls::stream& to, std::chrono::steady_clock::time_point& idle_deadline,
-                            std::chrono::steady_clock::duration idle, std::uint64_t* bytes) {
-  constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// A pipe for splice(2), closed when done.
+struct pipe_pair {
+  int r = -1;
+  int w = -1;
+  pipe_pair() {
+    int fds[2];
+    if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0) {
+      r = fds[0];
+      w = fds[1];
+    }
+  }
+  ~pipe_pair() {
+    if (r >= 0) {
+      ::close(r);
+      ::close(w);
+    }
+  }
+  pipe_pair(const pipe_pair&) = delete;
+  pipe_pair& operator=(const pipe_pair&) = delete;
+};
+
+constexpr std::size_t splice_chunk = 64 * 1024;  // the default pipe capacity
+
+// splice(2) from socket to pipe to socket; nullopt when no pipe could be made (the caller copies).
+asio::awaitable<std::optional<relay_end>> splice_relay(tls::stream& from, tls::stream& to,
+                                                       std::chrono::steady_clock::time_point& idle_deadline,
+                                                       std::chrono::steady_clock::duration idle, std::uint64_t* bytes) {
+  pipe_pair pipe;
+  if (pipe.r < 0) {
+    co_return std::nullopt;
+  }
+  boost::system::error_code ec;
+  from.socket().native_non_blocking(true, ec);
+  to.socket().native_non_blocking(true, ec);
+  const int in = from.socket().native_handle();
+  const int out = to.socket().native_handle();
+  auto fail = [&](relay_end how) {
+    from.close();
+    to.close();
+    return how;
+  };
+  while (true) {
+    if (!from.socket().is_open() || !to.socket().is_open()) {
+      co_return fail(relay_end::aborted);  // closed by the watchdog or the other direction meanwhile
+    }
+    ssize_t n = ::splice(in, nullptr, pipe.w, nullptr, splice_chunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n == 0) {
+      co_await to.shutdown_send();  // pass the FIN on; the other way stays open
+      co_return relay_end::eof;
+    }
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno != EAGAIN) {
+        co_return fail(relay_end::read_failed);
+      }
+      auto [wec] = co_await from.socket().async_wait(asio::socket_base::wait_read, nothrow);
+      if (wec || !from.socket().is_open()) {
+        co_return fail(relay_end::aborted);
+      }
+      continue;
+    }
+    idle_deadline = std::chrono::steady_clock::now() + idle;
+    if (bytes != nullptr) {
+      *bytes += static_cast<std::uint64_t>(n);
+    }
+    // Everything in the pipe goes out before more is read: the pipe never holds more than a chunk.
+    while (n > 0) {
+      ssize_t m =
+          ::splice(pipe.r, nullptr, out, nullptr, static_cast<std::size_t>(n), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (m < 0) {
+        if (errno == EINTR) {
+          continue;
+        }
+        if (errno != EAGAIN) {
+          co_return fail(relay_end::write_failed);
+        }
+        auto [wec] = co_await to.socket().async_wait(asio::socket_base::wait_write, nothrow);
+        if (wec || !to.socket().is_open()) {
+          co_return fail(relay_end::aborted);
+        }
+        continue;
+      }
+      n -= m;
+    }
+  }
+}
+
+}  // namespace
+
+asio::awaitable<relay_end> relay(tls::stream& from, tls::stream& to,
+                                 std::chrono::steady_clock::time_point& idle_deadline,
+                                 std::chrono::steady_clock::duration idle, std::uint64_t* bytes, bool zero_copy) {
+  if (zero_copy && !from.is_tls() && !to.is_tls()) {
+    if (auto done = co_await splice_relay(from, to, idle_deadline, idle, bytes)) {
+      co_return *done;
+    }
+  }
   std::array<char, 16384> buf;
   while (true) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), nothrow);
     if (ec) {
       if (tls::is_eof(ec)) {
         co_await to.shutdown_send();  // pass the FIN on; the other way stays open
-        co_return true;
+        co_return relay_end::eof;
       }
       // A reset or an error: nothing more will flow either way.
+      const bool aborted = ec == asio::error::operation_aborted || !from.socket().is_open();
       from.close();
       to.close();
-      co_return false;
+      co_return aborted ? relay_end::aborted : relay_end::read_failed;
     }
     idle_deadline = std::chrono::steady_clock::now() + idle;
     auto [wec, wn] = co_await asio::async_write(to, asio::buffer(buf.data(), n), nothrow);
     if (wec) {
+      const bool aborted = wec == asio::error::operation_aborted || !to.socket().is_open();
       from.close();
       to.close();
-      co_return false;
+      co_return aborted ? relay_end::aborted : relay_end::write_failed;
     }
     if (bytes != nullptr) {
       *bytes += n;

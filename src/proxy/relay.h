@@ -13,10 +13,20 @@
 
 namespace spillway::proxy {
 
+// How one direction ended: `from` sent its EOF (passed on), reading `from` failed (e.g. a reset),
+// writing to `to` failed, or it was cut off because the streams were closed under it (by the other
+// direction's failure, or a timeout). A failure closes both streams.
+enum class relay_end { eof, read_failed, write_failed, aborted };
+
 // Each chunk moved pushes `idle_deadline` to now + `idle` (the caller's watchdog enforces it) and
-// adds to `*bytes` when given. Returns true when `from` ended with a clean EOF.
-boost::asio::awaitable<bool> relay(tls::stream& from, tls::stream& to,
-                                   std::chrono::steady_clock::time_point& idle_deadline,
-                                   std::chrono::steady_clock::duration idle, std::uint64_t* bytes = nullptr);
+// adds to `*bytes` when given.
+//
+// Between two plain TCP streams, with `zero_copy`, bytes move with splice(2) through a pipe: the
+// kernel moves pages from one socket to the other and they never reach this process. Otherwise (TLS
+// on either side) a copy loop through a 16 KiB buffer.
+boost::asio::awaitable<relay_end> relay(tls::stream& from, tls::stream& to,
+                                        std::chrono::steady_clock::time_point& idle_deadline,
+                                        std::chrono::steady_clock::duration idle, std::uint64_t* bytes = nullptr,
+                                        bool zero_copy = false);
 
 }  // namespace spillway::proxy

@@ -167,12 +167,13 @@ asio::awaitable<void> tcp_session::run() {
     co_return;
   }
   deadline_ = clock::now() + idle_;
-  auto [client_clean, backend_clean] = co_await (relay(downstream_, *upstream_, deadline_, idle_, &bytes_in_) &&
-                                                 relay(*upstream_, downstream_, deadline_, idle_, &bytes_out_));
-  (void)client_clean;
+  const bool splice = lv->cfg->splice;
+  auto [to_backend, to_client] = co_await (relay(downstream_, *upstream_, deadline_, idle_, &bytes_in_, splice) &&
+                                           relay(*upstream_, downstream_, deadline_, idle_, &bytes_out_, splice));
   cluster.stats->connections.fetch_sub(1, std::memory_order_relaxed);
-  // A backend that reset the connection counts as a failure; a clean end as a success.
-  const bool failure = !backend_clean;
+  // A backend that reset the connection (reading from it, or writing to it, failed) counts as a
+  // failure; a client that went away does not.
+  const bool failure = to_client == relay_end::read_failed || to_backend == relay_end::write_failed;
   if (failure) {
     h->failures_total.fetch_add(1, std::memory_order_relaxed);
   }
