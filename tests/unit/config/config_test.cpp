@@ -886,5 +886,36 @@ TEST(config_parse, size) {
   }
 }
 
+TEST(config_extensions, access_log_metrics_and_splice) {
+  auto r = load(std::string(R"(metrics: false
+access_log: { path: /tmp/a.log, format: "{client} {status}", sample: 25% }
+listeners: [ { listen: 0.0.0.0:8080, protocol: tcp, upstream: app, splice: false } ]
+upstreams: [ { name: app, backends: [ { address: 127.0.0.1:9001 } ] } ]
+)"));
+  ASSERT_TRUE(r.cfg.has_value()) << all_errors(r);
+  EXPECT_FALSE(r.cfg->metrics);
+  ASSERT_TRUE(r.cfg->access_log.has_value());
+  EXPECT_EQ(r.cfg->access_log->path, "/tmp/a.log");
+  EXPECT_EQ(r.cfg->access_log->format, "{client} {status}");
+  EXPECT_EQ(r.cfg->access_log->sample, 25);
+  EXPECT_FALSE(r.cfg->listeners[0].splice);
+
+  auto d = load(minimal);
+  ASSERT_TRUE(d.cfg.has_value());
+  EXPECT_TRUE(d.cfg->metrics);
+  EXPECT_FALSE(d.cfg->access_log.has_value());  // off by default
+  EXPECT_TRUE(d.cfg->listeners[0].splice);
+}
+
+TEST(config_extensions, access_log_errors) {
+  expect_one_error(std::string("access_log: { format: json }\n") + std::string(minimal), 1, 13,
+                   "access_log needs a path");
+  expect_one_error(std::string("access_log: { path: x.log, format: \"{client} {bogus}\" }\n") + std::string(minimal), 1,
+                   36, "unknown field {bogus}");
+  expect_one_error(std::string("access_log: { path: x.log, format: \"{client\" }\n") + std::string(minimal), 1, 36,
+                   "without its");
+  expect_one_error(std::string("metrics: maybe\n") + std::string(minimal), 1, 10, "expected true or false");
+}
+
 }  // namespace
 }  // namespace spillway::config

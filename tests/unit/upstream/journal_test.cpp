@@ -1,0 +1,99 @@
+#include "upstream/journal.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace spillway::upstream {
+namespace {
+
+host make_host(const char* address) {
+  config::backend b;
+  b.addr.text = address;
+  b.addr.host = "127.0.0.1";
+  b.addr.port = 1;
+  return host("app", b, {});
+}
+
+TEST(Journal, AnIncidentOpensWhenTheHostGoesOutAndClosesWhenItIsBack) {
+  journal j;
+  auto h = make_host("127.0.0.1:1");
+  // Three requests fail, two of them retried elsewhere, before the host is taken out.
+  for (int i = 0; i < 3; ++i) {
+    h.failures_total.fetch_add(1);
+    h.record_outcome(true);
+  }
+  h.retried_total.fetch_add(2);
+  h.ejected.store(true);
+  j.transition(h, "ejection", "in", "ejected", "3 consecutive failures");
+  auto open = j.incidents();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].reason, "ejected");
+  EXPECT_EQ(open[0].failed_before_out, 3u);
+  EXPECT_EQ(open[0].retried_before_out, 2u);
+  EXPECT_LE(open[0].failed_at, open[0].marked_out_at);
+  EXPECT_FALSE(open[0].in_rotation_at.has_value());
+
+  h.failures_total.fetch_add(1);  // a failure while out (e.g. a half-open trial)
+  j.sign_of_life(h);
+  h.ejected.store(false);
+  j.transition(h, "ejection", "ejected", "in");
+  auto closed = j.incidents();
+  ASSERT_EQ(closed.size(), 1u);
+  ASSERT_TRUE(closed[0].came_back_at.has_value());
+  ASSERT_TRUE(closed[0].in_rotation_at.has_value());
+  EXPECT_LE(closed[0].marked_out_at, *closed[0].came_back_at);
+  EXPECT_LE(*closed[0].came_back_at, *closed[0].in_rotation_at);
+  EXPECT_EQ(closed[0].failed_while_out, 1u);
+  EXPECT_EQ(j.recent().size(), 2u);
+}
+
+TEST(Journal, ASuccessEndsTheRunOfFailuresThatDatesAnIncident) {
+  journal j;
+  auto h = make_host("127.0.0.1:2");
+  h.failures_total.fetch_add(1);
+  h.record_outcome(true);
+  EXPECT_NE(h.failing_since_ns.load(), 0);
+  h.record_outcome(false);  // a success: that failure was a blip
+  EXPECT_EQ(h.failing_since_ns.load(), 0);
+  h.healthy.store(false);
+  j.transition(h, "health", "up", "down", "connect: refused");
+  auto inc = j.incidents();
+  ASSERT_EQ(inc.size(), 1u);
+  EXPECT_EQ(inc[0].reason, "unhealthy");
+  EXPECT_EQ(inc[0].failed_before_out, 0u);  // no failing requests since the last success
+  EXPECT_EQ(inc[0].failed_at, inc[0].marked_out_at);
+}
+
+TEST(Journal, TransitionsThatKeepTheHostOutDoNotOpenASecondIncident) {
+  journal j;
+  auto h = make_host("127.0.0.1:3");
+  h.healthy.store(false);
+  j.transition(h, "health", "up", "down");
+  h.ejected.store(true);
+  j.transition(h, "ejection", "in", "ejected");
+  h.healthy.store(true);
+  j.transition(h, "health", "down", "up");  // still ejected: still out
+  EXPECT_EQ(j.incidents().size(), 1u);
+  EXPECT_FALSE(j.incidents()[0].in_rotation_at.has_value());
+  h.ejected.store(false);
+  j.transition(h, "ejection", "ejected", "in");
+  EXPECT_TRUE(j.incidents()[0].in_rotation_at.has_value());
+  j.clear_incidents();
+  EXPECT_TRUE(j.incidents().empty());
+}
+
+TEST(Journal, KeepsTheNewestEvents) {
+  journal j;
+  auto h = make_host("127.0.0.1:4");
+  for (std::size_t i = 0; i < journal::max_events + 10; ++i) {
+    j.transition(h, "health", "up", "up", std::to_string(i));
+  }
+  auto recent = j.recent(journal::max_events + 50);
+  ASSERT_EQ(recent.size(), journal::max_events);
+  EXPECT_EQ(recent.back().detail, std::to_string(journal::max_events + 9));
+  EXPECT_EQ(j.recent(5).size(), 5u);
+}
+
+}  // namespace
+}  // namespace spillway::upstream
