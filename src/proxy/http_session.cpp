@@ -943,7 +943,13 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
   replay_ok_ = true;
   body_started_ = false;
   upstream::host* fresh_retry_host = nullptr;
-  upstream::host* last_failed = nullptr;  // the host whose failed try the next try retries
+  // Counted before the failure is reported, so that whoever sees the failure (the control thread
+  // ejecting the host) sees its retry too: the degradation report compares the two.
+  auto count_retry_of = [](upstream::host* failed, bool retry) {
+    if (retry) {
+      failed->note_retried();
+    }
+  };
   balancer::choose_context ctx;
   if (up.balance == config::balance_policy::consistent_hash) {
     ctx.hash = balancer::hash64(client_ip_);
@@ -1009,10 +1015,6 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       }
     };
     h->requests_total.fetch_add(1, std::memory_order_relaxed);
-    if (last_failed != nullptr) {
-      last_failed->retried_total.fetch_add(1, std::memory_order_relaxed);  // its failure was retried here
-      last_failed = nullptr;
-    }
     rec_.host = h;
     ++rec_.tries;
     try_started_ = clock::now();
@@ -1064,17 +1066,15 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       if (ec) {
         upstream_.reset();
         h->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
+        // Nothing was sent: any method may go elsewhere.
+        const bool past_deadline = clock::now() >= request_deadline;
+        const bool retry = !past_deadline && retry_allowed(policy.on_connect_failure, false);
+        count_retry_of(h, retry);
         report(h, up, true);
-        last_failed = h;
         retry_failed();
         log::debug("connect to {} ({}) failed: {}", h->address(), up.name, expired_ ? "timeout" : ec.message());
-        if (clock::now() >= request_deadline) {
-          failure = local_reason::upstream_timeout;
-          break;
-        }
-        failure = local_reason::upstream_connect_failure;
-        // Nothing was sent: any method may go elsewhere.
-        if (retry_allowed(policy.on_connect_failure, false)) {
+        failure = past_deadline ? local_reason::upstream_timeout : local_reason::upstream_connect_failure;
+        if (retry) {
           continue;
         }
         break;
@@ -1111,23 +1111,20 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
         fresh_retry_host = h;
         continue;
       }
+      bool retry = false;
+      if (timed_out) {
+        // This try's deadline passed; another try only if the request's own has not.
+        failure = local_reason::upstream_timeout;
+        retry = clock::now() < request_deadline && retry_allowed(policy.on_timeout && idempotent);
+      } else {
+        failure =
+            got == head_result::protocol_error ? local_reason::upstream_protocol_error : local_reason::upstream_reset;
+        retry = retry_allowed(got != head_result::protocol_error && policy.on_reset && idempotent);
+      }
+      count_retry_of(h, retry);
       report(h, up, true);
       retry_failed();
-      last_failed = h;
-      if (timed_out && clock::now() >= request_deadline) {
-        failure = local_reason::upstream_timeout;
-        break;
-      }
-      if (timed_out) {
-        failure = local_reason::upstream_timeout;  // this try's deadline passed
-        if (retry_allowed(policy.on_timeout && idempotent)) {
-          continue;
-        }
-        break;
-      }
-      failure =
-          got == head_result::protocol_error ? local_reason::upstream_protocol_error : local_reason::upstream_reset;
-      if (retry_allowed(got != head_result::protocol_error && policy.on_reset && idempotent)) {
+      if (retry) {
         continue;
       }
       break;
@@ -1154,13 +1151,14 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       break;
     }
     const bool gateway_error = resp.status >= 502 && resp.status <= 504;
+    const bool retry = contains(policy.on_status, resp.status) && retry_allowed(idempotent);
+    count_retry_of(h, retry);
     report(h, up, gateway_error, resp.status);
     if (resp.status >= 500 && !gateway_error) {
       h->failures_total.fetch_add(1, std::memory_order_relaxed);
     }
-    if (contains(policy.on_status, resp.status) && retry_allowed(idempotent)) {
+    if (retry) {
       retry_failed();
-      last_failed = h;
       upstream_.reset();  // its body is not read: the connection cannot be reused
       continue;
     }

@@ -78,29 +78,36 @@ class host : public std::enable_shared_from_this<host> {
   // Tries that failed here and were retried elsewhere.
   std::atomic<std::uint64_t> retried_total{0};
 
-  // The start of the current run of failures, for the degradation report: when the first failure
-  // after a success happened (system_clock ns; 0 = none since the last success), and the failure
-  // and retry counts just before it. Any thread.
+  // The current run of failures, for the degradation report: when its first failure happened
+  // (system_clock ns; 0 = none since the last success), how many requests failed in it and how many
+  // of those were retried elsewhere. A success ends the run. Any thread.
   std::atomic<std::int64_t> failing_since_ns{0};
-  std::atomic<std::uint64_t> failures_before_run{0};
-  std::atomic<std::uint64_t> retried_before_run{0};
-  // `counted`: failures_total already includes this failure (request failures; not health checks).
-  void note_failure(bool counted = true) {
+  std::atomic<std::uint64_t> run_failures{0};
+  std::atomic<std::uint64_t> run_retried{0};
+  // `request`: a request failed (not a health check).
+  void note_failure(bool request = true) {
+    if (request) {
+      run_failures.fetch_add(1, std::memory_order_relaxed);
+    }
     if (failing_since_ns.load(std::memory_order_relaxed) != 0) {
       return;
     }
     auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
                    .count();
     std::int64_t expected = 0;
-    if (failing_since_ns.compare_exchange_strong(expected, now, std::memory_order_relaxed)) {
-      auto f = failures_total.load(std::memory_order_relaxed);
-      failures_before_run.store(counted && f > 0 ? f - 1 : f, std::memory_order_relaxed);
-      retried_before_run.store(retried_total.load(std::memory_order_relaxed), std::memory_order_relaxed);
-    }
+    failing_since_ns.compare_exchange_strong(expected, now, std::memory_order_relaxed);
+  }
+  // A failed try on this host is retried elsewhere (counted before the failure is reported, so that
+  // whoever reacts to the failure sees the retry too).
+  void note_retried() {
+    retried_total.fetch_add(1, std::memory_order_relaxed);
+    run_retried.fetch_add(1, std::memory_order_relaxed);
   }
   void note_success() {
     if (failing_since_ns.load(std::memory_order_relaxed) != 0) {
       failing_since_ns.store(0, std::memory_order_relaxed);
+      run_failures.store(0, std::memory_order_relaxed);
+      run_retried.store(0, std::memory_order_relaxed);
     }
   }
 

@@ -35,11 +35,8 @@ void journal::update_incident(const host& h, system_clock::time_point now) {
           system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(std::chrono::nanoseconds(since)));
       if (at <= now) {
         inc.failed_at = at;
-        const auto before = h.failures_before_run.load(std::memory_order_relaxed);
-        inc.failed_before_out = failures > before ? failures - before : 0;
-        const auto retried = h.retried_total.load(std::memory_order_relaxed);
-        const auto retried_before = h.retried_before_run.load(std::memory_order_relaxed);
-        inc.retried_before_out = retried > retried_before ? retried - retried_before : 0;
+        inc.failed_before_out = h.run_failures.load(std::memory_order_relaxed);
+        inc.retried_before_out = h.run_retried.load(std::memory_order_relaxed);
       }
     }
     inc.failures_at_out = failures;

@@ -23,7 +23,8 @@ TEST(Journal, AnIncidentOpensWhenTheHostGoesOutAndClosesWhenItIsBack) {
     h.failures_total.fetch_add(1);
     h.record_outcome(true);
   }
-  h.retried_total.fetch_add(2);
+  h.note_retried();
+  h.note_retried();
   h.ejected.store(true);
   j.transition(h, "ejection", "in", "ejected", "3 consecutive failures");
   auto open = j.incidents();
