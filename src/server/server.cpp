@@ -187,10 +187,20 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
   // Certificates are read again on every reload (renewed files take effect); one that does not
   // load rejects the reload and the running ones keep serving.
   std::vector<config::error> tls_errors;
-  auto tls = tls::build(*next, tls_errors, [this](const config::listener& l) -> const tls::server_context* {
-    const auto* old = snapshot_->find_listener(l.listen.text);
-    return old != nullptr ? old->tls.get() : nullptr;
-  });
+  auto tls = tls::build(
+      *next, tls_errors,
+      [this](const config::listener& l) -> const tls::server_context* {
+        const auto* old = snapshot_->find_listener(l.listen.text);
+        return old != nullptr ? old->tls.get() : nullptr;
+      },
+      [this](const config::upstream& u) -> tls::client_context_ptr {
+        for (const auto& c : snapshot_->clusters) {
+          if (c->cfg.name == u.name) {
+            return c->tls;
+          }
+        }
+        return nullptr;
+      });
   if (!tls_errors.empty()) {
     std::string text;
     for (const auto& e : tls_errors) {

@@ -8,6 +8,9 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+#include <sstream>
+
 namespace spillway::tls {
 
 namespace {
@@ -136,9 +139,27 @@ int server_context::on_client_hello_servername(SSL* ssl, int*, void* arg) {
   return SSL_TLSEXT_ERR_OK;
 }
 
+namespace {
+std::string file_content(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+}  // namespace
+
+bool client_context::same_as(const config::upstream_tls& cfg) const {
+  return cfg.sni == sni_ && cfg.verify == verify_ && cfg.ca == ca_path_ &&
+         (cfg.ca.empty() || file_content(cfg.ca) == ca_pem_);
+}
+
 std::shared_ptr<const client_context> client_context::make(const config::upstream_tls& cfg) {
   ERR_clear_error();
   std::shared_ptr<client_context> cc(new client_context());
+  cc->ca_path_ = cfg.ca;
+  if (!cfg.ca.empty()) {
+    cc->ca_pem_ = file_content(cfg.ca);
+  }
   SSL_CTX* c = cc->ctx_.native_handle();
   set_protocols(c);
   cc->sni_ = cfg.sni;
@@ -171,7 +192,8 @@ void client_context::prepare(SSL* ssl, const std::string& backend_host, bool bac
 }
 
 contexts build(const config::config& cfg, std::vector<config::error>& errors,
-               const std::function<const server_context*(const config::listener&)>& previous) {
+               const std::function<const server_context*(const config::listener&)>& previous,
+               const std::function<client_context_ptr(const config::upstream&)>& previous_client) {
   contexts out;
   auto fail = [&](const error& e, const std::string& owner) {
     errors.push_back(config::error{cfg.path, e.where().line, e.where().col, owner + ": " + e.what()});
@@ -190,6 +212,10 @@ contexts build(const config::config& cfg, std::vector<config::error>& errors,
   for (const auto& u : cfg.upstreams) {
     client_context_ptr cc;
     if (u.tls) {
+      if (auto old = previous_client ? previous_client(u) : nullptr; old && old->same_as(*u.tls)) {
+        out.upstreams.push_back(std::move(old));
+        continue;
+      }
       try {
         cc = client_context::make(*u.tls);
       } catch (const error& e) {

@@ -71,6 +71,10 @@ class client_context {
 
   boost::asio::ssl::context& context() const { return ctx_; }
 
+  // True when `cfg` and the CA file's current content are what this context was built from: a
+  // reload then keeps it, and with it the pooled connections made with it.
+  bool same_as(const config::upstream_tls& cfg) const;
+
   // Sets SNI and the name the backend's certificate must carry on a new connection to a backend
   // written as `backend_host` in the config: the configured sni, else the host itself.
   void prepare(SSL* ssl, const std::string& backend_host, bool backend_is_ip) const;
@@ -80,6 +84,8 @@ class client_context {
   mutable boost::asio::ssl::context ctx_{boost::asio::ssl::context::tls_client};
   std::string sni_;
   bool verify_ = true;
+  std::string ca_path_;
+  std::string ca_pem_;  // the CA file's content when read
 };
 
 using server_context_ptr = std::shared_ptr<const server_context>;
@@ -95,8 +101,10 @@ struct contexts {
 // Builds them, reading every certificate, key and CA file. Each problem is appended to `errors`
 // (file:line:col of the setting); the result is complete only when none was added. `previous`
 // gives the context a listener had before a reload (or null), see server_context::make.
+// `previous_client` gives the context an upstream had (or null): it is kept when unchanged.
 contexts build(const config::config& cfg, std::vector<config::error>& errors,
-               const std::function<const server_context*(const config::listener&)>& previous = {});
+               const std::function<const server_context*(const config::listener&)>& previous = {},
+               const std::function<client_context_ptr(const config::upstream&)>& previous_client = {});
 
 // The OpenSSL error queue as one line (and cleared), for logs and errors.
 std::string last_error();

@@ -757,9 +757,10 @@ class OriginationTest(unittest.TestCase):
         cls.nginx = Nginx([(cls.nginx_port, crt, key), (cls.nginx_dns_port, dns_crt, dns_key),
                            (cls.nginx_lh_port, lh_crt, lh_key)])
         cls.addClassCleanup(cls.nginx.stop)
-        cls.lb = Spillway(ORIGINATION % dict(ca=cls.ca.crt, other_ca=cls.other_ca.crt, nginx=cls.nginx_port,
-                                             nginx_dns_only=cls.nginx_dns_port, nginx_localhost=cls.nginx_lh_port,
-                                             l4_port=cls.l4_port, edge_crt=edge_crt, edge_key=edge_key))
+        cls.lb_config = ORIGINATION % dict(ca=cls.ca.crt, other_ca=cls.other_ca.crt, nginx=cls.nginx_port,
+                                           nginx_dns_only=cls.nginx_dns_port, nginx_localhost=cls.nginx_lh_port,
+                                           l4_port=cls.l4_port, edge_crt=edge_crt, edge_key=edge_key)
+        cls.lb = Spillway(cls.lb_config)
         cls.addClassCleanup(cls.lb.stop)
 
     def logged(self, path):
@@ -773,6 +774,20 @@ class OriginationTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(body.decode().strip(), "sni=backend.internal proto=TLSv1.3 host=127.0.0.1:%d" % self.lb.port)
         self.assertEqual(self.logged("/good"), ["%d /good TLSv1.3 sni=backend.internal" % self.nginx_port])
+
+    def test_pooled_tls_connections_survive_a_reload_that_keeps_tls_settings(self):
+        """A reload that leaves an upstream's TLS settings (and CA file) alone keeps its TLS context,
+        so pooled connections to its backends are reused: no new connection (no new handshake)."""
+        connects = 'spillway_upstream_connect_duration_seconds_count{upstream="good"}'
+        for _ in range(20):  # every worker gets a pooled connection
+            self.assertEqual(self.lb.request("GET", "/good/pool")[0], 200)
+        before = self.lb.metric(connects)
+        self.lb.write_config(self.lb_config + "# a comment: the file changed, its TLS settings did not\n")
+        code, body = self.lb.admin("POST", "/reload")
+        self.assertEqual(code, 200, body)
+        for _ in range(20):
+            self.assertEqual(self.lb.request("GET", "/good/pool")[0], 200)
+        self.assertEqual(self.lb.metric(connects), before)
 
     def test_ip_backend_is_checked_against_its_ip(self):
         """Without `sni`, a backend written as an IP sends no SNI (RFC 6066) and its certificate must
