@@ -32,9 +32,10 @@ class counter {
 };
 
 // Upper bounds of the latency buckets, in microseconds (Prometheus `le`, in seconds, when printed).
-// 0.5 ms to 10 s: loopback requests land in the first buckets, a stuck backend in the last.
-inline constexpr std::array<std::uint64_t, 14> latency_bounds_us = {
-    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
+// 50 us to 10 s: loopback and LAN connects land in the first buckets, a stuck backend in the last.
+inline constexpr std::array<std::uint64_t, 17> latency_bounds_us = {50,     100,     250,     500,     1000,    2500,
+                                                                    5000,   10000,   25000,   50000,   100000,  250000,
+                                                                    500000, 1000000, 2500000, 5000000, 10000000};
 
 class histogram {
  public:

@@ -105,10 +105,13 @@ class host : public std::enable_shared_from_this<host> {
   }
   void note_success() {
     if (failing_since_ns.load(std::memory_order_relaxed) != 0) {
-      failing_since_ns.store(0, std::memory_order_relaxed);
-      run_failures.store(0, std::memory_order_relaxed);
-      run_retried.store(0, std::memory_order_relaxed);
+      end_failure_run();
     }
+  }
+  void end_failure_run() {
+    failing_since_ns.store(0, std::memory_order_relaxed);
+    run_failures.store(0, std::memory_order_relaxed);
+    run_retried.store(0, std::memory_order_relaxed);
   }
 
   // Records the outcome of one request for outlier detection. Returns the new count of consecutive

@@ -6,7 +6,7 @@ namespace spillway::upstream {
 
 using system_clock = std::chrono::system_clock;
 
-void journal::transition(const host& h, const char* kind, std::string from, std::string to, std::string detail) {
+void journal::transition(host& h, const char* kind, std::string from, std::string to, std::string detail) {
   const auto now = system_clock::now();
   std::lock_guard lock(mutex_);
   events_.push_back({now, kind, h.upstream_name(), h.address(), std::move(from), std::move(to), std::move(detail)});
@@ -16,7 +16,7 @@ void journal::transition(const host& h, const char* kind, std::string from, std:
   update_incident(h, now);
 }
 
-void journal::update_incident(const host& h, system_clock::time_point now) {
+void journal::update_incident(host& h, system_clock::time_point now) {
   const std::string key = h.upstream_name() + "\n" + h.address();
   auto it = open_.find(key);
   const bool available = h.available();
@@ -55,6 +55,8 @@ void journal::update_incident(const host& h, system_clock::time_point now) {
     inc.came_back_at = now;  // e.g. an ejection that simply ended
   }
   inc.in_rotation_at = now;
+  // Back in rotation: the next incident dates from its own first failure, not this one's.
+  h.end_failure_run();
   incidents_.push_back(std::move(inc));
   open_.erase(it);
   if (incidents_.size() > max_incidents) {
@@ -62,7 +64,7 @@ void journal::update_incident(const host& h, system_clock::time_point now) {
   }
 }
 
-void journal::sign_of_life(const host& h) {
+void journal::sign_of_life(host& h) {
   std::lock_guard lock(mutex_);
   auto it = open_.find(h.upstream_name() + "\n" + h.address());
   if (it != open_.end() && !it->second.came_back_at) {

@@ -50,9 +50,9 @@ class journal {
   static constexpr std::size_t max_incidents = 500;
 
   // A transition of `h` just applied (its atomics already show the new state). Any thread.
-  void transition(const host& h, const char* kind, std::string from, std::string to, std::string detail = {});
+  void transition(host& h, const char* kind, std::string from, std::string to, std::string detail = {});
   // A health check passed on `h` while it was marked down. Any thread.
-  void sign_of_life(const host& h);
+  void sign_of_life(host& h);
   // A reload was applied or refused. Any thread.
   void reload(bool applied, std::string detail);
 
@@ -62,7 +62,7 @@ class journal {
   void clear_incidents();
 
  private:
-  void update_incident(const host& h, std::chrono::system_clock::time_point now);
+  void update_incident(host& h, std::chrono::system_clock::time_point now);
 
   mutable std::mutex mutex_;
   std::deque<journal_event> events_;
