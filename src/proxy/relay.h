@@ -21,9 +21,9 @@ enum class relay_end { eof, read_failed, write_failed, aborted };
 // Each chunk moved pushes `idle_deadline` to now + `idle` (the caller's watchdog enforces it) and
 // adds to `*bytes` when given.
 //
-// Between two plain TCP streams, with `zero_copy`, bytes move with splice(2) through a pipe: the
-// kernel moves pages from one socket to the other and they never reach this process. Otherwise (TLS
-// on either side) a copy loop through a 16 KiB buffer.
+// Bytes go through a 16 KiB buffer. Between two plain TCP streams, with `zero_copy`, a direction
+// that carries bulk data (a read fills the buffer) switches to splice(2) through a pipe: the kernel
+// moves pages from one socket to the other and they never reach this process.
 boost::asio::awaitable<relay_end> relay(tls::stream& from, tls::stream& to,
                                         std::chrono::steady_clock::time_point& idle_deadline,
                                         std::chrono::steady_clock::duration idle, std::uint64_t* bytes = nullptr,
