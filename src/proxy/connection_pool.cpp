@@ -8,7 +8,11 @@ namespace spillway::proxy {
 
 upstream_connection::upstream_connection(boost::asio::ip::tcp::socket s, upstream::host_ptr h,
                                          std::shared_ptr<upstream::upstream_stats> st, tls::client_context_ptr t)
-    : stream(std::move(s)), tls(std::move(t)), host(std::move(h)), stats(std::move(st)) {
+    : stream(std::move(s)),
+      tls(std::move(t)),
+      host(std::move(h)),
+      stats(std::move(st)),
+      endpoint_version(host->endpoint_version()) {
   host->connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -43,8 +47,8 @@ upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls
     // idle timeout.
     auto conn = std::move(list.back());
     list.pop_back();
-    if (conn->tls.get() != tls) {
-      continue;  // made before a reload changed the upstream's TLS settings: closed
+    if (conn->tls.get() != tls || conn->endpoint_version != h->endpoint_version()) {
+      continue;  // made before a reload changed TLS settings, or before DNS moved the host: closed
     }
     // The peek costs a syscall per request, so it is skipped for connections used within the last
     // quarter second: a backend's idle timeout cannot have closed those unless it is shorter than

@@ -30,7 +30,8 @@ struct upstream_connection {
   upstream::host_ptr host;      // keeps the host alive while the connection exists
   std::shared_ptr<upstream::upstream_stats> stats;
   std::chrono::steady_clock::time_point idle_since;
-  std::uint64_t requests = 0;  // requests sent on this connection so far
+  std::uint64_t requests = 0;      // requests sent on this connection so far
+  std::uint32_t endpoint_version;  // the host's address when connected (see host::endpoint_version)
 };
 
 using upstream_connection_ptr = std::unique_ptr<upstream_connection>;

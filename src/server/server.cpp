@@ -238,6 +238,53 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
   return {true, text};
 }
 
+void server::refresh_dns() {
+  // Every second, each upstream whose dns_refresh is due has its hostname backends resolved again
+  // (asynchronously: a slow resolver never holds up the control thread). A host that moved keeps its
+  // health, ejection and breaker state (it is the same backend by name); new connections go to the
+  // new address and pooled ones to the old address are dropped.
+  dns_timer_.expires_after(std::chrono::seconds(1));
+  dns_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || draining_) {
+      return;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& c : snapshot_->clusters) {
+      auto& due = dns_due_[c->cfg.name];
+      if (now < due) {
+        continue;
+      }
+      due = now + c->cfg.dns_refresh;
+      for (const auto& h : c->hosts) {
+        const auto& addr = h->cfg().addr;
+        if (addr.is_ip) {
+          continue;
+        }
+        dns_resolver_.async_resolve(
+            addr.host, std::to_string(addr.port),
+            [this, h](boost::system::error_code rec, tcp::resolver::results_type results) {
+              if (rec || results.empty()) {
+                // Keep the last good address: a resolver hiccup must not take a backend out.
+                log::warn("dns: {} {}: cannot resolve ({}); keeping {}", h->upstream_name(), h->address(),
+                          rec ? rec.message() : "no address", h->endpoint().address().to_string());
+                return;
+              }
+              auto ep = results.begin()->endpoint();
+              auto old = h->endpoint();
+              if (ep == old) {
+                return;
+              }
+              h->set_endpoint(ep);
+              auto detail = fmt::format("{} -> {}", old.address().to_string(), ep.address().to_string());
+              log::info("dns: {} {} moved: {}", h->upstream_name(), h->address(), detail);
+              journal_.transition(*h, "dns", old.address().to_string(), ep.address().to_string(), detail);
+            });
+      }
+    }
+    refresh_dns();
+  });
+}
+
 void server::wait_signals() {
   signals_.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) {
@@ -260,6 +307,8 @@ void server::wait_signals() {
 
 void server::drain() {
   draining_ = true;
+  dns_timer_.cancel();
+  dns_resolver_.cancel();
   if (watcher_) {
     watcher_->stop();
   }
@@ -319,6 +368,7 @@ int server::run() {
   wait_signals();
   watcher_ = std::make_unique<config_watcher>(io_, config_path_, [this] { reload("file change", true); });
   watcher_->start();
+  refresh_dns();
   admin_->start();
   outlier_.update(snapshot_->clusters);
   checker_.update(snapshot_->clusters);

@@ -13,7 +13,9 @@
 #include "upstream/journal.h"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <map>
 #include <memory>
@@ -44,6 +46,8 @@ class server {
   // The access log `cfg` asks for: the running one when its settings did not change, a new one, or
   // null when off. Throws std::runtime_error when the file cannot be opened.
   std::shared_ptr<proxy::access_log> access_log_for(const config::config& cfg);
+  // Re-resolves hostname backends as their upstream's dns_refresh says (control thread timer).
+  void refresh_dns();
   void wait_signals();
   void drain();
 
@@ -74,6 +78,9 @@ class server {
   std::uint64_t reloads_ok_ = 0;
   std::uint64_t reloads_failed_ = 0;
   bool draining_ = false;
+  boost::asio::steady_timer dns_timer_{io_};
+  boost::asio::ip::tcp::resolver dns_resolver_{io_};
+  std::map<std::string, std::chrono::steady_clock::time_point> dns_due_;  // by upstream name
 };
 
 }  // namespace spillway::server

@@ -12,7 +12,7 @@ host::host(std::string upstream_name, const config::backend& cfg, boost::asio::i
       cfg_(cfg),
       weight_(cfg.weight),
       backup_(cfg.backup),
-      endpoint_(std::move(endpoint)) {}
+      endpoint_(std::make_shared<const boost::asio::ip::tcp::endpoint>(std::move(endpoint))) {}
 
 void host::apply(const breaker::transition& t) {
   breaker.store(t.to, std::memory_order_relaxed);

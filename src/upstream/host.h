@@ -42,8 +42,16 @@ class host : public std::enable_shared_from_this<host> {
   // Control thread, before the snapshot that carries the new values is posted.
   void set_weight(std::uint32_t w) { weight_.store(w, std::memory_order_relaxed); }
   void set_backup(bool b) { backup_.store(b, std::memory_order_relaxed); }
-  // The resolved endpoint to connect to. Immutable for the host's lifetime.
-  const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
+  // The resolved endpoint to connect to. A backend written as a hostname may move when it is
+  // re-resolved (dns_refresh); `endpoint_version` then changes, so pooled connections to the old
+  // address are not reused. Any thread.
+  boost::asio::ip::tcp::endpoint endpoint() const { return *std::atomic_load(&endpoint_); }
+  std::uint32_t endpoint_version() const { return endpoint_version_.load(std::memory_order_acquire); }
+  // Control thread.
+  void set_endpoint(const boost::asio::ip::tcp::endpoint& ep) {
+    std::atomic_store(&endpoint_, std::make_shared<const boost::asio::ip::tcp::endpoint>(ep));
+    endpoint_version_.fetch_add(1, std::memory_order_release);
+  }
 
   // True when the host may take a new request: healthy, not ejected, breaker not open.
   // Any thread; relaxed reads, so a decision made elsewhere is seen within a few requests.
@@ -166,7 +174,8 @@ class host : public std::enable_shared_from_this<host> {
   config::backend cfg_;
   std::atomic<std::uint32_t> weight_;
   std::atomic<bool> backup_;
-  boost::asio::ip::tcp::endpoint endpoint_;
+  std::shared_ptr<const boost::asio::ip::tcp::endpoint> endpoint_;  // atomic_load/atomic_store only
+  std::atomic<std::uint32_t> endpoint_version_{0};
 };
 
 using host_ptr = std::shared_ptr<host>;

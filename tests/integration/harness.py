@@ -65,11 +65,14 @@ class Spillway:
             self.config_path = config_path
         self.log_path = os.path.join(self.dir, "spillway.log")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([SPILLWAY_BIN, "run", "-c", self.config_path, *extra_args],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.command(extra_args), stdout=self.log, stderr=subprocess.STDOUT)
         if wait:
             wait_for_port(self.port, proc=self.proc)
             wait_for_port(self.admin_port, proc=self.proc)
+
+    def command(self, extra_args=()):
+        """The command line that starts the binary (a subclass may wrap it; it must exec, same PID)."""
+        return [SPILLWAY_BIN, "run", "-c", self.config_path, *extra_args]
 
     def fill(self, config_text):
         return config_text.replace("{port}", str(self.port)).replace("{admin_port}", str(self.admin_port))
