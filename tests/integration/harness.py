@@ -116,13 +116,29 @@ class Spillway:
                     break
             return b"".join(chunks)
 
-    def metric(self, name_and_labels):
-        """The value of one sample in /metrics, e.g. 'spillway_config_generation'."""
+    def metric(self, name_and_labels, default=None):
+        """The value of one sample in /metrics, e.g. 'spillway_config_generation'; `default` for a
+        sample not (yet) there, or KeyError without one."""
         code, body = self.admin("GET", "/metrics")
         for line in body.decode().splitlines():
             if line.startswith(name_and_labels + " "):
                 return float(line.split()[-1])
+        if default is not None:
+            return default
         raise KeyError(name_and_labels)
+
+    def wait_metric(self, name_and_labels, at_least, timeout=5):
+        """Waits for a counter to reach `at_least`; returns its value then (or the last one seen).
+        A request is counted when its response is done, which can be a moment after the client has
+        read it, so a test that counts its own requests waits rather than races the last ones."""
+        seen = [0.0]
+
+        def reached():
+            seen[0] = self.metric(name_and_labels, 0.0)
+            return seen[0] >= at_least
+
+        wait_until(reached, timeout)
+        return seen[0]
 
     def admin(self, method, path, timeout=5):
         c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)

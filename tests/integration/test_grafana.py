@@ -183,6 +183,10 @@ upstreams:
         for _ in range(3):
             status, _, _ = cls.sw.request("GET", "/dead")
             assert status in (502, 503), status
+        # A request is counted when its response is done, which can be a moment after the client
+        # has read it: wait for the last ones rather than race them.
+        cls.sw.wait_metric('spillway_upstream_requests_total{upstream="dead",code="5xx"}', 3)
+        cls.sw.wait_metric('spillway_upstream_requests_total{upstream="app",code="2xx"}', 30)
         code, body = cls.sw.admin("GET", "/metrics")
         assert code == 200
         cls.metrics = body.decode()

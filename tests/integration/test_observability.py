@@ -95,6 +95,13 @@ upstreams:
             self.assertEqual(self.sw.request("GET", "/nowhere")[0], 404)
         for _ in range(3):
             self.assertEqual(self.sw.request("GET", "/dead/x")[0], 503)
+        # The last requests may be counted a moment after their responses were read.
+        self.sw.wait_metric('spillway_upstream_requests_total{upstream="app",code="2xx"}', ok_before + n)
+        self.sw.wait_metric('spillway_backend_responses_total{upstream="app",backend="127.0.0.1:%d",code="2xx"}'
+                            % self.a.port, n)
+        self.sw.wait_metric('spillway_listener_requests_total{listener="web",code="4xx"}', 5)
+        self.sw.wait_metric('spillway_upstream_requests_total{upstream="dead",code="5xx"}', 3)
+        self.sw.wait_metric('spillway_listener_requests_total{listener="web",code="5xx"}', 3)
         text = metrics_text(self.sw)
         up = samples(text, "spillway_upstream_requests_total")
         self.assertEqual(up['{upstream="app",code="2xx"}'] - ok_before, n)

@@ -507,7 +507,7 @@ class TerminationTest(unittest.TestCase):
         self.assertNotIn("Non-2xx", out.stdout, out.stdout)
         requests = int(re.search(r"(\d+) requests in", out.stdout).group(1))
         self.assertGreater(requests, 100, out.stdout)
-        self.assertGreaterEqual(self.lb.metric(counter) - before, requests)
+        self.assertGreaterEqual(self.lb.wait_metric(counter, before + requests) - before, requests)
 
 
 # --- reload and validate ---------------------------------------------------------------------------
