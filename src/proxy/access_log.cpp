@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 namespace spillway::proxy {
 
@@ -177,6 +178,23 @@ void field(std::string& out, std::string_view name, const access_record& r, bool
 }
 
 }  // namespace
+
+const char* response_flag(std::string_view reason) {
+  static constexpr std::pair<std::string_view, const char*> table[] = {
+      {"malformed_request", "DPE"},       {"no_route", "NR"},
+      {"header_timeout", "DT"},           {"body_too_large", "DPE"},
+      {"headers_too_large", "DPE"},       {"upstream_reset", "UC"},
+      {"upstream_protocol_error", "UPE"}, {"no_healthy_upstream", "UH"},
+      {"upstream_connect_failure", "UF"}, {"upstream_overloaded", "UO"},
+      {"upstream_timeout", "UT"},         {"method_not_allowed", "DPE"},
+  };
+  for (const auto& [name, flag] : table) {
+    if (name == reason) {
+      return flag;
+    }
+  }
+  return nullptr;
+}
 
 void format_access_line(const access_log& log, const access_record& r, std::string& out) {
   if (log.json()) {

@@ -10,6 +10,7 @@
 #include "config/config.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -77,6 +78,15 @@ struct access_record {
   std::string_view request_id;
   bool tls = false;
 };
+
+// A duration as the log shows it: milliseconds, or -1 (null) for a negative one (never measured).
+inline double access_ms(std::chrono::steady_clock::duration d) {
+  return d.count() < 0 ? -1.0 : std::chrono::duration<double, std::milli>(d).count();
+}
+
+// Envoy's response flag for a reason Spillway gives (NR, UH, UF, UO, UT, UC, UPE, DPE, DT), what
+// people grep access logs for; nullptr for a reason without one.
+const char* response_flag(std::string_view reason);
 
 // Appends one line (with its newline) for `r` in `log`'s format to `out`.
 void format_access_line(const access_log& log, const access_record& r, std::string& out);

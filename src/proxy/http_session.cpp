@@ -156,26 +156,11 @@ http_session::~http_session() {
 
 namespace {
 
-// Envoy's response flags for a reason Spillway answered itself (what people grep access logs for).
 const char* flags_of(std::string_view reason, int status) {
-  static constexpr std::pair<std::string_view, const char*> table[] = {
-      {"malformed_request", "DPE"},       {"no_route", "NR"},
-      {"header_timeout", "DT"},           {"body_too_large", "DPE"},
-      {"headers_too_large", "DPE"},       {"upstream_reset", "UC"},
-      {"upstream_protocol_error", "UPE"}, {"no_healthy_upstream", "UH"},
-      {"upstream_connect_failure", "UF"}, {"upstream_overloaded", "UO"},
-      {"upstream_timeout", "UT"},         {"method_not_allowed", "DPE"},
-  };
-  for (const auto& [name, flag] : table) {
-    if (name == reason) {
-      return flag;
-    }
+  if (const char* flag = response_flag(reason)) {
+    return flag;
   }
   return status == 0 ? "DC" : "-";  // DC: the client went away before an answer
-}
-
-double to_ms(std::chrono::steady_clock::duration d) {
-  return d.count() < 0 ? -1.0 : std::chrono::duration<double, std::milli>(d).count();
 }
 
 }  // namespace
@@ -213,24 +198,10 @@ void http_session::finish_request() {
       t.duration.observe(elapsed);
     }
   }
-  if (snap.log) {
-    const auto& lcfg = snap.log->cfg();
-    if (lcfg.sample < 100 && static_cast<double>(worker_.random()() % 10000) >= lcfg.sample * 100) {
-      return;
-    }
+  if (worker_.log_sampled(snap)) {
     const auto& req = request_parser_.head();
     const bool have_head = request_parser_.head_bytes() > 0 && rec_.view != nullptr;
     access_record r;
-    char time_buf[32];
-    const auto wall = std::chrono::system_clock::now();
-    const auto secs = std::chrono::system_clock::to_time_t(wall);
-    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count() % 1000;
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    auto end = fmt::format_to_n(time_buf, sizeof time_buf, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis)
-                   .out;
-    r.time = std::string_view(time_buf, static_cast<std::size_t>(end - time_buf));
     r.client = client_ip_;
     const auto* lv = snap.find_listener(listen_);
     r.listener = lv != nullptr ? std::string_view(lv->cfg->name) : std::string_view(listen_);
@@ -249,20 +220,16 @@ void http_session::finish_request() {
     }
     r.bytes_in = rec_.bytes_in;
     r.bytes_out = rec_.bytes_out;
-    r.duration_ms = to_ms(elapsed);
-    r.connect_ms = to_ms(rec_.connect_time);
-    r.upstream_ms = to_ms(rec_.upstream_time);
+    r.duration_ms = access_ms(elapsed);
+    r.connect_ms = access_ms(rec_.connect_time);
+    r.upstream_ms = access_ms(rec_.upstream_time);
     r.tries = rec_.tries;
     r.reason = rec_.reason;
     r.flags = flags_of(rec_.reason, rec_.status);
     r.request_id = request_id_[0] != '\0' ? std::string_view(request_id_.data(), request_id_.size())
                                           : (have_head ? req.find("x-request-id") : std::string_view());
     r.tls = tls_ != nullptr;
-    auto& buf = worker_.log_buffer();
-    format_access_line(*snap.log, r, buf);
-    if (buf.size() >= access_log::flush_at) {
-      snap.log->submit(buf);
-    }
+    worker_.log_access(snap, r);
   }
 }
 

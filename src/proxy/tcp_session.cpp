@@ -28,6 +28,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 tcp_session::tcp_session(worker& w, std::string listen, tcp::socket socket, tls::server_context_ptr tls)
     : worker_(w), listen_(std::move(listen)), tls_(std::move(tls)), downstream_(std::move(socket)), timer_(w.io()) {
   boost::system::error_code ec;
+  client_ = downstream_.socket().remote_endpoint(ec);
   downstream_.socket().set_option(tcp::no_delay(true), ec);
   if (tls_) {
     downstream_.start_tls(tls_->context());
@@ -76,6 +77,7 @@ asio::awaitable<void> tcp_session::watchdog() {
       if (connecting_ && upstream_) {
         upstream_->close();  // connect timeout: run() moves on to another backend
       } else {
+        idle_expired_ = true;
         close_both();  // handshake or idle timeout: the relays end on errors
       }
     }
@@ -110,6 +112,8 @@ asio::awaitable<void> tcp_session::run() {
   const auto& up = cluster.cfg;
   idle_ = up.timeout.idle;
 
+  outcome_record rec;
+  rec.cluster = &cluster;
   std::array<upstream::host*, 8> tried{};
   std::size_t tried_count = 0;
   upstream::host* h = nullptr;
@@ -120,6 +124,7 @@ asio::awaitable<void> tcp_session::run() {
     ctx.exclude = std::span<upstream::host* const>(tried.data(), tried_count);
     upstream::host* candidate = lb.choose_host(ctx);
     if (candidate == nullptr) {
+      rec.reason = rec.tries == 0 ? "no_healthy_upstream" : "upstream_connect_failure";
       break;
     }
     if (tried_count < tried.size()) {
@@ -128,13 +133,17 @@ asio::awaitable<void> tcp_session::run() {
     if (candidate->circuit) {
       token = candidate->circuit->try_acquire(clock::now());
       if (!token) {
+        rec.reason = rec.tries == 0 ? "no_healthy_upstream" : "upstream_connect_failure";
         continue;
       }
     }
     if (!cluster.stats->try_reserve_connection(up.limit.max_connections)) {
       cluster.stats->overflow_max_connections.fetch_add(1, std::memory_order_relaxed);
+      rec.reason = "upstream_overloaded";
       break;
     }
+    ++rec.tries;
+    rec.host = candidate;
     load = upstream::active_request(candidate);  // a connection counts as load while it lasts
     candidate->requests_total.fetch_add(1, std::memory_order_relaxed);
     deadline_ = clock::now() + up.timeout.connect;
@@ -144,13 +153,15 @@ asio::awaitable<void> tcp_session::run() {
     const auto connect_start = clock::now();
     auto ec = co_await upstream::connect(*upstream_, *candidate, cluster.tls.get());
     connecting_ = false;
-    if (!ec && view->snap->cfg->metrics) {
-      cluster.stats->traffic.local(worker_.index()).connect_time.observe(clock::now() - connect_start);
-    }
     if (!ec) {
+      rec.connect_time = clock::now() - connect_start;
+      if (view->snap->cfg->metrics) {
+        cluster.stats->traffic.local(worker_.index()).connect_time.observe(rec.connect_time);
+      }
       h = candidate;
       break;
     }
+    rec.reason = "upstream_connect_failure";
     cluster.stats->connections.fetch_sub(1, std::memory_order_relaxed);
     load.release();
     candidate->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
@@ -161,6 +172,10 @@ asio::awaitable<void> tcp_session::run() {
   }
   if (h == nullptr) {
     // Nothing could take it: an L4 client only learns that from the close.
+    if (rec.reason.empty()) {
+      rec.reason = "no_healthy_upstream";  // every try refused by a breaker, or out of tries
+    }
+    finish(*view->snap, rec);
     close_both();
     done_ = true;
     timer_.cancel();
@@ -179,9 +194,54 @@ asio::awaitable<void> tcp_session::run() {
   }
   judge(worker_, *h, token, breaker::outcome{failure, false});
   record_outlier(worker_, *h, up.outlier, failure);
+  rec.reason = failure ? "upstream_reset" : "";
+  if (idle_expired_) {
+    rec.reason = "idle_timeout";
+  }
+  finish(*view->snap, rec);
   close_both();
   done_ = true;
   timer_.cancel();
+}
+
+void tcp_session::finish(const snapshot& snap, const outcome_record& rec) {
+  const auto w = worker_.index();
+  if (snap.cfg->metrics && rec.cluster != nullptr) {
+    auto& t = rec.cluster->stats->traffic.local(w);
+    t.bytes_in.add(bytes_in_);
+    t.bytes_out.add(bytes_out_);
+  }
+  if (snap.cfg->metrics && rec.host != nullptr) {
+    auto& t = rec.host->traffic.local(w);
+    t.bytes_in.add(bytes_in_);
+    t.bytes_out.add(bytes_out_);
+  }
+  if (!worker_.log_sampled(snap)) {
+    return;
+  }
+  // One line per connection: no method, path or status (0); the reason says how it ended when it
+  // was not by an EOF from either side.
+  const auto client = client_.address().to_string();
+  const auto* lv = snap.find_listener(listen_);
+  access_record r;
+  r.client = client;
+  r.listener = lv != nullptr ? std::string_view(lv->cfg->name) : std::string_view(listen_);
+  if (rec.cluster != nullptr) {
+    r.upstream = rec.cluster->cfg.name;
+  }
+  if (rec.host != nullptr) {
+    r.backend = rec.host->address();
+  }
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  r.duration_ms = access_ms(clock::now() - started_);
+  r.connect_ms = access_ms(rec.connect_time);
+  r.tries = rec.tries;
+  r.reason = rec.reason;
+  const char* flag = response_flag(rec.reason);
+  r.flags = flag != nullptr ? flag : "-";
+  r.tls = tls_ != nullptr;
+  worker_.log_access(snap, r);
 }
 
 }  // namespace spillway::proxy

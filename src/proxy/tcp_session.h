@@ -37,9 +37,20 @@ class tcp_session final : public downstream_session, public std::enable_shared_f
   void start();
 
  private:
+  // What one connection's access log line says (see access_log).
+  struct outcome_record {
+    const upstream::cluster* cluster = nullptr;
+    upstream::host* host = nullptr;
+    std::uint32_t tries = 0;
+    std::chrono::steady_clock::duration connect_time{-1};
+    std::string_view reason;  // why it ended other than by an EOF, or empty
+  };
+
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> watchdog();
   void close_both();
+  // Counts the relayed bytes on the upstream and host, and writes the access log line.
+  void finish(const snapshot& snap, const outcome_record& rec);
 
   worker& worker_;
   std::string listen_;
@@ -50,6 +61,9 @@ class tcp_session final : public downstream_session, public std::enable_shared_f
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::steady_clock::duration idle_{};
   bool done_ = false;
+  bool idle_expired_ = false;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  boost::asio::ip::tcp::endpoint client_;
   std::shared_ptr<stats::per_worker<stats::listener_traffic>> listener_traffic_;
   std::uint64_t bytes_in_ = 0;  // relayed from the client
   std::uint64_t bytes_out_ = 0;

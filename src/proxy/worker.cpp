@@ -11,9 +11,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <fmt/format.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <ctime>
 #include <stdexcept>
 
 namespace spillway::proxy {
@@ -252,6 +254,31 @@ void worker::stop_now() {
   stopping_ = true;
   flush_log();
   io_.stop();
+}
+
+bool worker::log_sampled(const snapshot& snap) {
+  if (!snap.log) {
+    return false;
+  }
+  const double sample = snap.log->cfg().sample;
+  return sample >= 100 || static_cast<double>(random_() % 10000) < sample * 100;
+}
+
+void worker::log_access(const snapshot& snap, access_record& r) {
+  char time_buf[32];
+  const auto wall = std::chrono::system_clock::now();
+  const auto secs = std::chrono::system_clock::to_time_t(wall);
+  const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  auto end = fmt::format_to_n(time_buf, sizeof time_buf, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis)
+                 .out;
+  r.time = std::string_view(time_buf, static_cast<std::size_t>(end - time_buf));
+  format_access_line(*snap.log, r, log_buffer_);
+  if (log_buffer_.size() >= access_log::flush_at) {
+    snap.log->submit(log_buffer_);
+  }
 }
 
 void worker::flush_log() {

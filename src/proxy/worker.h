@@ -73,8 +73,12 @@ class worker {
   balancer::random_source& random() { return random_; }
   upstream::host_events* events() const { return events_; }
   bool draining() const { return draining_; }
-  // Access log lines of this worker not yet handed to the writer (see access_log).
-  std::string& log_buffer() { return log_buffer_; }
+  // Whether `snap`'s access log takes the request or connection that is ending (there is one, and
+  // its `sample` picks this one).
+  bool log_sampled(const snapshot& snap);
+  // Stamps `r` with the time, appends its line to this worker's buffer and hands the buffer to the
+  // writer once it is full. Call only when log_sampled(snap).
+  void log_access(const snapshot& snap, access_record& r);
   // Hands the buffered lines over (every second, and when the worker stops).
   void flush_log();
   std::list<downstream_session*>::iterator attach(downstream_session* s);

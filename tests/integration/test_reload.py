@@ -197,9 +197,6 @@ class ReloadTest(unittest.TestCase):
             lb.stop()
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class RestartTest(unittest.TestCase):
     """Zero-downtime restart: a new process binds the same ports (SO_REUSEPORT), the old drains."""
@@ -254,3 +251,7 @@ class RestartTest(unittest.TestCase):
                   load.count(), len(failures), load.stale_retries, len(served_by_new)))
         self.assertEqual(failures, [], failures[:5])
         self.assertGreater(len(served_by_new), 100)
+
+
+if __name__ == "__main__":
+    unittest.main()

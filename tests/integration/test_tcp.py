@@ -135,9 +135,79 @@ class TcpTest(unittest.TestCase):
             lb.stop()
             a.stop()
 
+    def test_access_log_has_a_line_per_connection(self):
+        """Each L4 connection gets one access log line when it ends: bytes both ways, the backend,
+        the connect time and tries; a connection nothing could take says why (UF)."""
+        import json
+        import os
+        import tempfile
+        from harness import free_port, wait_until
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SinkThenSource)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        backend = "127.0.0.1:%d" % server.server_address[1]
+        dead = "127.0.0.1:%d" % free_port()
+        log_path = os.path.join(tempfile.mkdtemp(prefix="spillway-tcplog-"), "access.log")
+        gone_port = free_port()
+        lb = Spillway("""
+workers: 2
+admin: { listen: 127.0.0.1:{admin_port} }
+access_log: { path: %s }
+listeners:
+  - { name: l4, listen: 127.0.0.1:{port}, protocol: tcp, upstream: app }
+  - { name: gone, listen: 127.0.0.1:%d, protocol: tcp, upstream: dead }
+upstreams:
+  - name: app
+    health_check: false
+    backends: [ { address: %s } ]
+  - name: dead
+    health_check: false
+    retries: { attempts: 0 }
+    backends: [ { address: %s } ]
+""" % (log_path, gone_port, backend, dead))
+        try:
+            sent = 100000
+            with socket.create_connection(("127.0.0.1", lb.port), timeout=10) as c:
+                c.sendall(b"x" * sent)
+                c.shutdown(socket.SHUT_WR)
+                got = 0
+                while True:
+                    b = c.recv(1 << 16)
+                    if not b:
+                        break
+                    got += len(b)
+            with socket.create_connection(("127.0.0.1", gone_port), timeout=10) as c:
+                self.assertEqual(c.recv(10), b"")  # nothing could take it: closed
 
-if __name__ == "__main__":
-    unittest.main()
+            lines = []
+
+            def both():  # (the harness's readiness probe has a line of its own, with no bytes)
+                nonlocal lines
+                if os.path.exists(log_path):
+                    with open(log_path) as f:
+                        lines = [json.loads(l) for l in f if l.strip()]
+                return {l["listener"] for l in lines if l["bytes_in"] > 0 or l["listener"] == "gone"} == {"l4", "gone"}
+            self.assertTrue(wait_until(both, 5), lines)
+            ok = next(l for l in lines if l["listener"] == "l4" and l["bytes_in"] > 0)
+            failed = next(l for l in lines if l["listener"] == "gone")
+            self.assertEqual(ok["upstream"], "app")
+            self.assertEqual(ok["backend"], backend)
+            self.assertEqual(ok["bytes_in"], sent)
+            self.assertEqual(ok["bytes_out"], got)
+            self.assertEqual(got, 65 + sent)  # sha256 hex + newline, then the bytes back
+            self.assertEqual(ok["status"], 0)
+            self.assertEqual(ok["tries"], 1)
+            self.assertIsNotNone(ok["connect_ms"])
+            self.assertEqual(ok["client"], "127.0.0.1")
+            self.assertEqual(ok["flags"], "-")
+            self.assertEqual((failed["upstream"], failed["backend"], failed["flags"], failed["reason"]),
+                             ("dead", dead, "UF", "upstream_connect_failure"))
+            self.assertEqual(failed["bytes_in"] + failed["bytes_out"], 0)
+            self.assertIsNone(failed["connect_ms"])
+        finally:
+            lb.stop()
+            server.shutdown()
+            server.server_close()
 
 
 class Redis:
@@ -227,3 +297,7 @@ class RedisThroughL4Test(unittest.TestCase):
         finally:
             for s in held:
                 s.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
