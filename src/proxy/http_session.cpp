@@ -628,18 +628,19 @@ void http_session::report(upstream::host* h, const config::upstream& up, bool fa
   if (failure) {
     h->failures_total.fetch_add(1, std::memory_order_relaxed);
   }
+  // The breaker's verdict: connect errors, resets, timeouts, and the configured failure statuses
+  // (every 5xx by default); a call is slow when its response head took longer than
+  // slow_call_duration. One verdict per try: a failure later in the body is the outlier detector's
+  // business only.
+  const auto& fs = up.breaker.failure_status;
+  const bool failed_status = status != 0 && (fs.empty() ? status >= 500 : contains(fs, status));
   if (breaker_token_ && breaker_host_ == h) {
-    // The breaker's verdict: connect errors, resets, timeouts, and the configured failure statuses
-    // (every 5xx by default); a call is slow when its response head took longer than
-    // slow_call_duration. One verdict per try: a failure later in the body is the outlier
-    // detector's business only.
-    const auto& fs = up.breaker.failure_status;
     breaker::outcome o;
-    o.failure = status == 0 ? failure : (fs.empty() ? status >= 500 : contains(fs, status));
+    o.failure = status == 0 ? failure : failed_status;
     o.slow = clock::now() - try_started_ > up.breaker.slow_call_duration;
     judge(worker_, *h, breaker_token_, o);
   }
-  record_outlier(worker_, *h, up.outlier, failure);
+  record_outlier(worker_, *h, up.outlier, failure, failed_status);
 }
 
 void http_session::release_breaker_token() {

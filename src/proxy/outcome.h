@@ -28,9 +28,12 @@ inline void judge(worker& w, upstream::host& h, breaker::circuit_breaker::token&
 
 // Counts one outcome for outlier detection. Only the report that reaches the threshold exactly goes
 // to the control thread: one message per run of failures, however many workers see them.
-inline void record_outlier(worker& w, upstream::host& h, const config::outlier_detection& cfg, bool failure) {
+// `failed_request`: the client got a failure that is not an outlier one (a status the breaker
+// counts), for the degradation report's failure run.
+inline void record_outlier(worker& w, upstream::host& h, const config::outlier_detection& cfg, bool failure,
+                           bool failed_request = false) {
   // Counted even with outlier detection off: the run of failures also dates degradation reports.
-  const auto run = h.record_outcome(failure);
+  const auto run = h.record_outcome(failure, failed_request);
   if (cfg.enabled && run == cfg.consecutive_failures && w.events() != nullptr) {
     w.events()->consecutive_failures_reached(h.shared_from_this(), cfg);
   }

@@ -87,23 +87,36 @@ class host : public std::enable_shared_from_this<host> {
   std::atomic<std::uint64_t> retried_total{0};
 
   // The current run of failures, for the degradation report: when its first failure happened
-  // (system_clock ns; 0 = none since the last success), how many requests failed in it and how many
-  // of those were retried elsewhere. A success ends the run. Any thread.
+  // (system_clock ns; 0 = no run), how many requests failed in it and how many of those were retried
+  // elsewhere. A run ends with a success that comes `run_quiet_ns` or more after its last failure,
+  // or once its successes outnumber its failures `run_success_ratio` to one: a backend failing a
+  // good share of its requests (what opens a breaker on failure_rate) stays in one run however many
+  // successes are mixed in, while the odd error of a healthy backend under load does not start a
+  // run that lasts for hours. Any thread; `now_ns` is injectable for tests.
+  static constexpr std::int64_t run_quiet_ns = 1'000'000'000;
+  static constexpr std::uint64_t run_success_ratio = 10;
   std::atomic<std::int64_t> failing_since_ns{0};
+  std::atomic<std::int64_t> last_failure_ns{0};
   std::atomic<std::uint64_t> run_failures{0};
+  std::atomic<std::uint64_t> run_failures_all{0};  // health checks included
+  std::atomic<std::uint64_t> run_successes{0};
   std::atomic<std::uint64_t> run_retried{0};
+  static std::int64_t wall_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
   // `request`: a request failed (not a health check).
-  void note_failure(bool request = true) {
+  void note_failure(bool request = true, std::int64_t now_ns = wall_ns()) {
     if (request) {
       run_failures.fetch_add(1, std::memory_order_relaxed);
     }
+    run_failures_all.fetch_add(1, std::memory_order_relaxed);
+    last_failure_ns.store(now_ns, std::memory_order_relaxed);
     if (failing_since_ns.load(std::memory_order_relaxed) != 0) {
       return;
     }
-    auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-                   .count();
     std::int64_t expected = 0;
-    failing_since_ns.compare_exchange_strong(expected, now, std::memory_order_relaxed);
+    failing_since_ns.compare_exchange_strong(expected, now_ns, std::memory_order_relaxed);
   }
   // A failed try on this host is retried elsewhere (counted before the failure is reported, so that
   // whoever reacts to the failure sees the retry too).
@@ -111,25 +124,40 @@ class host : public std::enable_shared_from_this<host> {
     retried_total.fetch_add(1, std::memory_order_relaxed);
     run_retried.fetch_add(1, std::memory_order_relaxed);
   }
+  // The clock is read only while a run is on: a healthy host's successes cost one relaxed load.
   void note_success() {
     if (failing_since_ns.load(std::memory_order_relaxed) != 0) {
+      note_success_in_run(wall_ns());
+    }
+  }
+  void note_success_in_run(std::int64_t now_ns) {
+    const auto successes = run_successes.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (now_ns - last_failure_ns.load(std::memory_order_relaxed) >= run_quiet_ns ||
+        successes > run_success_ratio * run_failures_all.load(std::memory_order_relaxed)) {
       end_failure_run();
     }
   }
   void end_failure_run() {
     failing_since_ns.store(0, std::memory_order_relaxed);
     run_failures.store(0, std::memory_order_relaxed);
+    run_failures_all.store(0, std::memory_order_relaxed);
+    run_successes.store(0, std::memory_order_relaxed);
     run_retried.store(0, std::memory_order_relaxed);
   }
 
   // Records the outcome of one request for outlier detection. Returns the new count of consecutive
   // failures (0 after a success). Any thread.
-  std::uint32_t record_outcome(bool failure) {
-    if (failure) {
+  // `failed_request`: the request failed for its client, which a status the breaker counts (a 500)
+  // does too without being an outlier failure; it dates the failure run.
+  std::uint32_t record_outcome(bool failure, bool failed_request) {
+    if (failed_request || failure) {
       note_failure();
+    } else {
+      note_success();
+    }
+    if (failure) {
       return consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1;
     }
-    note_success();
     // Skip the store when already 0, so that a healthy host's cache line stays shared.
     if (consecutive_failures.load(std::memory_order_relaxed) != 0) {
       consecutive_failures.store(0, std::memory_order_relaxed);

@@ -1,5 +1,6 @@
 """Circuit breakers and per-upstream limits through the real binary."""
 
+import json
 import threading
 import time
 import unittest
@@ -50,8 +51,6 @@ upstreams:
 
 def backends_yaml(backends):
     return "\n".join("      - address: " + b.address for b in backends)
-
-
 
 
 class Clients:
@@ -116,6 +115,15 @@ class BreakerTest(unittest.TestCase):
             self.assertIsNotNone(opened, "breaker never opened: %s\n%s" % (self.state(), self.lb.logs()[-3000:]))
             st = self.state()
             self.assertGreaterEqual(st["breaker_window"]["failure_rate"], 50)
+            # The degradation report dates the incident from the first failure, although successes
+            # were mixed in, and counts every failure since (retried on the other backends).
+            code, body = self.lb.admin("GET", "/degradation")
+            incidents = [i for i in json.loads(body)["incidents"] if i["backend"] == self.backends[0].address]
+            self.assertEqual(len(incidents), 1, incidents)
+            self.assertEqual(incidents[0]["reason"], "breaker_open")
+            self.assertGreater(incidents[0]["detection_seconds"], 0, incidents[0])
+            self.assertGreaterEqual(incidents[0]["failed_before_out"], 10, incidents[0])
+            self.assertGreater(incidents[0]["retried_before_out"], 0, incidents[0])
             self.assertIn("half_open_in_ms", st["breaker_window"])
             served = self.backends[0].stats()["requests"]
             time.sleep(0.5)  # open: no traffic to it

@@ -21,7 +21,7 @@ TEST(Journal, AnIncidentOpensWhenTheHostGoesOutAndClosesWhenItIsBack) {
   // Three requests fail, two of them retried elsewhere, before the host is taken out.
   for (int i = 0; i < 3; ++i) {
     h.failures_total.fetch_add(1);
-    h.record_outcome(true);
+    h.record_outcome(true, true);
   }
   h.note_retried();
   h.note_retried();
@@ -49,21 +49,64 @@ TEST(Journal, AnIncidentOpensWhenTheHostGoesOutAndClosesWhenItIsBack) {
   EXPECT_EQ(j.recent().size(), 2u);
 }
 
-TEST(Journal, ASuccessEndsTheRunOfFailuresThatDatesAnIncident) {
+constexpr std::int64_t ms = 1'000'000;  // in ns
+
+TEST(Journal, AQuietSuccessEndsTheRunOfFailuresThatDatesAnIncident) {
   journal j;
   auto h = make_host("127.0.0.1:2");
+  const std::int64_t t0 = host::wall_ns() - 10'000 * ms;
   h.failures_total.fetch_add(1);
-  h.record_outcome(true);
-  EXPECT_NE(h.failing_since_ns.load(), 0);
-  h.record_outcome(false);  // a success: that failure was a blip
+  h.note_failure(true, t0);
+  EXPECT_EQ(h.failing_since_ns.load(), t0);
+  h.note_success_in_run(t0 + 500 * ms);  // too soon after the failure: the run goes on
+  EXPECT_EQ(h.failing_since_ns.load(), t0);
+  h.note_success_in_run(t0 + 1000 * ms);  // a quiet second: that failure was a blip
   EXPECT_EQ(h.failing_since_ns.load(), 0);
   h.healthy.store(false);
   j.transition(h, "health", "up", "down", "connect: refused");
   auto inc = j.incidents();
   ASSERT_EQ(inc.size(), 1u);
   EXPECT_EQ(inc[0].reason, "unhealthy");
-  EXPECT_EQ(inc[0].failed_before_out, 0u);  // no failing requests since the last success
+  EXPECT_EQ(inc[0].failed_before_out, 0u);  // no failing requests since the run ended
   EXPECT_EQ(inc[0].failed_at, inc[0].marked_out_at);
+}
+
+TEST(Journal, ABackendFailingHalfItsRequestsStaysInOneRun) {
+  // What opens a breaker on failure_rate: the incident dates from the first failure, not the last
+  // success before the breaker opened.
+  journal j;
+  auto h = make_host("127.0.0.1:3");
+  const std::int64_t t0 = host::wall_ns() - 10'000 * ms;
+  for (int i = 0; i < 300; ++i) {  // 3 s at one request per 10 ms, every other one failing
+    const std::int64_t t = t0 + i * 10 * ms;
+    if (i % 2 == 0) {
+      h.note_failure(true, t);
+    } else {
+      h.note_success_in_run(t);
+    }
+  }
+  EXPECT_EQ(h.failing_since_ns.load(), t0);
+  EXPECT_EQ(h.run_failures.load(), 150u);
+  h.breaker.store(breaker_state::open);
+  j.transition(h, "breaker", "closed", "open", "failure rate 50%");
+  auto inc = j.incidents();
+  ASSERT_EQ(inc.size(), 1u);
+  EXPECT_EQ(inc[0].failed_before_out, 150u);
+  const auto detection = std::chrono::duration<double>(inc[0].marked_out_at - inc[0].failed_at).count();
+  EXPECT_GE(detection, 10.0);  // from t0, about 10 s before now
+}
+
+TEST(Journal, TheOddErrorOfAHealthyBackendEndsItsRunSoon) {
+  auto h = make_host("127.0.0.1:4");
+  const std::int64_t t0 = host::wall_ns();
+  h.note_failure(true, t0);
+  for (int i = 1; i <= 10; ++i) {
+    h.note_success_in_run(t0 + i * ms);  // ten successes to one failure: still a run
+  }
+  EXPECT_EQ(h.failing_since_ns.load(), t0);
+  h.note_success_in_run(t0 + 11 * ms);  // the eleventh outnumbers it
+  EXPECT_EQ(h.failing_since_ns.load(), 0);
+  EXPECT_EQ(h.run_failures.load(), 0u);
 }
 
 TEST(Journal, TransitionsThatKeepTheHostOutDoNotOpenASecondIncident) {
