@@ -134,12 +134,19 @@ class HealthTest(unittest.TestCase):
             self.b.stop()
             self.assertTrue(wait_until(lambda: not any(
                 b["healthy"] for b in lb.status()["upstreams"][0]["backends"]), 3))
-            start = time.monotonic()
-            status, headers, _ = lb.request("GET", "/")
-            self.assertLess(time.monotonic() - start, 0.05)
-            self.assertEqual(status, 503)
-            self.assertEqual(headers["x-spillway-reason"], "no_healthy_upstream")
-            self.assertEqual(headers["retry-after"], "5")
+            # Fast means answered at once, not after a connect timeout (1s) or a retry: the best of
+            # 9 tries is well under 50 ms; the best rather than each, since a shared (or sanitized)
+            # machine can stall any single request.
+            times = []
+            for _ in range(9):
+                start = time.monotonic()
+                status, headers, _ = lb.request("GET", "/")
+                times.append(time.monotonic() - start)
+                self.assertEqual(status, 503)
+                self.assertEqual(headers["x-spillway-reason"], "no_healthy_upstream")
+                self.assertEqual(headers["retry-after"], "5")
+            self.assertLess(min(times), 0.05, times)
+            self.assertLess(sorted(times)[4], 0.5, times)  # and no answer waited for a timeout
         finally:
             lb.stop()
 
