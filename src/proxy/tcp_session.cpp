@@ -114,6 +114,8 @@ asio::awaitable<void> tcp_session::run() {
 
   outcome_record rec;
   rec.cluster = &cluster;
+  // No backend would take it: none available, or the ones tried refused.
+  auto refused = [&rec] { return rec.tries == 0 ? "no_healthy_upstream" : "upstream_connect_failure"; };
   std::array<upstream::host*, 8> tried{};
   std::size_t tried_count = 0;
   upstream::host* h = nullptr;
@@ -124,7 +126,7 @@ asio::awaitable<void> tcp_session::run() {
     ctx.exclude = std::span<upstream::host* const>(tried.data(), tried_count);
     upstream::host* candidate = lb.choose_host(ctx);
     if (candidate == nullptr) {
-      rec.reason = rec.tries == 0 ? "no_healthy_upstream" : "upstream_connect_failure";
+      rec.reason = refused();
       break;
     }
     if (tried_count < tried.size()) {
@@ -133,7 +135,7 @@ asio::awaitable<void> tcp_session::run() {
     if (candidate->circuit) {
       token = candidate->circuit->try_acquire(clock::now());
       if (!token) {
-        rec.reason = rec.tries == 0 ? "no_healthy_upstream" : "upstream_connect_failure";
+        rec.reason = refused();
         continue;
       }
     }
@@ -205,16 +207,18 @@ asio::awaitable<void> tcp_session::run() {
 }
 
 void tcp_session::finish(const snapshot& snap, const outcome_record& rec) {
-  const auto w = worker_.index();
-  if (snap.cfg->metrics && rec.cluster != nullptr) {
-    auto& t = rec.cluster->stats->traffic.local(w);
-    t.bytes_in.add(bytes_in_);
-    t.bytes_out.add(bytes_out_);
-  }
-  if (snap.cfg->metrics && rec.host != nullptr) {
-    auto& t = rec.host->traffic.local(w);
-    t.bytes_in.add(bytes_in_);
-    t.bytes_out.add(bytes_out_);
+  if (snap.cfg->metrics) {
+    auto add_bytes = [this](auto& traffic) {
+      auto& t = traffic.local(worker_.index());
+      t.bytes_in.add(bytes_in_);
+      t.bytes_out.add(bytes_out_);
+    };
+    if (rec.cluster != nullptr) {
+      add_bytes(rec.cluster->stats->traffic);
+    }
+    if (rec.host != nullptr) {
+      add_bytes(rec.host->traffic);
+    }
   }
   if (!worker_.log_sampled(snap)) {
     return;

@@ -1,16 +1,19 @@
 """L4: protocol: tcp listeners through the real binary."""
 
 import hashlib
+import json
+import os
 import shutil
 import signal
 import socket
 import socketserver
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
-from harness import Spillway
+from harness import Spillway, free_port, wait_until
 from testd import Testd
 
 CONFIG = """
@@ -138,10 +141,6 @@ class TcpTest(unittest.TestCase):
     def test_access_log_has_a_line_per_connection(self):
         """Each L4 connection gets one access log line when it ends: bytes both ways, the backend,
         the connect time and tries; a connection nothing could take says why (UF)."""
-        import json
-        import os
-        import tempfile
-        from harness import free_port, wait_until
         server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SinkThenSource)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
