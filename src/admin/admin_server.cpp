@@ -269,6 +269,10 @@ std::string admin_server::metrics_text(const state& s) {
   family("spillway_no_healthy_upstream_total", "counter", "requests answered 503 because no backend was available");
   per_upstream("spillway_no_healthy_upstream_total", "",
                [](const upstream::upstream_stats& st) { return st.no_healthy_upstream.load(); });
+  family("spillway_upstream_response_headers_too_large_total", "counter",
+         "responses refused (502) because their head was over max_response_headers or its field limit");
+  per_upstream("spillway_upstream_response_headers_too_large_total", "",
+               [](const upstream::upstream_stats& st) { return st.response_heads_too_large.load(); });
   family("spillway_breaker_state", "gauge", "circuit breaker state: 0 closed, 1 open, 2 half_open");
   per_host("spillway_breaker_state", [](const upstream::host& h) { return static_cast<int>(h.breaker.load()); });
   family("spillway_breaker_transitions_total", "counter", "circuit breaker transitions");
@@ -347,6 +351,12 @@ std::string admin_server::metrics_text(const state& s) {
     auto closed = sum(*l.traffic, [](const auto& t) -> const stats::counter& { return t.connections_closed; });
     out += fmt::format("spillway_listener_connections_active{{listener=\"{}\"}} {}\n", label(l.name),
                        total >= closed ? total - closed : 0);
+  }
+  family("spillway_listener_connections_rejected_total", "counter",
+         "connections closed at accept because the listener's max_connections was reached");
+  for (const auto& l : s.listeners) {
+    out += fmt::format("spillway_listener_connections_rejected_total{{listener=\"{}\"}} {}\n", label(l.name),
+                       sum(*l.traffic, [](const auto& t) -> const stats::counter& { return t.connections_rejected; }));
   }
   family("spillway_listener_tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out");
   for (const auto& l : s.listeners) {

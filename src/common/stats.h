@@ -124,7 +124,8 @@ struct request_traffic {
 
 struct listener_traffic : request_traffic {
   counter connections_total;
-  counter connections_closed;  // active = total - closed
+  counter connections_closed;    // active = total - closed
+  counter connections_rejected;  // closed at accept: the listener's max_connections was reached
   counter tls_handshake_failures;
 };
 

@@ -830,6 +830,19 @@ class loader {
                       l.max_request_body = *s;
                     }
                   }},
+                 {"max_request_header_fields",
+                  [&](const Node& k, const Node& v) {
+                    http_only_keys.push_back(where(k));
+                    if (auto n = read_uint(v, "max_request_header_fields", 1, 10000)) {
+                      l.max_request_header_fields = static_cast<std::uint32_t>(*n);
+                    }
+                  }},
+                 {"max_connections",
+                  [&](const Node& v) {
+                    if (auto n = read_uint(v, "max_connections", 1, 1000000)) {
+                      l.max_connections = static_cast<std::uint32_t>(*n);
+                    }
+                  }},
                  {"splice",
                   [&](const Node& v) {
                     if (auto b = read_bool(v, "splice")) {
@@ -1151,6 +1164,22 @@ class loader {
                     }
                   }},
                  {"dns_refresh", to_duration(up.dns_refresh, "dns_refresh")},
+                 {"max_response_headers",
+                  [&](const Node& v) {
+                    if (auto s = read_size(v, "max_response_headers")) {
+                      if (*s == 0) {
+                        add(v, "max_response_headers must be greater than 0");
+                      } else {
+                        up.max_response_headers = *s;
+                      }
+                    }
+                  }},
+                 {"max_response_header_fields",
+                  [&](const Node& v) {
+                    if (auto n = read_uint(v, "max_response_header_fields", 1, 10000)) {
+                      up.max_response_header_fields = static_cast<std::uint32_t>(*n);
+                    }
+                  }},
                  {"slow_start", to_duration(up.slow_start, "slow_start", true)},
                  {"tls", [&](const Node& v) { up.tls = read_upstream_tls(v); }},
                  {"backends",

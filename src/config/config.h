@@ -68,6 +68,9 @@ struct listener {
   // Spillway extensions (documented in README): request size limits for http listeners.
   std::uint64_t max_request_headers = 64 * 1024;  // bytes; larger header blocks get 431
   std::uint64_t max_request_body = 0;             // bytes; 0 = unlimited; larger bodies get 413
+  std::uint32_t max_request_header_fields = 100;  // header (or trailer) fields; more get 431
+  // Open downstream connections (all workers); beyond it a new connection is closed at once.
+  std::uint32_t max_connections = 10000;
   // Spillway extension: plain (non-TLS) L4 relays move bytes with splice(2) instead of copying.
   bool splice = true;
   mark where;
@@ -170,6 +173,10 @@ struct upstream {
   retries retry;
   timeouts timeout;
   degradation degrade;
+  // Spillway extension: a response head (or trailer section) bigger than this, or with more
+  // fields, is the backend's protocol error (502).
+  std::uint64_t max_response_headers = 64 * 1024;
+  std::uint32_t max_response_header_fields = 100;
   mark where;
 };
 

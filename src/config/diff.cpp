@@ -126,7 +126,8 @@ std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
     if (!same_routes(*was, l)) {
       what.emplace_back("routes");
     }
-    if (was->max_request_headers != l.max_request_headers || was->max_request_body != l.max_request_body) {
+    if (was->max_request_headers != l.max_request_headers || was->max_request_body != l.max_request_body ||
+        was->max_request_header_fields != l.max_request_header_fields || was->max_connections != l.max_connections) {
       what.emplace_back("size limits");
     }
     if (!what.empty()) {

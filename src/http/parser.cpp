@@ -2,13 +2,17 @@
 
 #include <llhttp.h>
 
+#include <cstring>
+
 namespace spillway::http {
 
 namespace {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-std::string_view trim(std::string_view s) {
+}  // namespace
+
+std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
     s.remove_prefix(1);
   }
@@ -17,6 +21,10 @@ std::string_view trim(std::string_view s) {
   }
   return s;
 }
+
+namespace {
+
+std::string_view trim(std::string_view s) { return trim_ows(s); }
 
 }  // namespace
 
@@ -101,6 +109,11 @@ struct parser::callbacks {
   static int on_header_field(llhttp_t* p, const char* at, std::size_t len) {
     auto& s = self(p);
     if (s.in_value_ || s.header_spans_.empty()) {
+      if (s.header_spans_.size() >= s.max_fields_) {
+        s.failed_ = "too many header fields";
+        s.too_large_ = true;
+        return -1;
+      }
       s.header_spans_.emplace_back();
       s.in_value_ = false;
     }
@@ -131,6 +144,11 @@ struct parser::callbacks {
     h.reason = std::string_view(base + s.reason_.off, s.reason_.len);
     h.headers.clear();
     for (const auto& [name, value] : s.header_spans_) {
+      if (name.len == 0) {
+        // llhttp takes ": value" as a field with an empty name; no recipient can agree on it.
+        s.failed_ = "empty header field name";
+        return -1;
+      }
       h.headers.push_back(
           {std::string_view(base + name.off, name.len), trim(std::string_view(base + value.off, value.len))});
     }
@@ -141,7 +159,30 @@ struct parser::callbacks {
     h.has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
     h.content_length = h.has_content_length ? p->content_length : 0;
     h.upgrade = p->upgrade != 0;
-    if (s.no_body_) {
+    if (h.version_major != 1 || h.version_minor > 1) {
+      s.failed_ = "unsupported HTTP version";  // llhttp takes HTTP/2.0 and HTTP/0.9 heads
+      return -1;
+    }
+    if (s.kind_ == kind::request && s.first_line_bytes_ != h.method.size() + h.url.size() + 11) {
+      // "METHOD SP target SP HTTP/1.1 CR": llhttp lets extra spaces between the parts pass.
+      s.failed_ = "malformed request line";
+      return -1;
+    }
+    // 1xx, 204 and 304 responses never have a body, whatever length they claim (RFC 9112 6.3);
+    // llhttp knows only some of them.
+    const bool bodiless = s.no_body_ || (s.kind_ == kind::response &&
+                                         ((h.status >= 100 && h.status < 200) || h.status == 204 || h.status == 304));
+    if (h.chunked && !bodiless) {
+      if (h.upgrade) {
+        s.failed_ = "upgrade with a chunked body";
+        return -1;
+      }
+      // The body is chunk_'s: llhttp ends the message at the head (see feed()).
+      s.own_chunked_ = true;
+      s.chunk_.reset(s.chunk_limits_);
+      p->flags |= F_SKIPBODY;
+    }
+    if (bodiless) {
       p->flags |= F_SKIPBODY;
     }
     h.keep_alive = llhttp_should_keep_alive(p) != 0;
@@ -152,6 +193,10 @@ struct parser::callbacks {
 
   static int on_message_complete(llhttp_t* p) {
     auto& s = self(p);
+    if (s.own_chunked_) {
+      // llhttp's end of a message whose chunked body chunk_ decodes: not the message's end.
+      return HPE_PAUSED;
+    }
     s.complete_ = true;
     // keep_alive may only be known for sure now (e.g. a response read until close).
     s.head_.keep_alive = s.head_.keep_alive && llhttp_should_keep_alive(p) != 0;
@@ -202,18 +247,29 @@ void parser::begin_message() {
   complete_ = false;
   head_bytes_ = 0;
   last_was_lf_ = false;
+  own_chunked_ = false;
+}
+
+void parser::set_limits(std::size_t max_head_bytes, std::size_t max_fields) {
+  max_fields_ = max_fields;
+  chunk_limits_.max_trailer_bytes = max_head_bytes;
+  chunk_limits_.max_trailer_fields = max_fields;
 }
 
 void parser::reset() {
   llhttp_reset(llhttp_);
   failed_ = nullptr;
+  too_large_ = false;
+  own_chunked_ = false;
+  first_line_bytes_ = 0;
+  first_line_done_ = false;
   last_was_lf_ = false;
   in_body_ = false;
   complete_ = false;
   head_bytes_ = 0;
 }
 
-bool parser::body_until_close() const { return in_body_ && llhttp_message_needs_eof(llhttp_) != 0; }
+bool parser::body_until_close() const { return in_body_ && !own_chunked_ && llhttp_message_needs_eof(llhttp_) != 0; }
 
 const char* parser::error_reason() const {
   if (failed_ != nullptr) {
@@ -229,11 +285,34 @@ parser::result parser::feed(const char* data, std::size_t len) {
     complete_ = false;
     in_body_ = false;
     head_bytes_ = 0;
+    first_line_bytes_ = 0;
+    first_line_done_ = false;
   }
   if (failed_ != nullptr) {
     return {0, event::error};
   }
+  if (in_body_ && own_chunked_) {
+    auto r = chunk_.feed(data, len);
+    if (r.what == chunked_decoder::status::error) {
+      failed_ = chunk_.error();
+      too_large_ = chunk_.too_large();
+      return {0, event::error};
+    }
+    if (r.what == chunked_decoder::status::done) {
+      complete_ = true;
+      own_chunked_ = false;
+      return {r.consumed, event::message_complete};
+    }
+    return {r.consumed, event::need_more};
+  }
   const bool was_in_body = in_body_;
+  if (!in_body_ && !first_line_done_) {
+    // The start line's length, measured before llhttp reads it (on_headers_complete checks it).
+    // Everything up to the first LF of a head belongs to its start line.
+    const auto* lf = static_cast<const char*>(std::memchr(data, '\n', len));
+    first_line_done_ = lf != nullptr;
+    first_line_bytes_ += lf != nullptr ? static_cast<std::size_t>(lf - data) : len;
+  }
   auto err = llhttp_execute(llhttp_, data, len);
   if (err == HPE_PAUSED_UPGRADE && !complete_ && !in_body_ && llhttp_get_error_pos(llhttp_) == data) {
     // The pause that follows an Upgrade request's end, hit at the start of the next call: the
@@ -251,6 +330,17 @@ parser::result parser::feed(const char* data, std::size_t len) {
     }
   } else if (err != HPE_OK) {
     return {0, event::error};
+  }
+  if (own_chunked_ && in_body_ && !was_in_body) {
+    // llhttp was told the message has no body: let it end its message now (it pauses in
+    // on_message_complete without consuming anything), so that it starts afresh after the body.
+    auto done = llhttp_execute(llhttp_, data + consumed, 0);
+    if (done == HPE_PAUSED) {
+      llhttp_resume(llhttp_);
+    } else if (done != HPE_OK) {
+      failed_ = "chunked message not ended";
+      return {0, event::error};
+    }
   }
   if (!was_in_body) {
     // Until the head ends (where on_headers_complete pauses), everything consumed is head.

@@ -11,6 +11,8 @@
 // llhttp runs in strict mode with every lenient flag off, so ambiguous framing is an error, never a
 // guess.
 
+#include "http/chunked.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -75,6 +77,11 @@ class parser {
   // message_complete) or reports a truncated message (error).
   event finish();
 
+  // Limits of the messages to come: the size of a head, and of a chunked body's trailer section
+  // (`max_head_bytes`; the caller checks head_bytes() against it), and the number of header or
+  // trailer fields (beyond it feed() fails with too_large()).
+  void set_limits(std::size_t max_head_bytes, std::size_t max_fields);
+
   // For responses to HEAD (and CONNECT/1xx handling by the caller): the coming response has no body
   // whatever its headers say. Set before feeding the response.
   void set_no_body(bool no_body) { no_body_ = no_body; }
@@ -84,6 +91,8 @@ class parser {
 
   const message_head& head() const { return head_; }
   const char* error_reason() const;
+  // True when the error was a limit (too many fields, trailers too large), not bad syntax.
+  bool error_too_large() const { return too_large_; }
   // True once the current message's headers are complete (phase 2).
   bool in_body() const { return in_body_; }
   // Number of head bytes seen so far in the current message (for header size limits).
@@ -115,7 +124,16 @@ class parser {
   bool no_body_ = false;
   bool last_was_lf_ = false;
   const char* failed_ = nullptr;  // set when we refuse what llhttp accepted
+  bool too_large_ = false;
   std::size_t head_bytes_ = 0;
+  std::size_t first_line_bytes_ = 0;  // of the current head, CR included
+  bool first_line_done_ = false;
+  std::size_t max_fields_ = 100;
+  // Chunked bodies are decoded by chunk_, not llhttp (see chunked.h): llhttp is told the message
+  // has no body and is done with it at the end of the head.
+  chunked_decoder::limits chunk_limits_;
+  chunked_decoder chunk_;
+  bool own_chunked_ = false;
 };
 
 // ASCII case-insensitive equality for header names and tokens.
@@ -123,5 +141,8 @@ bool iequals(std::string_view a, std::string_view b);
 
 // True when `list` (a comma-separated header value) contains `token` (case-insensitive).
 bool has_token(std::string_view list, std::string_view token);
+
+// `s` without leading and trailing SP and HTAB (optional whitespace, RFC 9110 section 5.6.3).
+std::string_view trim_ows(std::string_view s);
 
 }  // namespace spillway::http

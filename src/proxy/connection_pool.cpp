@@ -50,11 +50,10 @@ upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls
     if (conn->tls.get() != tls || conn->endpoint_version != h->endpoint_version()) {
       continue;  // made before a reload changed TLS settings, or before DNS moved the host: closed
     }
-    // The peek costs a syscall per request, so it is skipped for connections used within the last
-    // quarter second: a backend's idle timeout cannot have closed those unless it is shorter than
-    // that, and a request that still meets a closed one is retried on a fresh connection when
-    // nothing of it was processed (see http_session::forward).
-    if (std::chrono::steady_clock::now() - conn->idle_since < recheck_after || still_open(conn->stream.socket())) {
+    // Every reuse is checked, however recently the connection was used: bytes a backend sent
+    // after its response (a body behind a 204, an answer to nothing) would otherwise be read as
+    // the next request's response. The peek is one non-blocking syscall.
+    if (still_open(conn->stream.socket())) {
       return conn;
     }
   }

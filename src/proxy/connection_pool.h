@@ -40,8 +40,6 @@ class connection_pool {
  public:
   // At most this many idle connections are kept per host per worker.
   static constexpr std::size_t max_idle_per_host = 256;
-  // Connections idle for longer than this are checked for a close by the backend before reuse.
-  static constexpr std::chrono::milliseconds recheck_after{250};
 
   // Returns an idle connection to `h` made with TLS context `tls` (null for plain) that still looks
   // open, or nullptr. Worker thread only.

@@ -3,6 +3,7 @@
 #include "balancer/consistent_hash.h"
 #include "common/log.h"
 #include "http/status.h"
+#include "http/target.h"
 #include "proxy/outcome.h"
 #include "proxy/relay.h"
 #include "upstream/connect.h"
@@ -44,14 +45,54 @@ bool is_hop_by_hop(std::string_view name) {
   return false;
 }
 
-// A header named in the Connection header is hop-by-hop too; but the framing headers are never
+// ASCII case-insensitive ordering of tokens.
+bool iless(std::string_view a, std::string_view b) {
+  const auto n = std::min(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    auto x = static_cast<unsigned char>(a[i]);
+    auto y = static_cast<unsigned char>(b[i]);
+    x = (x >= 'A' && x <= 'Z') ? x - 'A' + 'a' : x;
+    y = (y >= 'A' && y <= 'Z') ? y - 'A' + 'a' : y;
+    if (x != y) {
+      return x < y;
+    }
+  }
+  return a.size() < b.size();
+}
+
+// Collects the tokens of every Connection header of `m` (not just the first), sorted, so that each
+// header of the message is then looked up in log time: a head of thousands of tokens and fields
+// costs O(n log n), never O(n^2).
+void collect_connection_tokens(const http::message_head& m, std::vector<std::string_view>& out) {
+  out.clear();
+  for (const auto& h : m.headers) {
+    if (!http::iequals(h.name, "connection")) {
+      continue;
+    }
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      const auto comma = list.find(',');
+      const auto item = http::trim_ows(list.substr(0, comma));
+      if (!item.empty()) {
+        out.push_back(item);
+      }
+      if (comma == std::string_view::npos) {
+        break;
+      }
+      list.remove_prefix(comma + 1);
+    }
+  }
+  std::sort(out.begin(), out.end(), iless);
+}
+
+// A header named in a Connection header is hop-by-hop too; but the framing headers are never
 // dropped that way, or a client could make Spillway strip Content-Length from a body it forwards.
-bool listed_in_connection(std::string_view name, std::string_view connection) {
-  if (connection.empty() || http::iequals(name, "content-length") || http::iequals(name, "transfer-encoding") ||
+bool listed_in_connection(std::string_view name, const std::vector<std::string_view>& tokens) {
+  if (tokens.empty() || http::iequals(name, "content-length") || http::iequals(name, "transfer-encoding") ||
       http::iequals(name, "host")) {
     return false;
   }
-  return http::has_token(connection, name);
+  return std::binary_search(tokens.begin(), tokens.end(), name, iless);
 }
 
 bool is_idempotent(std::string_view method) {
@@ -384,6 +425,7 @@ awaitable<http_session::outcome> http_session::handle_request() {
     }
     header_timeout = lv->header_timeout;
     max_request_headers = lv->cfg->max_request_headers;
+    request_parser_.set_limits(max_request_headers, lv->cfg->max_request_header_fields);
     // Draining: a connection accepted just before the drain, or one whose client has not yet
     // seen a `connection: close`, still gets its next request answered within the grace.
     set_deadline(clock::now() +
@@ -416,8 +458,9 @@ awaitable<http_session::outcome> http_session::handle_request() {
     }
     auto r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
     if (r.what == http::parser::event::error) {
-      log::debug("400 from {}: {}", client_ip_, request_parser_.error_reason());
-      co_return co_await send_local(local_reason::malformed_request, true);
+      log::debug("refused request from {}: {}", client_ip_, request_parser_.error_reason());
+      co_return co_await send_local(
+          request_parser_.error_too_large() ? local_reason::headers_too_large : local_reason::malformed_request, true);
     }
     dbegin_ += r.consumed;
     if (request_parser_.head_bytes() > max_request_headers) {
@@ -444,20 +487,23 @@ awaitable<http_session::outcome> http_session::handle_request() {
     // connection alive. Pipelined bytes after it stay unconsumed.
     request_complete_ = request_parser_.feed(dbuf_.data() + dbegin_, 0).what == http::parser::event::message_complete;
   }
-  const auto hosts = req.count("host");
-  if (hosts > 1 || (hosts == 0 && !client_http10_)) {
-    co_return co_await send_local(local_reason::malformed_request, true);
-  }
   if (req.method == "CONNECT") {
     co_return co_await send_local(local_reason::method_not_allowed, true);
   }
-  // An Upgrade (WebSocket) is passed on; HTTP/1.0 has no upgrades.
-  upgrade_ = req.upgrade && !client_http10_ && !req.find("upgrade").empty();
+  if (const char* why = check_request(req)) {
+    log::debug("refused request from {}: {}", client_ip_, why);
+    co_return co_await send_local(local_reason::malformed_request, true);
+  }
+  // An Upgrade (WebSocket) is passed on; HTTP/1.0 has no upgrades. An upgrade to cleartext HTTP/2
+  // (h2c) is not: a tunnel to it would let a client send requests the router never sees (h2c
+  // smuggling), so the request goes on as plain HTTP/1.1 without it.
+  upgrade_ =
+      req.upgrade && !client_http10_ && !req.find("upgrade").empty() && !http::has_token(req.find("upgrade"), "h2c");
   if (lv.cfg->max_request_body > 0 && req.content_length > lv.cfg->max_request_body) {
     co_return co_await send_local(local_reason::body_too_large, true);
   }
-  auto host = normalize_host(req.find("host"), host_scratch_);
-  const auto* route = find_route(lv.routes, host, target_path(req.url), req);
+  auto host = normalize_host(host_override_.empty() ? req.find("host") : host_override_, host_scratch_);
+  const auto* route = find_route(lv.routes, host, route_path_, req);
   if (route == nullptr) {
     co_return co_await send_local(local_reason::no_route, false);
   }
@@ -467,18 +513,84 @@ awaitable<http_session::outcome> http_session::handle_request() {
   co_return result;
 }
 
+const char* http_session::check_request(const http::message_head& req) {
+  // Host: exactly one on HTTP/1.1 (HTTP/1.0 may omit it), and a single valid host[:port], never a
+  // list or anything a backend could split differently.
+  host_override_ = {};
+  const auto hosts = req.count("host");
+  if (hosts > 1) {
+    return "more than one Host";
+  }
+  if (hosts == 0 && !client_http10_) {
+    return "no Host";
+  }
+  if (hosts == 1 && !http::valid_host(req.find("host"))) {
+    return "invalid Host";
+  }
+  // Transfer-Encoding: only "chunked" alone (the parser refused other lists' framing already), and
+  // never from HTTP/1.0, which has no transfer codings (RFC 9112 section 6.1).
+  if (const auto te = req.count("transfer-encoding"); te > 0) {
+    if (client_http10_) {
+      return "Transfer-Encoding in an HTTP/1.0 request";
+    }
+    if (te > 1 || !http::iequals(http::trim_ows(req.find("transfer-encoding")), "chunked")) {
+      return "Transfer-Encoding other than chunked";
+    }
+  }
+  http::request_target target;
+  if (!http::parse_target(req.url, target)) {
+    return "malformed request target";
+  }
+  if (target.form == http::target_form::authority) {
+    return "authority-form target without CONNECT";
+  }
+  if (target.form == http::target_form::asterisk && req.method != "OPTIONS") {
+    return "asterisk-form target without OPTIONS";
+  }
+  if (target.form == http::target_form::asterisk) {
+    route_path_ = "*";
+    forward_target_ = req.url;
+    return nullptr;
+  }
+  // Dot segments are removed before routing, and the path routed on is the path forwarded, so
+  // "/api/../admin" can neither escape a path_prefix route nor reach a backend that would resolve it.
+  std::string_view path = target.path.empty() ? std::string_view("/") : target.path;
+  if (http::remove_dot_segments(path, path_scratch_)) {
+    path = path_scratch_;
+  }
+  route_path_ = path;
+  if (target.form == http::target_form::origin && path.size() == target.path.size()) {
+    forward_target_ = req.url;
+  } else {
+    // Absolute-form goes on in origin form, its authority replacing Host (RFC 9112 3.2.2).
+    target_scratch_.assign(path);
+    target_scratch_.append(target.query);
+    forward_target_ = target_scratch_;
+    if (target.form == http::target_form::absolute) {
+      authority_scratch_.assign(target.authority);
+      host_override_ = authority_scratch_;
+    }
+  }
+  return nullptr;
+}
+
 void http_session::build_upstream_head(const http::message_head& req, bool drop_expect) {
   out_.clear();
   out_.append(req.method);
   out_.push_back(' ');
-  out_.append(req.url);
+  out_.append(forward_target_);
   // HTTP/1.0 clients are forwarded as HTTP/1.0 so that the backend never answers them chunked.
   out_.append(client_http10_ ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-  const auto connection = req.find("connection");
+  collect_connection_tokens(req, connection_tokens_);
   bool have_request_id = false;
   bool have_xff = false;
   for (const auto& h : req.headers) {
-    if (is_hop_by_hop(h.name) || listed_in_connection(h.name, connection)) {
+    if (is_hop_by_hop(h.name) || listed_in_connection(h.name, connection_tokens_)) {
+      continue;
+    }
+    if (!host_override_.empty() && http::iequals(h.name, "host")) {
+      // An absolute-form target's authority replaces Host (RFC 9112 section 3.2.2).
+      append_header(out_, h.name, host_override_);
       continue;
     }
     if (http::iequals(h.name, "x-forwarded-for")) {
@@ -523,7 +635,7 @@ void http_session::build_upstream_head(const http::message_head& req, bool drop_
   }
   if (req.count("host") == 0) {
     // HTTP/1.0 clients may omit Host; backends expect one.
-    append_header(out_, "host", upstream_host_);
+    append_header(out_, "host", host_override_.empty() ? upstream_host_ : host_override_);
   }
   if (upgrade_) {
     // Connection and Upgrade are hop-by-hop, so they were dropped above; an upgrade asks the next
@@ -541,9 +653,18 @@ void http_session::build_downstream_head(const http::message_head& resp, bool cl
   fmt::format_to(std::back_inserter(out_), "HTTP/1.1 {} ", resp.status);
   out_.append(resp.reason);
   out_.append("\r\n");
-  const auto connection = resp.find("connection");
+  collect_connection_tokens(resp, connection_tokens_);
+  // 1xx and 204 answers have no body and may not claim one; a 304 may carry the length the full
+  // answer would have, never a transfer coding (RFC 9110 8.6, RFC 9112 6.1). A length left on them
+  // would make a client wait for bytes that never come.
+  const bool no_length = resp.status < 200 || resp.status == 204;
+  const bool no_coding = no_length || resp.status == 304;
   for (const auto& h : resp.headers) {
-    if (is_hop_by_hop(h.name) || listed_in_connection(h.name, connection)) {
+    if (is_hop_by_hop(h.name) || listed_in_connection(h.name, connection_tokens_)) {
+      continue;
+    }
+    if ((no_length && http::iequals(h.name, "content-length")) ||
+        (no_coding && http::iequals(h.name, "transfer-encoding"))) {
       continue;
     }
     append_header(out_, h.name, h.value);
@@ -586,6 +707,8 @@ awaitable<http_session::outcome> http_session::send_local(local_reason reason, b
   phase_ = phase::streaming;
   rec_.status = status;
   rec_.reason = name;
+  // A client that does not read its answer (after a timeout, say) cannot hold the session.
+  set_deadline(clock::now() + local_reply_timeout);
   auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(out_), nothrow);
   rec_.bytes_out += n;
   if (ec || close) {
@@ -680,7 +803,7 @@ awaitable<http_session::send_result> http_session::send_request(const http::mess
     // Body bytes that arrived with the head go out in the same write as the head.
     r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
     if (r.what == http::parser::event::error) {
-      co_return send_result::malformed;
+      co_return request_parser_.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
     }
     request_complete_ = r.what == http::parser::event::message_complete;
     if (max_body > 0 && r.consumed > max_body) {
@@ -712,7 +835,7 @@ awaitable<http_session::send_result> http_session::send_request(const http::mess
     r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
     if (r.what == http::parser::event::error) {
       // Bad framing mid-body (e.g. an invalid chunk size): the bad bytes are never forwarded.
-      co_return send_result::malformed;
+      co_return request_parser_.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
     }
     request_complete_ = r.what == http::parser::event::message_complete;
     body_bytes += r.consumed;
@@ -730,9 +853,11 @@ awaitable<http_session::send_result> http_session::send_request(const http::mess
   co_return sent_ok ? send_result::ok : send_result::upstream_write_failed;
 }
 
-awaitable<http_session::head_result> http_session::read_response_head(bool expect_continue, bool head_request) {
+awaitable<http_session::head_result> http_session::read_response_head(bool expect_continue, bool head_request,
+                                                                      const config::upstream& up) {
   response_parser_.reset();
   response_parser_.set_no_body(head_request);
+  response_parser_.set_limits(up.max_response_headers, up.max_response_header_fields);
   ubegin_ = uend_ = 0;
   bool got_bytes = false;
   while (true) {
@@ -746,7 +871,12 @@ awaitable<http_session::head_result> http_session::read_response_head(bool expec
       uend_ = n;
     }
     auto rr = response_parser_.feed(ubuf_.data() + ubegin_, uend_ - ubegin_);
-    if (rr.what == http::parser::event::error) {
+    if (rr.what == http::parser::event::error || response_parser_.head_bytes() > up.max_response_headers) {
+      if (rr.what != http::parser::event::error || response_parser_.error_too_large()) {
+        rec_.cluster->stats->response_heads_too_large.fetch_add(1, std::memory_order_relaxed);
+      }
+      log::debug("malformed response from {} ({}): {}", upstream_host_, up.name,
+                 rr.what == http::parser::event::error ? response_parser_.error_reason() : "head too large");
       co_return head_result::protocol_error;
     }
     ubegin_ += rr.consumed;
@@ -830,7 +960,10 @@ awaitable<http_session::outcome> http_session::stream_response(upstream::host* h
   }
   // Reuse the upstream connection only when the exchange ended cleanly on both sides and the
   // backend sent nothing beyond its response.
-  const bool reusable = resp.keep_alive && request_complete_ && request_sent_ok && !until_close && ubegin_ == uend_;
+  // A 1xx or 204 that claimed a body (which the client was not given) may be followed by those bytes.
+  const bool claimed_body = (resp.status < 200 || resp.status == 204) && (resp.chunked || resp.content_length > 0);
+  const bool reusable =
+      resp.keep_alive && request_complete_ && request_sent_ok && !until_close && ubegin_ == uend_ && !claimed_body;
   if (reusable) {
     worker_.pool().put(std::move(upstream_));
   } else {
@@ -1058,14 +1191,16 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       upstream_.reset();
       co_return outcome::close;
     }
-    if (sent == send_result::malformed || sent == send_result::too_large) {
+    if (sent == send_result::malformed || sent == send_result::too_large || sent == send_result::trailers_too_large) {
       upstream_.reset();
-      co_return co_await send_local(
-          sent == send_result::malformed ? local_reason::malformed_request : local_reason::body_too_large, true);
+      co_return co_await send_local(sent == send_result::malformed   ? local_reason::malformed_request
+                                    : sent == send_result::too_large ? local_reason::body_too_large
+                                                                     : local_reason::headers_too_large,
+                                    true);
     }
 
     // --- the response head ---
-    auto got = co_await read_response_head(expect_continue, head_request);
+    auto got = co_await read_response_head(expect_continue, head_request, up);
     if (got == head_result::client_gone) {
       upstream_.reset();
       co_return outcome::close;

@@ -81,15 +81,17 @@ class http_session final : public downstream_session, public std::enable_shared_
   // Reads more bytes from the client into dbuf_. Returns bytes read (0 on EOF or error).
   boost::asio::awaitable<std::size_t> read_downstream();
 
-  enum class send_result { ok, upstream_write_failed, client_gone, malformed, too_large };
+  enum class send_result { ok, upstream_write_failed, client_gone, malformed, too_large, trailers_too_large };
   enum class head_result { ok, closed_silently, reset, protocol_error, client_gone };
 
   // Writes the request head and body to upstream_ (the body streamed from the client, or replayed
   // from replay_ on a retry).
   boost::asio::awaitable<send_result> send_request(const http::message_head& req, bool expect_continue,
                                                    std::uint64_t max_body);
-  // Reads up to the final response head (passing 1xx answers on).
-  boost::asio::awaitable<head_result> read_response_head(bool expect_continue, bool head_request);
+  // Reads up to the final response head (passing 1xx answers on), held to the upstream's head
+  // size and field limits.
+  boost::asio::awaitable<head_result> read_response_head(bool expect_continue, bool head_request,
+                                                         const config::upstream& up);
   // Streams the response whose head was read to the client; pools the connection when clean.
   boost::asio::awaitable<outcome> stream_response(upstream::host* h, const config::upstream& up, bool close_client,
                                                   bool request_sent_ok);
@@ -106,6 +108,11 @@ class http_session final : public downstream_session, public std::enable_shared_
 
   void set_deadline(std::chrono::steady_clock::time_point at);
   void close_downstream();
+
+  // Checks what the parser cannot (Host, Transfer-Encoding, the target's form and characters) and
+  // sets route_path_, forward_target_ and host_override_. Returns why the request is refused, or
+  // nullptr.
+  const char* check_request(const http::message_head& req);
 
   // Builds the head to send upstream into out_.
   void build_upstream_head(const http::message_head& req, bool drop_expect);
@@ -148,8 +155,18 @@ class http_session final : public downstream_session, public std::enable_shared_
   std::array<char, 16384> ubuf_;
   std::string out_;  // a head being written; reused so a warm connection does not allocate
   std::string host_scratch_;
-  std::array<char, 36> request_id_{};  // generated X-Request-Id of the current request, if any
-  std::string_view upstream_host_;     // address of the host the current attempt goes to
+  // The current request's path as routed (dot segments removed), the target as forwarded, and the
+  // Host as forwarded when an absolute-form target replaced it (views into the strings below or the
+  // parser's head).
+  std::string_view route_path_;
+  std::string_view forward_target_;
+  std::string_view host_override_;
+  std::string path_scratch_;
+  std::string target_scratch_;
+  std::string authority_scratch_;
+  std::vector<std::string_view> connection_tokens_;  // of the head being rewritten
+  std::array<char, 36> request_id_{};                // generated X-Request-Id of the current request, if any
+  std::string_view upstream_host_;                   // address of the host the current attempt goes to
 
   upstream_connection_ptr upstream_;  // the connection of the request in progress, if any
   std::size_t ubegin_ = 0;            // upstream bytes received and not yet consumed: ubuf_[ubegin_, uend_)
@@ -177,6 +194,8 @@ class http_session final : public downstream_session, public std::enable_shared_
   bool request_complete_ = false;                     // the current request was read to its end
   std::chrono::steady_clock::time_point idle_since_;  // when the connection last went idle
   static constexpr std::chrono::milliseconds drain_idle_grace{250};
+  // How long writing an answer Spillway made itself may take.
+  static constexpr std::chrono::seconds local_reply_timeout{10};
   std::chrono::steady_clock::time_point first_byte_;  // of the current request
 };
 

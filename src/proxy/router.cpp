@@ -1,5 +1,7 @@
 #include "proxy/router.h"
 
+#include "http/target.h"
+
 namespace spillway::proxy {
 
 std::string_view normalize_host(std::string_view host_header, std::string& out) {
@@ -37,7 +39,7 @@ bool route_matches(const config::route_match& match, std::string_view host, std:
   if (match.host && *match.host != host) {
     return false;
   }
-  if (match.path_prefix && path.substr(0, match.path_prefix->size()) != *match.path_prefix) {
+  if (match.path_prefix && !http::path_prefix_matches(path, *match.path_prefix)) {
     return false;
   }
   for (const auto& h : match.headers) {

@@ -145,6 +145,18 @@ void worker::install(snapshot_ptr snap) {
   });
 }
 
+bool worker::over_connection_limit(const listener_view& l) const {
+  // The open connections of every worker, from their own counters: no shared line is written per
+  // connection. Workers accepting at the same instant may each see room, so the count can go over
+  // max_connections by at most (workers - 1) for a moment.
+  std::int64_t open = 0;
+  l.traffic->each([&](const stats::listener_traffic& t) {
+    const auto closed = static_cast<std::int64_t>(t.connections_closed.get());
+    open += static_cast<std::int64_t>(t.connections_total.get()) - closed;
+  });
+  return open >= static_cast<std::int64_t>(l.cfg->max_connections);
+}
+
 void worker::accept_loop(std::shared_ptr<acceptor_entry> entry) {
   asio::co_spawn(
       io_,
@@ -163,6 +175,12 @@ void worker::accept_loop(std::shared_ptr<acceptor_entry> entry) {
           }
           // The listener's protocol as the current snapshot has it (a reload may change it).
           const auto* l = view_->snap->find_listener(entry->listen);
+          if (l != nullptr && l->traffic && over_connection_limit(*l)) {
+            l->traffic->local(index_).connections_rejected.add();
+            boost::system::error_code ignored;
+            socket.close(ignored);
+            continue;
+          }
           auto tls = l != nullptr ? l->tls : nullptr;
           if (l != nullptr && l->cfg->proto == config::protocol::tcp) {
             std::make_shared<tcp_session>(*this, entry->listen, std::move(socket), std::move(tls))->start();

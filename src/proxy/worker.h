@@ -68,6 +68,8 @@ class worker {
   // --- worker thread only ---
   boost::asio::io_context& io() { return io_; }
   unsigned index() const { return index_; }
+  // True when listener `l` has max_connections open (over all workers). Worker thread.
+  bool over_connection_limit(const listener_view& l) const;
   const std::shared_ptr<worker_view>& view() const { return view_; }
   connection_pool& pool() { return pool_; }
   balancer::random_source& random() { return random_; }
