@@ -352,6 +352,16 @@ std::string admin_server::metrics_text(const state& s) {
     out += fmt::format("spillway_listener_connections_active{{listener=\"{}\"}} {}\n", label(l.name),
                        total >= closed ? total - closed : 0);
   }
+  family("spillway_listener_local_replies_total", "counter",
+         "answers Spillway made itself, by x-spillway-reason (malformed requests, limits, timeouts, ...)");
+  for (const auto& l : s.listeners) {
+    for (std::size_t i = 0; i < stats::local_reply_reasons.size(); ++i) {
+      std::uint64_t n = 0;
+      l.traffic->each([&](const stats::listener_traffic& t) { n += t.local_replies[i].get(); });
+      out += fmt::format("spillway_listener_local_replies_total{{listener=\"{}\",reason=\"{}\"}} {}\n", label(l.name),
+                         stats::local_reply_reasons[i], n);
+    }
+  }
   family("spillway_listener_connections_rejected_total", "counter",
          "connections closed at accept because the listener's max_connections was reached");
   for (const auto& l : s.listeners) {

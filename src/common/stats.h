@@ -122,7 +122,24 @@ struct request_traffic {
   histogram duration;        // first request byte in to last response byte out
 };
 
+// Why Spillway answered a request itself (the x-spillway-reason values), in the order of
+// proxy::local_reason; counted per listener.
+inline constexpr std::array<const char*, 13> local_reply_reasons = {"malformed_request",
+                                                                    "no_route",
+                                                                    "header_timeout",
+                                                                    "body_too_large",
+                                                                    "headers_too_large",
+                                                                    "upstream_reset",
+                                                                    "upstream_protocol_error",
+                                                                    "no_healthy_upstream",
+                                                                    "upstream_connect_failure",
+                                                                    "upstream_overloaded",
+                                                                    "upstream_timeout",
+                                                                    "method_not_allowed",
+                                                                    "other"};
+
 struct listener_traffic : request_traffic {
+  std::array<counter, local_reply_reasons.size()> local_replies;
   counter connections_total;
   counter connections_closed;    // active = total - closed
   counter connections_rejected;  // closed at accept: the listener's max_connections was reached

@@ -219,6 +219,9 @@ void http_session::finish_request() {
       t.bytes_in.add(rec_.bytes_in);
       t.bytes_out.add(rec_.bytes_out);
       t.duration.observe(elapsed);
+      if (rec_.local >= 0) {
+        t.local_replies[std::min<std::size_t>(rec_.local, t.local_replies.size() - 1)].add();
+      }
     }
     const auto* lv = snap.find_listener(listen_);
     if (lv != nullptr && rec_.route >= 0 && static_cast<std::size_t>(rec_.route) < lv->route_traffic.size()) {
@@ -707,6 +710,7 @@ awaitable<http_session::outcome> http_session::send_local(local_reason reason, b
   phase_ = phase::streaming;
   rec_.status = status;
   rec_.reason = name;
+  rec_.local = static_cast<int>(reason);
   // A client that does not read its answer (after a timeout, say) cannot hold the session.
   set_deadline(clock::now() + local_reply_timeout);
   auto [ec, n] = co_await asio::async_write(downstream_, asio::buffer(out_), nothrow);

@@ -44,6 +44,7 @@ enum class local_reason {
   upstream_timeout,          // 504
   method_not_allowed,        // 405: CONNECT (no tunnels on http listeners yet)
 };
+// stats::local_reply_reasons names these in this order.
 
 int status_of(local_reason r);
 const char* to_string(local_reason r);
@@ -129,6 +130,7 @@ class http_session final : public downstream_session, public std::enable_shared_
     std::uint32_t tries = 0;
     int status = 0;              // sent to the client; 0 when none was
     const char* reason = "";     // set when Spillway answered itself
+    int local = -1;              // the local_reason then
     std::uint64_t bytes_in = 0;  // head and body bytes from the client
     std::uint64_t bytes_out = 0;
     std::chrono::steady_clock::duration connect_time{-1};

@@ -132,17 +132,21 @@ asio::awaitable<void> tcp_session::run() {
     if (tried_count < tried.size()) {
       tried[tried_count++] = candidate;
     }
-    if (candidate->circuit) {
-      token = candidate->circuit->try_acquire(clock::now());
-      if (!token) {
-        rec.reason = refused();
-        continue;
-      }
-    }
+    // The connection is reserved before the breaker is asked: a half-open breaker's trial slot,
+    // once taken, is always given back by a verdict, so a refusal by the limit must come first or
+    // the slot would leak and keep the backend refused until a reload.
     if (!cluster.stats->try_reserve_connection(up.limit.max_connections)) {
       cluster.stats->overflow_max_connections.fetch_add(1, std::memory_order_relaxed);
       rec.reason = "upstream_overloaded";
       break;
+    }
+    if (candidate->circuit) {
+      token = candidate->circuit->try_acquire(clock::now());
+      if (!token) {
+        cluster.stats->connections.fetch_sub(1, std::memory_order_relaxed);
+        rec.reason = refused();
+        continue;
+      }
     }
     ++rec.tries;
     rec.host = candidate;
