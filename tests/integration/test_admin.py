@@ -6,15 +6,19 @@ Requests are sent as raw bytes where a browser's exact headers matter, so that n
 library adds (or leaves out) changes what is tested.
 """
 
+import functools
 import http.client
+import http.server
 import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 import unittest
 
 from harness import Spillway, wait_until
+from test_dashboard import CHROMIUM, run_chromium
 from testd import Testd
 
 CONFIG = """
@@ -266,6 +270,48 @@ class AdminTokenTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("c.yaml:4:", r.stdout + r.stderr)
         self.assertIn("token_file", r.stdout + r.stderr)
+
+
+@unittest.skipUnless(CHROMIUM, "needs Debian's chromium")
+class AdminInBrowserTest(unittest.TestCase):
+    """Real headless Chromium: a page on http://evil.example (mapped to 127.0.0.1 by Chromium's
+    resolver rules, the way a rebinding attacker's DNS would) posts a form to the admin API, and the
+    browser loads the admin API under that name. Both are refused; nothing reloads."""
+
+    def test_cross_site_form_post_and_rebinding_from_a_browser(self):
+        backend = Testd(name="a")
+        lb = Spillway(CONFIG % ("", backend.address))
+        page_dir = tempfile.mkdtemp(prefix="spillway-evil-")
+        with open(os.path.join(page_dir, "attack.html"), "w") as f:
+            f.write('<html><body><form id="f" method="post" action="http://127.0.0.1:%d/reload">'
+                    '<input name="x" value="1"></form><script>document.getElementById("f").submit()</script>'
+                    '</body></html>' % lb.admin_port)
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Quiet, directory=page_dir)
+        evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=evil.serve_forever, daemon=True).start()
+        try:
+            before = generation(lb)
+            rules = "--host-resolver-rules=MAP evil.example 127.0.0.1"
+            out = run_chromium("http://evil.example:%d/attack.html" % evil.server_address[1], rules,
+                               "--virtual-time-budget=3000", "--dump-dom")
+            self.assertIn("forbidden", out)  # the form's answer is what the browser shows
+            self.assertEqual(generation(lb), before)
+            self.assertGreaterEqual(lb.metric('spillway_admin_requests_rejected_total{reason="origin"}'), 1)
+            out = run_chromium("http://evil.example:%d/status" % lb.admin_port, rules, "--dump-dom")
+            self.assertIn("forbidden: Host", out)
+            self.assertNotIn("upstreams", out)
+            # The same page under the admin address itself is the dashboard's case: served.
+            out = run_chromium("http://127.0.0.1:%d/status" % lb.admin_port, "--dump-dom")
+            self.assertIn("upstreams", out)
+        finally:
+            evil.shutdown()
+            evil.server_close()
+            lb.stop()
+            backend.stop()
 
 
 if __name__ == "__main__":
