@@ -16,6 +16,10 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include <array>
 
 namespace spillway::admin {
@@ -517,109 +521,357 @@ std::string admin_server::degradation_text(const state& s) {
 
 std::string admin_server::dashboard_html() { return std::string(dashboard_page); }
 
-struct admin_server::connection : std::enable_shared_from_this<connection> {
-  connection(admin_server& server, tcp::socket s) : server_(server), socket_(std::move(s)) {}
+const char* to_string(rejection r) {
+  switch (r) {
+    case rejection::host:
+      return "host";
+    case rejection::origin:
+      return "origin";
+    case rejection::content_type:
+      return "content_type";
+    case rejection::token:
+      return "token";
+    case rejection::method:
+      return "method";
+    case rejection::too_large:
+      return "too_large";
+    case rejection::timeout:
+      return "timeout";
+    case rejection::bad_request:
+      return "bad_request";
+    case rejection::count_:
+      break;
+  }
+  return "unknown";
+}
 
-  asio::awaitable<void> run() {
-    std::array<char, 8192> buf;
-    std::size_t begin = 0;
-    std::size_t end = 0;
-    while (true) {
-      // headers
-      while (true) {
-        if (begin == end) {
-          begin = end = 0;
-          auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf), nothrow);
-          if (ec) {
-            co_return;
-          }
-          end = n;
+namespace {
+
+bool is_port(std::string_view p) {
+  if (p.empty() || p.size() > 5) {
+    return false;
+  }
+  unsigned n = 0;
+  for (char c : p) {
+    if (c < '0' || c > '9') {
+      return false;
+    }
+    n = n * 10 + static_cast<unsigned>(c - '0');
+  }
+  return n <= 65535;
+}
+
+bool is_ipv4(std::string_view s) {
+  unsigned char b[4];
+  return s.size() < 16 && ::inet_pton(AF_INET, std::string(s).c_str(), b) == 1;
+}
+
+bool is_ipv6(std::string_view s) {
+  unsigned char b[16];
+  return s.size() < 46 && ::inet_pton(AF_INET6, std::string(s).c_str(), b) == 1;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+}  // namespace
+
+bool host_allowed(std::string_view host, std::string_view listen) {
+  if (host.empty()) {
+    return false;
+  }
+  if (http::iequals(host, listen)) {
+    return true;
+  }
+  // Split off an optional port: "[v6]:port", "[v6]", "name:port", "name".
+  std::string_view name = host;
+  if (host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string_view::npos) {
+      return false;
+    }
+    auto rest = host.substr(close + 1);
+    if (!rest.empty() && (rest.front() != ':' || !is_port(rest.substr(1)))) {
+      return false;
+    }
+    return is_ipv6(host.substr(1, close - 1));
+  }
+  if (auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    if (!is_port(host.substr(colon + 1))) {
+      return false;
+    }
+    name = host.substr(0, colon);
+  }
+  // An attacker's page can point any name it owns at 127.0.0.1, but not "localhost" nor a literal.
+  return http::iequals(name, "localhost") || is_ipv4(name);
+}
+
+bool form_content_type(std::string_view content_type) {
+  auto type = trim(content_type.substr(0, content_type.find(';')));
+  return http::iequals(type, "application/x-www-form-urlencoded") || http::iequals(type, "multipart/form-data") ||
+         http::iequals(type, "text/plain");
+}
+
+bool bearer_matches(std::string_view authorization, std::string_view token) {
+  authorization = trim(authorization);
+  constexpr std::string_view scheme = "bearer";
+  if (token.empty() || authorization.size() <= scheme.size() ||
+      !http::iequals(authorization.substr(0, scheme.size()), scheme) ||
+      (authorization[scheme.size()] != ' ' && authorization[scheme.size()] != '\t')) {
+    return false;
+  }
+  auto given = trim(authorization.substr(scheme.size()));
+  // Equal-length digests: CRYPTO_memcmp's time does not depend on where they differ, and the
+  // hashing hides the token's length.
+  unsigned char a[SHA256_DIGEST_LENGTH];
+  unsigned char b[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(given.data()), given.size(), a);
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), b);
+  return CRYPTO_memcmp(a, b, sizeof a) == 0;
+}
+
+struct admin_server::connection : std::enable_shared_from_this<connection> {
+  connection(admin_server& server, tcp::socket s)
+      : server_(server), counters_(server.counters_), socket_(std::move(s)), watchdog_(socket_.get_executor()) {
+    ++counters_->active;
+  }
+  ~connection() { --counters_->active; }
+
+  // What the watchdog enforces now: a deadline per phase, and whether passing it is a rejection
+  // (a slow request or a reader that stalls) or just the end of an idle keep-alive connection.
+  enum class phase { idle, head, body, write };
+
+  void reject(rejection r) { ++counters_->rejected[static_cast<std::size_t>(r)]; }
+
+  void arm(phase p, std::chrono::milliseconds d) {
+    phase_ = p;
+    watchdog_.expires_after(d);
+  }
+
+  // Closes the socket when the current phase's deadline passes; every await on the socket then
+  // ends with an error and the connection's coroutine returns.
+  asio::awaitable<void> watch() {
+    auto self = shared_from_this();
+    while (socket_.is_open()) {
+      co_await watchdog_.async_wait(nothrow);
+      if (socket_.is_open() && watchdog_.expiry() <= asio::steady_timer::clock_type::now()) {
+        if (phase_ != phase::idle) {
+          reject(rejection::timeout);
         }
-        auto r = parser_.feed(buf.data() + begin, end - begin);
-        if (r.what == http::parser::event::error || parser_.head_bytes() > 64 * 1024) {
-          co_await reply(400, "text/plain", "bad request\n", true);
-          co_return;
-        }
-        begin += r.consumed;
-        if (r.what == http::parser::event::headers_complete) {
-          break;
-        }
-      }
-      // The admin API takes no request bodies worth reading; skip whatever is sent.
-      bool complete = false;
-      while (!complete) {
-        auto r = parser_.feed(buf.data() + begin, end - begin);
-        if (r.what == http::parser::event::error) {
-          co_return;
-        }
-        begin += r.consumed;
-        complete = r.what == http::parser::event::message_complete;
-        if (!complete) {
-          begin = end = 0;
-          auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf), nothrow);
-          if (ec) {
-            co_return;
-          }
-          end = n;
-        }
-      }
-      const auto& head = parser_.head();
-      const bool close = !head.keep_alive;
-      std::string method(head.method);
-      std::string path(head.url.substr(0, head.url.find('?')));
-      if (path == "/status" && (method == "GET" || method == "HEAD")) {
-        co_await reply(200, "application/json", status_json(server_.get_state_()), close);
-      } else if (path == "/metrics" && (method == "GET" || method == "HEAD")) {
-        co_await reply(200, "text/plain; version=0.0.4", metrics_text(server_.get_state_()), close);
-      } else if (path == "/" && (method == "GET" || method == "HEAD")) {
-        co_await reply(200, "text/html; charset=utf-8", dashboard_html(), close);
-      } else if (path == "/degradation" && (method == "GET" || method == "HEAD")) {
-        const bool text = head.url.find("format=text") != std::string_view::npos;
-        auto st = server_.get_state_();
-        // Built before the co_await: GCC 12 destroys a temporary made by ?: inside a co_await
-        // expression twice.
-        std::string body = text ? degradation_text(st) : degradation_json(st);
-        co_await reply(200, text ? "text/plain; charset=utf-8" : "application/json", body, close);
-      } else if (path == "/degradation/reset" && method == "POST") {
-        if (auto st = server_.get_state_(); st.journal != nullptr) {
-          st.journal->clear_incidents();
-        }
-        co_await reply(200, "text/plain", "incidents cleared\n", close);
-      } else if (path == "/reload" && method == "POST") {
-        auto result = server_.reload_();
-        co_await reply(result.ok ? 200 : 400, "text/plain", result.text, close);
-      } else if (path == "/status" || path == "/metrics" || path == "/" || path == "/reload" ||
-                 path == "/degradation" || path == "/degradation/reset") {
-        co_await reply(405, "text/plain", "method not allowed\n", close);
-      } else {
-        co_await reply(404, "text/plain", "not found\n", close);
-      }
-      if (close || !socket_.is_open()) {
-        co_return;
+        boost::system::error_code ignored;
+        socket_.close(ignored);
       }
     }
   }
 
-  asio::awaitable<void> reply(int status, std::string_view type, const std::string& body, bool close) {
+  asio::awaitable<bool> read_more() {
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf_), nothrow);
+      if (ec) {
+        co_return false;
+      }
+      end_ = n;
+    }
+    co_return true;
+  }
+
+  asio::awaitable<void> run() {
+    arm(phase::head, server_.limits_.header_timeout);
+    asio::co_spawn(socket_.get_executor(), watch(), asio::detached);
+    while (co_await handle_one()) {
+    }
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    watchdog_.cancel();
+  }
+
+  // Reads and answers one request; false when the connection is done.
+  asio::awaitable<bool> handle_one() {
+    // Head: the idle deadline until its first byte, then header_timeout for the whole of it.
+    bool started = false;
+    while (true) {
+      if (begin_ == end_ && !co_await read_more()) {
+        co_return false;
+      }
+      if (!started) {
+        started = true;
+        if (phase_ == phase::idle) {
+          arm(phase::head, server_.limits_.header_timeout);
+        }
+      }
+      auto r = parser_.feed(buf_.data() + begin_, end_ - begin_);
+      if (parser_.head_bytes() > server_.limits_.max_head) {
+        reject(rejection::too_large);
+        co_await reply(431, "text/plain", "request header fields too large\n", true, false);
+        co_return false;
+      }
+      if (r.what == http::parser::event::error) {
+        reject(rejection::bad_request);
+        co_await reply(400, "text/plain", "bad request\n", true, false);
+        co_return false;
+      }
+      begin_ += r.consumed;
+      if (r.what == http::parser::event::headers_complete) {
+        break;
+      }
+    }
+    // Copied now: the head's views do not survive what the body phase may append (trailers).
+    const auto& head = parser_.head();
+    const std::string method(head.method);
+    const std::string url(head.url);
+    const std::string path = url.substr(0, url.find('?'));
+    const bool is_head = method == "HEAD";
+    bool close = !head.keep_alive;
+    const bool has_body = head.chunked || (head.has_content_length && head.content_length > 0);
+
+    auto refuse = [&](rejection why, int status, std::string body) -> asio::awaitable<bool> {
+      reject(why);
+      // Closed after a refusal: its body is never read, and nothing more is owed to such a client.
+      co_await reply(status, "text/plain", body, true, is_head);
+      co_return false;
+    };
+    const std::size_t hosts = head.count("host");
+    if (hosts > 1 || (hosts == 0 && (head.version_major > 1 || head.version_minor >= 1))) {
+      co_return co_await refuse(rejection::bad_request, 400, "bad request: one Host header required\n");
+    }
+    if (hosts == 1 && !host_allowed(head.find("host"), server_.listen_text_)) {
+      co_return co_await refuse(rejection::host, 403,
+                                "forbidden: Host must be the admin address, localhost or an IP address\n");
+    }
+    if (!server_.token_.empty() && !bearer_matches(head.find("authorization"), server_.token_)) {
+      reject(rejection::token);
+      co_await reply(401, "text/plain", "unauthorized: send Authorization: Bearer TOKEN\n", true, is_head,
+                     "www-authenticate: Bearer realm=\"spillway-admin\"\r\n");
+      co_return false;
+    }
+    if (method != "GET" && method != "HEAD" && method != "POST") {
+      co_return co_await refuse(rejection::method, 405, "method not allowed\n");
+    }
+    if (method == "POST") {
+      // A browser adds Origin to every cross-site POST (and to fetches); curl and scripts do not.
+      // A plain HTML form can post without Origin only from old browsers, and only with these
+      // body types, so refusing both leaves a cross-site page no way to change state.
+      if (head.count("origin") > 0) {
+        co_return co_await refuse(rejection::origin, 403, "forbidden: cross-site request (Origin header)\n");
+      }
+      if (head.count("content-type") > 0 && form_content_type(head.find("content-type"))) {
+        co_return co_await refuse(rejection::content_type, 403,
+                                  "forbidden: a form's content type is not accepted on the admin API\n");
+      }
+    }
+    if (head.has_content_length && head.content_length > server_.limits_.max_body) {
+      co_return co_await refuse(rejection::too_large, 413, "request body too large\n");
+    }
+    // The admin API takes no request bodies worth reading; skip what is sent, within the limit.
+    if (has_body) {
+      arm(phase::body, server_.limits_.header_timeout);
+    }
+    std::size_t body_bytes = 0;
+    while (true) {
+      auto r = parser_.feed(buf_.data() + begin_, end_ - begin_);
+      if (r.what == http::parser::event::error) {
+        co_return co_await refuse(rejection::bad_request, 400, "bad request\n");
+      }
+      begin_ += r.consumed;
+      body_bytes += r.consumed;
+      if (body_bytes > server_.limits_.max_body) {
+        co_return co_await refuse(rejection::too_large, 413, "request body too large\n");
+      }
+      if (r.what == http::parser::event::message_complete) {
+        break;
+      }
+      begin_ = end_;
+      if (!co_await read_more()) {
+        co_return false;
+      }
+    }
+
+    if (path == "/ready" && (method == "GET" || method == "HEAD")) {
+      const bool ready = server_.get_state_().ready;
+      co_await reply(ready ? 200 : 503, "text/plain", ready ? "ready\n" : "draining\n", close, is_head);
+    } else if (path == "/status" && (method == "GET" || method == "HEAD")) {
+      co_await reply(200, "application/json", status_json(server_.get_state_()), close, is_head);
+    } else if (path == "/metrics" && (method == "GET" || method == "HEAD")) {
+      co_await reply(200, "text/plain; version=0.0.4", metrics_text(server_.get_state_()) + server_.own_metrics_text(),
+                     close, is_head);
+    } else if (path == "/" && (method == "GET" || method == "HEAD")) {
+      co_await reply(200, "text/html; charset=utf-8", dashboard_html(), close, is_head);
+    } else if (path == "/degradation" && (method == "GET" || method == "HEAD")) {
+      const bool text = url.find("format=text") != std::string::npos;
+      auto st = server_.get_state_();
+      // Built before the co_await: GCC 12 destroys a temporary made by ?: inside a co_await
+      // expression twice.
+      std::string body = text ? degradation_text(st) : degradation_json(st);
+      co_await reply(200, text ? "text/plain; charset=utf-8" : "application/json", body, close, is_head);
+    } else if (path == "/degradation/reset" && method == "POST") {
+      if (auto st = server_.get_state_(); st.journal != nullptr) {
+        st.journal->clear_incidents();
+      }
+      co_await reply(200, "text/plain", "incidents cleared\n", close, false);
+    } else if (path == "/reload" && method == "POST") {
+      auto result = server_.reload_();
+      co_await reply(result.ok ? 200 : 400, "text/plain", result.text, close, false);
+    } else if (path == "/status" || path == "/metrics" || path == "/" || path == "/reload" || path == "/ready" ||
+               path == "/degradation" || path == "/degradation/reset") {
+      co_await reply(405, "text/plain", "method not allowed\n", close, is_head);
+    } else {
+      co_await reply(404, "text/plain", "not found\n", close, is_head);
+    }
+    if (close || !socket_.is_open()) {
+      co_return false;
+    }
+    arm(phase::idle, server_.limits_.idle_timeout);
+    co_return true;
+  }
+
+  // Writes one response within write_timeout (a client that never reads is cut off). `no_body`:
+  // the answer to a HEAD request (its length is announced, its body not sent).
+  asio::awaitable<void> reply(int status, std::string_view type, const std::string& body, bool close, bool no_body,
+                              std::string_view extra_headers = {}) {
+    arm(phase::write, server_.limits_.write_timeout);
     const char* reason = http::reason_phrase(status);
-    auto head =
-        fmt::format("HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\n{}\r\n",
-                    status, reason, type, body.size(), close ? "connection: close\r\n" : "");
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+    auto head = fmt::format(
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\n"
+        "x-content-type-options: nosniff\r\n{}{}\r\n",
+        status, reason, type, body.size(), extra_headers, close ? "connection: close\r\n" : "");
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body.data(), no_body ? 0 : body.size())};
     auto [ec, n] = co_await asio::async_write(socket_, bufs, nothrow);
     if (ec || close) {
       boost::system::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_send, ignored);
       socket_.close(ignored);
     }
   }
 
   admin_server& server_;
+  std::shared_ptr<counters> counters_;
   tcp::socket socket_;
+  asio::steady_timer watchdog_;
+  phase phase_ = phase::head;
+  std::array<char, 8192> buf_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
   http::parser parser_{http::parser::kind::request};
 };
 
-admin_server::admin_server(asio::io_context& io, const config::address& listen, state_fn get_state, reload_fn reload)
-    : io_(io), acceptor_(io), get_state_(std::move(get_state)), reload_(std::move(reload)) {
+admin_server::admin_server(asio::io_context& io, const config::admin& cfg, state_fn get_state, reload_fn reload,
+                           limits lim)
+    : io_(io),
+      acceptor_(io),
+      listen_text_(cfg.listen.text),
+      token_(cfg.token),
+      limits_(lim),
+      get_state_(std::move(get_state)),
+      reload_(std::move(reload)) {
+  const auto& listen = cfg.listen;
   boost::system::error_code ec;
   tcp::endpoint ep(asio::ip::make_address(listen.host, ec), listen.port);
   if (!ec) {
@@ -646,6 +898,13 @@ void admin_server::start() {
             }
             continue;
           }
+          if (counters_->active >= limits_.max_connections) {
+            // Closed at once, before reading a byte: a flood of idle sockets costs one counter.
+            ++counters_->connections_rejected;
+            boost::system::error_code ignored;
+            socket.close(ignored);
+            continue;
+          }
           auto c = std::make_shared<connection>(*this, std::move(socket));
           asio::co_spawn(
               io_, [c]() { return c->run(); }, asio::detached);
@@ -657,6 +916,27 @@ void admin_server::start() {
 void admin_server::stop() {
   boost::system::error_code ec;
   acceptor_.close(ec);
+}
+
+std::size_t admin_server::connections_active() const { return counters_->active; }
+
+std::string admin_server::own_metrics_text() const {
+  std::string out =
+      "# HELP spillway_admin_requests_rejected_total admin API requests refused, by reason\n"
+      "# TYPE spillway_admin_requests_rejected_total counter\n";
+  for (std::size_t i = 0; i < counters_->rejected.size(); ++i) {
+    out += fmt::format("spillway_admin_requests_rejected_total{{reason=\"{}\"}} {}\n",
+                       to_string(static_cast<rejection>(i)), counters_->rejected[i]);
+  }
+  out += fmt::format(
+      "# HELP spillway_admin_connections_rejected_total admin connections closed at once (max_connections reached)\n"
+      "# TYPE spillway_admin_connections_rejected_total counter\n"
+      "spillway_admin_connections_rejected_total {}\n"
+      "# HELP spillway_admin_connections_active open admin API connections\n"
+      "# TYPE spillway_admin_connections_active gauge\n"
+      "spillway_admin_connections_active {}\n",
+      counters_->connections_rejected, counters_->active);
+  return out;
 }
 
 }  // namespace spillway::admin

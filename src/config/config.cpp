@@ -14,10 +14,12 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <initializer_list>
 #include <limits>
 #include <map>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <tuple>
@@ -270,6 +272,20 @@ std::string unreadable_reason(const std::string& path) {
   }
   ::close(fd);
   return why;
+}
+
+// True for an IP literal in 127.0.0.0/8 or ::1 (or ::ffff:127.x.y.z).
+bool is_loopback(const std::string& ip) {
+  unsigned char b[16];
+  if (::inet_pton(AF_INET, ip.c_str(), b) == 1) {
+    return b[0] == 127;
+  }
+  if (::inet_pton(AF_INET6, ip.c_str(), b) != 1) {
+    return false;
+  }
+  static constexpr unsigned char loopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  static constexpr unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::equal(b, b + 16, loopback6) || (std::equal(b, b + 12, mapped) && b[12] == 127);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,14 +746,57 @@ class loader {
                     listen_given = true;
                     if (auto a = read_address(value, "admin listen address", true)) {
                       cfg_.admin_api.listen = *a;
+                      cfg_.admin_api.listen_at = where(value);
                       bindings_.push_back({*a, where(value), "the admin API", true});
                     }
                   }},
+                 {"token_file", [&](const Node& value) { read_admin_token(value); }},
              });
     if (!listen_given) {
       cfg_.admin_api.listen = *parse_address(std::string(default_admin_listen));
       bindings_.push_back({cfg_.admin_api.listen, mark{}, "the admin API", false});
     }
+    // Anyone who can reach a non-loopback admin port could reload the config or read every
+    // backend's state: such an address needs a token (SPEC section 5).
+    if (listen_given && cfg_.admin_api.listen.is_ip && cfg_.admin_api.token_file.empty()) {
+      if (!is_loopback(cfg_.admin_api.listen.host)) {
+        add(cfg_.admin_api.listen_at,
+            fmt::format("admin listen address {} is not loopback: set admin.token_file (a bearer token every admin "
+                        "request must carry), or listen on 127.0.0.1",
+                        quote(cfg_.admin_api.listen.text)));
+      }
+    }
+  }
+
+  // The token is read now, so that a missing or empty file is a config error with its position
+  // (and a reload re-reads it, which is how a token is rotated).
+  void read_admin_token(const Node& value) {
+    auto path = read_file_path(value, "admin token_file");
+    if (!path) {
+      return;
+    }
+    std::ifstream in(*path, std::ios::binary);
+    std::ostringstream content;
+    content << in.rdbuf();
+    std::string token = content.str();
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back())) != 0) {
+      token.pop_back();  // files written by `echo` or editors end with a newline
+    }
+    if (!in || token.empty()) {
+      add(value, fmt::format("admin token_file {} is empty: it must hold the bearer token", quote(*path)));
+      return;
+    }
+    if (std::any_of(token.begin(), token.end(), [](char c) {
+          return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f;
+        })) {
+      add(value, fmt::format("admin token_file {}: the token must be printable ASCII without spaces (it goes in an "
+                             "Authorization header)",
+                             quote(*path)));
+      return;
+    }
+    cfg_.admin_api.token_file = *path;
+    cfg_.admin_api.token = std::move(token);
+    cfg_.admin_api.token_file_at = where(value);
   }
 
   // --- listeners ---

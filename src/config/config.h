@@ -182,6 +182,12 @@ struct upstream {
 
 struct admin {
   address listen;  // default 127.0.0.1:9901
+  mark listen_at;  // where listen was written (0:0 when defaulted)
+  // Optional bearer token: `token_file` is read when the config is loaded (at start and at every
+  // reload); `token` is its content without trailing whitespace. Empty = no token required.
+  std::string token_file;
+  std::string token;
+  mark token_file_at;
 };
 
 // The fields an access log line can carry ({name} in a template; every one in "json").

@@ -201,6 +201,12 @@ std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
   if (old_cfg.admin_api.listen.text != new_cfg.admin_api.listen.text) {
     out.emplace_back("admin.listen changed: takes effect only at the next start");
   }
+  if (old_cfg.admin_api.token != new_cfg.admin_api.token) {
+    // Never the token itself: diffs end up in logs and in POST /reload answers.
+    out.emplace_back(new_cfg.admin_api.token.empty()   ? "admin token removed"
+                     : old_cfg.admin_api.token.empty() ? "admin token set"
+                                                       : "admin token changed");
+  }
   return out;
 }
 

@@ -13,6 +13,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <fmt/format.h>
+
 #include <array>
 
 namespace spillway::health {
@@ -23,7 +25,10 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-}
+// A check needs only the status line: a backend (or whatever answers on its port) that sends more
+// head than this fails the check, instead of growing the parser's storage until the timeout.
+constexpr std::size_t max_check_response_bytes = 64 * 1024;
+}  // namespace
 
 struct checker::probe {
   probe(asio::io_context& io, upstream::host_ptr h, config::health_check c, std::string up)
@@ -194,10 +199,15 @@ asio::awaitable<std::string> checker::check_once(probe& p) {
     }
     http::parser parser(http::parser::kind::response);
     std::array<char, 4096> buf;
+    std::size_t received = 0;
     while (true) {
       auto [rec, n] = co_await socket.async_read_some(asio::buffer(buf), nothrow);
       if (rec) {
         co_return tls::is_eof(rec) ? std::string("closed before a response") : "receive: " + rec.message();
+      }
+      received += n;
+      if (received > max_check_response_bytes) {
+        co_return fmt::format("response head over {} KiB", max_check_response_bytes / 1024);
       }
       auto r = parser.feed(buf.data(), n);
       if (r.what == http::parser::event::error) {

@@ -90,25 +90,86 @@ void access_log::run() {
 
 namespace {
 
-void json_escape(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned char>(c));
-        } else {
-          out.push_back(c);
-        }
+// Length of the well-formed UTF-8 sequence at the start of `s` (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or 0 when it is not one.
+std::size_t utf8_sequence(std::string_view s) {
+  auto at = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  const unsigned char c = at(0);
+  std::size_t n = 0;
+  unsigned char lo = 0x80;  // bounds of the second byte, narrowed where RFC 3629's table says
+  unsigned char hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    lo = c == 0xe0 ? 0xa0 : 0x80;  // overlong
+    hi = c == 0xed ? 0x9f : 0xbf;  // surrogates
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    lo = c == 0xf0 ? 0x90 : 0x80;  // overlong
+    hi = c == 0xf4 ? 0x8f : 0xbf;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (s.size() < n || at(1) < lo || at(1) > hi) {
+    return 0;
+  }
+  for (std::size_t i = 2; i < n; ++i) {
+    if (at(i) < 0x80 || at(i) > 0xbf) {
+      return 0;
     }
   }
+  return n;
+}
+
+// A JSON string that is valid UTF-8 whatever the bytes: quote, backslash and control characters are
+// escaped, well-formed UTF-8 passes as is, and every byte that is not part of a well-formed sequence
+// becomes U+FFFD (as Go's encoding/json and Python's errors="replace" do), so that every line parses.
+void json_escape(std::string& out, std::string_view s) {
   out.push_back('"');
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      if (auto n = utf8_sequence(s.substr(i)); n > 0) {
+        out.append(s.substr(i, n));
+        i += n;
+      } else {
+        out.append("\\ufffd");
+        ++i;
+      }
+      continue;
+    }
+    if (c == '"') {
+      out.append("\\\"");
+    } else if (c == '\\') {
+      out.append("\\\\");
+    } else if (c < 0x20 || c == 0x7f) {
+      fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+    ++i;
+  }
+  out.push_back('"');
+}
+
+// A template field: every byte outside printable ASCII, and space, quote and backslash, becomes
+// \xHH (as NGINX's escape=default does, plus space), so that a client's Host or X-Request-Id can
+// neither end a line, forge a field nor hide in the terminal. An empty value is "-".
+void text_escape(std::string& out, std::string_view s) {
+  if (s.empty()) {
+    out.push_back('-');
+    return;
+  }
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      fmt::format_to(std::back_inserter(out), "\\x{:02X}", c);
+    } else {
+      out.push_back(ch);
+    }
+  }
 }
 
 // The value of one field, as text (templates) or JSON.
@@ -117,7 +178,7 @@ void field(std::string& out, std::string_view name, const access_record& r, bool
     if (json) {
       json_escape(out, v);
     } else {
-      out.append(v.empty() ? std::string_view("-") : v);
+      text_escape(out, v);
     }
   };
   auto ms = [&](double v) {

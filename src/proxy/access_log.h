@@ -88,7 +88,9 @@ inline double access_ms(std::chrono::steady_clock::duration d) {
 // people grep access logs for; nullptr for a reason without one.
 const char* response_flag(std::string_view reason);
 
-// Appends one line (with its newline) for `r` in `log`'s format to `out`.
+// Appends one line (with its newline) for `r` in `log`'s format to `out`. Strings are escaped:
+// JSON lines are always valid UTF-8 JSON (bytes that are not well-formed UTF-8 become U+FFFD);
+// template fields write every byte outside printable ASCII, and space, '"' and backslash, as \xHH.
 void format_access_line(const access_log& log, const access_record& r, std::string& out);
 
 }  // namespace spillway::proxy

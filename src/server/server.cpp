@@ -109,6 +109,7 @@ admin::state server::admin_state() const {
   s.last_reload_error = last_reload_error_;
   s.reloads_ok = reloads_ok_;
   s.reloads_failed = reloads_failed_;
+  s.ready = serving_ && !draining_;
   s.journal = &journal_;  // the admin API may clear incidents
   s.workers = static_cast<unsigned>(workers_.size());
   s.metrics = cfg_->metrics;
@@ -228,6 +229,9 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
   }
   checker_.update(snapshot_->clusters);
   outlier_.update(snapshot_->clusters);
+  if (admin_) {
+    admin_->set_token(cfg_->admin_api.token);  // a reload is how a token is rotated
+  }
   last_reload_error_.clear();
   applied_text_ = std::move(rejected_text_);
   rejected_text_.clear();
@@ -315,9 +319,8 @@ void server::drain() {
   checker_.stop();
   outlier_.stop();
   events_.stop();
-  if (admin_) {
-    admin_->stop();
-  }
+  // The admin API keeps answering while the workers drain (GET /ready says 503, so that a load
+  // balancer or Kubernetes in front stops sending); it ends with the process.
   for (auto& w : workers_) {
     w->drain(cfg_->drain_timeout);
   }
@@ -357,7 +360,7 @@ int server::run() {
       workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &events_));
     }
     admin_ = std::make_unique<admin::admin_server>(
-        io_, cfg_->admin_api.listen, [this] { return admin_state(); }, [this] { return reload("POST /reload"); });
+        io_, cfg_->admin_api, [this] { return admin_state(); }, [this] { return reload("POST /reload"); });
   } catch (const std::exception& e) {
     log::error("{}", e.what());
     return 1;
@@ -382,6 +385,7 @@ int server::run() {
     for (auto& w : workers_) {
       w->start();
     }
+    serving_ = true;
     auto waited =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - checks_started);
     for (const auto& l : cfg_->listeners) {

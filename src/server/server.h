@@ -78,6 +78,7 @@ class server {
   std::uint64_t reloads_ok_ = 0;
   std::uint64_t reloads_failed_ = 0;
   bool draining_ = false;
+  bool serving_ = false;  // listeners started (first health checks done): GET /ready answers 200
   boost::asio::steady_timer dns_timer_{io_};
   boost::asio::ip::tcp::resolver dns_resolver_{io_};
   std::map<std::string, std::chrono::steady_clock::time_point> dns_due_;  // by upstream name

@@ -20,9 +20,6 @@ constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
-// Ticket keys are 80 bytes in OpenSSL 3 (name, HMAC secret, AES key).
-constexpr std::size_t ticket_keys_size = 80;
-
 void set_protocols(SSL_CTX* c) {
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
   SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION);
@@ -101,15 +98,13 @@ std::shared_ptr<const server_context> server_context::make(const config::listene
     SSL_CTX_set_tlsext_servername_callback(first, on_client_hello_servername);
     SSL_CTX_set_tlsext_servername_arg(first, sc.get());
   }
-  // Sessions are resumed against the context a connection started with (the first), so only its
-  // ticket keys matter. Carrying them over a reload keeps clients' tickets valid.
-  if (previous != nullptr) {
-    unsigned char keys[ticket_keys_size];
-    SSL_CTX* old = previous->entries_.front()->ctx.native_handle();
-    if (SSL_CTX_get_tlsext_ticket_keys(old, keys, sizeof keys) == 1) {
-      SSL_CTX_set_tlsext_ticket_keys(first, keys, sizeof keys);
-    }
-    OPENSSL_cleanse(keys, sizeof keys);
+  // Tickets are made and opened with the listener's rotating keys (see ticket_keys.h); every
+  // context of the listener gets the ring, whichever one SNI picked. Carrying the ring over a
+  // reload keeps clients' tickets valid.
+  sc->ticket_keys_ =
+      previous != nullptr && previous->ticket_keys_ ? previous->ticket_keys_ : std::make_shared<ticket_keys>();
+  for (const auto& e : sc->entries_) {
+    ticket_keys::install(e->ctx.native_handle(), sc->ticket_keys_);
   }
   return sc;
 }

@@ -13,6 +13,7 @@
 // naming the file and where the config mentions it, and never an outage later.
 
 #include "config/config.h"
+#include "tls/ticket_keys.h"
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -40,8 +41,8 @@ class server_context {
  public:
   // Reads and checks every certificate, chain and key. Throws tls::error naming the file.
   // `alpn_http`: answer ALPN with http/1.1. `previous` (may be null) is the context this one
-  // replaces on a reload: its session-ticket keys carry over, so that clients resume their sessions
-  // across reloads.
+  // replaces on a reload: its session-ticket keys (rotated every ticket_rotation_period) carry
+  // over, so that clients resume their sessions across reloads.
   static std::shared_ptr<const server_context> make(const config::listener_tls& cfg, bool alpn_http,
                                                     const server_context* previous);
 
@@ -62,6 +63,8 @@ class server_context {
 
   std::vector<std::unique_ptr<entry>> entries_;
   std::chrono::milliseconds handshake_timeout_{};
+  // Shared with the context that replaces this one on a reload (each SSL_CTX holds a reference too).
+  std::shared_ptr<ticket_keys> ticket_keys_;
 };
 
 class client_context {

@@ -917,5 +917,48 @@ TEST(config_extensions, access_log_errors) {
   expect_one_error(std::string("metrics: maybe\n") + std::string(minimal), 1, 10, "expected true or false");
 }
 
+// ---------------------------------------------------------------------------------------------
+// admin.token_file (SPEC section 5)
+
+TEST(config_admin, token_file_is_read_and_trimmed) {
+  temp_dir dir;
+  auto token = dir.write("token", "s3cret\n");
+  auto r = load("admin: { listen: 127.0.0.1:9000, token_file: " + token + " }\n" + std::string(minimal));
+  ASSERT_TRUE(r.cfg.has_value()) << all_errors(r);
+  EXPECT_EQ(r.cfg->admin_api.token, "s3cret");
+  EXPECT_EQ(r.cfg->admin_api.token_file, token);
+  // No token_file: no token.
+  auto plain = load(minimal);
+  ASSERT_TRUE(plain.cfg.has_value());
+  EXPECT_TRUE(plain.cfg->admin_api.token.empty());
+}
+
+TEST(config_admin, unreadable_or_empty_token_file_is_an_error_at_the_key) {
+  temp_dir dir;
+  auto empty = dir.write("empty", "\n  \n");
+  expect_one_error("admin:\n  listen: 127.0.0.1:9000\n  token_file: " + empty + "\n" + std::string(minimal), 3, 15,
+                   "is empty");
+  expect_one_error("admin:\n  listen: 127.0.0.1:9000\n  token_file: " + (dir.path() / "missing").string() + "\n" +
+                       std::string(minimal),
+                   3, 15, "cannot read admin token_file");
+  auto spaced = dir.write("spaced", "two words\n");
+  expect_one_error("admin:\n  listen: 127.0.0.1:9000\n  token_file: " + spaced + "\n" + std::string(minimal), 3, 15,
+                   "printable ASCII");
+}
+
+TEST(config_admin, non_loopback_admin_needs_a_token_file) {
+  expect_one_error("admin:\n  listen: 0.0.0.0:9000\n" + std::string(minimal), 2, 11, "set admin.token_file");
+  expect_one_error("admin:\n  listen: \"[::]:9000\"\n" + std::string(minimal), 2, 11, "set admin.token_file");
+  expect_one_error("admin:\n  listen: 10.0.0.1:9000\n" + std::string(minimal), 2, 11, "is not loopback");
+  for (const char* loopback : {"127.0.0.1:9000", "127.9.9.9:9000", "\"[::1]:9000\""}) {
+    auto r = load(std::string("admin: { listen: ") + loopback + " }\n" + std::string(minimal));
+    EXPECT_TRUE(r.cfg.has_value()) << loopback << ": " << all_errors(r);
+  }
+  temp_dir dir;
+  auto token = dir.write("token", "s3cret");
+  auto r = load("admin: { listen: 0.0.0.0:9000, token_file: " + token + " }\n" + std::string(minimal));
+  EXPECT_TRUE(r.cfg.has_value()) << all_errors(r);
+}
+
 }  // namespace
 }  // namespace spillway::config
