@@ -140,5 +140,78 @@ TEST(parser, tokens) {
   EXPECT_TRUE(iequals("Content-Length", "content-length"));
 }
 
+TEST(parser, refuses_what_llhttp_lets_pass) {
+  EXPECT_EQ(events("GET / HTTP/1.1\r\n: x\r\nHost: a\r\n\r\n"), "E");  // empty field name
+  EXPECT_EQ(events("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), "E");         // HTTP/2.0 in HTTP/1
+  EXPECT_EQ(events("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), "E");
+  EXPECT_EQ(events("GET  / HTTP/1.1\r\nHost: a\r\n\r\n"), "E");  // two spaces
+  EXPECT_EQ(events("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: x\r\nConnection: upgrade\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            "E");  // an upgrade with a chunked body: refused at the head
+}
+
+TEST(parser, field_count_limit) {
+  std::string in = "GET / HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < 10; ++i) {
+    in += "X:\r\n";
+  }
+  in += "\r\n";
+  parser p(parser::kind::request);
+  p.set_limits(64 * 1024, 10);
+  auto r = p.feed(in.data(), in.size());
+  EXPECT_EQ(r.what, ev::error);
+  EXPECT_TRUE(p.error_too_large());
+  parser q(parser::kind::request);
+  q.set_limits(64 * 1024, 11);
+  EXPECT_EQ(q.feed(in.data(), in.size()).what, ev::headers_complete);
+}
+
+// The trailer use-after-free: trailers used to be appended to the head's storage, and a big one
+// reallocated it under the views of the head. Trailers are now checked and never stored, and a
+// trailer section over the head limit is refused; the head stays readable (ASan checks).
+TEST(parser, big_trailers_leave_the_head_intact) {
+  parser p(parser::kind::request);
+  p.set_limits(64 * 1024, 100);
+  auto message = [](const std::string& url, std::size_t trailer) {
+    return "POST " + url + " HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: " +
+           std::string(trailer, 't') + "\r\n\r\n";
+  };
+  std::string first = message("/first", 8 * 1024);
+  auto r = p.feed(first.data(), first.size());
+  ASSERT_EQ(r.what, ev::headers_complete);
+  std::size_t off = r.consumed;
+  r = p.feed(first.data() + off, first.size() - off);
+  ASSERT_EQ(r.what, ev::message_complete);
+  EXPECT_EQ(off + r.consumed, first.size());
+
+  std::string second = message("/second", 300 * 1024);
+  r = p.feed(second.data(), second.size());
+  ASSERT_EQ(r.what, ev::headers_complete);
+  off = r.consumed;
+  r = p.feed(second.data() + off, second.size() - off);
+  EXPECT_EQ(r.what, ev::error);
+  EXPECT_TRUE(p.error_too_large());
+  EXPECT_EQ(p.head().url, "/second");
+  EXPECT_EQ(p.head().method, "POST");
+  EXPECT_EQ(p.head().find("host"), "a");
+}
+
+TEST(parser, bodiless_statuses_ignore_their_length) {
+  EXPECT_EQ(events("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", parser::kind::response), "HC");
+  EXPECT_EQ(events("HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", parser::kind::response), "HC");
+  EXPECT_EQ(events("HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\n", parser::kind::response), "HC");
+}
+
+TEST(parser, chunked_bodies_with_extensions_and_trailers) {
+  std::size_t consumed = 0;
+  std::string in =
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;a=b;c=\"d e\"\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n"
+      "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+  EXPECT_EQ(events(in, parser::kind::request, false, &consumed), "HCHC");
+  EXPECT_EQ(consumed, in.size());
+  EXPECT_EQ(events("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\n"), "HE");
+}
+
 }  // namespace
 }  // namespace spillway::http
