@@ -2,6 +2,7 @@
 
 #include <llhttp.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace spillway::http {
@@ -167,6 +168,20 @@ struct parser::callbacks {
       // "METHOD SP target SP HTTP/1.1 CR": llhttp lets extra spaces between the parts pass.
       s.failed_ = "malformed request line";
       return -1;
+    }
+    if (s.kind_ == kind::response) {
+      // "HTTP/1.1 SP 3DIGIT SP reason CR" (or no SP and no reason, as many servers send); llhttp
+      // takes two-digit codes, codes out of 100..599 and CTLs in the reason.
+      const auto line = s.first_line_bytes_ - 1;
+      const bool shape = (line == 12 && h.reason.empty()) || line == 13 + h.reason.size();
+      const bool chars = std::all_of(h.reason.begin(), h.reason.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u == '\t' || (u >= 0x20 && u != 0x7f);
+      });
+      if (h.status < 100 || h.status > 599 || !shape || !chars) {
+        s.failed_ = "malformed status line";
+        return -1;
+      }
     }
     // 1xx, 204 and 304 responses never have a body, whatever length they claim (RFC 9112 6.3);
     // llhttp knows only some of them.
