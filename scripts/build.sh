@@ -13,9 +13,13 @@ case "${SPILLWAY_SANITIZE:-0}" in
     cmake --build build-asan -j "$jobs"
     ;;
   thread)
+    # The Python tests of the TSan build run against the Release build's spillway-testd (see
+    # SPILLWAY_TEST_BACKEND in tests/CMakeLists.txt), so only Spillway and its unit tests are built.
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build build -j "$jobs" --target spillway-testd
     cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPILLWAY_SANITIZE=thread \
-      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
-    cmake --build build-tsan -j "$jobs"
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DSPILLWAY_TEST_BACKEND="$PWD/build/spillway-testd" >/dev/null
+    cmake --build build-tsan -j "$jobs" --target spillway spillway_unit_tests
     ;;
   *)
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
