@@ -6,6 +6,7 @@ Every process started here is stopped by PID when the test ends; nothing is left
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ SPILLWAY_BIN = os.environ.get("SPILLWAY_BIN", os.path.join(REPO, "build", "spill
 # Whether SPILLWAY_BIN was built with ThreadSanitizer (CTest says so in SPILLWAY_SANITIZER): it then
 # runs 5-15x slower, and the few checks that measure the proxy's own speed say so instead of failing.
 UNDER_TSAN = "thread" in os.environ.get("SPILLWAY_SANITIZER", "")
+SANITIZER_REPORT = re.compile(r"(Thread|Address|Leak|UndefinedBehavior)Sanitizer")
 
 
 def free_port():
@@ -202,6 +204,11 @@ class Spillway:
             self.log.close()
         if expect_clean and self.proc.returncode != 0:
             raise AssertionError("spillway exited %s:\n%s" % (self.proc.returncode, self.logs()))
+        # A sanitizer report fails the test even when the exit was expected to be unclean (a second
+        # signal's _exit would otherwise hide it).
+        logs = self.logs()
+        if SANITIZER_REPORT.search(logs):
+            raise AssertionError("sanitizer report in spillway's log:\n%s" % logs)
         return self.proc.returncode
 
     def __enter__(self):
