@@ -15,8 +15,9 @@ from testd import Testd  # noqa: E402
 
 
 def config(backends, routes="    routes: [ { upstream: app } ]", extra_listener="", extra_upstream="",
-           health="health_check: false"):
+           health="health_check: false", top=""):
     lines = ["workers: 2",
+             top,
              "admin: { listen: 127.0.0.1:{admin_port} }",
              "listeners:",
              "  - name: main",
@@ -55,6 +56,12 @@ class ReloadTest(unittest.TestCase):
             config(["address: " + self.a.address, "address: " + self.b.address],
                    extra_listener="  - name: second\n    listen: 127.0.0.1:%d\n    routes: [ { upstream: app } ]"
                    % extra_port),
+            # The access log turned on, then replaced (another format is another log and writer
+            # thread), then off: the old log ends on whichever thread drops its last snapshot.
+            config(["address: " + self.a.address, "address: " + self.b.address],
+                   top="access_log: { path: access.log }"),
+            config(["address: " + self.a.address, "address: " + self.b.address],
+                   top='access_log: { path: access.log, format: "{method} {path} {status}" }'),
         ]
         lb = Spillway(variants[0])
         load = Load(lb.port, threads=6, max_seconds=60).start()
@@ -96,6 +103,7 @@ class ReloadTest(unittest.TestCase):
             lb.stop()
         failures = load.failures()
         print("\nRELOAD: 50 reloads under load, %d requests, %d failed" % (load.count(), len(failures)))
+        self.assertTrue(os.path.exists(os.path.join(lb.dir, "access.log")))  # opened by a reload
         self.assertEqual(failures, [], failures[:5])
         self.assertGreater(load.count(), 1000)
 
