@@ -81,7 +81,18 @@ class ReloadTest(unittest.TestCase):
                 elif v == 3:
                     self.assertEqual(lb.request("GET", "/extra")[1]["x-backend"], "c")
                 elif v == 4:
-                    with socket.create_connection(("127.0.0.1", extra_port), timeout=2) as s:
+                    # The added listener accepts once the workers have the new snapshot (like a
+                    # removed one below, a moment after the reload has answered).
+                    conn = []
+
+                    def accepts():
+                        try:
+                            conn.append(socket.create_connection(("127.0.0.1", extra_port), timeout=2))
+                            return True
+                        except OSError:
+                            return False
+                    self.assertTrue(wait_until(accepts, 5), "the added listener does not accept")
+                    with conn[0] as s:
                         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                         self.assertIn(b"200 OK", s.recv(4096))
                 else:
