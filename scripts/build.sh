@@ -19,7 +19,7 @@ case "${SPILLWAY_SANITIZE:-0}" in
     cmake --build build -j "$jobs" --target spillway-testd
     cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPILLWAY_SANITIZE=thread \
       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DSPILLWAY_TEST_BACKEND="$PWD/build/spillway-testd" >/dev/null
-    cmake --build build-tsan -j "$jobs" --target spillway spillway_unit_tests
+    scripts/tsan-run.sh cmake --build build-tsan -j "$jobs" --target spillway spillway_unit_tests
     ;;
   *)
     cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -20,16 +20,9 @@ fi
 if [[ "${SPILLWAY_SKIP_SANITIZE:-0}" != "1" && "${SPILLWAY_SKIP_TSAN:-0}" != "1" ]]; then
   SPILLWAY_SANITIZE=thread scripts/build.sh
   echo "== tests (TSan)"
-  tsan_run=()
-  if ! build-tsan/spillway version >/dev/null 2>&1; then
-    # GCC 12's TSan runtime cannot place its shadow memory under the address-space randomisation of
-    # newer kernels (vm.mmap_rnd_bits above 28: "FATAL: ThreadSanitizer: unexpected memory
-    # mapping"); without randomisation it can.
-    tsan_run=(setarch "$(uname -m)" -R)
-  fi
   # halt_on_error: the first report ends the process, so that a test fails on it (spillway exits
   # non-zero, which the harness checks on stop). The Python tests run against the Release build's
   # spillway-testd (scripts/build.sh); slow tests get a longer timeout than in the other passes.
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
-    "${tsan_run[@]}" ctest --test-dir build-tsan --output-on-failure --timeout 600 -j 2
+    scripts/tsan-run.sh ctest --test-dir build-tsan --output-on-failure --timeout 600 -j 2
 fi
