@@ -18,7 +18,8 @@ SPILLWAY_BIN = os.environ.get("SPILLWAY_BIN", os.path.join(REPO, "build", "spill
 # Whether SPILLWAY_BIN was built with ThreadSanitizer (CTest says so in SPILLWAY_SANITIZER): it then
 # runs 5-15x slower, and the few checks that measure the proxy's own speed say so instead of failing.
 UNDER_TSAN = "thread" in os.environ.get("SPILLWAY_SANITIZER", "")
-SANITIZER_REPORT = re.compile(r"(Thread|Address|Leak|UndefinedBehavior)Sanitizer")
+# The first line of a sanitizer's report (not its other warnings).
+SANITIZER_REPORT = re.compile(r"WARNING: ThreadSanitizer:|ERROR: (Address|Leak)Sanitizer:|SUMMARY: UndefinedBehaviorSanitizer")
 
 
 def free_port():
