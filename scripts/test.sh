@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite: unit and integration tests on
-# the Release build, then the same suite on an ASan+UBSan build. SPILLWAY_SKIP_SANITIZE=1 skips
-# the second pass (e.g. while iterating locally).
+# Installs what is missing, builds, and runs the whole test suite: unit, integration and chaos tests
+# on the Release build, then the same suite on an ASan+UBSan build, then on a TSan build.
+# SPILLWAY_SKIP_TSAN=1 skips the TSan pass; SPILLWAY_SKIP_SANITIZE=1 skips both sanitizer passes
+# (e.g. while iterating locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,4 +16,13 @@ if [[ "${SPILLWAY_SKIP_SANITIZE:-0}" != "1" ]]; then
   echo "== tests (ASan+UBSan)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 300 -j 2
+fi
+if [[ "${SPILLWAY_SKIP_SANITIZE:-0}" != "1" && "${SPILLWAY_SKIP_TSAN:-0}" != "1" ]]; then
+  SPILLWAY_SANITIZE=thread scripts/build.sh
+  echo "== tests (TSan)"
+  # halt_on_error: the first report ends the process, so that a test fails on it (spillway exits
+  # non-zero, which the harness checks on stop). The Python tests run against the Release build's
+  # spillway-testd (scripts/build.sh); slow tests get a longer timeout than in the other passes.
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
+    scripts/tsan-run.sh ctest --test-dir build-tsan --output-on-failure --timeout 600 -j 2
 fi

@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-from harness import Spillway, wait_until  # noqa: E402
+from harness import UNDER_TSAN, Spillway, wait_until  # noqa: E402
 from loadgen import Load  # noqa: E402
 from testd import Testd  # noqa: E402
 
@@ -180,7 +180,9 @@ class ChaosTest(unittest.TestCase):
         self.assertGreater(len(down), 100)
         self.assertEqual(statuses, {503})
         self.assertTrue(all("retry-after" in r[4] for r in down))
-        self.assertLess(p99, 0.05)
+        # Fast: no wait for a timeout (connect: 1 s). Under TSan on a busy machine the p99 was seen
+        # at 53 ms: it gets a bound that still tells an answer from a timeout.
+        self.assertLess(p99, 0.25 if UNDER_TSAN else 0.05)
         self.assertIsNotNone(recover, "no traffic after the backends came back")
         del restarted_at
 

@@ -5,7 +5,7 @@ import threading
 import time
 import unittest
 
-from harness import Spillway, wait_until
+from harness import UNDER_TSAN, Spillway, wait_until
 from testd import Testd
 
 BREAKER = """
@@ -208,7 +208,10 @@ class LimitsTest(unittest.TestCase):
         for status, reason, retry_after, latency in shed:
             self.assertEqual(reason, "upstream_overloaded")
             self.assertIsNotNone(retry_after)
-            self.assertLess(latency, 0.25)  # at once, not queued behind the slow ones (0.3 s)
+            if not UNDER_TSAN:
+                # At once, not queued behind the slow ones (0.3 s). Under TSan on a busy machine a
+                # single 503 was seen to take 0.26-0.28 s; the median below still catches queueing.
+                self.assertLess(latency, 0.25)
         self.assertLess(sorted(r[3] for r in shed)[len(shed) // 2], 0.1)
         for status, reason, retry_after, latency in ok:
             self.assertLess(latency, 0.3 + 0.25)  # no growth of latency within the limit

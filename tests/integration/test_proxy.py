@@ -8,7 +8,7 @@ import threading
 import time
 import unittest
 
-from harness import Spillway, parse_response, free_port
+from harness import UNDER_TSAN, Spillway, parse_response, free_port
 from testd import Testd
 
 
@@ -243,6 +243,11 @@ class BalanceUnderLoadTest(unittest.TestCase):
     def test_slow_backend_gets_less_with_least_request(self):
         share = self.share_of_slow("least_request")
         print("\nBALANCE: least_request gives the 10x slower backend %.1f%% of requests" % (share * 100))
+        if UNDER_TSAN:
+            # The load still ran (for TSan to watch), but the share measures the balancer against
+            # backend latency, and under TSan the proxy's own time per request (not the backends')
+            # decides how many requests each backend has in flight: 20-27% was seen.
+            self.skipTest("share %.1f%% not judged under TSan" % (share * 100))
         self.assertLess(share, 0.20, share)
 
     def test_round_robin_splits_evenly(self):
