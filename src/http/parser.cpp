@@ -324,9 +324,27 @@ parser::result parser::feed(const char* data, std::size_t len) {
   if (!in_body_ && !first_line_done_) {
     // The start line's length, measured before llhttp reads it (on_headers_complete checks it).
     // Everything up to the first LF of a head belongs to its start line.
-    const auto* lf = static_cast<const char*>(std::memchr(data, '\n', len));
-    first_line_done_ = lf != nullptr;
-    first_line_bytes_ += lf != nullptr ? static_cast<std::size_t>(lf - data) : len;
+    // An empty line (CRLF) before it is skipped, as RFC 9112 2.2 asks and llhttp does (a one-byte
+    // line that llhttp accepts can only be a CR).
+    const char* p = data;
+    std::size_t left = len;
+    while (left > 0) {
+      const auto* lf = static_cast<const char*>(std::memchr(p, '\n', left));
+      if (lf == nullptr) {
+        first_line_bytes_ += left;
+        break;
+      }
+      const auto n = static_cast<std::size_t>(lf - p);
+      if (first_line_bytes_ + n == 1) {
+        first_line_bytes_ = 0;
+        left -= n + 1;
+        p = lf + 1;
+        continue;
+      }
+      first_line_bytes_ += n;
+      first_line_done_ = true;
+      break;
+    }
   }
   auto err = llhttp_execute(llhttp_, data, len);
   if (err == HPE_PAUSED_UPGRADE && !complete_ && !in_body_ && llhttp_get_error_pos(llhttp_) == data) {
