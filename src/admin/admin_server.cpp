@@ -213,6 +213,22 @@ std::string admin_server::status_json(const state& s) {
   return out;
 }
 
+const char* trigger_name(reload_trigger t) {
+  switch (t) {
+    case reload_trigger::file:
+      return "file";
+    case reload_trigger::poll:
+      return "poll";
+    case reload_trigger::signal:
+      return "signal";
+    case reload_trigger::api:
+      return "api";
+    case reload_trigger::count_:
+      break;
+  }
+  return "unknown";
+}
+
 std::string admin_server::metrics_text(const state& s) {
   std::string out;
   auto family = [&](std::string_view name, std::string_view type, std::string_view help) {
@@ -468,6 +484,12 @@ std::string admin_server::metrics_text(const state& s) {
   family("spillway_config_reloads_total", "counter", "config reloads by result");
   out += fmt::format("spillway_config_reloads_total{{result=\"success\"}} {}\n", s.reloads_ok);
   out += fmt::format("spillway_config_reloads_total{{result=\"failure\"}} {}\n", s.reloads_failed);
+  family("spillway_config_reload_triggers_total", "counter",
+         "config reloads (applied or refused) by what triggered them");
+  for (std::size_t i = 0; i < s.reloads_by_trigger.size(); ++i) {
+    out += fmt::format("spillway_config_reload_triggers_total{{trigger=\"{}\"}} {}\n",
+                       trigger_name(static_cast<reload_trigger>(i)), s.reloads_by_trigger[i]);
+  }
   family("spillway_config_last_reload_success", "gauge", "1 when the last reload (if any) was applied");
   out += fmt::format("spillway_config_last_reload_success {}\n", s.last_reload_error.empty() ? 1 : 0);
   family("spillway_config_generation", "gauge", "generation of the running config");

@@ -36,6 +36,13 @@ struct listener_info {
   std::vector<route_info> routes;
 };
 
+// What made Spillway read its config file again (the `trigger` label of
+// spillway_config_reload_triggers_total): a file event, the identity poll, SIGHUP, POST /reload.
+enum class reload_trigger { file, poll, signal, api, count_ };
+
+// The label value of a trigger.
+const char* trigger_name(reload_trigger t);
+
 // What the admin API reports about the running config.
 struct state {
   std::vector<upstream::cluster_ptr> clusters;
@@ -50,6 +57,9 @@ struct state {
   std::string last_reload_error;  // empty when the last reload (if any) succeeded
   std::uint64_t reloads_ok = 0;
   std::uint64_t reloads_failed = 0;
+  // Reloads attempted (applied or refused) by what triggered them; a file whose content already
+  // runs or was already refused is not reloaded and not counted.
+  std::array<std::uint64_t, static_cast<std::size_t>(reload_trigger::count_)> reloads_by_trigger{};
   bool ready = true;  // GET /ready: serving (listeners started, not draining)
 };
 

@@ -109,6 +109,7 @@ admin::state server::admin_state() const {
   s.last_reload_error = last_reload_error_;
   s.reloads_ok = reloads_ok_;
   s.reloads_failed = reloads_failed_;
+  s.reloads_by_trigger = reloads_by_trigger_;
   s.ready = serving_ && !draining_;
   s.journal = &journal_;  // the admin API may clear incidents
   s.workers = static_cast<unsigned>(workers_.size());
@@ -145,7 +146,7 @@ std::shared_ptr<proxy::access_log> server::access_log_for(const config::config& 
   return std::make_shared<proxy::access_log>(want);
 }
 
-admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
+admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_changed) {
   // Every rejection leaves the running config untouched, is logged line by line and counted.
   auto reject = [this](const std::string& text) -> admin::reload_result {
     std::size_t start = 0;
@@ -164,7 +165,8 @@ admin::reload_result server::reload(const char* trigger, bool only_if_changed) {
     return {true, "unchanged\n"};  // what runs already, or a file already refused
   }
   rejected_text_ = content;  // until it is applied below
-  log::info("reload ({}): reading {}", trigger, config_path_);
+  ++reloads_by_trigger_[static_cast<std::size_t>(trigger)];
+  log::info("reload ({}): reading {}", admin::trigger_name(trigger), config_path_);
   auto loaded = config::load_string(content, config_path_);
   if (!loaded.cfg) {
     std::string text;
@@ -295,7 +297,7 @@ void server::wait_signals() {
       return;
     }
     if (sig == SIGHUP) {
-      reload("SIGHUP");
+      reload(admin::reload_trigger::signal);
       wait_signals();
       return;
     }
@@ -360,7 +362,7 @@ int server::run() {
       workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &events_));
     }
     admin_ = std::make_unique<admin::admin_server>(
-        io_, cfg_->admin_api, [this] { return admin_state(); }, [this] { return reload("POST /reload"); });
+        io_, cfg_->admin_api, [this] { return admin_state(); }, [this] { return reload(admin::reload_trigger::api); });
   } catch (const std::exception& e) {
     log::error("{}", e.what());
     return 1;
@@ -369,7 +371,11 @@ int server::run() {
   signals_.add(SIGTERM);
   signals_.add(SIGHUP);
   wait_signals();
-  watcher_ = std::make_unique<config_watcher>(io_, config_path_, [this] { reload("file change", true); });
+  // Only a changed file is read again: a change seen both by an event and by the poll, or a file
+  // put back to what runs, is not reloaded twice.
+  watcher_ = std::make_unique<config_watcher>(io_, config_path_, [this](change_seen how) {
+    reload(how == change_seen::event ? admin::reload_trigger::file : admin::reload_trigger::poll, true);
+  });
   watcher_->start();
   refresh_dns();
   admin_->start();

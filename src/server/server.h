@@ -17,6 +17,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,7 +43,7 @@ class server {
   admin::state admin_state() const;
   // Re-reads the config file and applies it. `trigger` names what asked (for the log). With
   // `only_if_changed`, a file whose content is what runs already is not reloaded.
-  admin::reload_result reload(const char* trigger, bool only_if_changed = false);
+  admin::reload_result reload(admin::reload_trigger trigger, bool only_if_changed = false);
   // The access log `cfg` asks for: the running one when its settings did not change, a new one, or
   // null when off. Throws std::runtime_error when the file cannot be opened.
   std::shared_ptr<proxy::access_log> access_log_for(const config::config& cfg);
@@ -77,6 +78,7 @@ class server {
   std::unique_ptr<config_watcher> watcher_;
   std::uint64_t reloads_ok_ = 0;
   std::uint64_t reloads_failed_ = 0;
+  std::array<std::uint64_t, static_cast<std::size_t>(admin::reload_trigger::count_)> reloads_by_trigger_{};
   bool draining_ = false;
   bool serving_ = false;  // listeners started (first health checks done): GET /ready answers 200
   boost::asio::steady_timer dns_timer_{io_};

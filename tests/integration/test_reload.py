@@ -2,9 +2,12 @@
 
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
 import unittest
 
@@ -284,6 +287,187 @@ class RestartTest(unittest.TestCase):
                   load.count(), len(failures), load.stale_retries, len(served_by_new)))
         self.assertEqual(failures, [], failures[:5])
         self.assertGreater(len(served_by_new), 100)
+
+
+class BusyNeighbour:
+    """Appends to a file beside the config every few milliseconds (a second busy file next to the
+    access log), bounded in time."""
+
+    def __init__(self, path, max_seconds=60):
+        self.path, self.max_seconds, self.stop_ = path, max_seconds, threading.Event()
+        self.writes = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        start = time.monotonic()
+        with open(self.path, "a") as f:
+            while not self.stop_.is_set() and time.monotonic() - start < self.max_seconds:
+                f.write("busy %d\n" % self.writes)
+                f.flush()
+                self.writes += 1
+                time.sleep(0.005)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_.set()
+        self.thread.join()
+
+
+class WatchTest(unittest.TestCase):
+    """Issue #18: a config change is applied by writing the file alone, whatever else is busy in its
+    directory; a change no event reports is caught by the poll."""
+
+    def setUp(self):
+        self.a, self.b, self.c = Testd(name="a"), Testd(name="b"), Testd(name="c")
+        self.dirs = []
+
+    def tearDown(self):
+        for t in (self.a, self.b, self.c):
+            t.stop()
+        for d in self.dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def variants(self, log_path):
+        extra = "access_log: { path: %s }\n" % log_path
+        return [
+            config(["address: " + self.a.address, "address: " + self.b.address]) + extra,
+            config(["{ address: %s, weight: 5 }" % self.a.address, "address: " + self.b.address]) + extra,
+            config(["address: " + self.a.address, "address: " + self.c.address]) + extra,
+            config(["address: " + self.c.address]) + extra,
+            config(["address: " + self.a.address, "address: " + self.b.address],
+                   routes="    routes: [ { match: { path_prefix: /extra }, upstream: other }, { upstream: app } ]",
+                   extra_upstream="  - name: other\n    health_check: false\n    backends: [ { address: %s } ]"
+                   % self.c.address) + extra,
+        ]
+
+    def triggers(self, lb):
+        return {t: lb.metric('spillway_config_reload_triggers_total{trigger="%s"}' % t)
+                for t in ("file", "poll", "signal", "api")}
+
+    def fifty_writes_under_load(self, lb, variants, apply, busy_path, label):
+        """50 updates, each applied by `apply(text)` alone (no POST /reload, no signal), under load
+        with the access log and `busy_path` written continuously beside the config."""
+        load = Load(lb.port, threads=4, max_seconds=60).start()
+        busy = BusyNeighbour(busy_path).start()
+        waits = []
+        try:
+            self.assertTrue(wait_until(lambda: load.count() > 50, 5))
+            for i in range(50):
+                v = (i + 1) % len(variants)
+                apply(lb.fill(variants[v]))
+                took = wait_until(lambda: lb.status()["config"]["generation"] == i + 2, 6)
+                self.assertTrue(took, "update %d not applied (generation %d)"
+                                % (i + 1, lb.status()["config"]["generation"]))
+                waits.append(took)
+                if v == 3:
+                    self.assertEqual(lb.request("GET", "/")[1]["x-backend"], "c")
+                elif v == 4:
+                    self.assertEqual(lb.request("GET", "/extra")[1]["x-backend"], "c")
+            self.assertGreater(os.path.getsize(lb.access_log_path_), 0)
+            triggers = self.triggers(lb)
+            self.assertEqual(lb.metric('spillway_config_reloads_total{result="success"}'), 50)
+            self.assertEqual(lb.metric('spillway_config_reloads_total{result="failure"}'), 0)
+            # every update read once: by its event (or the poll, had an event been missed)
+            self.assertEqual(triggers["file"] + triggers["poll"], 50, triggers)
+            self.assertEqual(triggers["signal"] + triggers["api"], 0, triggers)
+        finally:
+            busy.stop()
+            load.stop()
+            lb.stop()
+        failures = load.failures()
+        waits.sort()
+        print("\nRELOAD (%s): 50 file-write reloads under load with a busy access log and a busy file "
+              "(%d writes), %d requests, %d failed; apply time median %.0f ms, max %.0f ms, triggers %s"
+              % (label, busy.writes, load.count(), len(failures), 1000 * waits[len(waits) // 2],
+                 1000 * waits[-1], triggers))
+        self.assertEqual(failures, [], failures[:5])
+        self.assertGreater(busy.writes, 100)
+
+    def test_fifty_file_writes_under_load_with_busy_neighbours(self):
+        d = tempfile.mkdtemp(prefix="spillway-watch-")
+        self.dirs.append(d)
+        log_path = os.path.join(d, "access.log")
+        variants = self.variants(log_path)
+        path = os.path.join(d, "spillway.yaml")
+        port, admin_port = free_port(), free_port()
+        text = variants[0].replace("{port}", str(port)).replace("{admin_port}", str(admin_port))
+        with open(path, "w") as f:
+            f.write(text)
+        lb = Spillway(None, port=port, admin_port=admin_port, config_path=path)
+        lb.access_log_path_ = log_path
+
+        def apply(text):  # an editor's write-and-rename
+            with open(path + ".tmp", "w") as f:
+                f.write(text)
+            os.rename(path + ".tmp", path)
+        self.fifty_writes_under_load(lb, variants, apply, os.path.join(d, "busy.txt"), "plain file")
+
+    def test_fifty_configmap_swaps_under_load_with_busy_neighbours(self):
+        # spillway.yaml -> ..data/spillway.yaml, ..data -> ..2026_12_01_NNN, swapped as kubelet does:
+        # new version dir, new ..data_tmp link renamed over ..data, old version dir removed.
+        d = tempfile.mkdtemp(prefix="spillway-watch-")
+        self.dirs.append(d)
+        log_path = os.path.join(d, "access.log")
+        variants = self.variants(log_path)
+        port, admin_port = free_port(), free_port()
+        version = [0]
+
+        def publish(text):
+            version[0] += 1
+            name = "..2026_12_01_%03d" % version[0]
+            os.makedirs(os.path.join(d, name))
+            with open(os.path.join(d, name, "spillway.yaml"), "w") as f:
+                f.write(text)
+            os.symlink(name, os.path.join(d, "..data_tmp"))
+            os.rename(os.path.join(d, "..data_tmp"), os.path.join(d, "..data"))
+            if version[0] > 1:
+                shutil.rmtree(os.path.join(d, "..2026_12_01_%03d" % (version[0] - 1)))
+        publish(variants[0].replace("{port}", str(port)).replace("{admin_port}", str(admin_port)))
+        os.symlink("..data/spillway.yaml", os.path.join(d, "spillway.yaml"))
+        lb = Spillway(None, port=port, admin_port=admin_port, config_path=os.path.join(d, "spillway.yaml"))
+        lb.access_log_path_ = log_path
+        self.fifty_writes_under_load(lb, variants, publish, os.path.join(d, "busy.txt"), "ConfigMap symlinks")
+
+    def test_a_change_no_event_reports_is_caught_by_the_poll(self):
+        # The config's directory is itself a symlink (conf -> v1) in a parent that is not watched:
+        # swapping it sends no event the watch listens to; the identity poll sees the new file.
+        base = tempfile.mkdtemp(prefix="spillway-watch-")
+        self.dirs.append(base)
+        port, admin_port = free_port(), free_port()
+        for v, backend in (("v1", self.a), ("v2", self.b)):
+            os.makedirs(os.path.join(base, v))
+            with open(os.path.join(base, v, "spillway.yaml"), "w") as f:
+                f.write(config(["address: " + backend.address]).replace("{port}", str(port)).replace(
+                    "{admin_port}", str(admin_port)))
+        os.symlink("v1", os.path.join(base, "conf"))
+        path = os.path.join(base, "conf", "spillway.yaml")
+        lb = Spillway(None, port=port, admin_port=admin_port, config_path=path)
+        try:
+            self.assertEqual(lb.request("GET", "/")[1]["x-backend"], "a")
+            os.symlink("v2", os.path.join(base, "conf_tmp"))
+            os.rename(os.path.join(base, "conf_tmp"), os.path.join(base, "conf"))
+            took = wait_until(lambda: lb.status()["config"]["generation"] == 2, 10)
+            self.assertTrue(took)
+            self.assertEqual(lb.request("GET", "/")[1]["x-backend"], "b")
+            self.assertEqual(self.triggers(lb), {"file": 0, "poll": 1, "signal": 0, "api": 0})
+            print("\nRELOAD: a directory-link swap outside the watch was caught by the poll in %.1f s" % took)
+            # the watch now follows the new directory: an in-place write there is an event
+            with open(os.path.join(base, "v2", "spillway.yaml"), "w") as f:
+                f.write(lb.fill(config(["address: " + self.c.address])))
+            self.assertTrue(wait_until(lambda: lb.status()["config"]["generation"] == 3, 10))
+            self.assertEqual(self.triggers(lb)["file"], 1)
+            # the same content again (a touch, a rewrite) is seen by both ways and reloaded by neither
+            os.utime(os.path.join(base, "v2", "spillway.yaml"))
+            with open(os.path.join(base, "v2", "spillway.yaml"), "w") as f:
+                f.write(lb.fill(config(["address: " + self.c.address])))
+            time.sleep(3)  # longer than a poll period: nothing may happen, so there is no state to wait for
+            self.assertEqual(lb.status()["config"]["generation"], 3)
+            self.assertEqual(sum(self.triggers(lb).values()), 2)
+        finally:
+            lb.stop()
 
 
 if __name__ == "__main__":
