@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite: unit and integration tests on
-# the Release build, then the same suite on an ASan+UBSan build. SPILLWAY_SKIP_SANITIZE=1 skips
-# the second pass (e.g. while iterating locally).
+# the Release build, then the same suite on an ASan+UBSan build, then each libFuzzer target for
+# SPILLWAY_FUZZ_SECONDS (default 60) from its seed corpus. SPILLWAY_SKIP_SANITIZE=1 skips the
+# second pass and SPILLWAY_SKIP_FUZZ=1 the fuzzing (e.g. while iterating locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,4 +16,9 @@ if [[ "${SPILLWAY_SKIP_SANITIZE:-0}" != "1" ]]; then
   echo "== tests (ASan+UBSan)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 300 -j 2
+fi
+if [[ "${SPILLWAY_SKIP_FUZZ:-0}" != "1" ]]; then
+  fuzz_seconds=${SPILLWAY_FUZZ_SECONDS:-60}
+  echo "== fuzz (libFuzzer, $fuzz_seconds s per target)"
+  scripts/fuzz.sh "$fuzz_seconds"
 fi
