@@ -51,6 +51,8 @@ namespace http = spillway::http;
 // and to GET look the same on the wire.
 constexpr std::string_view backend_response = "HTTP/1.1 200 OK\r\nX-Fuzz-Backend: 1\r\nContent-Length: 0\r\n\r\n";
 constexpr auto client_deadline = std::chrono::milliseconds(2000);
+// SPILLWAY_FUZZ_VERBOSE=1 prints what the backend and the client receive (to read a reproducer).
+const bool verbose = std::getenv("SPILLWAY_FUZZ_VERBOSE") != nullptr;
 
 int listen_loopback(std::uint16_t& port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -122,8 +124,12 @@ class backend {
         break;
       }
       pending.append(buf.data(), static_cast<std::size_t>(n));
+      if (verbose) {
+        std::fprintf(stderr, "backend received %zd bytes:\n%.*s\n", n, static_cast<int>(n), buf.data());
+      }
       std::size_t pos = 0;
-      while (pos < pending.size()) {
+      // Until the parser asks for more: a bodiless message completes on a feed of zero bytes.
+      for (;;) {
         auto r = p.feed(pending.data() + pos, pending.size() - pos);
         if (r.what == http::parser::event::error) {
           std::fprintf(stderr, "backend received bytes the strict parser refuses (%s):\n%s\n", p.error_reason(),
@@ -141,8 +147,8 @@ class backend {
           if (!send_all(c, backend_response.data(), backend_response.size())) {
             break;
           }
-        } else if (r.consumed == 0) {
-          break;
+        } else {
+          break;  // need_more: everything was consumed
         }
       }
       pending.erase(0, pos);
@@ -309,6 +315,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string got;
   const bool closed = read_all(fd, got);
   ::close(fd);
+  if (verbose) {
+    std::fprintf(stderr, "client received (%s):\n%s\n", closed ? "then closed" : "no close before the deadline",
+                 got.c_str());
+  }
   if (!closed) {
     // A stall is not judged here (timing on a loaded machine). Its session may still send the
     // backend requests, so the next inputs do not count the backend's answers either.
