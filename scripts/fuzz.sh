@@ -7,6 +7,9 @@
 #   scripts/fuzz.sh            60 s per target
 #   scripts/fuzz.sh 600        a longer hunt
 #   SPILLWAY_FUZZ_TARGETS="fuzz_config" scripts/fuzz.sh 30   only some targets
+# Reading a crash: SPILLWAY_FUZZ_VERBOSE=1 build-fuzz/tests/fuzz/fuzz_proxy FILE prints what the
+# backend and the client received. Hunting past a known, unfixed bug (never in CI):
+# SPILLWAY_FUZZ_IGNORE="empty header name,..." skips the invariants whose message contains those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${SPILLWAY_FUZZ_SECONDS:-60}}
