@@ -3,8 +3,8 @@
 
 Seeds are small, each shows one shape of input: valid requests and responses of every kind, and the
 classic malformed ones (CL+TE, obs-fold, bare LF, duplicate Content-Length), so that every fuzzer
-starts next to the parser's interesting branches. Regression inputs of crashes found are added by
-hand as corpus/<target>/crash-<what> and are not touched here.
+starts next to the parser's interesting branches. Inputs the fuzzers found are added by hand and kept
+here: corpus/<target>/crash-<what> (a bug, with a unit test) and found-<what> (a harness fix).
 """
 
 import os
@@ -156,7 +156,7 @@ def main():
         d = os.path.join(HERE, "corpus", target)
         if os.path.isdir(d):
             for name in os.listdir(d):
-                if not name.startswith("crash-"):
+                if not name.startswith(("crash-", "found-")):
                     os.remove(os.path.join(d, name))
     # Parser seeds start with parser_driver.h's flags byte: 0x00 = one piece; 0x03 + three sizes =
     # split at those lengths in turn; 0x08 = set_no_body (responses).
