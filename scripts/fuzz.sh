@@ -52,7 +52,8 @@ for t in "${targets[@]}"; do
     cp "$work/$t/artifacts/"* build-fuzz/fuzz-artifacts/"$t"/ 2>/dev/null || true
     cp "$work/$t/log" build-fuzz/fuzz-artifacts/"$t"/log
     echo "$t: FAILED (exit $rc) after ${execs:-?} execs; input and log in build-fuzz/fuzz-artifacts/$t/"
-    grep -E 'ERROR|invariant broken|SUMMARY|^    #[0-9]' "$work/$t/log" | head -25 | sed 's/^/  /'
+    grep -E 'invariant broken|ERROR:|SUMMARY' "$work/$t/log" | head -5 | sed 's/^/  /'
+    grep -m 6 -E '#[0-9]+ .* in spillway::' "$work/$t/log" | sed 's/^ */    /' || true
   fi
 done
 exit "$status"
