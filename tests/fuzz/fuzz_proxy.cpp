@@ -7,7 +7,9 @@
 //      the proxy closes (or a deadline passes);
 //   2. check what the backend received: every byte parses with the strict request parser (no
 //      ambiguous framing, obs-fold, bare LF, CL+TE, duplicate Content-Length or CR/LF/NUL in a
-//      header is ever forwarded), and every forwarded head passes parser_driver.h's check_head;
+//      header is ever forwarded), every forwarded head passes parser_driver.h's check_head, and
+//      none is ambiguous in the ways check_forwarded() lists (Host lists, HTTP/1.0 with
+//      Transfer-Encoding, `*` on other methods, an absolute-form target naming another host);
 //   3. check what the client received: a sequence of well-formed responses, exactly one carrying
 //      the backend's marker per request the backend answered, and no more final responses than
 //      requests the client sent (plus one local reply to what could not be parsed).
@@ -89,6 +91,24 @@ bool send_all(int fd, const char* p, std::size_t n) {
   return true;
 }
 
+// What a proxy must never pass on, beyond what the strict parser refuses: requests whose meaning a
+// backend could read differently from the proxy (RFC 9112 sections 3.2, 3.2.2 and 6.1).
+void check_forwarded(const http::message_head& h) {
+  check(h.count("host") <= 1, "forwarded more than one Host");
+  check(h.version_minor == 0 || h.count("host") == 1, "forwarded an HTTP/1.1 request without Host");
+  const auto host = h.find("host");
+  check(host.find(',') == std::string_view::npos, "forwarded a Host list");
+  check(h.version_minor == 1 || h.count("transfer-encoding") == 0, "forwarded HTTP/1.0 with Transfer-Encoding");
+  check(h.url != "*" || h.method == "OPTIONS", "forwarded an asterisk-form target on a method other than OPTIONS");
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (h.url.size() > scheme.size() && http::iequals(h.url.substr(0, scheme.size()), scheme)) {
+      auto authority = h.url.substr(scheme.size());
+      authority = authority.substr(0, authority.find_first_of("/?#"));
+      check(http::iequals(authority, host), "forwarded an absolute-form target whose authority is not Host");
+    }
+  }
+}
+
 // The recording backend: one thread accepts, one thread per connection parses what the proxy
 // forwards with the strict parser and answers each complete request at once.
 class backend {
@@ -139,6 +159,7 @@ class backend {
         pos += r.consumed;
         if (r.what == http::parser::event::headers_complete) {
           spillway::fuzz::check_head(p.head(), http::parser::kind::request);
+          check_forwarded(p.head());
           in_body = true;
         } else if (r.what == http::parser::event::message_complete) {
           check(in_body, "message_complete without a head");
