@@ -165,8 +165,11 @@ class backend {
           check(in_body, "message_complete without a head");
           in_body = false;
           answered_.fetch_add(1);
-          if (!send_all(c, backend_response.data(), backend_response.size())) {
-            break;
+          // Like a real server, close after a request that asked for it (llhttp also honours a
+          // `Connection: close` sent in the trailers).
+          if (!send_all(c, backend_response.data(), backend_response.size()) || !p.head().keep_alive) {
+            ::close(c);
+            return;
           }
         } else {
           break;  // need_more: everything was consumed
