@@ -17,6 +17,7 @@ packages=(
   redis-server redis-tools  # a real TCP protocol behind a tcp listener (redis-benchmark drives it)
   nginx-light         # an outside TLS backend for TLS origination tests (and bench/)
   chromium            # headless browser test of the admin dashboard
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang (scripts/fuzz.sh, tests/fuzz)
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(haproxy)

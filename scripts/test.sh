@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite: unit, integration and chaos tests
-# on the Release build, then the same suite on an ASan+UBSan build, then on a TSan build.
-# SPILLWAY_SKIP_TSAN=1 skips the TSan pass; SPILLWAY_SKIP_SANITIZE=1 skips both sanitizer passes
-# (e.g. while iterating locally).
+# Installs what is missing, builds, and runs the whole test suite: unit, integration, conformance
+# and chaos tests on the Release build, then the same suite on an ASan+UBSan build, then on a TSan
+# build, then each libFuzzer target for SPILLWAY_FUZZ_SECONDS (default 60) from its seed corpus.
+# SPILLWAY_SKIP_TSAN=1 skips the TSan pass; SPILLWAY_SKIP_SANITIZE=1 skips both sanitizer passes;
+# SPILLWAY_SKIP_FUZZ=1 skips the fuzzing (e.g. while iterating locally).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -25,4 +26,9 @@ if [[ "${SPILLWAY_SKIP_SANITIZE:-0}" != "1" && "${SPILLWAY_SKIP_TSAN:-0}" != "1"
   # spillway-testd (scripts/build.sh); slow tests get a longer timeout than in the other passes.
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
     scripts/tsan-run.sh ctest --test-dir build-tsan --output-on-failure --timeout 600 -j 2
+fi
+if [[ "${SPILLWAY_SKIP_FUZZ:-0}" != "1" ]]; then
+  fuzz_seconds=${SPILLWAY_FUZZ_SECONDS:-60}
+  echo "== fuzz (libFuzzer, $fuzz_seconds s per target)"
+  scripts/fuzz.sh "$fuzz_seconds"
 fi

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -314,6 +315,51 @@ class field {
 
 enum class kind { map, list, scalar };
 
+// Remembers where the root node of a stream's second document starts. Fed by YAML::Parser.
+class second_document_finder : public YAML::EventHandler {
+ public:
+  YAML::Mark second_root = YAML::Mark::null_mark();
+
+  void OnDocumentStart(const YAML::Mark&) override {
+    ++documents_;
+    root_seen_ = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { node(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { node(m); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(m);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void node(const YAML::Mark& m) {
+    if (documents_ == 2 && !root_seen_) {
+      second_root = m;
+    }
+    root_seen_ = true;
+  }
+
+  int documents_ = 0;
+  bool root_seen_ = false;
+};
+
+// Where the second document of `text` starts (its root node), or a null mark when there is none.
+// Bounded: two documents at most are parsed. Throws YAML::Exception on a syntax error.
+YAML::Mark find_second_document(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  second_document_finder finder;
+  for (int i = 0; i < 2 && parser.HandleNextDocument(finder); ++i) {
+  }
+  return finder.second_root;
+}
+
 class loader {
  public:
   explicit loader(std::string file) : file_(std::move(file)) {
@@ -326,16 +372,22 @@ class loader {
   load_result load(const std::string& text) {
     load_result result;
     std::vector<Node> docs;
+    YAML::Mark second_document = YAML::Mark::null_mark();
     try {
-      docs = YAML::LoadAll(text);
+      // Not YAML::LoadAll(): yaml-cpp 0.7 (Debian 12) loops forever there, building empty
+      // documents, on some malformed streams (e.g. `,isteners: []\n...`, found by fuzz_config;
+      // fixed upstream in yaml-cpp PR #1319). Load() reads the first document; a second one is
+      // looked for with at most two passes of the event parser.
+      docs.push_back(YAML::Load(text));
+      second_document = find_second_document(text);
     } catch (const YAML::Exception& e) {
       // A syntax error leaves no tree to check further: report it alone, where the parser stopped.
       add(to_mark(e.mark), fmt::format("invalid YAML: {}{}", e.msg, tab_hint(text, e.mark)));
       result.errors = std::move(errors_);
       return result;
     }
-    if (docs.size() > 1) {
-      add(docs[1], "only one YAML document is allowed in a config file");
+    if (!second_document.is_null()) {
+      add(to_mark(second_document), "only one YAML document is allowed in a config file");
     }
     if (docs.empty() || docs[0].IsNull()) {
       add(mark{1, 1}, "the config is empty: it needs at least \"listeners\" and \"upstreams\"");
