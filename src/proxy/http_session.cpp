@@ -286,7 +286,6 @@ void http_session::start() {
 }
 
 void http_session::force_close() {
-  error_code ec;
   if (upstream_) {
     upstream_->stream.close();
   }

@@ -1,8 +1,5 @@
 // Inputs the fuzzers (tests/fuzz) found, each replayed as it was found; the same bytes are in
 // tests/fuzz/corpus/<target>/crash-*, so every fuzz run starts from them too.
-//
-// DISABLED_ tests reproduce bugs in code being changed for issue #12 (the parser): enable each when
-// its fix lands.
 
 #include "http/parser.h"
 
@@ -58,7 +55,7 @@ std::vector<seen> parse_all(const std::string& in, bool* error) {
 
 // fuzz_request_parser and fuzz_proxy: a header with an empty name was accepted, and forwarded.
 // corpus: fuzz_request_parser/crash-empty-header-name, fuzz_proxy/crash-empty-header-name
-TEST(parser_fuzz_regressions, DISABLED_empty_header_name_is_refused) {
+TEST(parser_fuzz_regressions, empty_header_name_is_refused) {
   bool error = false;
   auto got = parse_all("GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", &error);
   EXPECT_TRUE(error);
@@ -68,7 +65,7 @@ TEST(parser_fuzz_regressions, DISABLED_empty_header_name_is_refused) {
 // fuzz_request_parser (ASan: heap-use-after-free in check_head): trailers are appended to the head's
 // storage; when that grows, every view of the head (method, URL, headers) dangles.
 // corpus: fuzz_request_parser/post-chunked-big-trailer (a seed written to catch it)
-TEST(parser_fuzz_regressions, DISABLED_trailers_leave_the_head_intact) {
+TEST(parser_fuzz_regressions, trailers_leave_the_head_intact) {
   const std::string in =
       "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-T: " + std::string(3000, 't') +
       "\r\n\r\n"
@@ -91,7 +88,7 @@ TEST(parser_fuzz_regressions, DISABLED_trailers_leave_the_head_intact) {
 // `CONNECT \r\n` went through the same way with an empty target.
 // corpus: fuzz_request_parser/crash-http09-request-line, fuzz_request_parser/crash-connect-empty-target,
 // fuzz_proxy/crash-http09-request-line
-TEST(parser_fuzz_regressions, DISABLED_request_line_without_version_is_refused) {
+TEST(parser_fuzz_regressions, request_line_without_version_is_refused) {
   for (const std::string in : {"GET /\r\n\r\n", "HEAD /$HTTP/1.1\r\nHost: a\r\n\r\n", "CONNECT \r\n\r\n"}) {
     bool error = false;
     auto got = parse_all(in, &error);
@@ -104,7 +101,7 @@ TEST(parser_fuzz_regressions, DISABLED_request_line_without_version_is_refused) 
 // version) in the request line; the proxy forwarded it as HTTP/1.1. RFC 9112 section 2.3: a server
 // answers a major version it does not speak with 505.
 // corpus: fuzz_request_parser/crash-http20-request-line, fuzz_proxy/crash-http20-request-line
-TEST(parser_fuzz_regressions, DISABLED_version_other_than_http1_is_refused) {
+TEST(parser_fuzz_regressions, version_other_than_http1_is_refused) {
   for (const std::string in : {"GET / HTTP/2.0\r\n\r\n", "GET / HTTP/0.9\r\n\r\n", "GET / HTTP/3.1\r\n\r\n"}) {
     bool error = false;
     auto got = parse_all(in, &error);
@@ -116,7 +113,7 @@ TEST(parser_fuzz_regressions, DISABLED_version_other_than_http1_is_refused) {
 // fuzz_response_parser: a two-digit status (`HTTP/1.1 20 OK`) was accepted as status 20; RFC 9112
 // section 4: status-code = 3DIGIT. The proxy's framing rules (1xx, 204, 304) assume 100-999.
 // corpus: fuzz_response_parser/crash-two-digit-status
-TEST(parser_fuzz_regressions, DISABLED_two_digit_status_is_refused) {
+TEST(parser_fuzz_regressions, two_digit_status_is_refused) {
   parser p(parser::kind::response);
   const std::string in = "HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n";
   auto r = p.feed(in.data(), in.size());
@@ -126,7 +123,7 @@ TEST(parser_fuzz_regressions, DISABLED_two_digit_status_is_refused) {
 // fuzz_response_parser: NUL bytes in the reason phrase were accepted (RFC 9112 section 4:
 // reason-phrase = *( HTAB / SP / VCHAR / obs-text )); the proxy passes the reason on to clients.
 // corpus: fuzz_response_parser/crash-nul-in-reason
-TEST(parser_fuzz_regressions, DISABLED_nul_in_reason_phrase_is_refused) {
+TEST(parser_fuzz_regressions, nul_in_reason_phrase_is_refused) {
   parser p(parser::kind::response);
   const std::string in("HTTP/1.1 200 O\0\0\0\0\r\nContent-Length: 0\r\n\r\n", 41);
   auto r = p.feed(in.data(), in.size());
@@ -136,7 +133,7 @@ TEST(parser_fuzz_regressions, DISABLED_nul_in_reason_phrase_is_refused) {
 // fuzz_request_parser and fuzz_response_parser: a bare LF ending the trailer section (or the
 // last chunk) was accepted. Body framing is forwarded byte for byte, so the next hop sees it too.
 // corpus: fuzz_request_parser/crash-trailer-bare-lf, fuzz_response_parser/crash-last-chunk-bare-lf
-TEST(parser_fuzz_regressions, DISABLED_bare_lf_after_the_last_chunk_is_refused) {
+TEST(parser_fuzz_regressions, bare_lf_after_the_last_chunk_is_refused) {
   bool error = false;
   parse_all("POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Other: 2\r\n\n", &error);
   EXPECT_TRUE(error);
