@@ -84,9 +84,12 @@ TEST(access_log_json, every_byte_value_gives_valid_utf8) {
   for (int b = 0; b < 256; ++b) {
     all.push_back(static_cast<char>(b));
   }
+  // The record holds views: the strings they see must outlive it.
+  const std::string host = all.substr(128) + all.substr(0, 128);
+  const std::string request_id = all.substr(0xc0);
   r.path = all;
-  r.host = all.substr(128) + all.substr(0, 128);
-  r.request_id = all.substr(0xc0);
+  r.host = host;
+  r.request_id = request_id;
   EXPECT_TRUE(valid_utf8_json_text(line("json", r)));
 }
 
