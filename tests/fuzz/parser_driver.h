@@ -183,14 +183,17 @@ inline void run_parser(http::parser::kind k, const std::uint8_t* data, std::size
         if (!ignored("head read after the body")) {
           check_head(h, k);  // reads every view again: trailers and body bytes were parsed since
         }
-        if (expect_no_body) {
-          check(body_bytes == 0, "a body after set_no_body");
+        // 1xx, 204 and 304 responses have no body whatever length they claim (RFC 9112 6.3).
+        const bool bodiless = expect_no_body || (k == http::parser::kind::response &&
+                                                 (h.status < 200 || h.status == 204 || h.status == 304));
+        if (bodiless) {
+          check(body_bytes == 0, "a body after set_no_body or on a bodiless status");
         } else if (h.has_content_length) {
           check(body_bytes == h.content_length, "body length differs from Content-Length");
         } else if (!h.chunked && k == http::parser::kind::request) {
           check(body_bytes == 0, "a request body without framing");
         }
-        if (h.chunked && !expect_no_body) {
+        if (h.chunked && !bodiless) {
           // Chunked framing always ends with the CRLF after the last chunk (or the trailers).
           check(body_bytes >= 5 && std::string_view(input + pos - 4, 4) == "\r\n\r\n",
                 "chunked body does not end with CRLF CRLF");
