@@ -186,14 +186,16 @@ inline void run_parser(http::parser::kind k, const std::uint8_t* data, std::size
         // 1xx, 204 and 304 responses have no body whatever length they claim (RFC 9112 6.3).
         const bool bodiless = expect_no_body || (k == http::parser::kind::response &&
                                                  (h.status < 200 || h.status == 204 || h.status == 304));
-        if (bodiless) {
+        // After an upgrade or a CONNECT the bytes that follow are the caller's, not a body.
+        const bool handed_over = h.upgrade || h.method == "CONNECT";
+        if (!handed_over && bodiless) {
           check(body_bytes == 0, "a body after set_no_body or on a bodiless status");
-        } else if (h.has_content_length) {
+        } else if (!handed_over && h.has_content_length) {
           check(body_bytes == h.content_length, "body length differs from Content-Length");
-        } else if (!h.chunked && k == http::parser::kind::request) {
+        } else if (!handed_over && !h.chunked && k == http::parser::kind::request) {
           check(body_bytes == 0, "a request body without framing");
         }
-        if (h.chunked && !bodiless) {
+        if (h.chunked && !bodiless && !handed_over) {
           // Chunked framing always ends with the CRLF after the last chunk (or the trailers).
           check(body_bytes >= 5 && std::string_view(input + pos - 4, 4) == "\r\n\r\n",
                 "chunked body does not end with CRLF CRLF");
