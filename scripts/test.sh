@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite: unit, integration, conformance
 # and chaos tests on the Release build, then the same suite on an ASan+UBSan build, then on a TSan
-# build, then each libFuzzer target for SPILLWAY_FUZZ_SECONDS (default 60) from its seed corpus.
+# build, then each libFuzzer target for SPILLWAY_FUZZ_SECONDS (default 30) from its seed corpus.
 # SPILLWAY_SKIP_TSAN=1 skips the TSan pass; SPILLWAY_SKIP_SANITIZE=1 skips both sanitizer passes;
 # SPILLWAY_SKIP_FUZZ=1 skips the fuzzing (e.g. while iterating locally).
 set -euo pipefail
@@ -28,7 +28,7 @@ if [[ "${SPILLWAY_SKIP_SANITIZE:-0}" != "1" && "${SPILLWAY_SKIP_TSAN:-0}" != "1"
     scripts/tsan-run.sh ctest --test-dir build-tsan --output-on-failure --timeout 600 -j 2
 fi
 if [[ "${SPILLWAY_SKIP_FUZZ:-0}" != "1" ]]; then
-  fuzz_seconds=${SPILLWAY_FUZZ_SECONDS:-60}
+  fuzz_seconds=${SPILLWAY_FUZZ_SECONDS:-30}
   echo "== fuzz (libFuzzer, $fuzz_seconds s per target)"
   scripts/fuzz.sh "$fuzz_seconds"
 fi
