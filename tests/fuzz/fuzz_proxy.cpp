@@ -316,7 +316,9 @@ std::vector<std::string> request_methods(const std::uint8_t* data, std::size_t s
     pos += r.consumed;
     if (r.what == http::parser::event::headers_complete) {
       methods.emplace_back(p.head().method);
-      if (p.head().upgrade || p.head().method == "CONNECT") {
+      // CONNECT is answered 405 and the connection closed. An Upgrade goes on as HTTP when the
+      // backend declines it (a 101 makes the rest a tunnel, which the caller checks first).
+      if (p.head().method == "CONNECT") {
         break;
       }
     } else if (r.what == http::parser::event::need_more) {
