@@ -1,0 +1,61 @@
+#pragma once
+// What the admin API reads about the running process: a read-only view that the control thread
+// assembles per request (server::admin_state) and the renderers turn into text. Nothing here is
+// written by the admin API, except that POST /degradation/reset clears the journal's incidents.
+
+#include "common/stats.h"
+#include "upstream/cluster.h"
+#include "upstream/journal.h"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spillway::admin {
+
+struct route_info {
+  std::size_t index = 0;  // position in its listener's routes (routes have no names)
+  std::string upstream;
+  std::shared_ptr<const stats::per_worker<stats::route_traffic>> traffic;
+};
+
+struct listener_info {
+  std::string name;
+  std::string address;
+  std::string protocol;  // "http" or "tcp"
+  bool tls = false;
+  std::shared_ptr<const stats::per_worker<stats::listener_traffic>> traffic;
+  std::vector<route_info> routes;
+};
+
+// What made Spillway read its config file again (the `trigger` label of
+// spillway_config_reload_triggers_total): a file event, the identity poll, SIGHUP, POST /reload.
+enum class reload_trigger { file, poll, signal, api, count_ };
+
+// The label value of a trigger. Any thread.
+const char* trigger_name(reload_trigger t);
+
+// What the admin API reports about the running config.
+struct state {
+  std::vector<upstream::cluster_ptr> clusters;
+  std::vector<listener_info> listeners;
+  upstream::journal* journal = nullptr;  // transitions and incidents (may be null in tests)
+  unsigned workers = 0;
+  bool metrics = true;  // per-request counting on
+  std::uint64_t access_log_dropped = 0;
+  std::uint64_t generation = 0;
+  std::chrono::system_clock::time_point loaded_at;
+  std::string config_path;
+  std::string last_reload_error;  // empty when the last reload (if any) succeeded
+  std::uint64_t reloads_ok = 0;
+  std::uint64_t reloads_failed = 0;
+  // Reloads attempted (applied or refused) by what triggered them; a file whose content already
+  // runs or was already refused is not reloaded and not counted.
+  std::array<std::uint64_t, static_cast<std::size_t>(reload_trigger::count_)> reloads_by_trigger{};
+  bool ready = true;  // GET /ready: serving (listeners started, not draining)
+};
+
+}  // namespace spillway::admin
