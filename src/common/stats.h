@@ -7,6 +7,8 @@
 //                 ──slot(worker 1)── T                                written by worker 1 only
 //   scrape: for each slot, add up.
 
+#include "common/error.h"
+
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -122,21 +124,16 @@ struct request_traffic {
   histogram duration;        // first request byte in to last response byte out
 };
 
-// Why Spillway answered a request itself (the x-spillway-reason values), in the order of
-// proxy::local_reason; counted per listener.
-inline constexpr std::array<const char*, 13> local_reply_reasons = {"malformed_request",
-                                                                    "no_route",
-                                                                    "header_timeout",
-                                                                    "body_too_large",
-                                                                    "headers_too_large",
-                                                                    "upstream_reset",
-                                                                    "upstream_protocol_error",
-                                                                    "no_healthy_upstream",
-                                                                    "upstream_connect_failure",
-                                                                    "upstream_overloaded",
-                                                                    "upstream_timeout",
-                                                                    "method_not_allowed",
-                                                                    "other"};
+// Why Spillway answered a request itself (the x-spillway-reason values): the rows of the error
+// table that have a status, in its order, then "other"; counted per listener.
+inline constexpr auto local_reply_reasons = [] {
+  std::array<const char*, local_reply_count + 1> names{};
+  for (std::size_t i = 0; i < local_reply_count; ++i) {
+    names[i] = error_table[i].name.data();  // the table's names are string literals
+  }
+  names[local_reply_count] = "other";
+  return names;
+}();
 
 struct listener_traffic : request_traffic {
   std::array<counter, local_reply_reasons.size()> local_replies;

@@ -1,5 +1,7 @@
 #include "proxy/access_log.h"
 
+#include "common/error.h"
+
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -241,20 +243,8 @@ void field(std::string& out, std::string_view name, const access_record& r, bool
 }  // namespace
 
 const char* response_flag(std::string_view reason) {
-  static constexpr std::pair<std::string_view, const char*> table[] = {
-      {"malformed_request", "DPE"},       {"no_route", "NR"},
-      {"header_timeout", "DT"},           {"body_too_large", "DPE"},
-      {"headers_too_large", "DPE"},       {"upstream_reset", "UC"},
-      {"upstream_protocol_error", "UPE"}, {"no_healthy_upstream", "UH"},
-      {"upstream_connect_failure", "UF"}, {"upstream_overloaded", "UO"},
-      {"upstream_timeout", "UT"},         {"method_not_allowed", "DPE"},
-  };
-  for (const auto& [name, flag] : table) {
-    if (name == reason) {
-      return flag;
-    }
-  }
-  return nullptr;
+  const auto* e = find_error(reason);
+  return e != nullptr ? e->flag : nullptr;
 }
 
 void format_access_line(const access_log& log, const access_record& r, std::string& out) {

@@ -1,8 +1,13 @@
 #include "proxy/connection_pool.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <optional>
 
 namespace spillway::proxy {
 
@@ -20,6 +25,9 @@ upstream_connection::~upstream_connection() {
   host->connections_active.fetch_sub(1, std::memory_order_relaxed);
   if (stats) {
     stats->connections.fetch_sub(1, std::memory_order_relaxed);  // the max_connections reservation
+    if (pool != nullptr) {
+      pool->released(stats.get());
+    }
   }
 }
 
@@ -61,6 +69,22 @@ upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls
 }
 
 void connection_pool::put(upstream_connection_ptr conn) {
+  bool other_host_waits = false;
+  for (auto* w : waiters_) {
+    if (w->woken || w->stats != conn->stats.get()) {
+      continue;
+    }
+    if (w->host == conn->host.get() && w->tls == conn->tls.get() &&
+        conn->endpoint_version == conn->host->endpoint_version()) {
+      w->handed = std::move(conn);
+      wake(*w);
+      return;
+    }
+    other_host_waits = true;
+  }
+  if (other_host_waits) {
+    return;  // closed: its reservation goes to the request waiting for another host
+  }
   auto& list = idle_[conn->host.get()];
   if (list.size() >= max_idle_per_host) {
     return;  // dropped: closes the socket
@@ -82,6 +106,77 @@ void connection_pool::sweep(std::chrono::steady_clock::time_point now, std::chro
 }
 
 void connection_pool::clear() { idle_.clear(); }
+
+void connection_pool::wake(waiter& w) {
+  w.woken = true;
+  w.timer->cancel();
+}
+
+void connection_pool::released(const upstream::upstream_stats* stats) {
+  if (shut_down_) {
+    return;
+  }
+  for (auto* w : waiters_) {
+    if (!w->woken && w->stats == stats) {
+      wake(*w);
+      return;
+    }
+  }
+}
+
+bool connection_pool::evict_other(const upstream::upstream_stats* stats, const upstream::host* keep) {
+  for (auto& [h, list] : idle_) {
+    if (h == keep || list.empty() || list.front()->stats.get() != stats) {
+      continue;
+    }
+    // The oldest: the most likely to be closed by the backend's idle timeout anyway. Its
+    // destructor frees the reservation (and wakes the first waiter, maybe the caller itself).
+    list.erase(list.begin());
+    return true;
+  }
+  return false;
+}
+
+boost::asio::awaitable<connection_pool::wait_result> connection_pool::wait(
+    boost::asio::io_context& io, const upstream::host* h, const tls::client_context* tls,
+    upstream::upstream_stats& stats, std::uint32_t max_connections, std::chrono::steady_clock::time_point give_up) {
+  boost::asio::steady_timer timer(io);
+  waiter self{h, tls, &stats, &timer, nullptr, false};
+  // Leaves the list however the coroutine ends (also when its frame is destroyed while waiting).
+  struct registration {
+    std::list<waiter*>& list;
+    std::list<waiter*>::iterator it;
+    ~registration() { list.erase(it); }
+  };
+  std::optional<registration> reg{registration{waiters_, waiters_.insert(waiters_.end(), &self)}};
+  wait_result result;
+  while (true) {
+    if (self.handed) {
+      result.conn = std::move(self.handed);
+      break;
+    }
+    if (h != nullptr && (result.conn = take(h, tls))) {
+      break;
+    }
+    if (stats.try_reserve_connection(max_connections) ||
+        (evict_other(&stats, h) && stats.try_reserve_connection(max_connections))) {
+      result.reserved = true;
+      break;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= give_up || shut_down_) {
+      break;
+    }
+    self.woken = false;
+    timer.expires_at(std::min(give_up, now + cross_worker_recheck));
+    co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
+  reg.reset();
+  if (self.handed) {
+    put(std::move(self.handed));  // handed over while this waiter had already got a reservation
+  }
+  co_return result;
+}
 
 std::size_t connection_pool::idle_count() const {
   std::size_t n = 0;

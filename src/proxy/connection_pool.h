@@ -1,20 +1,29 @@
 #pragma once
-// Idle upstream connections of one worker, per host. A connection is returned only when its last
-// response was read to the end and neither side asked to close; one the backend has closed while
-// idle is detected and dropped when taken.
+// Upstream connections of one worker: the idle ones per host, and the requests waiting for one.
+//
+// A connection is returned only when its last response was read to the end and neither side asked
+// to close; one the backend has closed while idle is detected and dropped when taken. A request
+// that finds its upstream at max_connections waits here (at most max_pending of them) and is woken
+// by this worker's pool events: a connection to its host coming back idle is handed to it, and any
+// connection of its upstream closing frees the reservation it needs.
 
 #include "tls/stream.h"
 #include "upstream/cluster.h"
 #include "upstream/host.h"
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <list>
 #include <memory>
 #include <unordered_map>
 #include <vector>
 
 namespace spillway::proxy {
+
+class connection_pool;
 
 struct upstream_connection {
   // `stats` (may be null) holds a max_connections reservation this connection releases when closed.
@@ -32,6 +41,9 @@ struct upstream_connection {
   std::chrono::steady_clock::time_point idle_since;
   std::uint64_t requests = 0;      // requests sent on this connection so far
   std::uint32_t endpoint_version;  // the host's address when connected (see host::endpoint_version)
+  // Told when this connection closes, so that a request waiting for a connection slot of its
+  // upstream is woken (null: nobody to tell). Set by connection_pool::adopt().
+  connection_pool* pool = nullptr;
 };
 
 using upstream_connection_ptr = std::unique_ptr<upstream_connection>;
@@ -45,8 +57,42 @@ class connection_pool {
   // open, or nullptr. Worker thread only.
   upstream_connection_ptr take(const upstream::host* h, const tls::client_context* tls = nullptr);
 
-  // Keeps `conn` for reuse. Worker thread only.
+  // Keeps `conn` for reuse, or hands it to a request waiting for a connection to its host. When
+  // only requests for other hosts of its upstream wait, `conn` is closed instead, so that its
+  // max_connections reservation goes to one of them. Worker thread only.
   void put(upstream_connection_ptr conn);
+
+  // Makes `conn` tell this pool when it closes (see upstream_connection::pool). Worker thread only.
+  void adopt(upstream_connection& conn) { conn.pool = this; }
+
+  // What a request waiting for a connection got.
+  struct wait_result {
+    upstream_connection_ptr conn;  // an idle connection to the host, handed over
+    bool reserved = false;         // else: a max_connections reservation was made for a new one
+  };
+  // Waits until a connection to `h` (with TLS context `tls`) can be had under `stats`'s
+  // `max_connections`, or until `give_up`: returns a handed-over connection, or a reservation, or
+  // neither at `give_up`. Idle connections of the same upstream to other hosts are closed first to
+  // make room. `h` null: only a reservation will do (a connection of its own, for L4). Worker
+  // thread only.
+  //
+  // Woken at once by this worker's connections (handed over, or closed). A slot freed by another
+  // worker is not signalled across threads: it is seen at the latest `cross_worker_recheck` later.
+  boost::asio::awaitable<wait_result> wait(boost::asio::io_context& io, const upstream::host* h,
+                                           const tls::client_context* tls, upstream::upstream_stats& stats,
+                                           std::uint32_t max_connections,
+                                           std::chrono::steady_clock::time_point give_up);
+  static constexpr std::chrono::milliseconds cross_worker_recheck{50};
+
+  // A connection of `stats`'s upstream closed: wakes the first request waiting for a slot there.
+  // Called by ~upstream_connection. Worker thread only.
+  void released(const upstream::upstream_stats* stats);
+
+  // The worker is stopping: no more hand-overs or wake-ups (sessions may be destroyed in any order).
+  void shut_down() {
+    shut_down_ = true;
+    clear();
+  }
 
   // Closes connections idle for longer than `max_idle`. Worker thread only.
   void sweep(std::chrono::steady_clock::time_point now, std::chrono::steady_clock::duration max_idle);
@@ -55,9 +101,25 @@ class connection_pool {
   void clear();
 
   std::size_t idle_count() const;
+  std::size_t waiting() const { return waiters_.size(); }
 
  private:
+  struct waiter {
+    const upstream::host* host;
+    const tls::client_context* tls;
+    const upstream::upstream_stats* stats;
+    boost::asio::steady_timer* timer;
+    upstream_connection_ptr handed;
+    bool woken = false;
+  };
+  // Closes one idle connection of `stats`'s upstream to a host other than `keep`. Returns whether
+  // one was closed.
+  bool evict_other(const upstream::upstream_stats* stats, const upstream::host* keep);
+  static void wake(waiter& w);
+
   std::unordered_map<const upstream::host*, std::vector<upstream_connection_ptr>> idle_;
+  std::list<waiter*> waiters_;  // oldest first
+  bool shut_down_ = false;
 };
 
 }  // namespace spillway::proxy

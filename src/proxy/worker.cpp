@@ -118,6 +118,7 @@ worker::~worker() {
     io_.stop();
     thread_.join();
   }
+  pool_.shut_down();  // idle sockets close while io_ lives; later closes wake nobody
 }
 
 void worker::start() {

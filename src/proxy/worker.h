@@ -30,6 +30,8 @@ class downstream_session {
   virtual void drain() = 0;
   // Drain timeout: close now.
   virtual void force_close() = 0;
+  // The deadline set on the session's downstream_connection passed. Worker thread.
+  virtual void deadline_passed() = 0;
 };
 
 // Checks that `listen` can be bound the way workers bind it (SO_REUSEPORT): returns an empty
@@ -111,12 +113,14 @@ class worker {
   std::list<downstream_session*> sessions_;
   bool draining_ = false;
   bool stopping_ = false;  // set once the thread is told to end; detach() then only unlinks
+  // Outlives io_ too: connections and waiting requests in coroutine frames destroyed with io_ tell
+  // the pool (which ~worker has shut down by then).
+  connection_pool pool_;
   boost::asio::io_context io_{1};
   std::thread thread_;
   std::shared_ptr<worker_view> view_;
   std::vector<std::shared_ptr<acceptor_entry>> acceptors_;
   bool started_ = false;
-  connection_pool pool_;
   balancer::random_source random_;
   boost::asio::steady_timer sweeper_{io_};
   boost::asio::steady_timer drain_timer_{io_};

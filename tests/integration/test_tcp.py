@@ -77,6 +77,41 @@ class TcpTest(unittest.TestCase):
             a.stop()
             b.stop()
 
+    def test_consistent_hash_spreads_clients_by_address(self):
+        """balance: consistent_hash on a tcp listener hashes each client's address (it used to hash
+        nothing on L4, which sent every client to the same backend): clients from different
+        addresses spread over the backends, and one client always lands on the same one."""
+        backends = [Testd(name=n) for n in "abc"]
+        config = CONFIG.replace("    health_check:", "    balance: consistent_hash\n    health_check:")
+        lb = Spillway(config % ("60s", "\n".join("      - address: %s" % t.address for t in backends)))
+        try:
+            def backend_for(source_ip):
+                with socket.create_connection(("127.0.0.1", lb.port), timeout=5,
+                                              source_address=(source_ip, 0)) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    data = b""
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                head = data.split(b"\r\n\r\n", 1)[0].decode().lower()
+                self.assertTrue(head.startswith("http/1.1 200"), head)
+                return [l.split(":", 1)[1].strip() for l in head.split("\r\n") if l.startswith("x-backend:")][0]
+
+            chosen = {}
+            for i in range(1, 25):
+                ip = "127.0.0.%d" % i
+                chosen[ip] = backend_for(ip)
+            self.assertGreater(len(set(chosen.values())), 1, chosen)
+            for ip in list(chosen)[:6]:
+                for _ in range(3):
+                    self.assertEqual(backend_for(ip), chosen[ip], ip)
+        finally:
+            lb.stop()
+            for t in backends:
+                t.stop()
+
     def test_large_transfer_with_half_close(self):
         server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), SinkThenSource)
         server.daemon_threads = True

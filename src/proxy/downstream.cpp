@@ -1,0 +1,101 @@
+#include "proxy/downstream.h"
+
+#include "common/log.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace spillway::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+downstream_connection::downstream_connection(worker& w, std::string listen, tcp::socket socket,
+                                             tls::server_context_ptr tls, downstream_session* owner)
+    : worker_(w),
+      listen_(std::move(listen)),
+      tls_(std::move(tls)),
+      stream_(std::move(socket)),
+      owner_(owner),
+      timer_(w.io()) {
+  boost::system::error_code ec;
+  auto ep = stream_.socket().remote_endpoint(ec);
+  if (!ec) {
+    client_ip_ = ep.address().to_string();
+  }
+  stream_.socket().set_option(tcp::no_delay(true), ec);
+  if (tls_) {
+    stream_.start_tls(tls_->context());
+  }
+  registration_ = worker_.attach(owner_);
+  if (const auto* lv = worker_.view()->snap->find_listener(listen_); lv != nullptr) {
+    listener_traffic_ = lv->traffic;
+    listener_traffic_->local(worker_.index()).connections_total.add();
+  }
+}
+
+downstream_connection::~downstream_connection() {
+  if (listener_traffic_) {
+    listener_traffic_->local(worker_.index()).connections_closed.add();
+  }
+  worker_.detach(registration_);
+}
+
+asio::awaitable<bool> downstream_connection::handshake() {
+  if (!tls_) {
+    co_return true;
+  }
+  // The owner closes a connection whose handshake is not done in time (its phase says idle).
+  set_deadline(clock::now() + tls_->handshake_timeout());
+  auto ec = co_await stream_.handshake(asio::ssl::stream_base::server);
+  if (!ec) {
+    co_return true;
+  }
+  log::debug("tls handshake from {} on {} failed: {}", client_ip_, listen_, expired_ ? "timeout" : ec.message());
+  if (auto* t = traffic()) {
+    t->tls_handshake_failures.add();
+  }
+  co_return false;
+}
+
+void downstream_connection::set_deadline(clock::time_point at) {
+  deadline_ = at;
+  // The watchdog sleeps until the old deadline; wake it only when the new one is earlier.
+  if (at < timer_.expiry()) {
+    timer_.cancel();
+  }
+}
+
+asio::awaitable<void> downstream_connection::watchdog() {
+  while (!stopped_) {
+    timer_.expires_at(deadline_);
+    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (stopped_) {
+      break;
+    }
+    if (clock::now() < deadline_) {
+      continue;  // woken to re-arm, or the deadline moved later
+    }
+    expired_ = true;
+    deadline_ = clock::time_point::max();
+    owner_->deadline_passed();
+  }
+}
+
+void downstream_connection::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+void downstream_connection::close() {
+  boost::system::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.close();
+}
+
+void downstream_connection::cancel() {
+  boost::system::error_code ec;
+  stream_.socket().cancel(ec);
+}
+
+}  // namespace spillway::proxy

@@ -1,0 +1,253 @@
+// One try's exchange with a backend on the HTTP/1 front end: the request out (head rewritten,
+// body streamed or replayed), the response head in (1xx passed on), then the response streamed to
+// the client or, after a 101, a tunnel. The session's other half is in http_session.cpp.
+
+#include "common/log.h"
+#include "proxy/http_session.h"
+#include "proxy/relay.h"
+#include "proxy/upstream_attempt.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace spillway::proxy {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+}  // namespace
+
+awaitable<http_session::send_result> http_session::send_request(upstream_connection& conn,
+                                                                const http::message_head& req, bool expect_continue,
+                                                                std::uint64_t max_body) {
+  build_upstream_head(req, facts_, scratch_, out_);
+  if (body_started_) {
+    // A retry after the body was read on an earlier try: it was kept whole, send it again.
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(replay_)};
+    auto [ec, n] = co_await asio::async_write(conn.stream, bufs, nothrow);
+    co_return ec ? send_result::upstream_write_failed : send_result::ok;
+  }
+  std::uint64_t body_bytes = 0;
+  // Body bytes kept for a retry, as long as the whole body fits.
+  auto keep = [&](const char* data, std::size_t n) {
+    if (n == 0 || !replay_ok_) {
+      return;
+    }
+    if (replay_.size() + n > max_replay_body) {
+      replay_ok_ = false;
+      replay_.clear();
+      return;
+    }
+    replay_.append(data, n);
+  };
+  http::parser::result r;
+  if (!request_complete_) {
+    // Body bytes that arrived with the head go out in the same write as the head.
+    r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    if (r.what == http::parser::event::error) {
+      co_return request_parser_.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
+    }
+    request_complete_ = r.what == http::parser::event::message_complete;
+    if (max_body > 0 && r.consumed > max_body) {
+      co_return send_result::too_large;
+    }
+  }
+  bool sent_ok = true;
+  {
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(dbuf_.data() + dbegin_, r.consumed)};
+    keep(dbuf_.data() + dbegin_, r.consumed);
+    body_bytes += r.consumed;
+    rec_.bytes_in += r.consumed;
+    dbegin_ += r.consumed;
+    body_started_ = body_started_ || r.consumed > 0;
+    auto [ec, n] = co_await asio::async_write(conn.stream, bufs, nothrow);
+    sent_ok = !ec;
+  }
+  if (sent_ok && !request_complete_ && expect_continue && body_bytes == 0) {
+    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(cont), nothrow);
+    if (ec) {
+      co_return send_result::client_gone;
+    }
+  }
+  while (sent_ok && !request_complete_) {
+    if (dbegin_ == dend_ && co_await read_downstream() == 0) {
+      co_return send_result::client_gone;
+    }
+    r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    if (r.what == http::parser::event::error) {
+      // Bad framing mid-body (e.g. an invalid chunk size): the bad bytes are never forwarded.
+      co_return request_parser_.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
+    }
+    request_complete_ = r.what == http::parser::event::message_complete;
+    body_bytes += r.consumed;
+    rec_.bytes_in += r.consumed;
+    if (max_body > 0 && body_bytes > max_body) {
+      co_return send_result::too_large;
+    }
+    body_started_ = true;
+    keep(dbuf_.data() + dbegin_, r.consumed);
+    auto [ec, n] = co_await asio::async_write(conn.stream, asio::buffer(dbuf_.data() + dbegin_, r.consumed), nothrow);
+    dbegin_ += r.consumed;
+    sent_ok = !ec;
+  }
+  co_return sent_ok ? send_result::ok : send_result::upstream_write_failed;
+}
+
+awaitable<http_session::head_result> http_session::read_response_head(upstream_connection& conn, bool expect_continue,
+                                                                      bool head_request, const config::upstream& up) {
+  response_parser_.reset();
+  response_parser_.set_no_body(head_request);
+  response_parser_.set_limits(up.max_response_headers, up.max_response_header_fields);
+  ubegin_ = uend_ = 0;
+  bool got_bytes = false;
+  while (true) {
+    if (ubegin_ == uend_) {
+      ubegin_ = uend_ = 0;
+      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(ubuf_), nothrow);
+      if (ec) {
+        co_return got_bytes ? head_result::reset : head_result::closed_silently;
+      }
+      got_bytes = true;
+      uend_ = n;
+    }
+    auto rr = response_parser_.feed(ubuf_.data() + ubegin_, uend_ - ubegin_);
+    if (rr.what == http::parser::event::error || response_parser_.head_bytes() > up.max_response_headers) {
+      if (rr.what != http::parser::event::error || response_parser_.error_too_large()) {
+        rec_.cluster->stats->response_heads_too_large.fetch_add(1, std::memory_order_relaxed);
+      }
+      log::debug("malformed response from {} ({}): {}", facts_.default_host, up.name,
+                 rr.what == http::parser::event::error ? response_parser_.error_reason() : "head too large");
+      co_return head_result::protocol_error;
+    }
+    ubegin_ += rr.consumed;
+    if (rr.what != http::parser::event::headers_complete) {
+      continue;
+    }
+    const auto& resp = response_parser_.head();
+    if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
+      // Interim answers are passed on (Spillway sent its own 100 Continue already when it
+      // answered the Expect itself); the 1xx completes on the next feed, then the real head follows.
+      if (!(resp.status == 100 && expect_continue)) {
+        build_downstream_head(resp, false, facts_.http10, scratch_, out_);
+        auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(out_), nothrow);
+        rec_.bytes_out += n;
+        if (ec) {
+          co_return head_result::client_gone;
+        }
+      }
+      continue;
+    }
+    co_return head_result::ok;
+  }
+}
+
+awaitable<http_session::outcome> http_session::stream_response(upstream_attempt& attempt, bool close_client,
+                                                               bool request_sent_ok) {
+  auto& conn = attempt.conn();
+  const auto& resp = response_parser_.head();
+  phase_ = phase::streaming;
+  rec_.status = resp.status;
+  const bool until_close = response_parser_.body_until_close();
+  close_client = close_client || until_close;
+  build_downstream_head(resp, close_client, facts_.http10, scratch_, out_);
+  auto rr = response_parser_.feed(ubuf_.data() + ubegin_, uend_ - ubegin_);
+  if (rr.what == http::parser::event::error) {
+    // Bad framing right after the head: nothing has reached the client yet.
+    attempt.response_failed();
+    co_return co_await send_local(error_kind::upstream_protocol_error, true, &attempt.cfg());
+  }
+  bool response_complete = rr.what == http::parser::event::message_complete;
+  bool upstream_failed = false;  // the backend broke the response (not the client going away)
+  bool ok = true;
+  {
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin_, rr.consumed)};
+    ubegin_ += rr.consumed;
+    auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
+    rec_.bytes_out += n;
+    ok = !ec;
+  }
+  while (ok && !response_complete) {
+    ubegin_ = 0;
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(ubuf_), nothrow);
+    if (ec) {
+      if (ec == asio::error::eof && until_close) {
+        response_complete = response_parser_.finish() == http::parser::event::message_complete;
+      }
+      upstream_failed = !response_complete;
+      ok = response_complete;
+      break;
+    }
+    uend_ = n;
+    rr = response_parser_.feed(ubuf_.data(), uend_);
+    if (rr.what == http::parser::event::error) {
+      upstream_failed = true;
+      ok = false;
+      break;
+    }
+    response_complete = rr.what == http::parser::event::message_complete;
+    auto [wec, wn] = co_await asio::async_write(down_.stream(), asio::buffer(ubuf_.data(), rr.consumed), nothrow);
+    rec_.bytes_out += wn;
+    ubegin_ = rr.consumed;
+    ok = !wec;
+  }
+  if (!ok) {
+    // Part of the response reached the client: the only honest signal left is to close.
+    if (upstream_failed) {
+      attempt.response_failed();
+    }
+    conn.reset();
+    co_return outcome::close;
+  }
+  // Reuse the upstream connection only when the exchange ended cleanly on both sides and the
+  // backend sent nothing beyond its response. A 1xx or 204 that claimed a body (which the client
+  // was not given) may be followed by those bytes.
+  const bool claimed_body = (resp.status < 200 || resp.status == 204) && (resp.chunked || resp.content_length > 0);
+  const bool reusable =
+      resp.keep_alive && request_complete_ && request_sent_ok && !until_close && ubegin_ == uend_ && !claimed_body;
+  if (reusable) {
+    down_.owner().pool().put(std::move(conn));
+  } else {
+    conn.reset();
+  }
+  co_return close_client ? outcome::close : outcome::keep_alive;
+}
+
+awaitable<http_session::outcome> http_session::tunnel(upstream_connection& conn, const config::upstream& up) {
+  phase_ = phase::streaming;
+  // From here the request deadline no longer applies: the tunnel lives while bytes move, and the
+  // idle timeout closes it.
+  const auto idle = std::chrono::duration_cast<clock::duration>(up.timeout.idle);
+  down_.set_deadline(clock::now() + idle);
+  build_downstream_head(response_parser_.head(), false, facts_.http10, scratch_, out_);
+  rec_.status = 101;
+  {
+    // The 101 and whatever the backend sent right behind it (the first frames, already).
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin_, uend_ - ubegin_)};
+    auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
+    rec_.bytes_out += n;
+    if (ec) {
+      co_return outcome::close;
+    }
+    ubegin_ = uend_ = 0;
+  }
+  if (dbegin_ < dend_) {
+    // Bytes the client sent after its request, before the 101 reached it.
+    auto [ec, n] =
+        co_await asio::async_write(conn.stream, asio::buffer(dbuf_.data() + dbegin_, dend_ - dbegin_), nothrow);
+    dbegin_ = dend_ = 0;
+    if (ec) {
+      co_return outcome::close;
+    }
+  }
+  co_await (relay(down_.stream(), conn.stream, down_.deadline(), idle, &rec_.bytes_in) &&
+            relay(conn.stream, down_.stream(), down_.deadline(), idle, &rec_.bytes_out));
+  co_return outcome::close;
+}
+
+}  // namespace spillway::proxy

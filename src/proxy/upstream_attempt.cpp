@@ -1,0 +1,337 @@
+#include "proxy/upstream_attempt.h"
+
+#include "balancer/consistent_hash.h"
+#include "common/log.h"
+#include "proxy/downstream.h"
+#include "upstream/connect.h"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <algorithm>
+
+namespace spillway::proxy {
+
+namespace asio = boost::asio;
+
+namespace {
+
+bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+// Counts one unit on an atomic gauge for as long as it lives (adopting a unit already added).
+class gauge_adopt {
+ public:
+  explicit gauge_adopt(std::atomic<std::int64_t>& g) : g_(g) {}
+  ~gauge_adopt() { g_.fetch_sub(1, std::memory_order_relaxed); }
+  gauge_adopt(const gauge_adopt&) = delete;
+  gauge_adopt& operator=(const gauge_adopt&) = delete;
+
+ private:
+  std::atomic<std::int64_t>& g_;
+};
+
+}  // namespace
+
+upstream_attempt::upstream_attempt(worker& w, const worker_view& view, std::size_t cluster_index,
+                                   downstream_connection& down, std::string_view hash_key, bool idempotent, bool pooled)
+    : worker_(w),
+      cluster_(*view.snap->clusters[cluster_index]),
+      lb_(*view.balancers[cluster_index]),
+      down_(down),
+      stats_(*cluster_.stats),
+      metrics_(view.snap->cfg->metrics),
+      policy_(cluster_.cfg.retry, idempotent),
+      pooled_(pooled) {
+  if (cluster_.cfg.balance == config::balance_policy::consistent_hash) {
+    ctx_.hash = balancer::hash64(hash_key);
+  }
+}
+
+upstream_attempt::~upstream_attempt() {
+  release_ticket();
+  if (retry_gauge_) {
+    stats_.active_retries.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (admitted_) {
+    stats_.active_requests.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+bool upstream_attempt::admit() {
+  // A request is admitted only if the count it raised was below the limit, so the admitted ones
+  // never exceed it; the counter itself may read up to (workers - 1) over for an instant while
+  // refused requests back out.
+  if (stats_.active_requests.fetch_add(1, std::memory_order_relaxed) >= cluster_.cfg.limit.max_requests) {
+    stats_.active_requests.fetch_sub(1, std::memory_order_relaxed);
+    stats_.overflow_max_requests.fetch_add(1, std::memory_order_relaxed);
+    failure_ = error_kind::upstream_overloaded;
+    return false;
+  }
+  admitted_ = true;
+  return true;
+}
+
+void upstream_attempt::release_ticket() {
+  if (ticket_ && ticket_host_ != nullptr && ticket_host_->circuit) {
+    ticket_host_->circuit->release(ticket_);
+  }
+  ticket_ = {};
+  ticket_host_ = nullptr;
+}
+
+upstream::host* upstream_attempt::choose() {
+  release_ticket();  // a try that ended without a verdict gives its trial slot back
+  // A half-open breaker with every trial slot taken refuses the call: that host is skipped without
+  // using up a try, on every front end alike. Bounded, since a refusing host joins `tried_`.
+  for (std::size_t refusals = 0; refusals <= tried_.size(); ++refusals) {
+    ctx_.exclude = std::span<upstream::host* const>(tried_.data(), tried_count_);
+    auto* h = lb_.choose_host(ctx_);
+    if (h == nullptr) {
+      return nullptr;
+    }
+    if (tried_count_ < tried_.size() &&
+        std::find(tried_.begin(), tried_.begin() + tried_count_, h) == tried_.begin() + tried_count_) {
+      tried_[tried_count_++] = h;
+    }
+    if (!h->circuit) {
+      return h;
+    }
+    ticket_ = h->circuit->try_acquire(breaker::clock::now());
+    if (ticket_) {
+      ticket_host_ = h;
+      return h;
+    }
+  }
+  return nullptr;
+}
+
+void upstream_attempt::begin_try(upstream::host* h) {
+  host_ = h;
+  tried_available_ = tried_available_ || h->available();
+  load_ = upstream::active_request(h);  // retries count as load too
+  if (retry_gauge_ != is_retry_) {
+    stats_.active_retries.fetch_add(is_retry_ ? 1 : -1, std::memory_order_relaxed);
+    retry_gauge_ = is_retry_;
+  }
+  h->requests_total.fetch_add(1, std::memory_order_relaxed);
+  ++tries_;
+  try_started_ = clock::now();
+}
+
+asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::time_point request_deadline,
+                                                                       bool can_resend) {
+  while (true) {
+    upstream::host* h = same_host_;
+    same_host_ = nullptr;
+    if (h == nullptr) {
+      h = choose();
+      if (h == nullptr) {
+        co_return failure();
+      }
+      is_retry_ = !first_try_;
+      first_try_ = false;
+    }
+    begin_try(h);
+    const auto per_try = cluster_.cfg.retry.per_try_timeout;
+    try_deadline_ = per_try.count() > 0 ? std::min(request_deadline, try_started_ + per_try) : request_deadline;
+    bool retry = false;
+    if (!co_await connect(request_deadline, can_resend, retry)) {
+      co_return std::nullopt;
+    }
+    if (!retry) {
+      co_return failure();
+    }
+  }
+}
+
+asio::awaitable<std::optional<error_kind>> upstream_attempt::connect(clock::time_point request_deadline,
+                                                                     bool can_resend, bool& retry) {
+  const auto& up = cluster_.cfg;
+  auto& pool = worker_.pool();
+  conn_ = pooled_ ? pool.take(host_, cluster_.tls.get()) : nullptr;
+  reused_ = conn_ != nullptr;
+  down_.clear_expired();
+  bool reserved = reused_ || stats_.try_reserve_connection(up.limit.max_connections);
+  if (!reserved) {
+    // max_connections reached: wait as a pending request (at most max_pending; 0 = no queue) for a
+    // connection to come free, until the connect timeout; never queue without a deadline.
+    if (stats_.pending.fetch_add(1, std::memory_order_relaxed) >= up.limit.max_pending) {
+      stats_.pending.fetch_sub(1, std::memory_order_relaxed);
+      stats_.overflow_max_pending.fetch_add(1, std::memory_order_relaxed);
+      co_return failure_ = error_kind::upstream_overloaded;
+    }
+    gauge_adopt pending(stats_.pending);
+    const auto give_up = std::min(try_deadline_, clock::now() + up.timeout.connect);
+    auto got = co_await pool.wait(worker_.io(), pooled_ ? host_ : nullptr, cluster_.tls.get(), stats_,
+                                  up.limit.max_connections, give_up);
+    if (got.conn) {
+      conn_ = std::move(got.conn);
+      reused_ = true;
+    } else if (!got.reserved) {
+      stats_.overflow_max_connections.fetch_add(1, std::memory_order_relaxed);
+      co_return failure_ = error_kind::upstream_overloaded;
+    }
+  }
+  if (!reused_) {
+    // The reservation made above passes to the connection, which gives it back when it closes.
+    conn_ = std::make_unique<upstream_connection>(asio::ip::tcp::socket(worker_.io()), host_->shared_from_this(),
+                                                  cluster_.stats, cluster_.tls);
+    pool.adopt(*conn_);
+    down_.set_deadline(std::min(try_deadline_, clock::now() + up.timeout.connect));
+    const auto connect_start = clock::now();
+    connecting_ = true;
+    auto ec = co_await upstream::connect(conn_->stream, *host_, cluster_.tls.get());
+    connecting_ = false;
+    if (ec) {
+      host_->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
+      log::debug("connect to {} ({}) failed: {}", host_->address(), up.name,
+                 down_.expired() ? "timeout" : ec.message());
+      // Nothing was sent: any method may go elsewhere.
+      const bool before_deadline = clock::now() < request_deadline;
+      retry = try_failed(try_end::connect_failure, can_resend, before_deadline) == retry_verdict::retry;
+      if (!before_deadline) {
+        failure_ = error_kind::upstream_timeout;
+      }
+      co_return failure_;
+    }
+    connect_time_ = clock::now() - connect_start;  // of a connection made: a failed one has none
+    if (metrics_) {
+      stats_.traffic.local(worker_.index()).connect_time.observe(connect_time_);
+    }
+  }
+  down_.set_deadline(try_deadline_);
+  conn_->requests++;
+  co_return std::nullopt;
+}
+
+bool upstream_attempt::budget_allows() {
+  if (stats_.retry_allowed(cluster_.cfg.retry.budget)) {
+    return true;
+  }
+  stats_.retry_budget_exhausted.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+retry_verdict upstream_attempt::try_failed(try_end end, bool can_resend, bool before_deadline) {
+  conn_.reset();
+  if (end == try_end::stale_connection && can_resend) {
+    // A pooled connection the backend closed just as we sent: not the backend's fault and nothing
+    // was processed, so the same host gets the request again on a new connection.
+    same_host_ = host_;
+    return retry_verdict::same_host;
+  }
+  if (end == try_end::stale_connection) {
+    end = try_end::reset;
+  }
+  const auto verdict = policy_.decide(end, 0, can_resend, before_deadline, [this] { return budget_allows(); });
+  if (verdict == retry_verdict::retry) {
+    // Counted before the failure is reported, so that whoever sees the failure (the control thread
+    // ejecting the host) sees its retry too: the degradation report compares the two.
+    host_->note_retried();
+  }
+  report(true, 0, end != try_end::connect_failure);
+  if (is_retry_) {
+    stats_.retries_failure.fetch_add(1, std::memory_order_relaxed);
+  }
+  switch (end) {
+    case try_end::connect_failure:
+      failure_ = error_kind::upstream_connect_failure;
+      break;
+    case try_end::protocol_error:
+      failure_ = error_kind::upstream_protocol_error;
+      break;
+    case try_end::timeout:
+      failure_ = error_kind::upstream_timeout;
+      break;
+    default:
+      failure_ = error_kind::upstream_reset;
+      break;
+  }
+  return verdict;
+}
+
+retry_verdict upstream_attempt::got_response(int status, bool can_resend, bool may_retry) {
+  const bool gateway_error = status >= 502 && status <= 504;
+  auto verdict = retry_verdict::no;
+  if (may_retry) {
+    verdict = policy_.decide(try_end::status, status, can_resend, true, [this] { return budget_allows(); });
+  }
+  if (verdict == retry_verdict::retry) {
+    host_->note_retried();
+  }
+  report(gateway_error, status, true);
+  if (status >= 500 && !gateway_error) {
+    host_->failures_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (verdict == retry_verdict::retry) {
+    if (is_retry_) {
+      stats_.retries_failure.fetch_add(1, std::memory_order_relaxed);
+    }
+    conn_.reset();  // its body is not read: the connection cannot be reused
+    return verdict;
+  }
+  if (is_retry_) {
+    (contains(cluster_.cfg.retry.on_status, status) ? stats_.retries_failure : stats_.retries_success)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
+  return verdict;
+}
+
+void upstream_attempt::response_failed() {
+  conn_.reset();
+  report(true, 0, false);
+}
+
+void upstream_attempt::connection_ended(bool failure) {
+  report(failure, 0, false);
+  conn_.reset();
+}
+
+error_kind upstream_attempt::failure() {
+  if (!tried_available_ && failure_ != error_kind::upstream_timeout && failure_ != error_kind::upstream_overloaded) {
+    // Nothing available was tried (only panic picks, or no host at all): the cause is that no
+    // healthy backend exists, whatever the last connect said.
+    failure_ = error_kind::no_healthy_upstream;
+  }
+  if (failure_ == error_kind::no_healthy_upstream) {
+    stats_.no_healthy_upstream.fetch_add(1, std::memory_order_relaxed);
+  }
+  return failure_;
+}
+
+void upstream_attempt::report(bool failure, int status, bool timed) {
+  auto& h = *host_;
+  const auto& up = cluster_.cfg;
+  if (failure) {
+    h.failures_total.fetch_add(1, std::memory_order_relaxed);
+  }
+  // The breaker's verdict: connect errors, resets, timeouts, and the configured failure statuses
+  // (every 5xx by default); a call is slow when its response head took longer than
+  // slow_call_duration. One verdict per try: a failure later in the body is the outlier detector's
+  // business only.
+  const auto& fs = up.breaker.failure_status;
+  const bool failed_status = status != 0 && (fs.empty() ? status >= 500 : contains(fs, status));
+  if (ticket_ && ticket_host_ == &h && h.circuit) {
+    breaker::outcome o;
+    o.failure = status == 0 ? failure : failed_status;
+    o.slow = timed && clock::now() - try_started_ > up.breaker.slow_call_duration;
+    const auto now = breaker::clock::now();
+    auto t = h.circuit->on_result(ticket_, o, now);
+    ticket_ = {};
+    ticket_host_ = nullptr;
+    if (t) {
+      h.apply(*t);
+      if (t->to == breaker::state::open && worker_.events() != nullptr) {
+        worker_.events()->breaker_opened(h.shared_from_this(), now + t->open_for);
+      }
+    }
+  }
+  // Outlier detection (counted even when it is off: the run of failures also dates degradation
+  // reports). Only the report that reaches the threshold exactly goes to the control thread: one
+  // message per run of failures, however many workers see them.
+  const auto run = h.record_outcome(failure, failed_status);
+  if (up.outlier.enabled && run == up.outlier.consecutive_failures && worker_.events() != nullptr) {
+    worker_.events()->consecutive_failures_reached(h.shared_from_this(), up.outlier);
+  }
+}
+
+}  // namespace spillway::proxy
