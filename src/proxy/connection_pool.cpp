@@ -143,12 +143,19 @@ boost::asio::awaitable<connection_pool::wait_result> connection_pool::wait(
   boost::asio::steady_timer timer(io);
   waiter self{h, tls, &stats, &timer, nullptr, false};
   // Leaves the list however the coroutine ends (also when its frame is destroyed while waiting).
-  struct registration {
-    std::list<waiter*>& list;
-    std::list<waiter*>::iterator it;
-    ~registration() { list.erase(it); }
+  class registration {
+   public:
+    registration(std::list<waiter*>& list, waiter* w) : list_(list), it_(list.insert(list.end(), w)) {}
+    ~registration() { list_.erase(it_); }
+    registration(const registration&) = delete;
+    registration& operator=(const registration&) = delete;
+
+   private:
+    std::list<waiter*>& list_;
+    std::list<waiter*>::iterator it_;
   };
-  std::optional<registration> reg{registration{waiters_, waiters_.insert(waiters_.end(), &self)}};
+  std::optional<registration> reg;
+  reg.emplace(waiters_, &self);
   wait_result result;
   while (true) {
     if (self.handed) {
@@ -168,7 +175,7 @@ boost::asio::awaitable<connection_pool::wait_result> connection_pool::wait(
       break;
     }
     self.woken = false;
-    timer.expires_at(std::min(give_up, now + cross_worker_recheck));
+    timer.expires_at(std::min(give_up, now + recheck_));
     co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   }
   reg.reset();

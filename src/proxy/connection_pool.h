@@ -77,12 +77,14 @@ class connection_pool {
   // thread only.
   //
   // Woken at once by this worker's connections (handed over, or closed). A slot freed by another
-  // worker is not signalled across threads: it is seen at the latest `cross_worker_recheck` later.
+  // worker is not signalled across threads: it is seen at the latest `cross_worker_recheck()` later.
   boost::asio::awaitable<wait_result> wait(boost::asio::io_context& io, const upstream::host* h,
                                            const tls::client_context* tls, upstream::upstream_stats& stats,
                                            std::uint32_t max_connections,
                                            std::chrono::steady_clock::time_point give_up);
-  static constexpr std::chrono::milliseconds cross_worker_recheck{50};
+  std::chrono::steady_clock::duration cross_worker_recheck() const { return recheck_; }
+  // Tests set it far out, to see that only this worker's events wake a waiter. Worker thread only.
+  void set_cross_worker_recheck(std::chrono::steady_clock::duration d) { recheck_ = d; }
 
   // A connection of `stats`'s upstream closed: wakes the first request waiting for a slot there.
   // Called by ~upstream_connection. Worker thread only.
@@ -120,6 +122,7 @@ class connection_pool {
   std::unordered_map<const upstream::host*, std::vector<upstream_connection_ptr>> idle_;
   std::list<waiter*> waiters_;  // oldest first
   bool shut_down_ = false;
+  std::chrono::steady_clock::duration recheck_ = std::chrono::milliseconds(50);
 };
 
 }  // namespace spillway::proxy
