@@ -1,6 +1,7 @@
 // The policies of one upstream: health_check, outlier_detection, circuit_breaker, limits,
 // retries, timeouts and degradation. Each reader fills the section's struct in place, so a key
-// that is absent (or wrong) keeps the default from config.h.
+// that is absent (or wrong) keeps the default from config.h; defaults that depend on another key
+// (health_check.timeout on the interval) are settled once the whole section is read.
 
 #include <algorithm>
 #include <cmath>
@@ -61,11 +62,14 @@ void loader::read_health_check(const Node& v, health_check& hc) {
   if (http_key && tcp_key) {
     add(later(*http_key, *tcp_key), "health_check takes http or tcp, not both");
   }
-  // A probe that may outlive its interval would overlap the next one.
-  if (interval_ok && timeout_ok && hc.timeout > hc.interval) {
-    add(timeout_at.value_or(where(v)),
-        fmt::format("health_check timeout ({}) must not be longer than its interval ({})", duration_text(hc.timeout),
-                    duration_text(hc.interval)));
+  if (!timeout_at) {
+    // The default timeout (1s) never exceeds the interval it goes with: a default must not
+    // contradict the user's own value (SPEC section 2).
+    hc.timeout = std::min(hc.timeout, hc.interval);
+  } else if (interval_ok && timeout_ok && hc.timeout > hc.interval) {
+    // A probe that may outlive its interval would overlap the next one.
+    add(*timeout_at, fmt::format("health_check timeout ({}) must not be longer than its interval ({})",
+                                 duration_text(hc.timeout), duration_text(hc.interval)));
   }
 }
 
@@ -177,7 +181,8 @@ void loader::read_limits(const Node& v, limits& lim) {
   read_map(v, "in limits",
            {
                {"max_connections", to_uint(lim.max_connections, "max_connections", 1, uint32_max)},
-               {"max_pending", to_uint(lim.max_pending, "max_pending", 1, uint32_max)},
+               // 0 is valid: no queue, a request that finds no free connection gets 503 at once (SPEC section 5).
+               {"max_pending", to_uint(lim.max_pending, "max_pending", 0, uint32_max)},
                {"max_requests", to_uint(lim.max_requests, "max_requests", 1, uint32_max)},
            });
 }
