@@ -151,6 +151,7 @@ class loader {
   void add(mark m, std::string message);
   void add(const Node& n, std::string message);
   bool expect(const Node& n, kind k, std::string_view what);
+  bool expect_map_or_false(const Node& v, std::string_view what);
   void read_map(const Node& map, std::string_view section, std::initializer_list<field> fields);
 
   // --- reader.cpp: typed readers; each reports its own error and returns nullopt on a bad value ---

@@ -15,8 +15,7 @@ void loader::read_health_check(const Node& v, health_check& hc) {
     hc.enabled = false;
     return;
   }
-  if (!v.IsMap()) {
-    add(v, fmt::format("health_check must be false or a map, got {}", describe(v)));
+  if (!expect_map_or_false(v, "health_check")) {
     return;
   }
   std::optional<mark> http_key;
@@ -111,8 +110,7 @@ void loader::read_outlier_detection(const Node& v, outlier_detection& od) {
     od.enabled = false;
     return;
   }
-  if (!v.IsMap()) {
-    add(v, fmt::format("outlier_detection must be false or a map, got {}", describe(v)));
+  if (!expect_map_or_false(v, "outlier_detection")) {
     return;
   }
   read_map(v, "in outlier_detection",
@@ -156,8 +154,7 @@ void loader::read_circuit_breaker(const Node& v, circuit_breaker& cb) {
     cb.enabled = false;
     return;
   }
-  if (!v.IsMap()) {
-    add(v, fmt::format("circuit_breaker must be false or a map, got {}", describe(v)));
+  if (!expect_map_or_false(v, "circuit_breaker")) {
     return;
   }
   read_map(v, "in circuit_breaker",
@@ -192,8 +189,7 @@ void loader::read_retries(const Node& v, retries& r) {
     r.attempts = 0;
     return;
   }
-  if (!v.IsMap()) {
-    add(v, fmt::format("retries must be false or a map, got {}", describe(v)));
+  if (!expect_map_or_false(v, "retries")) {
     return;
   }
   read_map(v, "in retries",

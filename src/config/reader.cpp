@@ -65,6 +65,16 @@ bool loader::expect(const Node& n, kind k, std::string_view what) {
   return ok;
 }
 
+// For sections that `false` turns off, once is_false() said no: returns whether `v` is a map, and if
+// not records "WHAT must be false or a map".
+bool loader::expect_map_or_false(const Node& v, std::string_view what) {
+  if (!v.IsMap()) {
+    add(v, fmt::format("{} must be false or a map, got {}", what, describe(v)));
+    return false;
+  }
+  return true;
+}
+
 // Dispatches every key of `map` to its field. Unknown and repeated keys are errors: a typo must
 // never be silently ignored, and with a repeated key one of the two values would be.
 void loader::read_map(const Node& map, std::string_view section, std::initializer_list<field> fields) {
