@@ -92,6 +92,8 @@ struct health_check {
   std::vector<int> expect_status = {200};
   std::string http_host;  // Host header for http checks; empty = the backend's address
   duration interval = std::chrono::seconds(2);
+  // Default 1s, or the interval when that is shorter (a default never contradicts the user's
+  // interval); an explicit timeout longer than the interval is an error.
   duration timeout = std::chrono::seconds(1);
   std::uint32_t healthy_threshold = 2;
   std::uint32_t unhealthy_threshold = 3;
@@ -118,10 +120,13 @@ struct circuit_breaker {
   std::vector<int> failure_status;
 };
 
+// Per upstream, across all workers; a request over a limit gets 503 upstream_overloaded.
 struct limits {
-  std::uint32_t max_connections = 1024;
+  std::uint32_t max_connections = 1024;  // open connections to its backends, idle pooled ones included
+  // Requests waiting for a connection while max_connections is reached (each up to the connect
+  // timeout). 0 = no queue: a request that finds no free connection gets 503 at once.
   std::uint32_t max_pending = 256;
-  std::uint32_t max_requests = 1024;
+  std::uint32_t max_requests = 1024;  // requests in flight
 };
 
 struct retries {

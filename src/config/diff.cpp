@@ -22,6 +22,15 @@ bool same_breaker(const circuit_breaker& a, const circuit_breaker& b) {
 
 namespace {
 
+// "a, b, c"
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) {
+    out += out.empty() ? item : ", " + item;
+  }
+  return out;
+}
+
 bool same_match(const route_match& a, const route_match& b) {
   if (a.host != b.host || a.path_prefix != b.path_prefix || a.headers.size() != b.headers.size()) {
     return false;
@@ -78,11 +87,7 @@ std::string upstream_changes(const upstream& a, const upstream& b) {
   note(a.tls.has_value() != b.tls.has_value() ||
            (a.tls && b.tls && (a.tls->ca != b.tls->ca || a.tls->sni != b.tls->sni || a.tls->verify != b.tls->verify)),
        "tls");
-  std::string out;
-  for (const auto& k : keys) {
-    out += out.empty() ? k : ", " + k;
-  }
-  return out;
+  return join(keys);
 }
 
 // Certificate files are re-read on every reload anyway; this notes a change of which files.
@@ -98,11 +103,8 @@ bool same_certificates(const listener_tls& a, const listener_tls& b) {
   return true;
 }
 
-}  // namespace
-
-std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
-  std::vector<std::string> out;
-  // Listeners are known by address: that is what a running socket is.
+// Listeners are known by address: that is what a running socket is.
+void diff_listeners(const config& old_cfg, const config& new_cfg, std::vector<std::string>& out) {
   for (const auto& l : new_cfg.listeners) {
     const listener* was = nullptr;
     for (const auto& o : old_cfg.listeners) {
@@ -131,12 +133,8 @@ std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
       what.emplace_back("size limits");
     }
     if (!what.empty()) {
-      std::string list;
-      for (const auto& w : what) {
-        list += list.empty() ? w : ", " + w;
-      }
       out.push_back(
-          fmt::format("listener changed: \"{}\" on {} ({}); its socket stays open", l.name, l.listen.text, list));
+          fmt::format("listener changed: \"{}\" on {} ({}); its socket stays open", l.name, l.listen.text, join(what)));
     }
   }
   for (const auto& o : old_cfg.listeners) {
@@ -149,6 +147,44 @@ std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
                                 o.listen.text));
     }
   }
+}
+
+// Backends are known by address within their upstream; `state_kept` is false when a setting
+// that makes every backend start over changed.
+void diff_backends(const upstream& was, const upstream& u, bool state_kept, std::vector<std::string>& out) {
+  for (const auto& b : u.backends) {
+    const backend* old_b = nullptr;
+    for (const auto& ob : was.backends) {
+      if (ob.addr.text == b.addr.text) {
+        old_b = &ob;
+      }
+    }
+    if (old_b == nullptr) {
+      out.push_back(
+          fmt::format("backend added: \"{}\" {} (starts unknown until its first check)", u.name, b.addr.text));
+    } else if (!state_kept) {
+      out.push_back(
+          fmt::format("backend reset: \"{}\" {} (health check or breaker settings changed: its state "
+                      "starts over)",
+                      u.name, b.addr.text));
+    } else if (old_b->weight != b.weight || old_b->backup != b.backup) {
+      out.push_back(fmt::format("backend changed: \"{}\" {} (weight {} -> {}{}; state kept)", u.name, b.addr.text,
+                                old_b->weight, b.weight, old_b->backup != b.backup ? ", backup role" : ""));
+    }
+  }
+  for (const auto& ob : was.backends) {
+    bool kept = false;
+    for (const auto& b : u.backends) {
+      kept = kept || b.addr.text == ob.addr.text;
+    }
+    if (!kept) {
+      out.push_back(fmt::format("backend removed: \"{}\" {} (its in-flight requests finish)", u.name, ob.addr.text));
+    }
+  }
+}
+
+// Upstreams are known by name.
+void diff_upstreams(const config& old_cfg, const config& new_cfg, std::vector<std::string>& out) {
   for (const auto& u : new_cfg.upstreams) {
     const upstream* was = old_cfg.find_upstream(u.name);
     if (was == nullptr) {
@@ -159,42 +195,21 @@ std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
     if (auto changes = upstream_changes(*was, u); !changes.empty()) {
       out.push_back(fmt::format("upstream changed: \"{}\" ({})", u.name, changes));
     }
-    const bool state_kept = same_health_check(was->health, u.health) && same_breaker(was->breaker, u.breaker);
-    for (const auto& b : u.backends) {
-      const backend* old_b = nullptr;
-      for (const auto& ob : was->backends) {
-        if (ob.addr.text == b.addr.text) {
-          old_b = &ob;
-        }
-      }
-      if (old_b == nullptr) {
-        out.push_back(
-            fmt::format("backend added: \"{}\" {} (starts unknown until its first check)", u.name, b.addr.text));
-      } else if (!state_kept) {
-        out.push_back(
-            fmt::format("backend reset: \"{}\" {} (health check or breaker settings changed: its state "
-                        "starts over)",
-                        u.name, b.addr.text));
-      } else if (old_b->weight != b.weight || old_b->backup != b.backup) {
-        out.push_back(fmt::format("backend changed: \"{}\" {} (weight {} -> {}{}; state kept)", u.name, b.addr.text,
-                                  old_b->weight, b.weight, old_b->backup != b.backup ? ", backup role" : ""));
-      }
-    }
-    for (const auto& ob : was->backends) {
-      bool kept = false;
-      for (const auto& b : u.backends) {
-        kept = kept || b.addr.text == ob.addr.text;
-      }
-      if (!kept) {
-        out.push_back(fmt::format("backend removed: \"{}\" {} (its in-flight requests finish)", u.name, ob.addr.text));
-      }
-    }
+    diff_backends(*was, u, same_health_check(was->health, u.health) && same_breaker(was->breaker, u.breaker), out);
   }
   for (const auto& o : old_cfg.upstreams) {
     if (new_cfg.find_upstream(o.name) == nullptr) {
       out.push_back(fmt::format("upstream removed: \"{}\"", o.name));
     }
   }
+}
+
+}  // namespace
+
+std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
+  std::vector<std::string> out;
+  diff_listeners(old_cfg, new_cfg, out);
+  diff_upstreams(old_cfg, new_cfg, out);
   if (old_cfg.workers != new_cfg.workers) {
     out.emplace_back("workers changed: takes effect only at the next start");
   }
