@@ -68,8 +68,7 @@ class host : public std::enable_shared_from_this<host> {
   // known. Any thread; relaxed reads, so a decision made elsewhere is seen within a few requests.
   bool available() const {
     return healthy.load(std::memory_order_relaxed) && !ejected.load(std::memory_order_relaxed) &&
-           breaker.load(std::memory_order_relaxed) != breaker_state::open &&
-           resolved_.load(std::memory_order_relaxed);
+           breaker.load(std::memory_order_relaxed) != breaker_state::open && resolved_.load(std::memory_order_relaxed);
   }
 
   // Takes the host out of traffic for `kind` and records why (`detail`: the failed check, the
@@ -251,9 +250,9 @@ class host : public std::enable_shared_from_this<host> {
   void report(out_kind kind, bool in, bool was_known, const std::string& detail);
 
   const time_source& clock_;
-  std::atomic<bool> resolved_{true};  // release on store: the endpoint is set before
+  std::atomic<bool> resolved_{true};             // release on store: the endpoint is set before
   std::array<bool, 3> known_{true, true, true};  // control thread
-  std::string dns_detail_;  // control thread
+  std::string dns_detail_;                       // control thread
   std::string upstream_name_;
   config::backend cfg_;
   std::atomic<std::uint32_t> weight_;
