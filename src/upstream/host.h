@@ -89,7 +89,7 @@ class host : public std::enable_shared_from_this<host> {
   void set_initial(out_kind kind, bool in, std::string detail = {});
 
   // Read-only views of the state above, for code that does not decide it. Any thread, except
-  // `detail` (control thread: the admin API reads it there).
+  // `known` and `detail` (control thread: the admin API reads them there).
   bool is_healthy() const { return healthy.load(std::memory_order_relaxed); }
   bool is_ejected() const { return ejected.load(std::memory_order_relaxed); }
   bool is_resolved() const { return resolved_.load(std::memory_order_acquire); }
