@@ -14,12 +14,9 @@
 #include "upstream/journal.h"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <array>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
