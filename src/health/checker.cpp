@@ -30,17 +30,15 @@ constexpr std::size_t max_check_response_bytes = 64 * 1024;
 }  // namespace
 
 struct checker::probe {
-  probe(asio::io_context& io, upstream::host_ptr h, config::health_check c, std::string up)
+  probe(asio::io_context& io, upstream::host_ptr h, config::health_check c)
       : host(std::move(h)),
         cfg(std::move(c)),
-        upstream(std::move(up)),
         state(cfg.healthy_threshold, cfg.unhealthy_threshold, health_state::start::unknown),
         timer(io) {}
 
   upstream::host_ptr host;
   tls::client_context_ptr tls;  // http checks of a TLS upstream speak TLS too (tcp ones only connect)
   config::health_check cfg;
-  std::string upstream;
   health_state state;
   asio::steady_timer timer;
   bool stopped = false;
@@ -72,7 +70,7 @@ void checker::update(const std::vector<upstream::cluster_ptr>& clusters) {
         probes_.erase(it);
         continue;
       }
-      auto p = std::make_shared<probe>(io_, h, c->cfg.health, c->cfg.name);
+      auto p = std::make_shared<probe>(io_, h, c->cfg.health);
       p->tls = c->tls;
       // Unknown until the first answer: no traffic to a host nobody has seen alive.
       h->set_initial(upstream::out_kind::health, false, "not checked yet");
