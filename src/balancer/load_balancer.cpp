@@ -18,8 +18,9 @@ random_source make_random_source(std::uint64_t seed) {
   };
 }
 
-host_set::host_set(std::vector<host*> hosts, double panic_threshold_percent, config::duration slow_start)
-    : panic_threshold_(panic_threshold_percent), slow_start_(slow_start) {
+host_set::host_set(std::vector<host*> hosts, double panic_threshold_percent, config::duration slow_start,
+                   const time_source& clock)
+    : panic_threshold_(panic_threshold_percent), slow_start_(slow_start), clock_(&clock) {
   for (auto* h : hosts) {
     (h->backup() ? backup_ : primary_).push_back(h);
   }
@@ -57,7 +58,7 @@ bool load_balancer::in_panic() const {
 
 host* load_balancer::choose_host(const choose_context& ctx) {
   if (slow_start_ns_ != 0) {
-    now_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+    now_ns_ = hosts_.clock().steady_ns();
   }
   const auto& primary = hosts_.primary();
   const auto& backup = hosts_.backup();

@@ -5,6 +5,7 @@
 // algorithms' own state (round-robin positions, tie-break offsets, random state) needs no locking.
 // What is shared between workers is read from the hosts' relaxed atomics (in-flight counts, health).
 
+#include "common/time_source.h"
 #include "config/config.h"
 #include "upstream/host.h"
 
@@ -37,19 +38,22 @@ struct choose_context {
 // `candidates()`; kept as a plain view so no allocation happens per request.
 class host_set {
  public:
+  // `clock` is read once per pick while slow start is on; it must outlive the balancers built on it.
   host_set(std::vector<host*> hosts, double panic_threshold_percent,
-           config::duration slow_start = config::duration::zero());
+           config::duration slow_start = config::duration::zero(), const time_source& clock = time_source::real());
 
   const std::vector<host*>& primary() const { return primary_; }
   const std::vector<host*>& backup() const { return backup_; }
   double panic_threshold() const { return panic_threshold_; }
   config::duration slow_start() const { return slow_start_; }
+  const time_source& clock() const { return *clock_; }
 
  private:
   std::vector<host*> primary_;
   std::vector<host*> backup_;
   double panic_threshold_;
   config::duration slow_start_;
+  const time_source* clock_;
 };
 
 class load_balancer {
@@ -81,7 +85,7 @@ class load_balancer {
     if (slow_start_ns_ == 0) {
       return w;
     }
-    auto since = h->available_since_ns.load(std::memory_order_relaxed);
+    auto since = h->available_since();
     if (since == 0 || now_ns_ - since >= slow_start_ns_) {
       return w;
     }

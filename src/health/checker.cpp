@@ -1,6 +1,5 @@
 #include "health/checker.h"
 
-#include "common/log.h"
 #include "http/parser.h"
 #include "upstream/connect.h"
 #include "upstream/journal.h"
@@ -31,17 +30,15 @@ constexpr std::size_t max_check_response_bytes = 64 * 1024;
 }  // namespace
 
 struct checker::probe {
-  probe(asio::io_context& io, upstream::host_ptr h, config::health_check c, std::string up)
+  probe(asio::io_context& io, upstream::host_ptr h, config::health_check c)
       : host(std::move(h)),
         cfg(std::move(c)),
-        upstream(std::move(up)),
         state(cfg.healthy_threshold, cfg.unhealthy_threshold, health_state::start::unknown),
         timer(io) {}
 
   upstream::host_ptr host;
   tls::client_context_ptr tls;  // http checks of a TLS upstream speak TLS too (tcp ones only connect)
   config::health_check cfg;
-  std::string upstream;
   health_state state;
   asio::steady_timer timer;
   bool stopped = false;
@@ -64,8 +61,7 @@ void checker::update(const std::vector<upstream::cluster_ptr>& clusters) {
   for (const auto& c : clusters) {
     for (const auto& h : c->hosts) {
       if (!c->cfg.health.enabled) {
-        h->healthy.store(true, std::memory_order_relaxed);
-        h->health_detail.clear();
+        h->set_initial(upstream::out_kind::health, true);
         continue;
       }
       if (auto it = probes_.find(h.get()); it != probes_.end()) {
@@ -74,11 +70,10 @@ void checker::update(const std::vector<upstream::cluster_ptr>& clusters) {
         probes_.erase(it);
         continue;
       }
-      auto p = std::make_shared<probe>(io_, h, c->cfg.health, c->cfg.name);
+      auto p = std::make_shared<probe>(io_, h, c->cfg.health);
       p->tls = c->tls;
       // Unknown until the first answer: no traffic to a host nobody has seen alive.
-      h->healthy.store(false, std::memory_order_relaxed);
-      h->health_detail = "not checked yet";
+      h->set_initial(upstream::out_kind::health, false, "not checked yet");
       ++first_pending_;
       next.emplace(h.get(), p);
       asio::co_spawn(io_, run(p), asio::detached);
@@ -129,6 +124,13 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
   p->timer.expires_after(first_delay);
   co_await p->timer.async_wait(nothrow);
   while (!p->stopped) {
+    if (!p->host->is_resolved()) {
+      // A new hostname backend whose name has no answer yet: nothing to probe, and no result to
+      // count against it. The host registry takes it out until the name resolves.
+      p->timer.expires_after(jittered(p->cfg.interval, 0.1));
+      co_await p->timer.async_wait(nothrow);
+      continue;
+    }
     std::string error = co_await check_once(*p);
     if (p->stopped) {
       break;
@@ -147,23 +149,10 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
     }
     const bool flipped = p->state.observe(ok);
     if (flipped || !was_known) {
-      const bool healthy = p->state.healthy();
-      if (healthy) {
-        h.available_since_ns.store(std::chrono::steady_clock::now().time_since_epoch().count(),
-                                   std::memory_order_relaxed);
-      }
-      h.healthy.store(healthy, std::memory_order_relaxed);
-      if (flipped) {
-        h.health_transitions_total.fetch_add(1, std::memory_order_relaxed);
-      }
-      if (healthy) {
-        log::info("health: {} {} is up{}", p->upstream, h.address(), was_known ? "" : " (first check)");
+      if (p->state.healthy()) {
+        h.mark_in(upstream::out_kind::health);
       } else {
-        log::warn("health: {} {} is down: {}{}", p->upstream, h.address(), error, was_known ? "" : " (first check)");
-      }
-      if (h.events_journal != nullptr) {
-        h.events_journal->transition(h, "health", was_known ? (was_healthy ? "up" : "down") : "unknown",
-                                     healthy ? "up" : "down", error);
+        h.mark_out(upstream::out_kind::health, error);
       }
     }
     h.health_detail = ok ? std::string() : error;

@@ -1,7 +1,7 @@
 #pragma once
 // Active health checks: one probe coroutine per checked host, all on the control thread (so N
-// workers never mean N times the probes). Results go through a pure `health_state`; a flip sets
-// the host's shared `healthy` flag, is logged once and counted.
+// workers never mean N times the probes). Results go through a pure `health_state`; a flip (or a
+// first result) is applied with host::mark_in / mark_out, which count, log and journal it once.
 
 #include "config/config.h"
 #include "health/health_state.h"

@@ -1,7 +1,6 @@
 #include "health/outlier_detector.h"
 
 #include "common/log.h"
-#include "upstream/journal.h"
 
 #include <boost/asio/post.hpp>
 
@@ -46,7 +45,7 @@ void outlier_detector::stop() {
 void outlier_detector::consider(const upstream::host_ptr& h, const config::outlier_detection& cfg) {
   // The host may have recovered, or been removed, since the worker reported it.
   const auto failures = h->consecutive_failures.load(std::memory_order_relaxed);
-  if (failures < cfg.consecutive_failures || h->ejected.load(std::memory_order_relaxed)) {
+  if (failures < cfg.consecutive_failures || h->is_ejected()) {
     return;
   }
   const upstream::cluster* owner = nullptr;
@@ -62,10 +61,10 @@ void outlier_detector::consider(const upstream::host_ptr& h, const config::outli
   }
   std::size_t ejected_now = 0;
   for (const auto& other : owner->hosts) {
-    ejected_now += other->ejected.load(std::memory_order_relaxed) ? 1 : 0;
+    ejected_now += other->is_ejected() ? 1 : 0;
   }
   auto& e = entries_[h.get()];
-  const auto now = clock::now();
+  const auto now = h->clock_source().steady_now();
   auto duration = plan_ejection(e.record, now, cfg, owner->hosts.size(), ejected_now);
   if (!duration) {
     if (!e.suppressed_logged) {
@@ -79,20 +78,14 @@ void outlier_detector::consider(const upstream::host_ptr& h, const config::outli
     return;
   }
   e.suppressed_logged = false;
-  h->ejected.store(true, std::memory_order_relaxed);
-  h->ejections_total.fetch_add(1, std::memory_order_relaxed);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*duration).count();
-  h->ejection_detail = std::to_string(failures) + " consecutive failures; ejected for " + std::to_string(ms) + "ms";
-  log::warn("outlier: {} {} ejected for {} ms after {} consecutive failures (ejection #{})", owner->cfg.name,
-            h->address(), ms, failures, h->ejections_total.load());
-  if (h->events_journal != nullptr) {
-    h->events_journal->transition(*h, "ejection", "in", "ejected", h->ejection_detail);
-  }
+  h->mark_out(upstream::out_kind::ejection,
+              std::to_string(failures) + " consecutive failures; ejected for " + std::to_string(ms) + "ms");
   if (!e.timer) {
     e.timer = std::make_unique<asio::steady_timer>(io_);
   }
   e.timer->expires_after(*duration);
-  e.timer->async_wait([this, h, name = owner->cfg.name](boost::system::error_code ec) {
+  e.timer->async_wait([this, h](boost::system::error_code ec) {
     if (ec) {
       return;
     }
@@ -100,15 +93,10 @@ void outlier_detector::consider(const upstream::host_ptr& h, const config::outli
     if (it == entries_.end()) {
       return;
     }
-    const auto now = clock::now();
+    const auto now = h->clock_source().steady_now();
     end_ejection(it->second.record, now);
     h->consecutive_failures.store(0, std::memory_order_relaxed);
-    h->available_since_ns.store(now.time_since_epoch().count(), std::memory_order_relaxed);
-    h->ejected.store(false, std::memory_order_relaxed);
-    log::info("outlier: {} {} returns after its ejection", name, h->address());
-    if (h->events_journal != nullptr) {
-      h->events_journal->transition(*h, "ejection", "ejected", "in", "ejection time over");
-    }
+    h->mark_in(upstream::out_kind::ejection, "ejection time over");
   });
 }
 

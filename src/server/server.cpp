@@ -2,7 +2,6 @@
 
 #include "common/log.h"
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
@@ -13,7 +12,6 @@
 namespace spillway::server {
 
 namespace asio = boost::asio;
-using asio::ip::tcp;
 
 namespace {
 
@@ -29,76 +27,6 @@ std::string read_file(const std::string& path) {
 server::server(std::string config_path) : config_path_(std::move(config_path)) {}
 
 server::~server() = default;
-
-std::vector<upstream::cluster_ptr> server::build_clusters(const config::config& cfg,
-                                                          const std::vector<tls::client_context_ptr>& tls) {
-  std::vector<upstream::cluster_ptr> clusters;
-  std::map<std::string, upstream::host_ptr> next_hosts;
-  std::vector<std::pair<upstream::host*, config::backend>> retuned;  // applied once nothing can fail
-  tcp::resolver resolver(io_);
-  for (std::size_t ui = 0; ui < cfg.upstreams.size(); ++ui) {
-    const auto& u = cfg.upstreams[ui];
-    auto c = std::make_shared<upstream::cluster>();
-    c->cfg = u;
-    c->tls = ui < tls.size() ? tls[ui] : nullptr;
-    for (const auto& b : u.backends) {
-      const std::string key = u.name + "\n" + b.addr.text;
-      auto it = hosts_.find(key);
-      // What is known about a backend (health, ejection, breaker, in-flight counts) carries over
-      // while its upstream, address, health check and breaker settings stay the same; weight and
-      // role may change. Anything else starts fresh, and is logged.
-      if (it != hosts_.end() && config::same_health_check(health_of_.at(it->second.get()), u.health) &&
-          config::same_breaker(breaker_of_.at(it->second.get()), u.breaker)) {
-        retuned.emplace_back(it->second.get(), b);
-        c->hosts.push_back(it->second);
-        next_hosts[key] = it->second;
-        continue;
-      }
-      if (it != hosts_.end()) {
-        log::info("reload: {} {} starts fresh (health check or breaker settings changed)", u.name, b.addr.text);
-      }
-      tcp::endpoint ep;
-      if (b.addr.is_ip) {
-        ep = tcp::endpoint(asio::ip::make_address(b.addr.host), b.addr.port);
-      } else {
-        boost::system::error_code ec;
-        auto results = resolver.resolve(b.addr.host, std::to_string(b.addr.port), ec);
-        if (ec || results.empty()) {
-          throw std::runtime_error("backend " + b.addr.text + " of upstream \"" + u.name +
-                                   "\": cannot resolve: " + (ec ? ec.message() : "no address"));
-        }
-        ep = results.begin()->endpoint();
-      }
-      auto h = std::make_shared<upstream::host>(u.name, b, ep);
-      h->events_journal = &journal_;
-      if (u.breaker.enabled) {
-        h->circuit = std::make_unique<breaker::circuit_breaker>(u.breaker, std::hash<std::string>{}(key) ^ seed_++);
-      }
-      c->hosts.push_back(h);
-      next_hosts[key] = h;
-    }
-    auto& stats = stats_[u.name];
-    if (!stats) {
-      stats = std::make_shared<upstream::upstream_stats>();
-    }
-    c->stats = stats;
-    clusters.push_back(std::move(c));
-  }
-  for (auto& [h, b] : retuned) {
-    h->set_weight(b.weight);
-    h->set_backup(b.backup);
-  }
-  hosts_ = std::move(next_hosts);
-  health_of_.clear();
-  breaker_of_.clear();
-  for (const auto& c : clusters) {
-    for (const auto& h : c->hosts) {
-      health_of_[h.get()] = c->cfg.health;
-      breaker_of_[h.get()] = c->cfg.breaker;
-    }
-  }
-  return clusters;
-}
 
 admin::state server::admin_state() const {
   admin::state s;
@@ -211,18 +139,15 @@ admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_
     }
     return reject(text);
   }
-  std::vector<upstream::cluster_ptr> clusters;
-  try {
-    clusters = build_clusters(*next, tls.upstreams);
-  } catch (const std::exception& e) {
-    return reject(std::string(e.what()) + "\n");
-  }
   std::shared_ptr<proxy::access_log> log;
   try {
     log = access_log_for(*next);
   } catch (const std::exception& e) {
     return reject(std::string(e.what()) + "\n");
   }
+  // Last, since it cannot fail and changes the registry: hostnames not known yet are looked up in
+  // the background, their backends out of traffic until they resolve (the reload does not wait).
+  auto clusters = registry_.build(*next, tls.upstreams);
   cfg_ = next;
   snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1, std::move(tls.listeners),
                                    &traffic_, std::move(log));
@@ -242,53 +167,6 @@ admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_
   journal_.reload(true, fmt::format("generation {}", snapshot_->generation));
   log::info("{}", text.substr(0, text.size() - 1));
   return {true, text};
-}
-
-void server::refresh_dns() {
-  // Every second, each upstream whose dns_refresh is due has its hostname backends resolved again
-  // (asynchronously: a slow resolver never holds up the control thread). A host that moved keeps its
-  // health, ejection and breaker state (it is the same backend by name); new connections go to the
-  // new address and pooled ones to the old address are dropped.
-  dns_timer_.expires_after(std::chrono::seconds(1));
-  dns_timer_.async_wait([this](boost::system::error_code ec) {
-    if (ec || draining_) {
-      return;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    for (const auto& c : snapshot_->clusters) {
-      auto& due = dns_due_[c->cfg.name];
-      if (now < due) {
-        continue;
-      }
-      due = now + c->cfg.dns_refresh;
-      for (const auto& h : c->hosts) {
-        const auto& addr = h->cfg().addr;
-        if (addr.is_ip) {
-          continue;
-        }
-        dns_resolver_.async_resolve(
-            addr.host, std::to_string(addr.port),
-            [this, h](boost::system::error_code rec, tcp::resolver::results_type results) {
-              if (rec || results.empty()) {
-                // Keep the last good address: a resolver hiccup must not take a backend out.
-                log::warn("dns: {} {}: cannot resolve ({}); keeping {}", h->upstream_name(), h->address(),
-                          rec ? rec.message() : "no address", h->endpoint().address().to_string());
-                return;
-              }
-              auto ep = results.begin()->endpoint();
-              auto old = h->endpoint();
-              if (ep == old) {
-                return;
-              }
-              h->set_endpoint(ep);
-              auto detail = fmt::format("{} -> {}", old.address().to_string(), ep.address().to_string());
-              log::info("dns: {} {} moved: {}", h->upstream_name(), h->address(), detail);
-              journal_.transition(*h, "dns", old.address().to_string(), ep.address().to_string(), detail);
-            });
-      }
-    }
-    refresh_dns();
-  });
 }
 
 void server::wait_signals() {
@@ -313,8 +191,7 @@ void server::wait_signals() {
 
 void server::drain() {
   draining_ = true;
-  dns_timer_.cancel();
-  dns_resolver_.cancel();
+  registry_.stop();
   if (watcher_) {
     watcher_->stop();
   }
@@ -356,8 +233,20 @@ int server::run() {
   try {
     unsigned n = cfg_->workers != 0 ? cfg_->workers : std::max(1U, std::thread::hardware_concurrency());
     stats::set_worker_count(n);  // before any counters are made
-    snapshot_ = proxy::make_snapshot(cfg_, build_clusters(*cfg_, tls.upstreams), 1, std::move(tls.listeners), &traffic_,
-                                     access_log_for(*cfg_));
+    auto clusters = registry_.build(*cfg_, tls.upstreams);
+    // At startup, a name that does not resolve is an error: wait for the first answers (nothing
+    // else runs on the io_context yet).
+    while (registry_.lookups_in_flight() > 0 && io_.run_one() > 0) {
+    }
+    io_.restart();
+    if (auto failed = registry_.unresolved(); !failed.empty()) {
+      for (const auto& f : failed) {
+        log::error("{}", f);
+      }
+      return 1;
+    }
+    snapshot_ =
+        proxy::make_snapshot(cfg_, std::move(clusters), 1, std::move(tls.listeners), &traffic_, access_log_for(*cfg_));
     for (unsigned i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &events_));
     }
@@ -377,7 +266,7 @@ int server::run() {
     reload(how == change_seen::event ? admin::reload_trigger::file : admin::reload_trigger::poll, true);
   });
   watcher_->start();
-  refresh_dns();
+  registry_.start_refresh();
   admin_->start();
   outlier_.update(snapshot_->clusters);
   checker_.update(snapshot_->clusters);

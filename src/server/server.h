@@ -10,15 +10,13 @@
 #include "proxy/worker.h"
 #include "server/config_watcher.h"
 #include "server/control_events.h"
+#include "upstream/host_registry.h"
 #include "upstream/journal.h"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <array>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,11 +33,6 @@ class server {
   int run();
 
  private:
-  // Builds clusters for `cfg`, reusing the host objects (and so their state) of backends that did
-  // not change. `tls` is aligned with cfg.upstreams. Throws std::runtime_error when a backend's
-  // hostname does not resolve.
-  std::vector<upstream::cluster_ptr> build_clusters(const config::config& cfg,
-                                                    const std::vector<tls::client_context_ptr>& tls);
   admin::state admin_state() const;
   // Re-reads the config file and applies it. `trigger` names what asked (for the log). With
   // `only_if_changed`, a file whose content is what runs already is not reloaded.
@@ -47,8 +40,6 @@ class server {
   // The access log `cfg` asks for: the running one when its settings did not change, a new one, or
   // null when off. Throws std::runtime_error when the file cannot be opened.
   std::shared_ptr<proxy::access_log> access_log_for(const config::config& cfg);
-  // Re-resolves hostname backends as their upstream's dns_refresh says (control thread timer).
-  void refresh_dns();
   void wait_signals();
   void drain();
 
@@ -64,13 +55,8 @@ class server {
   health::checker checker_{io_};
   health::outlier_detector outlier_{io_};
   control_events events_{io_, outlier_};
-  // Per-upstream counters by name, so that they survive reloads.
-  std::map<std::string, std::shared_ptr<upstream::upstream_stats>> stats_;
-  // Hosts by "upstream\naddress", so that a reload keeps what is known about unchanged backends.
-  std::map<std::string, upstream::host_ptr> hosts_;
-  std::map<const upstream::host*, config::health_check> health_of_;  // the check each host was made for
-  std::map<const upstream::host*, config::circuit_breaker> breaker_of_;
-  std::uint64_t seed_ = 0x5b1e;
+  // Hosts and per-upstream counters across reloads, and DNS (after journal_, which hosts point to).
+  upstream::host_registry registry_{io_, &journal_};
   proxy::traffic_registry traffic_;  // listener and route counters across reloads
   std::string last_reload_error_;
   std::string applied_text_;   // the config file's content that runs
@@ -81,9 +67,6 @@ class server {
   std::array<std::uint64_t, static_cast<std::size_t>(admin::reload_trigger::count_)> reloads_by_trigger_{};
   bool draining_ = false;
   bool serving_ = false;  // listeners started (first health checks done): GET /ready answers 200
-  boost::asio::steady_timer dns_timer_{io_};
-  boost::asio::ip::tcp::resolver dns_resolver_{io_};
-  std::map<std::string, std::chrono::steady_clock::time_point> dns_due_;  // by upstream name
 };
 
 }  // namespace spillway::server

@@ -11,6 +11,11 @@ namespace asio = boost::asio;
 
 asio::awaitable<boost::system::error_code> connect(tls::stream& s, const host& h, const tls::client_context* tls,
                                                    bool log_tls_failures) {
+  if (!h.is_resolved()) {
+    // A hostname backend with no answer yet has no address to connect to (it is not available(),
+    // but a panicking balancer may still offer it).
+    co_return asio::error::host_not_found_try_again;
+  }
   auto [ec] = co_await s.socket().async_connect(h.endpoint(), asio::as_tuple(asio::use_awaitable));
   if (ec) {
     co_return ec;

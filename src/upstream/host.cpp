@@ -7,12 +7,166 @@
 
 namespace spillway::upstream {
 
-host::host(std::string upstream_name, const config::backend& cfg, boost::asio::ip::tcp::endpoint endpoint)
-    : upstream_name_(std::move(upstream_name)),
+const char* to_string(out_kind k) {
+  switch (k) {
+    case out_kind::health:
+      return "health";
+    case out_kind::ejection:
+      return "ejection";
+    case out_kind::dns:
+      return "dns";
+  }
+  return "?";
+}
+
+host::host(std::string upstream_name, const config::backend& cfg, boost::asio::ip::tcp::endpoint endpoint,
+           const time_source& clock)
+    : clock_(clock),
+      upstream_name_(std::move(upstream_name)),
       cfg_(cfg),
       weight_(cfg.weight),
       backup_(cfg.backup),
       endpoint_(std::make_shared<const boost::asio::ip::tcp::endpoint>(std::move(endpoint))) {}
+
+bool host::is_in(out_kind kind) const {
+  switch (kind) {
+    case out_kind::health:
+      return healthy.load(std::memory_order_relaxed);
+    case out_kind::ejection:
+      return !ejected.load(std::memory_order_relaxed);
+    case out_kind::dns:
+      return resolved_.load(std::memory_order_relaxed);
+  }
+  return true;
+}
+
+void host::store_in(out_kind kind, bool in) {
+  switch (kind) {
+    case out_kind::health:
+      healthy.store(in, std::memory_order_relaxed);
+      return;
+    case out_kind::ejection:
+      ejected.store(!in, std::memory_order_relaxed);
+      return;
+    case out_kind::dns:
+      // Release: a worker that sees the host resolved (connect() loads with acquire) sees its endpoint.
+      resolved_.store(in, std::memory_order_release);
+      return;
+  }
+}
+
+std::string& host::detail_of(out_kind kind) {
+  switch (kind) {
+    case out_kind::health:
+      return health_detail;
+    case out_kind::ejection:
+      return ejection_detail;
+    case out_kind::dns:
+      break;
+  }
+  return dns_detail_;
+}
+
+const std::string& host::detail(out_kind kind) const { return const_cast<host*>(this)->detail_of(kind); }
+
+std::uint64_t host::transitions(out_kind kind) const {
+  switch (kind) {
+    case out_kind::health:
+      return health_transitions_total.load(std::memory_order_relaxed);
+    case out_kind::ejection:
+      return ejections_total.load(std::memory_order_relaxed);
+    case out_kind::dns:
+      break;
+  }
+  return 0;
+}
+
+void host::set_initial(out_kind kind, bool in, std::string detail) {
+  known_[static_cast<std::size_t>(kind)] = in;
+  store_in(kind, in);
+  detail_of(kind) = std::move(detail);
+}
+
+bool host::mark_out(out_kind kind, std::string detail) {
+  auto& known = known_[static_cast<std::size_t>(kind)];
+  const bool was_known = known;
+  if (was_known && !is_in(kind)) {
+    return false;
+  }
+  known = true;
+  store_in(kind, false);
+  // From unknown the host was out already: a first result that keeps it out is not a transition.
+  if (was_known) {
+    if (kind == out_kind::health) {
+      health_transitions_total.fetch_add(1, std::memory_order_relaxed);
+    } else if (kind == out_kind::ejection) {
+      ejections_total.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  detail_of(kind) = std::move(detail);
+  report(kind, false, was_known, detail_of(kind));
+  return true;
+}
+
+bool host::mark_in(out_kind kind, std::string why) {
+  auto& known = known_[static_cast<std::size_t>(kind)];
+  const bool was_known = known;
+  if (was_known && is_in(kind)) {
+    return false;
+  }
+  known = true;
+  if (kind != out_kind::dns) {
+    // Before the flag, so that a balancer that sees the host back also sees it ramping.
+    available_since_ns.store(clock_.steady_ns(), std::memory_order_relaxed);
+  }
+  store_in(kind, true);
+  if (kind == out_kind::health) {
+    health_transitions_total.fetch_add(1, std::memory_order_relaxed);  // unknown -> up counts too
+  }
+  detail_of(kind).clear();
+  report(kind, true, was_known, why);
+  return true;
+}
+
+void host::report(out_kind kind, bool in, bool was_known, const std::string& detail) {
+  const char* first = was_known ? "" : " (first check)";
+  const char* from = nullptr;
+  const char* to = nullptr;
+  switch (kind) {
+    case out_kind::health:
+      if (in) {
+        log::info("health: {} {} is up{}", upstream_name_, address(), first);
+      } else {
+        log::warn("health: {} {} is down: {}{}", upstream_name_, address(), detail, first);
+      }
+      from = was_known ? (in ? "down" : "up") : "unknown";
+      to = in ? "up" : "down";
+      break;
+    case out_kind::ejection:
+      if (in) {
+        log::info("outlier: {} {} returns after its ejection", upstream_name_, address());
+      } else {
+        log::warn("outlier: {} {} ejected: {} (ejection #{})", upstream_name_, address(), detail,
+                  ejections_total.load(std::memory_order_relaxed));
+      }
+      from = in ? "ejected" : "in";
+      to = in ? "in" : "ejected";
+      break;
+    case out_kind::dns:
+      // A name that has not resolved yet is a new backend that never took traffic: logged, not an
+      // incident (the journal's "dns" events are moves of a known backend, see host_registry).
+      if (in) {
+        log::info("dns: {} {} resolved to {}", upstream_name_, address(), endpoint().address().to_string());
+      } else {
+        log::warn("dns: {} {}: cannot resolve ({}); it takes no traffic until it does", upstream_name_, address(),
+                  detail);
+      }
+      return;
+  }
+  if (events_journal != nullptr) {
+    events_journal->transition(*this, to_string(kind), from, to, detail);
+  }
+}
 
 void host::apply(const breaker::transition& t) {
   breaker.store(t.to, std::memory_order_relaxed);

@@ -1,13 +1,16 @@
 #pragma once
 // A host (backend) and the state that every part of Spillway shares about it.
 //
-// One `host` object exists per (upstream, address) for as long as the backend is configured; it is
-// shared by all workers through shared_ptr and outlives config snapshots that keep it. Workers only
-// touch the relaxed atomics below; decisions (health flips, ejections, breaker transitions) are made
-// by the state machines in src/health and src/breaker on the control thread or under their own rules.
+// One `host` object exists per (upstream, address) for as long as the backend is configured (the
+// host_registry keeps it across reloads and DNS refreshes); it is shared by all workers through
+// shared_ptr and outlives config snapshots that keep it. Workers only touch the relaxed atomics
+// below; decisions (health flips, ejections, breaker transitions) are made by the state machines in
+// src/health and src/breaker, and applied here: mark_out / mark_in (health, ejection, dns) and
+// apply (breaker) are the only places that take a host out of traffic or put it back.
 
 #include "breaker/circuit_breaker.h"
 #include "common/stats.h"
+#include "common/time_source.h"
 #include "config/config.h"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -27,9 +30,17 @@ using breaker::to_string;
 
 class journal;
 
+// Why a host may be out of traffic, besides its breaker (which has three states, see `apply`).
+// health: active health checks; ejection: passive outlier detection; dns: a hostname backend whose
+// name has not resolved yet (a name that resolved once keeps its last answer).
+enum class out_kind : std::uint8_t { health, ejection, dns };
+const char* to_string(out_kind k);
+
 class host : public std::enable_shared_from_this<host> {
  public:
-  host(std::string upstream_name, const config::backend& cfg, boost::asio::ip::tcp::endpoint endpoint);
+  // `clock` dates failure runs and slow start; it must outlive the host.
+  host(std::string upstream_name, const config::backend& cfg, boost::asio::ip::tcp::endpoint endpoint,
+       const time_source& clock = time_source::real());
 
   const std::string& upstream_name() const { return upstream_name_; }
   // The address as configured ("10.0.0.1:8080" or "name:8080").
@@ -53,12 +64,45 @@ class host : public std::enable_shared_from_this<host> {
     endpoint_version_.fetch_add(1, std::memory_order_release);
   }
 
-  // True when the host may take a new request: healthy, not ejected, breaker not open.
-  // Any thread; relaxed reads, so a decision made elsewhere is seen within a few requests.
+  // True when the host may take a new request: healthy, not ejected, breaker not open, address
+  // known. Any thread; relaxed reads, so a decision made elsewhere is seen within a few requests.
   bool available() const {
     return healthy.load(std::memory_order_relaxed) && !ejected.load(std::memory_order_relaxed) &&
-           breaker.load(std::memory_order_relaxed) != breaker_state::open;
+           breaker.load(std::memory_order_relaxed) != breaker_state::open && resolved_.load(std::memory_order_relaxed);
   }
+
+  // Takes the host out of traffic for `kind` and records why (`detail`: the failed check, the
+  // ejection's reason and length, the failed lookup). A change from in counts one transition
+  // (health_transitions_total, ejections_total); every change is logged once and, for health and
+  // ejection, journaled. Returns false, changing nothing, when it was out for `kind` already.
+  // Control thread.
+  bool mark_out(out_kind kind, std::string detail);
+  // Puts the host back for `kind`: counts a transition (health), clears the detail, logs and
+  // journals once (`why` is the journal event's detail), and stamps available_since_ns for slow
+  // start (health and ejection: a backend that comes back; a name that resolves for the first time
+  // is not one). Returns false, changing nothing, when it was in for `kind` already. Control thread.
+  bool mark_in(out_kind kind, std::string why = {});
+  // The state of a new host for `kind` before anything is known (a host never checked, a name never
+  // looked up: out, "unknown") or for a kind that does not apply (health checks off: in). Nothing
+  // is counted, logged or journaled; the next mark_out / mark_in is logged as the first result.
+  // Control thread, before or while the host is shared.
+  void set_initial(out_kind kind, bool in, std::string detail = {});
+
+  // Read-only views of the state above, for code that does not decide it. Any thread, except
+  // `known` and `detail` (control thread: the admin API reads them there).
+  bool is_healthy() const { return healthy.load(std::memory_order_relaxed); }
+  bool is_ejected() const { return ejected.load(std::memory_order_relaxed); }
+  bool is_resolved() const { return resolved_.load(std::memory_order_acquire); }
+  breaker_state breaker_now() const { return breaker.load(std::memory_order_relaxed); }
+  // True when `kind` has a result (a host never checked or never resolved: false).
+  bool known(out_kind kind) const { return known_[static_cast<std::size_t>(kind)]; }
+  const std::string& detail(out_kind kind) const;
+  // Transitions of `kind` so far: health flips (up<->down, and unknown->up), ejections; dns: 0.
+  std::uint64_t transitions(out_kind kind) const;
+  // When the host last came back (steady ns), 0 = never out. Slow start ramps from here.
+  std::int64_t available_since() const { return available_since_ns.load(std::memory_order_relaxed); }
+  // The clock this host reads. Any thread.
+  const time_source& clock_source() const { return clock_; }
 
   // In-flight requests on this host from all workers (retries and queued requests included).
   std::atomic<std::int32_t> active_requests{0};
@@ -78,7 +122,7 @@ class host : public std::enable_shared_from_this<host> {
   std::atomic<std::uint64_t> health_transitions_total{0};
   std::atomic<std::uint64_t> ejections_total{0};
   // When the host last became available again (steady_clock, ns since its epoch); 0 = never out.
-  // Slow start ramps its weight from here.
+  // Slow start ramps its weight from here. Written by mark_in.
   std::atomic<std::int64_t> available_since_ns{0};
 
   // Per-worker traffic counters (status classes, request durations of tries answered here).
@@ -92,7 +136,7 @@ class host : public std::enable_shared_from_this<host> {
   // or once its successes outnumber its failures `run_success_ratio` to one: a backend failing a
   // good share of its requests (what opens a breaker on failure_rate) stays in one run however many
   // successes are mixed in, while the odd error of a healthy backend under load does not start a
-  // run that lasts for hours. Any thread; `now_ns` is injectable for tests.
+  // run that lasts for hours. Any thread; times are read from the host's clock (wall ns).
   static constexpr std::int64_t run_quiet_ns = 1'000'000'000;
   static constexpr std::uint64_t run_success_ratio = 10;
   std::atomic<std::int64_t> failing_since_ns{0};
@@ -101,12 +145,9 @@ class host : public std::enable_shared_from_this<host> {
   std::atomic<std::uint64_t> run_failures_all{0};  // health checks included
   std::atomic<std::uint64_t> run_successes{0};
   std::atomic<std::uint64_t> run_retried{0};
-  static std::int64_t wall_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
   // `request`: a request failed (not a health check).
-  void note_failure(bool request = true, std::int64_t now_ns = wall_ns()) {
+  void note_failure(bool request = true) { note_failure(request, clock_.wall_ns()); }
+  void note_failure(bool request, std::int64_t now_ns) {
     if (request) {
       run_failures.fetch_add(1, std::memory_order_relaxed);
     }
@@ -127,7 +168,7 @@ class host : public std::enable_shared_from_this<host> {
   // The clock is read only while a run is on: a healthy host's successes cost one relaxed load.
   void note_success() {
     if (failing_since_ns.load(std::memory_order_relaxed) != 0) {
-      note_success_in_run(wall_ns());
+      note_success_in_run(clock_.wall_ns());
     }
   }
   void note_success_in_run(std::int64_t now_ns) {
@@ -165,9 +206,12 @@ class host : public std::enable_shared_from_this<host> {
     return 0;
   }
 
-  // Why the host takes no traffic, for /status and the dashboard: "unhealthy", "ejected",
-  // "breaker_open", or nullptr when it is available.
+  // Why the host takes no traffic, for /status and the dashboard: "unresolved", "unhealthy",
+  // "ejected", "breaker_open", or nullptr when it is available.
   const char* out_reason() const {
+    if (!resolved_.load(std::memory_order_relaxed)) {
+      return "unresolved";
+    }
     if (!healthy.load(std::memory_order_relaxed)) {
       return "unhealthy";
     }
@@ -198,6 +242,17 @@ class host : public std::enable_shared_from_this<host> {
   std::string ejection_detail;  // why it was last ejected
 
  private:
+  // The flag of `kind` (true = in traffic for that kind).
+  bool is_in(out_kind kind) const;
+  void store_in(out_kind kind, bool in);
+  std::string& detail_of(out_kind kind);
+  // Logs and journals one change of `kind` (`was_known`: false for a first result).
+  void report(out_kind kind, bool in, bool was_known, const std::string& detail);
+
+  const time_source& clock_;
+  std::atomic<bool> resolved_{true};             // release on store: the endpoint is set before
+  std::array<bool, 3> known_{true, true, true};  // control thread
+  std::string dns_detail_;                       // control thread
   std::string upstream_name_;
   config::backend cfg_;
   std::atomic<std::uint32_t> weight_;

@@ -7,7 +7,7 @@ namespace spillway::upstream {
 using system_clock = std::chrono::system_clock;
 
 void journal::transition(host& h, const char* kind, std::string from, std::string to, std::string detail) {
-  const auto now = system_clock::now();
+  const auto now = clock_.wall_now();
   std::lock_guard lock(mutex_);
   events_.push_back({now, kind, h.upstream_name(), h.address(), std::move(from), std::move(to), std::move(detail)});
   if (events_.size() > max_events) {
@@ -68,13 +68,13 @@ void journal::sign_of_life(host& h) {
   std::lock_guard lock(mutex_);
   auto it = open_.find(h.upstream_name() + "\n" + h.address());
   if (it != open_.end() && !it->second.came_back_at) {
-    it->second.came_back_at = system_clock::now();
+    it->second.came_back_at = clock_.wall_now();
   }
 }
 
 void journal::reload(bool applied, std::string detail) {
   std::lock_guard lock(mutex_);
-  events_.push_back({system_clock::now(), "reload", "", "", "", applied ? "applied" : "rejected", std::move(detail)});
+  events_.push_back({clock_.wall_now(), "reload", "", "", "", applied ? "applied" : "rejected", std::move(detail)});
   if (events_.size() > max_events) {
     events_.pop_front();
   }

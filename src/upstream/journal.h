@@ -49,6 +49,10 @@ class journal {
   static constexpr std::size_t max_events = 200;
   static constexpr std::size_t max_incidents = 500;
 
+  // Events are dated by `clock` (wall time), which must outlive the journal. Hosts date their
+  // failure runs by their own clock: give both the same one.
+  explicit journal(const time_source& clock = time_source::real()) : clock_(clock) {}
+
   // A transition of `h` just applied (its atomics already show the new state). Any thread.
   void transition(host& h, const char* kind, std::string from, std::string to, std::string detail = {});
   // A health check passed on `h` while it was marked down. Any thread.
@@ -64,6 +68,7 @@ class journal {
  private:
   void update_incident(host& h, std::chrono::system_clock::time_point now);
 
+  const time_source& clock_;
   mutable std::mutex mutex_;
   std::deque<journal_event> events_;
   std::deque<incident> incidents_;

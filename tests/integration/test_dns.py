@@ -86,6 +86,47 @@ upstreams:
             b.stop()
             shutil.rmtree(d, True)
 
+    def test_a_reload_does_not_wait_for_a_name_that_does_not_resolve_yet(self):
+        a = Testd(name="ip")
+        b = Testd(host="127.0.0.2", name="named")
+        d = tempfile.mkdtemp(prefix="spillway-dns-")
+        hosts = os.path.join(d, "hosts")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 localhost\n")
+        config = """
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners: [ { listen: 127.0.0.1:{port}, routes: [ { upstream: app } ] } ]
+upstreams:
+  - name: app
+    dns_refresh: 300ms
+    health_check: { http: { path: /healthz }, interval: 200ms, timeout: 200ms }
+    backends: [ %s ]
+"""
+        sw = SpillwayInNamespace(config % ("{ address: %s }" % a.address), hosts)
+        try:
+            self.assertEqual(sw.request("GET", "/")[1].get("x-backend"), "ip")
+            named = "later.test:%d" % b.port
+            sw.write_config(config % ("{ address: %s }, { address: %s }" % (a.address, named)))
+            code, body = sw.admin("POST", "/reload")
+            self.assertEqual(code, 200, body)  # accepted at once: the name is looked up in the background
+            self.assertTrue(wait_until(lambda: "cannot resolve" in sw.logs(), 10), sw.logs())
+            st = sw.backend_status("app", named)
+            self.assertFalse(st["available"])
+            self.assertEqual(st["out_reason"], "unresolved")
+            for _ in range(5):
+                self.assertEqual(sw.request("GET", "/")[1].get("x-backend"), "ip")
+            # The name appears: the backend takes traffic once its first health check passes.
+            with open(hosts, "w") as f:
+                f.write("127.0.0.1 localhost\n127.0.0.2 later.test\n")
+            self.assertTrue(wait_until(lambda: sw.backend_status("app", named)["available"], 10), sw.logs())
+            seen = set(sw.request("GET", "/")[1].get("x-backend") for _ in range(20))
+            self.assertEqual(seen, {"ip", "named"})
+        finally:
+            sw.stop()
+            a.stop()
+            b.stop()
+            shutil.rmtree(d, True)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -201,23 +201,51 @@ TEST(balancer, no_host_when_all_down_without_panic) {
 }
 
 TEST(balancer, slow_start_ramps_a_returning_host) {
+  manual_time_source clk;
   fixture f({1, 1});
-  auto lb = make_load_balancer(config::balance_policy::round_robin, host_set(f.hosts, 0, std::chrono::seconds(100)),
+  auto lb = make_load_balancer(config::balance_policy::round_robin,
+                               host_set(f.hosts, 0, std::chrono::seconds(100), clk), make_random_source(1));
+  // host 1 comes back now: it starts at 10% of its weight; host 0 was never out
+  f.hosts[1]->available_since_ns = clk.steady_ns();
+  auto share_of_host_1 = [&](int picks) {
+    std::map<host*, int> count;
+    for (int i = 0; i < picks; ++i) {
+      ++count[lb->choose_host({})];
+    }
+    return count[f.hosts[1]];
+  };
+  EXPECT_EQ(share_of_host_1(1100), 100);  // weights 100 : 10
+  // halfway through the window: half its weight
+  clk.advance(std::chrono::seconds(50));
+  EXPECT_EQ(share_of_host_1(1500), 500);  // weights 100 : 50
+  // at the end of the window and after: full weight again
+  clk.advance(std::chrono::seconds(50));
+  EXPECT_EQ(share_of_host_1(1000), 500);
+  clk.advance(std::chrono::hours(1));
+  EXPECT_EQ(share_of_host_1(1000), 500);
+}
+
+TEST(balancer, slow_start_starts_when_a_host_is_marked_back_in) {
+  manual_time_source clk;
+  config::backend b;
+  b.addr = {"127.0.0.1", 9001, true, "127.0.0.1:9001"};
+  auto a = std::make_shared<upstream::host>("up", b, boost::asio::ip::tcp::endpoint{}, clk);
+  b.addr = {"127.0.0.1", 9002, true, "127.0.0.1:9002"};
+  auto c = std::make_shared<upstream::host>("up", b, boost::asio::ip::tcp::endpoint{}, clk);
+  std::vector<host*> hosts{a.get(), c.get()};
+  auto lb = make_load_balancer(config::balance_policy::round_robin, host_set(hosts, 0, std::chrono::seconds(10), clk),
                                make_random_source(1));
-  // host 1 came back just now: it starts at 10% of its weight; host 0 was never out
-  f.hosts[1]->available_since_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  c->mark_out(upstream::out_kind::ejection, "test");
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(lb->choose_host({}), a.get());
+  }
+  clk.advance(std::chrono::seconds(30));
+  c->mark_in(upstream::out_kind::ejection);  // stamped with the fake clock's time
   std::map<host*, int> count;
   for (int i = 0; i < 1100; ++i) {
     ++count[lb->choose_host({})];
   }
-  EXPECT_NEAR(count[f.hosts[1]], 100, 5);
-  // far past the window: full weight again
-  f.hosts[1]->available_since_ns = 1;
-  count.clear();
-  for (int i = 0; i < 1000; ++i) {
-    ++count[lb->choose_host({})];
-  }
-  EXPECT_EQ(count[f.hosts[1]], 500);
+  EXPECT_EQ(count[c.get()], 100);
 }
 
 TEST(round_robin, smooth_weighted_order) {

@@ -1,0 +1,100 @@
+#pragma once
+// The hosts of every upstream across reloads and DNS refreshes, owned by the control thread.
+//
+// A reload asks the registry for the clusters of the new config. A backend whose upstream and
+// address stay keeps its host object, and so its health, ejection and breaker state and in-flight
+// counts, while its health check and breaker settings stay the same too (weight and role may
+// change); anything else starts fresh. Per-upstream counters are kept by upstream name.
+//
+// Hostnames are resolved asynchronously on the control thread's io_context, so a reload never waits
+// for DNS: a new hostname backend is out of traffic (out_kind::dns) until its name first resolves,
+// and is looked up again every dns_refresh; a lookup that fails later keeps the last answer. A host
+// whose name moves keeps its state (it is the same backend by name); the move is journaled.
+
+#include "common/time_source.h"
+#include "config/config.h"
+#include "tls/context.h"
+#include "upstream/cluster.h"
+#include "upstream/journal.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace spillway::upstream {
+
+class host_registry {
+ public:
+  // Looks up `name`:`port` and calls `done` once, on the registry's io_context, with an error or
+  // the address to use. Injected so that tests answer lookups themselves.
+  using resolve_done = std::function<void(boost::system::error_code, boost::asio::ip::tcp::endpoint)>;
+  using resolve_fn = std::function<void(const std::string& name, std::uint16_t port, resolve_done done)>;
+
+  // `events` (may be null) and `clock` must outlive the registry and its hosts. Lookups go to the
+  // system resolver (asio's, on `io`), the first address returned is used.
+  host_registry(boost::asio::io_context& io, journal* events, const time_source& clock = time_source::real());
+  host_registry(boost::asio::io_context& io, journal* events, resolve_fn resolve, const time_source& clock);
+  host_registry(const host_registry&) = delete;
+  host_registry& operator=(const host_registry&) = delete;
+
+  // Returns the clusters of `cfg` (`tls` is aligned with cfg.upstreams), reusing hosts as the
+  // header says, and forgets hosts that are no longer configured. Never blocks and never fails:
+  // hostnames not known yet are looked up in the background. Control thread.
+  std::vector<cluster_ptr> build(const config::config& cfg, const std::vector<tls::client_context_ptr>& tls);
+
+  // Lookups under way (startup runs the io_context until there are none). Control thread.
+  std::size_t lookups_in_flight() const { return in_flight_.size(); }
+  // Configured hostname backends whose name has never resolved, one line each:
+  // `backend NAME:PORT of upstream "u": cannot resolve: WHY`. Control thread.
+  std::vector<std::string> unresolved() const;
+
+  // Starts the refresh timer: every second, the hostnames of each upstream whose dns_refresh is
+  // due are looked up again. Control thread.
+  void start_refresh();
+  // One refresh round at `now` (what the timer runs; tests call it with a fake time). Control thread.
+  void refresh(std::chrono::steady_clock::time_point now);
+  // Stops the timer and the lookups under way; answers that still arrive are ignored. Control thread.
+  void stop();
+
+  // The host of `address` in `upstream`, or null. Control thread.
+  host_ptr find(const std::string& upstream, const std::string& address) const;
+
+ private:
+  struct entry {
+    host_ptr host;
+    config::health_check health;  // the settings the host was made for
+    config::circuit_breaker breaker;
+  };
+  struct schedule {
+    config::duration every{};
+    std::chrono::steady_clock::time_point due{};
+  };
+
+  host_ptr make_host(const config::upstream& u, const config::backend& b, const std::string& key, const entry* old);
+  void look_up(const host_ptr& h);
+  void answer(const host_ptr& h, boost::system::error_code ec, const boost::asio::ip::tcp::endpoint& ep);
+  void arm_timer();
+
+  boost::asio::io_context& io_;
+  journal* events_;
+  const time_source& clock_;
+  boost::asio::ip::tcp::resolver resolver_;
+  resolve_fn resolve_;
+  boost::asio::steady_timer timer_;
+  std::map<std::string, entry> hosts_;                            // by "upstream\naddress"
+  std::map<std::string, std::shared_ptr<upstream_stats>> stats_;  // by upstream name
+  std::map<std::string, schedule> dns_;  // by upstream name, upstreams with hostname backends only
+  std::set<const host*> in_flight_;      // hosts with a lookup under way (the lookup holds a host_ptr)
+  std::uint64_t seed_ = 0x5b1e;          // breakers' jitter seeds
+  bool stopped_ = false;
+};
+
+}  // namespace spillway::upstream
