@@ -232,37 +232,8 @@ awaitable<http_session::outcome> http_session::handle_request() {
   request_complete_ = false;
   have_request_id_ = false;
 
-  // --- the request head ---
-  bool started = false;
-  while (true) {
-    if (dbegin_ == dend_) {
-      if (co_await read_downstream() == 0) {
-        if (down_.expired() && phase_ == phase::head) {
-          co_return co_await send_local(error_kind::header_timeout, true);
-        }
-        co_return outcome::close;  // the client left, or the connection sat idle too long
-      }
-    }
-    if (!started) {
-      started = true;
-      rec_.started = true;
-      phase_ = phase::head;
-      first_byte_ = clock::now();
-      down_.set_deadline(first_byte_ + header_timeout);
-    }
-    auto r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
-    if (r.what == http::parser::event::error) {
-      log::debug("refused request from {}: {}", down_.client_ip(), request_parser_.error_reason());
-      co_return co_await send_local(
-          request_parser_.error_too_large() ? error_kind::headers_too_large : error_kind::malformed_request, true);
-    }
-    dbegin_ += r.consumed;
-    if (request_parser_.head_bytes() > max_request_headers) {
-      co_return co_await send_local(error_kind::headers_too_large, true);
-    }
-    if (r.what == http::parser::event::headers_complete) {
-      break;
-    }
+  if (auto answered = co_await read_request_head(header_timeout, max_request_headers)) {
+    co_return *answered;
   }
 
   // This request runs on the snapshot current now and keeps it alive until it ends.
@@ -307,6 +278,41 @@ awaitable<http_session::outcome> http_session::handle_request() {
   co_return co_await forward(view, route->upstream_index);
 }
 
+awaitable<std::optional<http_session::outcome>> http_session::read_request_head(config::duration header_timeout,
+                                                                                std::uint64_t max_request_headers) {
+  bool started = false;
+  while (true) {
+    if (dbegin_ == dend_) {
+      if (co_await read_downstream() == 0) {
+        if (down_.expired() && phase_ == phase::head) {
+          co_return co_await send_local(error_kind::header_timeout, true);
+        }
+        co_return outcome::close;  // the client left, or the connection sat idle too long
+      }
+    }
+    if (!started) {
+      started = true;
+      rec_.started = true;
+      phase_ = phase::head;
+      first_byte_ = clock::now();
+      down_.set_deadline(first_byte_ + header_timeout);
+    }
+    auto r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    if (r.what == http::parser::event::error) {
+      log::debug("refused request from {}: {}", down_.client_ip(), request_parser_.error_reason());
+      co_return co_await send_local(
+          request_parser_.error_too_large() ? error_kind::headers_too_large : error_kind::malformed_request, true);
+    }
+    dbegin_ += r.consumed;
+    if (request_parser_.head_bytes() > max_request_headers) {
+      co_return co_await send_local(error_kind::headers_too_large, true);
+    }
+    if (r.what == http::parser::event::headers_complete) {
+      co_return std::nullopt;
+    }
+  }
+}
+
 awaitable<http_session::outcome> http_session::send_local(error_kind kind, bool close, const config::upstream* up) {
   // A request whose body was not read to the end leaves the connection in an unknown state.
   close = close || !request_complete_ || draining_;
@@ -343,10 +349,12 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
   phase_ = phase::upstream;
   down_.set_deadline(request_deadline);
 
-  const bool expect_continue = !facts_.http10 && http::has_token(req.find("expect"), "100-continue");
-  facts_.drop_expect = expect_continue;  // Spillway answers 100-continue itself
-  const bool head_request = req.method == "HEAD";
-  const std::uint64_t max_body = view->snap->find_listener(down_.listen())->cfg->max_request_body;
+  try_context t;
+  t.request_deadline = request_deadline;
+  t.expect_continue = !facts_.http10 && http::has_token(req.find("expect"), "100-continue");
+  facts_.drop_expect = t.expect_continue;  // Spillway answers 100-continue itself
+  t.head_request = req.method == "HEAD";
+  t.max_body = view->snap->find_listener(down_.listen())->cfg->max_request_body;
   if (!has_request_id(req)) {
     // A random version-4 UUID, made once per request so that retries carry the same one.
     request_id_ = make_request_id(down_.owner().random()(), down_.owner().random()());
@@ -369,60 +377,9 @@ awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<wor
       co_return co_await send_local(*error, !request_complete_, &up);
     }
     facts_.default_host = attempt.host()->address();
-    auto& conn = *attempt.conn();
-
-    // --- the request ---
-    auto sent = co_await send_request(conn, req, expect_continue, max_body);
-    if (sent == send_result::client_gone) {
-      co_return outcome::close;
+    if (auto done = co_await try_once(attempt, t)) {
+      co_return *done;
     }
-    if (sent == send_result::malformed || sent == send_result::too_large || sent == send_result::trailers_too_large) {
-      attempt.conn().reset();  // the backend never sees the rest of a request refused midway
-      co_return co_await send_local(sent == send_result::malformed   ? error_kind::malformed_request
-                                    : sent == send_result::too_large ? error_kind::body_too_large
-                                                                     : error_kind::headers_too_large,
-                                    true);
-    }
-
-    // --- the response head ---
-    auto got = co_await read_response_head(conn, expect_continue, head_request, up);
-    if (got == head_result::client_gone) {
-      co_return outcome::close;
-    }
-    if (got != head_result::ok) {
-      const bool timed_out = down_.expired();
-      const auto end = timed_out                                                 ? try_end::timeout
-                       : got == head_result::closed_silently && attempt.reused() ? try_end::stale_connection
-                       : got == head_result::protocol_error                      ? try_end::protocol_error
-                                                                                 : try_end::reset;
-      if (attempt.try_failed(end, can_resend(), clock::now() < request_deadline) != retry_verdict::no) {
-        continue;
-      }
-      co_return co_await send_local(attempt.failure(), !request_complete_, &up);
-    }
-
-    const auto& resp = response_parser_.head();
-    rec_.upstream_time = clock::now() - attempt.try_started();
-    if (resp.status == 101 && facts_.upgrade && request_complete_) {
-      attempt.got_response(resp.status, false, false);
-      auto& tunnels = attempt.cluster().stats->active_tunnels;
-      tunnels.fetch_add(1, std::memory_order_relaxed);
-      auto result = co_await tunnel(conn, up);
-      tunnels.fetch_sub(1, std::memory_order_relaxed);
-      co_return result;
-    }
-    if (resp.status == 101) {
-      // No upgrade was asked for (or the request body is still coming): a backend error.
-      attempt.try_failed(try_end::protocol_error, false, true);
-      co_return co_await send_local(attempt.failure(), !request_complete_, &up);
-    }
-    if (attempt.got_response(resp.status, can_resend()) == retry_verdict::retry) {
-      continue;
-    }
-    // The response goes to the client now; only the request deadline applies from here.
-    down_.set_deadline(request_deadline);
-    const bool close_client = !req.keep_alive || draining_ || !request_complete_;
-    co_return co_await stream_response(attempt, close_client, sent == send_result::ok);
   }
 }
 

@@ -30,6 +30,7 @@
 #include <array>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace spillway::proxy {
@@ -65,6 +66,10 @@ class http_session final : public downstream_session, public std::enable_shared_
   boost::asio::awaitable<outcome> serve_request();
   // Reads and checks the head, routes it, and forwards it (or answers it).
   boost::asio::awaitable<outcome> handle_request();
+  // Reads the request head (the header timeout runs from its first byte). Returns nothing once the
+  // head is in, or the outcome when the connection ended or was answered (408, 400, 431) instead.
+  boost::asio::awaitable<std::optional<outcome>> read_request_head(config::duration header_timeout,
+                                                                   std::uint64_t max_request_headers);
   void finish_request();
   // Sends the request to upstream `cluster_index` through an upstream_attempt, try after try.
   boost::asio::awaitable<outcome> forward(const std::shared_ptr<worker_view>& view, std::size_t cluster_index);
@@ -75,6 +80,17 @@ class http_session final : public downstream_session, public std::enable_shared_
   boost::asio::awaitable<std::size_t> read_downstream();
 
   // --- one try's exchange (http1_exchange.cpp) ---
+  // What every try of one request shares.
+  struct try_context {
+    clock::time_point request_deadline;
+    bool expect_continue = false;  // the client sent Expect: 100-continue (Spillway answers it)
+    bool head_request = false;
+    std::uint64_t max_body = 0;  // the listener's max_request_body (0: none)
+  };
+  // One try on the attempt's connection: the request out, the response head in, then the response
+  // (or a tunnel) to the client. Returns the session's outcome once the request is answered (by the
+  // backend or by Spillway), or nothing when the attempt says to try again.
+  boost::asio::awaitable<std::optional<outcome>> try_once(upstream_attempt& attempt, const try_context& t);
   enum class send_result { ok, upstream_write_failed, client_gone, malformed, too_large, trailers_too_large };
   enum class head_result { ok, closed_silently, reset, protocol_error, client_gone };
 
