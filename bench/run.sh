@@ -14,6 +14,9 @@ REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$REPO_DIR/build}
 SPILLWAY_BIN=${SPILLWAY_BIN:-$BUILD_DIR/spillway}
 SPILLWAY_TESTD_BIN=${SPILLWAY_TESTD_BIN:-$BUILD_DIR/spillway-testd}
+# Another Spillway binary (e.g. the previous commit's) for the spillway-before and spillway-before-tcp
+# targets: measured in the same interleaved run as the current one, for before/after rows.
+SPILLWAY_BASELINE_BIN=${SPILLWAY_BASELINE_BIN:-}
 HAPROXY_BIN=${HAPROXY_BIN:-haproxy}
 NGINX_BIN=${NGINX_BIN:-nginx}
 WRK_BIN=${WRK_BIN:-wrk}
@@ -39,6 +42,7 @@ NGINX_PORT=$((BENCH_PORT_BASE + 30))
 declare -A VARIANT_PORT=(
   [spillway-nometrics]=$((BENCH_PORT_BASE + 12)) [spillway-tcp]=$((BENCH_PORT_BASE + 14))
   [spillway-https]=$((BENCH_PORT_BASE + 16)) [spillway-copy-tcp]=$((BENCH_PORT_BASE + 18))
+  [spillway-before]=$((BENCH_PORT_BASE + 26)) [spillway-before-tcp]=$((BENCH_PORT_BASE + 28))
   [haproxy-tcp]=$((BENCH_PORT_BASE + 22))
   [haproxy-https]=$((BENCH_PORT_BASE + 24))
 )
@@ -169,9 +173,10 @@ start_spillway() {
   local target=${1:-spillway} port=$SPILLWAY_PORT admin=$SPILLWAY_ADMIN_PORT scheme=http
   local listener="protocol: http
     routes:
-      - upstream: testd" metrics=true
-  if [[ ! -x $SPILLWAY_BIN ]]; then
-    TARGET_NOTE[$target]="skipped: $SPILLWAY_BIN not found (the proxy is not built yet)"
+      - upstream: testd" metrics=true bin=$SPILLWAY_BIN
+  [[ $target == spillway-before* ]] && bin=$SPILLWAY_BASELINE_BIN
+  if [[ ! -x $bin ]]; then
+    TARGET_NOTE[$target]="skipped: '$bin' not found (the proxy is not built yet, or SPILLWAY_BASELINE_BIN is not set)"
     return 1
   fi
   if [[ $target != spillway ]]; then
@@ -180,7 +185,7 @@ start_spillway() {
   fi
   case $target in
     spillway-nometrics) metrics=false ;;
-    spillway-tcp) listener="protocol: tcp
+    spillway-tcp | spillway-before-tcp) listener="protocol: tcp
     upstream: testd" ;;
     spillway-copy-tcp) listener="protocol: tcp
     upstream: testd
@@ -209,7 +214,7 @@ upstreams:
       - address: 127.0.0.1:$BACKEND2_PORT
     health_check: false
 EOF
-  "$SPILLWAY_BIN" run -c "$WORKDIR/$target.yaml" >"$WORKDIR/$target.log" 2>&1 &
+  "$bin" run -c "$WORKDIR/$target.yaml" >"$WORKDIR/$target.log" 2>&1 &
   local pid=$!
   STARTED_PIDS+=("$pid")
   if ! wait_ready "$port" "$pid" 100 "$scheme"; then
@@ -306,14 +311,15 @@ TARGET_PORT[direct]=$BACKEND1_PORT
 for target in $BENCH_TARGETS; do
   case $target in
     direct) RUNNING_TARGETS+=(direct) ;;
-    spillway | spillway-nometrics | spillway-tcp | spillway-copy-tcp | spillway-https | haproxy | haproxy-tcp | haproxy-https | nginx)
+    spillway | spillway-nometrics | spillway-tcp | spillway-copy-tcp | spillway-https | spillway-before | \
+      spillway-before-tcp | haproxy | haproxy-tcp | haproxy-https | nginx)
       if "start_${target%%-*}" "$target"; then
         RUNNING_TARGETS+=("$target")
       else
         log "$target ${TARGET_NOTE[$target]}"
       fi
       ;;
-    *) die "unknown target '$target' (known: direct spillway spillway-nometrics spillway-tcp spillway-copy-tcp spillway-https haproxy haproxy-tcp haproxy-https nginx)" ;;
+    *) die "unknown target '$target' (known: direct spillway spillway-nometrics spillway-tcp spillway-copy-tcp spillway-https spillway-before spillway-before-tcp haproxy haproxy-tcp haproxy-https nginx)" ;;
   esac
 done
 ((${#RUNNING_TARGETS[@]} > 0)) || die "no target could be started"
