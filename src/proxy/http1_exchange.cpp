@@ -23,8 +23,7 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }  // namespace
 
-awaitable<std::optional<http_session::outcome>> http_session::try_once(upstream_attempt& attempt,
-                                                                       const try_context& t) {
+awaitable<std::optional<http_session::next>> http_session::try_once(upstream_attempt& attempt, const try_context& t) {
   const auto& req = request_parser_.head();
   const auto& up = attempt.cfg();
   auto& conn = *attempt.conn();
@@ -32,7 +31,7 @@ awaitable<std::optional<http_session::outcome>> http_session::try_once(upstream_
   // --- the request ---
   auto sent = co_await send_request(conn, req, t.expect_continue, t.max_body);
   if (sent == send_result::client_gone) {
-    co_return outcome::close;
+    co_return next::close;
   }
   if (sent == send_result::malformed || sent == send_result::too_large || sent == send_result::trailers_too_large) {
     attempt.conn().reset();  // the backend never sees the rest of a request refused midway
@@ -45,7 +44,7 @@ awaitable<std::optional<http_session::outcome>> http_session::try_once(upstream_
   // --- the response head ---
   auto got = co_await read_response_head(conn, t.expect_continue, t.head_request, up);
   if (got == head_result::client_gone) {
-    co_return outcome::close;
+    co_return next::close;
   }
   if (got != head_result::ok) {
     const bool timed_out = down_.expired();
@@ -208,8 +207,8 @@ awaitable<http_session::head_result> http_session::read_response_head(upstream_c
   }
 }
 
-awaitable<http_session::outcome> http_session::stream_response(upstream_attempt& attempt, bool close_client,
-                                                               bool request_sent_ok) {
+awaitable<http_session::next> http_session::stream_response(upstream_attempt& attempt, bool close_client,
+                                                            bool request_sent_ok) {
   auto& conn = attempt.conn();
   const auto& resp = response_parser_.head();
   phase_ = phase::streaming;
@@ -263,7 +262,7 @@ awaitable<http_session::outcome> http_session::stream_response(upstream_attempt&
       attempt.response_failed();
     }
     conn.reset();
-    co_return outcome::close;
+    co_return next::close;
   }
   // Reuse the upstream connection only when the exchange ended cleanly on both sides and the
   // backend sent nothing beyond its response. A 1xx or 204 that claimed a body (which the client
@@ -276,10 +275,10 @@ awaitable<http_session::outcome> http_session::stream_response(upstream_attempt&
   } else {
     conn.reset();
   }
-  co_return close_client ? outcome::close : outcome::keep_alive;
+  co_return close_client ? next::close : next::keep_alive;
 }
 
-awaitable<http_session::outcome> http_session::tunnel(upstream_connection& conn, const config::upstream& up) {
+awaitable<http_session::next> http_session::tunnel(upstream_connection& conn, const config::upstream& up) {
   phase_ = phase::streaming;
   // From here the request deadline no longer applies: the tunnel lives while bytes move, and the
   // idle timeout closes it.
@@ -293,7 +292,7 @@ awaitable<http_session::outcome> http_session::tunnel(upstream_connection& conn,
     auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
     rec_.bytes_out += n;
     if (ec) {
-      co_return outcome::close;
+      co_return next::close;
     }
     ubegin_ = uend_ = 0;
   }
@@ -303,12 +302,12 @@ awaitable<http_session::outcome> http_session::tunnel(upstream_connection& conn,
         co_await asio::async_write(conn.stream, asio::buffer(dbuf_.data() + dbegin_, dend_ - dbegin_), nothrow);
     dbegin_ = dend_ = 0;
     if (ec) {
-      co_return outcome::close;
+      co_return next::close;
     }
   }
   co_await (relay(down_.stream(), conn.stream, down_.deadline(), idle, &rec_.bytes_in) &&
             relay(conn.stream, down_.stream(), down_.deadline(), idle, &rec_.bytes_out));
-  co_return outcome::close;
+  co_return next::close;
 }
 
 }  // namespace spillway::proxy

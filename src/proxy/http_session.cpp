@@ -98,7 +98,7 @@ awaitable<void> http_session::run() {
   const bool ok = co_await down_.handshake();
   while (ok && !closed_) {
     auto result = co_await serve_request();
-    if (result == outcome::close || draining_) {
+    if (result == next::close || draining_) {
       break;
     }
   }
@@ -131,7 +131,7 @@ awaitable<std::size_t> http_session::read_downstream() {
   co_return n;
 }
 
-awaitable<http_session::outcome> http_session::serve_request() {
+awaitable<http_session::next> http_session::serve_request() {
   rec_ = request_record{};
   auto result = co_await handle_request();
   if (rec_.started) {
@@ -207,7 +207,7 @@ void http_session::finish_request() {
   w.log_access(snap, r);
 }
 
-awaitable<http_session::outcome> http_session::handle_request() {
+awaitable<http_session::next> http_session::handle_request() {
   // Limits that apply before the request is routed come from the snapshot current now; the
   // snapshot itself is taken only once the head is in (below), so that a reload while this
   // connection sits idle applies to its next request.
@@ -216,7 +216,7 @@ awaitable<http_session::outcome> http_session::handle_request() {
   {
     const auto* lv = down_.owner().view()->snap->find_listener(down_.listen());
     if (lv == nullptr) {
-      co_return outcome::close;  // a reload removed this listener: its connections drain
+      co_return next::close;  // a reload removed this listener: its connections drain
     }
     header_timeout = lv->header_timeout;
     max_request_headers = lv->cfg->max_request_headers;
@@ -278,8 +278,8 @@ awaitable<http_session::outcome> http_session::handle_request() {
   co_return co_await forward(view, route->upstream_index);
 }
 
-awaitable<std::optional<http_session::outcome>> http_session::read_request_head(config::duration header_timeout,
-                                                                                std::uint64_t max_request_headers) {
+awaitable<std::optional<http_session::next>> http_session::read_request_head(config::duration header_timeout,
+                                                                             std::uint64_t max_request_headers) {
   bool started = false;
   while (true) {
     if (dbegin_ == dend_) {
@@ -287,7 +287,7 @@ awaitable<std::optional<http_session::outcome>> http_session::read_request_head(
         if (down_.expired() && phase_ == phase::head) {
           co_return co_await send_local(error_kind::header_timeout, true);
         }
-        co_return outcome::close;  // the client left, or the connection sat idle too long
+        co_return next::close;  // the client left, or the connection sat idle too long
       }
     }
     if (!started) {
@@ -313,7 +313,7 @@ awaitable<std::optional<http_session::outcome>> http_session::read_request_head(
   }
 }
 
-awaitable<http_session::outcome> http_session::send_local(error_kind kind, bool close, const config::upstream* up) {
+awaitable<http_session::next> http_session::send_local(error_kind kind, bool close, const config::upstream* up) {
   // A request whose body was not read to the end leaves the connection in an unknown state.
   close = close || !request_complete_ || draining_;
   const auto retry_after = up != nullptr ? up->degrade.retry_after : config::degradation{}.retry_after;
@@ -327,13 +327,13 @@ awaitable<http_session::outcome> http_session::send_local(error_kind kind, bool 
   auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(out_), nothrow);
   rec_.bytes_out += n;
   if (ec || close) {
-    co_return outcome::close;
+    co_return next::close;
   }
-  co_return outcome::keep_alive;
+  co_return next::keep_alive;
 }
 
-awaitable<http_session::outcome> http_session::forward(const std::shared_ptr<worker_view>& view,
-                                                       std::size_t cluster_index) {
+awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker_view>& view,
+                                                    std::size_t cluster_index) {
   const auto& req = request_parser_.head();
   upstream_attempt attempt(down_.owner(), *view, cluster_index, down_, down_.client_ip(), is_idempotent(req.method),
                            true);

@@ -59,22 +59,23 @@ class http_session final : public downstream_session, public std::enable_shared_
  private:
   using clock = std::chrono::steady_clock;
   enum class phase { idle, head, upstream, streaming };
-  enum class outcome { keep_alive, close };
+  // What the connection does after a request: wait for the next one, or close.
+  enum class next { keep_alive, close };
 
   boost::asio::awaitable<void> run();
   // One request: handle_request() and then its metrics and access log line.
-  boost::asio::awaitable<outcome> serve_request();
+  boost::asio::awaitable<next> serve_request();
   // Reads and checks the head, routes it, and forwards it (or answers it).
-  boost::asio::awaitable<outcome> handle_request();
+  boost::asio::awaitable<next> handle_request();
   // Reads the request head (the header timeout runs from its first byte). Returns nothing once the
-  // head is in, or the outcome when the connection ended or was answered (408, 400, 431) instead.
-  boost::asio::awaitable<std::optional<outcome>> read_request_head(config::duration header_timeout,
-                                                                   std::uint64_t max_request_headers);
+  // head is in, or what the connection does next when the connection ended or was answered (408, 400, 431) instead.
+  boost::asio::awaitable<std::optional<next>> read_request_head(config::duration header_timeout,
+                                                                std::uint64_t max_request_headers);
   void finish_request();
   // Sends the request to upstream `cluster_index` through an upstream_attempt, try after try.
-  boost::asio::awaitable<outcome> forward(const std::shared_ptr<worker_view>& view, std::size_t cluster_index);
+  boost::asio::awaitable<next> forward(const std::shared_ptr<worker_view>& view, std::size_t cluster_index);
   // Answers the request itself with `kind`'s status; `up` gives the Retry-After of a 503.
-  boost::asio::awaitable<outcome> send_local(error_kind kind, bool close, const config::upstream* up = nullptr);
+  boost::asio::awaitable<next> send_local(error_kind kind, bool close, const config::upstream* up = nullptr);
 
   // Reads more bytes from the client into dbuf_. Returns bytes read (0 on EOF or error).
   boost::asio::awaitable<std::size_t> read_downstream();
@@ -88,9 +89,9 @@ class http_session final : public downstream_session, public std::enable_shared_
     std::uint64_t max_body = 0;  // the listener's max_request_body (0: none)
   };
   // One try on the attempt's connection: the request out, the response head in, then the response
-  // (or a tunnel) to the client. Returns the session's outcome once the request is answered (by the
+  // (or a tunnel) to the client. Returns what the connection does next once the request is answered (by the
   // backend or by Spillway), or nothing when the attempt says to try again.
-  boost::asio::awaitable<std::optional<outcome>> try_once(upstream_attempt& attempt, const try_context& t);
+  boost::asio::awaitable<std::optional<next>> try_once(upstream_attempt& attempt, const try_context& t);
   enum class send_result { ok, upstream_write_failed, client_gone, malformed, too_large, trailers_too_large };
   enum class head_result { ok, closed_silently, reset, protocol_error, client_gone };
 
@@ -103,10 +104,10 @@ class http_session final : public downstream_session, public std::enable_shared_
   boost::asio::awaitable<head_result> read_response_head(upstream_connection& conn, bool expect_continue,
                                                          bool head_request, const config::upstream& up);
   // Streams the response whose head was read to the client; pools the connection when clean.
-  boost::asio::awaitable<outcome> stream_response(upstream_attempt& attempt, bool close_client, bool request_sent_ok);
+  boost::asio::awaitable<next> stream_response(upstream_attempt& attempt, bool close_client, bool request_sent_ok);
   // After a 101 answer to an Upgrade: passes the 101 on, then relays bytes both ways until both
   // sides end or nothing moved for the upstream's idle timeout. The connection closes after.
-  boost::asio::awaitable<outcome> tunnel(upstream_connection& conn, const config::upstream& up);
+  boost::asio::awaitable<next> tunnel(upstream_connection& conn, const config::upstream& up);
   // True when the current request can be sent (again) to another host.
   bool can_resend() const { return !body_started_ || (request_complete_ && replay_ok_); }
 

@@ -21,19 +21,6 @@ std::string_view normalize_host(std::string_view host_header, std::string& out) 
   return out;
 }
 
-std::string_view target_path(std::string_view url) {
-  if (!url.empty() && url.front() != '/') {
-    // absolute-form: skip "scheme://authority"
-    auto scheme = url.find("://");
-    if (scheme != std::string_view::npos) {
-      auto slash = url.find('/', scheme + 3);
-      url = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
-    }
-  }
-  auto q = url.find_first_of("?#");
-  return q == std::string_view::npos ? url : url.substr(0, q);
-}
-
 bool route_matches(const config::route_match& match, std::string_view host, std::string_view path,
                    const http::message_head& head) {
   if (match.host && *match.host != host) {

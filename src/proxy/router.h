@@ -18,10 +18,6 @@ struct compiled_route {
 // "api.example.com", "[::1]:80" -> "[::1]".
 std::string_view normalize_host(std::string_view host_header, std::string& out);
 
-// Returns the path of a request target without its query: "/a/b?x=1" -> "/a/b".
-// For an absolute-form target ("http://h/p?q") the path "/p".
-std::string_view target_path(std::string_view url);
-
 // True when `route` matches. `host` is already normalized.
 bool route_matches(const config::route_match& match, std::string_view host, std::string_view path,
                    const http::message_head& head);

@@ -19,13 +19,6 @@ TEST(router, normalize_host) {
   EXPECT_EQ(normalize_host("", s), "");
 }
 
-TEST(router, target_path) {
-  EXPECT_EQ(target_path("/a/b?x=1"), "/a/b");
-  EXPECT_EQ(target_path("/"), "/");
-  EXPECT_EQ(target_path("http://h.example/p/q?z"), "/p/q");
-  EXPECT_EQ(target_path("http://h.example"), "/");
-}
-
 TEST(router, first_match_wins) {
   config::route api;
   api.match.host = "api.example.com";
