@@ -93,7 +93,7 @@ void metrics_writer::host_families() {
             "1 when the backend can take traffic (healthy, not ejected, breaker not open)");
   per_host("spillway_backend_up", [](const host& h) { return h.available() ? 1 : 0; });
   w_.family("spillway_backend_healthy", "gauge", "1 when active health checks pass");
-  per_host("spillway_backend_healthy", [](const host& h) { return h.healthy.load() ? 1 : 0; });
+  per_host("spillway_backend_healthy", [](const host& h) { return h.is_healthy() ? 1 : 0; });
   w_.family("spillway_backend_active_requests", "gauge", "requests in flight to the backend");
   per_host("spillway_backend_active_requests", [](const host& h) { return std::max(0, h.active_requests.load()); });
   w_.family("spillway_backend_requests_total", "counter", "requests sent to the backend (each try counts)");
@@ -106,13 +106,14 @@ void metrics_writer::host_families() {
   w_.family("spillway_backend_connections", "gauge", "open connections to the backend (pooled included)");
   per_host("spillway_backend_connections", [](const host& h) { return std::max(0, h.connections_active.load()); });
   w_.family("spillway_backend_ejected", "gauge", "1 while outlier detection has the backend ejected");
-  per_host("spillway_backend_ejected", [](const host& h) { return h.ejected.load() ? 1 : 0; });
+  per_host("spillway_backend_ejected", [](const host& h) { return h.is_ejected() ? 1 : 0; });
   w_.family("spillway_health_check_failures_total", "counter", "active health checks that failed");
-  per_host("spillway_health_check_failures_total", [](const host& h) { return h.health_check_failures_total.load(); });
+  per_host("spillway_health_check_failures_total", [](const host& h) { return h.health_check_failures_total(); });
   w_.family("spillway_health_transitions_total", "counter", "health flips (up to down and down to up)");
-  per_host("spillway_health_transitions_total", [](const host& h) { return h.health_transitions_total.load(); });
+  per_host("spillway_health_transitions_total",
+           [](const host& h) { return h.transitions(upstream::out_kind::health); });
   w_.family("spillway_ejections_total", "counter", "ejections by passive outlier detection");
-  per_host("spillway_ejections_total", [](const host& h) { return h.ejections_total.load(); });
+  per_host("spillway_ejections_total", [](const host& h) { return h.transitions(upstream::out_kind::ejection); });
 }
 
 void metrics_writer::upstream_families() {
@@ -138,20 +139,20 @@ void metrics_writer::upstream_families() {
 
 void metrics_writer::breaker_families() {
   w_.family("spillway_breaker_state", "gauge", "circuit breaker state: 0 closed, 1 open, 2 half_open");
-  per_host("spillway_breaker_state", [](const host& h) { return static_cast<int>(h.breaker.load()); });
+  per_host("spillway_breaker_state", [](const host& h) { return static_cast<int>(h.breaker_now()); });
   w_.family("spillway_breaker_transitions_total", "counter", "circuit breaker transitions");
-  // In the order of host::breaker_transitions.
+  // In the order of host::breaker_transitions(kind).
   static constexpr std::pair<const char*, const char*> kinds[] = {
       {"closed", "open"}, {"open", "half_open"}, {"half_open", "closed"}, {"half_open", "open"}};
   for (const auto& c : s_.clusters) {
     for (const auto& h : c->hosts) {
-      for (std::size_t k = 0; k < 4; ++k) {
+      for (std::size_t k = 0; k < upstream::host::breaker_transition_kinds; ++k) {
         w_.sample("spillway_breaker_transitions_total",
                   label_set({{"upstream", c->cfg.name},
                              {"backend", h->address()},
                              {"from", kinds[k].first},
                              {"to", kinds[k].second}}),
-                  h->breaker_transitions[k].load());
+                  h->breaker_transitions(k));
       }
     }
   }
@@ -274,7 +275,7 @@ void metrics_writer::backend_traffic() {
     }
   }
   w_.family("spillway_backend_retried_total", "counter", "tries that failed on the backend and were retried elsewhere");
-  per_host("spillway_backend_retried_total", [](const host& h) { return h.retried_total.load(); });
+  per_host("spillway_backend_retried_total", [](const host& h) { return h.retried_total(); });
 }
 
 void metrics_writer::process_families() {

@@ -54,12 +54,13 @@ std::string backend_json(const upstream::host& h, breaker::clock::time_point now
       "\"consecutive_failures\":{},\"health_check_failures_total\":{},\"ejections_total\":{},"
       "\"connections_active\":{},\"retried_total\":{},\"breaker_window\":{},{}}}",
       json_string(h.address()), h.weight(), h.backup(), out_reason == nullptr,
-      out_reason == nullptr ? std::string("null") : json_string(out_reason), h.healthy.load(),
-      json_string(h.health_detail), h.ejected.load(), json_string(h.ejected.load() ? h.ejection_detail : ""),
-      upstream::to_string(h.breaker.load()), std::max(0, h.active_requests.load()), h.requests_total.load(),
-      h.failures_total.load(), h.connect_failures_total.load(), h.consecutive_failures.load(),
-      h.health_check_failures_total.load(), h.ejections_total.load(), std::max(0, h.connections_active.load()),
-      h.retried_total.load(), breaker_json(h, now), traffic_json(h.traffic));
+      out_reason == nullptr ? std::string("null") : json_string(out_reason), h.is_healthy(),
+      json_string(h.detail(upstream::out_kind::health)), h.is_ejected(),
+      json_string(h.is_ejected() ? h.detail(upstream::out_kind::ejection) : ""), upstream::to_string(h.breaker_now()),
+      std::max(0, h.active_requests.load()), h.requests_total.load(), h.failures_total.load(),
+      h.connect_failures_total.load(), h.consecutive_failures.load(), h.health_check_failures_total(),
+      h.transitions(upstream::out_kind::ejection), std::max(0, h.connections_active.load()), h.retried_total(),
+      breaker_json(h, now), traffic_json(h.traffic));
 }
 
 std::string upstream_json(const upstream::cluster& c, breaker::clock::time_point now) {

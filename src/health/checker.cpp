@@ -139,8 +139,8 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
     auto& h = *p->host;
     const bool was_known = p->state.known();
     const bool was_healthy = p->state.healthy();
+    h.note_health_check(error);
     if (!ok) {
-      h.health_check_failures_total.fetch_add(1, std::memory_order_relaxed);
       if (was_healthy) {
         h.note_failure(false);
       }
@@ -155,7 +155,6 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
         h.mark_out(upstream::out_kind::health, error);
       }
     }
-    h.health_detail = ok ? std::string() : error;
     if (!p->first_done) {
       p->first_done = true;
       first_result_in();

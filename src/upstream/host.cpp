@@ -31,9 +31,9 @@ host::host(std::string upstream_name, const config::backend& cfg, boost::asio::i
 bool host::is_in(out_kind kind) const {
   switch (kind) {
     case out_kind::health:
-      return healthy.load(std::memory_order_relaxed);
+      return healthy_.load(std::memory_order_relaxed);
     case out_kind::ejection:
-      return !ejected.load(std::memory_order_relaxed);
+      return !ejected_.load(std::memory_order_relaxed);
     case out_kind::dns:
       return resolved_.load(std::memory_order_relaxed);
   }
@@ -43,10 +43,10 @@ bool host::is_in(out_kind kind) const {
 void host::store_in(out_kind kind, bool in) {
   switch (kind) {
     case out_kind::health:
-      healthy.store(in, std::memory_order_relaxed);
+      healthy_.store(in, std::memory_order_relaxed);
       return;
     case out_kind::ejection:
-      ejected.store(!in, std::memory_order_relaxed);
+      ejected_.store(!in, std::memory_order_relaxed);
       return;
     case out_kind::dns:
       // Release: a worker that sees the host resolved (connect() loads with acquire) sees its endpoint.
@@ -58,9 +58,9 @@ void host::store_in(out_kind kind, bool in) {
 std::string& host::detail_of(out_kind kind) {
   switch (kind) {
     case out_kind::health:
-      return health_detail;
+      return health_detail_;
     case out_kind::ejection:
-      return ejection_detail;
+      return ejection_detail_;
     case out_kind::dns:
       break;
   }
@@ -72,9 +72,9 @@ const std::string& host::detail(out_kind kind) const { return const_cast<host*>(
 std::uint64_t host::transitions(out_kind kind) const {
   switch (kind) {
     case out_kind::health:
-      return health_transitions_total.load(std::memory_order_relaxed);
+      return health_transitions_total_.load(std::memory_order_relaxed);
     case out_kind::ejection:
-      return ejections_total.load(std::memory_order_relaxed);
+      return ejections_total_.load(std::memory_order_relaxed);
     case out_kind::dns:
       break;
   }
@@ -98,9 +98,9 @@ bool host::mark_out(out_kind kind, std::string detail) {
   // From unknown the host was out already: a first result that keeps it out is not a transition.
   if (was_known) {
     if (kind == out_kind::health) {
-      health_transitions_total.fetch_add(1, std::memory_order_relaxed);
+      health_transitions_total_.fetch_add(1, std::memory_order_relaxed);
     } else if (kind == out_kind::ejection) {
-      ejections_total.fetch_add(1, std::memory_order_relaxed);
+      ejections_total_.fetch_add(1, std::memory_order_relaxed);
     }
   }
   detail_of(kind) = std::move(detail);
@@ -117,11 +117,11 @@ bool host::mark_in(out_kind kind, std::string why) {
   known = true;
   if (kind != out_kind::dns) {
     // Before the flag, so that a balancer that sees the host back also sees it ramping.
-    available_since_ns.store(clock_.steady_ns(), std::memory_order_relaxed);
+    available_since_ns_.store(clock_.steady_ns(), std::memory_order_relaxed);
   }
   store_in(kind, true);
   if (kind == out_kind::health) {
-    health_transitions_total.fetch_add(1, std::memory_order_relaxed);  // unknown -> up counts too
+    health_transitions_total_.fetch_add(1, std::memory_order_relaxed);  // unknown -> up counts too
   }
   detail_of(kind).clear();
   report(kind, true, was_known, why);
@@ -147,7 +147,7 @@ void host::report(out_kind kind, bool in, bool was_known, const std::string& det
         log::info("outlier: {} {} returns after its ejection", upstream_name_, address());
       } else {
         log::warn("outlier: {} {} ejected: {} (ejection #{})", upstream_name_, address(), detail,
-                  ejections_total.load(std::memory_order_relaxed));
+                  ejections_total_.load(std::memory_order_relaxed));
       }
       from = in ? "ejected" : "in";
       to = in ? "in" : "ejected";
@@ -168,15 +168,22 @@ void host::report(out_kind kind, bool in, bool was_known, const std::string& det
   }
 }
 
+void host::note_health_check(const std::string& error) {
+  if (!error.empty()) {
+    health_check_failures_total_.fetch_add(1, std::memory_order_relaxed);
+  }
+  health_detail_ = error;
+}
+
 void host::apply(const breaker::transition& t) {
-  breaker.store(t.to, std::memory_order_relaxed);
+  breaker_.store(t.to, std::memory_order_relaxed);
   std::size_t kind = 0;
   if (t.from == breaker_state::open) {
     kind = 1;
   } else if (t.from == breaker_state::half_open) {
     kind = t.to == breaker_state::closed ? 2 : 3;
   }
-  breaker_transitions[kind].fetch_add(1, std::memory_order_relaxed);
+  breaker_transitions_[kind].fetch_add(1, std::memory_order_relaxed);
   const auto open_ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.open_for).count();
   std::string detail;
   if (t.from == breaker_state::closed) {

@@ -29,14 +29,14 @@ void journal::update_incident(host& h, system_clock::time_point now) {
     inc.reason = reason != nullptr ? reason : "unknown";
     inc.marked_out_at = now;
     inc.failed_at = now;
-    const auto since = h.failing_since_ns.load(std::memory_order_relaxed);
+    const auto since = h.failing_since_ns();
     if (since != 0) {
       auto at =
           system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(std::chrono::nanoseconds(since)));
       if (at <= now) {
         inc.failed_at = at;
-        inc.failed_before_out = h.run_failures.load(std::memory_order_relaxed);
-        inc.retried_before_out = h.run_retried.load(std::memory_order_relaxed);
+        inc.failed_before_out = h.run_failures();
+        inc.retried_before_out = h.run_retried();
       }
     }
     inc.failures_at_out = failures;

@@ -54,16 +54,21 @@ struct admin_fixture {
     up->connect_failures_total = 1;
     up->active_requests = 3;
     up->connections_active = 4;
-    up->retried_total = 1;
-    up->breaker_transitions[0] = 5;
+    up->note_retried();
+    // Five times round the breaker's cycle (closed -> open -> half_open -> closed), ending closed.
+    for (int i = 0; i < 5; ++i) {
+      up->apply({breaker::state::closed, breaker::state::open, {}, std::chrono::seconds(5)});
+      up->apply({breaker::state::open, breaker::state::half_open, {}, {}});
+      up->apply({breaker::state::half_open, breaker::state::closed, {}, {}});
+    }
     add_traffic(up->traffic, 200, 3, 40);
     add_traffic(up->traffic, 503, 30, 2);
 
     unhealthy = make_host("app", "127.0.0.1:9002");
-    unhealthy->healthy = false;
-    unhealthy->health_detail = "connect: connection refused";
-    unhealthy->health_check_failures_total = 7;
-    unhealthy->health_transitions_total = 1;
+    for (int i = 0; i < 7; ++i) {
+      unhealthy->note_health_check("connect: connection refused");
+    }
+    unhealthy->mark_out(upstream::out_kind::health, "connect: connection refused");  // one transition
 
     ejected = make_host("app", "backend.internal:9003");
     for (int i = 0; i < 3; ++i) {
@@ -71,14 +76,13 @@ struct admin_fixture {
       ejected->record_outcome(true, true);
     }
     ejected->note_retried();
-    ejected->ejected = true;
-    ejected->ejection_detail = "3 consecutive failures";
-    ejected->ejections_total = 1;
-    journal.transition(*ejected, "ejection", "in", "ejected", "3 consecutive failures");
+    ejected->events_journal = &journal;
+    // One ejection, journaled as "ejection in->ejected" (an incident).
+    ejected->mark_out(upstream::out_kind::ejection, "3 consecutive failures");
 
     open = make_host("we\"ird\\up\nstream", "10.0.0.1:80");
     open->circuit = std::make_unique<breaker::circuit_breaker>(config::circuit_breaker{}, 1);
-    open->breaker = breaker::state::open;
+    open->apply({breaker::state::closed, breaker::state::open, {}, std::chrono::seconds(5)});
     journal.reload(false, "line 3: \"bad\"\tvalue");
 
     auto app = std::make_shared<upstream::cluster>();

@@ -38,8 +38,7 @@ TEST(admin_degradation_report, json_lists_each_incident) {
 TEST(admin_degradation_report, a_closed_incident_has_its_comeback_times) {
   testing::admin_fixture f;
   f.journal.sign_of_life(*f.ejected);
-  f.ejected->ejected = false;
-  f.journal.transition(*f.ejected, "ejection", "ejected", "in");
+  f.ejected->mark_in(upstream::out_kind::ejection);  // journals "ejection ejected->in"
   auto v = json::parse(degradation_json(f.s));
   const auto& i = v.at("incidents").at(0).as_object();
   EXPECT_TRUE(i.at("came_back_at").is_string());

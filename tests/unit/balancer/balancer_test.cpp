@@ -15,7 +15,9 @@ struct fixture {
   std::vector<upstream::host_ptr> owned;
   std::vector<host*> hosts;
 
-  explicit fixture(std::vector<std::uint32_t> weights, std::size_t backups = 0) {
+  // `clock`: what the hosts date their comebacks (slow start) with; it must outlive the fixture.
+  explicit fixture(std::vector<std::uint32_t> weights, std::size_t backups = 0,
+                   const time_source& clock = time_source::real()) {
     std::uint16_t port = 9001;
     auto add = [&](std::uint32_t w, bool backup) {
       config::backend b;
@@ -27,7 +29,7 @@ struct fixture {
       b.backup = backup;
       ++port;
       owned.push_back(std::make_shared<upstream::host>(
-          "up", b, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), b.addr.port)));
+          "up", b, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), b.addr.port), clock));
       hosts.push_back(owned.back().get());
     };
     for (auto w : weights) {
@@ -106,7 +108,7 @@ TEST(least_request, simulated_slow_host_gets_less) {
 TEST(least_request, skips_unavailable_and_tried) {
   fixture f({1, 1, 1});
   auto lb = f.make(config::balance_policy::least_request);
-  f.hosts[0]->healthy = false;
+  f.hosts[0]->mark_out(upstream::out_kind::health, "status 503");
   std::vector<host*> tried{f.hosts[1]};
   choose_context ctx;
   ctx.exclude = tried;
@@ -123,12 +125,12 @@ TEST(least_request, skips_unavailable_and_tried) {
 TEST(least_request, ejected_and_open_breaker_are_unavailable) {
   fixture f({1, 1, 1});
   auto lb = f.make(config::balance_policy::least_request);
-  f.hosts[0]->ejected = true;
-  f.hosts[1]->breaker = upstream::breaker_state::open;
+  f.hosts[0]->mark_out(upstream::out_kind::ejection, "5 consecutive failures");
+  f.hosts[1]->apply({upstream::breaker_state::closed, upstream::breaker_state::open, {}, {}});
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(lb->choose_host({}), f.hosts[2]);
   }
-  f.hosts[1]->breaker = upstream::breaker_state::half_open;
+  f.hosts[1]->apply({upstream::breaker_state::open, upstream::breaker_state::half_open, {}, {}});
   std::map<host*, int> count;
   for (int i = 0; i < 10; ++i) {
     ++count[lb->choose_host({})];
@@ -153,9 +155,9 @@ TEST(least_request, power_of_two_choices_falls_back_to_scan) {
   std::vector<std::uint32_t> weights(20, 1);
   fixture f(weights);
   for (auto* h : f.hosts) {
-    h->healthy = false;
+    h->mark_out(upstream::out_kind::health, "status 503");
   }
-  f.hosts[17]->healthy = true;
+  f.hosts[17]->mark_in(upstream::out_kind::health);
   auto lb = make_load_balancer(config::balance_policy::least_request, host_set(f.hosts, 0), sequence({0, 0}));
   EXPECT_EQ(lb->choose_host({}), f.hosts[17]);
 }
@@ -166,23 +168,23 @@ TEST(balancer, backups_only_when_no_primary_available) {
   for (int i = 0; i < 4; ++i) {
     EXPECT_NE(lb->choose_host({}), f.hosts[2]);
   }
-  f.hosts[0]->healthy = false;
-  f.hosts[1]->healthy = false;
+  f.hosts[0]->mark_out(upstream::out_kind::health, "status 503");
+  f.hosts[1]->mark_out(upstream::out_kind::health, "status 503");
   EXPECT_EQ(lb->choose_host({}), f.hosts[2]);
 }
 
 TEST(balancer, panic_spreads_over_all_primaries) {
   fixture f({1, 1, 1, 1});
   auto lb = f.make(config::balance_policy::round_robin, 50);
-  f.hosts[0]->healthy = false;
-  f.hosts[1]->healthy = false;
+  f.hosts[0]->mark_out(upstream::out_kind::health, "status 503");
+  f.hosts[1]->mark_out(upstream::out_kind::health, "status 503");
   // 2 of 4 available = 50%: not below the threshold, only healthy hosts serve
   std::map<host*, int> count;
   for (int i = 0; i < 8; ++i) {
     ++count[lb->choose_host({})];
   }
   EXPECT_EQ(count[f.hosts[0]] + count[f.hosts[1]], 0);
-  f.hosts[2]->healthy = false;  // 25% < 50%: panic
+  f.hosts[2]->mark_out(upstream::out_kind::health, "status 503");  // 25% < 50%: panic
   count.clear();
   for (int i = 0; i < 8; ++i) {
     ++count[lb->choose_host({})];
@@ -195,18 +197,20 @@ TEST(balancer, panic_spreads_over_all_primaries) {
 TEST(balancer, no_host_when_all_down_without_panic) {
   fixture f({1, 1});
   auto lb = f.make(config::balance_policy::least_request, 0);
-  f.hosts[0]->healthy = false;
-  f.hosts[1]->healthy = false;
+  f.hosts[0]->mark_out(upstream::out_kind::health, "status 503");
+  f.hosts[1]->mark_out(upstream::out_kind::health, "status 503");
   EXPECT_EQ(lb->choose_host({}), nullptr);
 }
 
 TEST(balancer, slow_start_ramps_a_returning_host) {
   manual_time_source clk;
-  fixture f({1, 1});
+  fixture f({1, 1}, 0, clk);
   auto lb = make_load_balancer(config::balance_policy::round_robin,
                                host_set(f.hosts, 0, std::chrono::seconds(100), clk), make_random_source(1));
   // host 1 comes back now: it starts at 10% of its weight; host 0 was never out
-  f.hosts[1]->available_since_ns = clk.steady_ns();
+  f.hosts[1]->mark_out(upstream::out_kind::health, "status 503");
+  f.hosts[1]->mark_in(upstream::out_kind::health);
+  ASSERT_EQ(f.hosts[1]->available_since(), clk.steady_ns());
   auto share_of_host_1 = [&](int picks) {
     std::map<host*, int> count;
     for (int i = 0; i < picks; ++i) {
@@ -290,7 +294,7 @@ TEST(consistent_hash, same_key_same_host_and_minimal_movement) {
     before[k] = lb->choose_host(ctx);
     EXPECT_EQ(lb->choose_host(ctx), before[k]);
   }
-  f.hosts[1]->healthy = false;
+  f.hosts[1]->mark_out(upstream::out_kind::health, "status 503");
   int moved = 0;
   for (std::uint64_t k = 0; k < 2000; ++k) {
     choose_context ctx;

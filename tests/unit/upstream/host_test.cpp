@@ -41,7 +41,6 @@ TEST(Host, MarkOutAndInCountTransitionsAndKeepTheDetail) {
   EXPECT_FALSE(h.is_healthy());
   EXPECT_STREQ(h.out_reason(), "unhealthy");
   EXPECT_EQ(h.detail(out_kind::health), "status 503");
-  EXPECT_EQ(h.health_detail, "status 503");  // the field src/admin reads today
   EXPECT_EQ(h.transitions(out_kind::health), 1u);
   EXPECT_TRUE(h.mark_in(out_kind::health));
   EXPECT_TRUE(h.available());
@@ -56,8 +55,8 @@ TEST(Host, MarkingTwiceChangesNothing) {
   EXPECT_FALSE(h.mark_in(out_kind::ejection));  // in already
   EXPECT_TRUE(h.mark_out(out_kind::ejection, "5 consecutive failures; ejected for 30000ms"));
   EXPECT_FALSE(h.mark_out(out_kind::ejection, "again"));
-  EXPECT_EQ(h.ejection_detail, "5 consecutive failures; ejected for 30000ms");
-  EXPECT_EQ(h.ejections_total.load(), 1u);
+  EXPECT_EQ(h.detail(out_kind::ejection), "5 consecutive failures; ejected for 30000ms");
+  EXPECT_EQ(h.transitions(out_kind::ejection), 1u);
   EXPECT_TRUE(h.is_ejected());
   EXPECT_TRUE(h.mark_in(out_kind::ejection, "ejection time over"));
   EXPECT_FALSE(h.mark_in(out_kind::ejection));
@@ -106,7 +105,7 @@ TEST(Host, AFirstResultFromUnknownIsLoggedButOnlyAPassCounts) {
   h.set_initial(out_kind::health, false, "not checked yet");
   EXPECT_FALSE(h.available());
   EXPECT_FALSE(h.known(out_kind::health));
-  EXPECT_EQ(h.health_detail, "not checked yet");
+  EXPECT_EQ(h.detail(out_kind::health), "not checked yet");
   EXPECT_TRUE(f.journaled().empty());  // a new host is not an event
   // First check fails: the host stays out, nothing flipped.
   EXPECT_TRUE(h.mark_out(out_kind::health, "connect: refused"));
@@ -143,13 +142,48 @@ TEST(Host, FailureRunsAreDatedByTheInjectedClock) {
   fixture f;
   auto& h = *f.h;
   h.record_outcome(true, true);
-  EXPECT_EQ(h.failing_since_ns.load(), f.clk.wall_ns());
+  EXPECT_EQ(h.failing_since_ns(), f.clk.wall_ns());
   f.clk.advance(std::chrono::milliseconds(500));
   h.record_outcome(false, false);  // too soon: the run goes on
-  EXPECT_NE(h.failing_since_ns.load(), 0);
+  EXPECT_NE(h.failing_since_ns(), 0);
   f.clk.advance(std::chrono::seconds(1));
   h.record_outcome(false, false);  // a quiet second after the last failure ends it
-  EXPECT_EQ(h.failing_since_ns.load(), 0);
+  EXPECT_EQ(h.failing_since_ns(), 0);
+}
+
+TEST(Host, AHealthCheckKeepsItsResultAsTheDetailWithoutAFlip) {
+  fixture f;
+  auto& h = *f.h;
+  h.note_health_check("status 503");  // one failure, below the threshold: still up
+  EXPECT_TRUE(h.available());
+  EXPECT_EQ(h.detail(out_kind::health), "status 503");
+  EXPECT_EQ(h.health_check_failures_total(), 1u);
+  EXPECT_EQ(h.transitions(out_kind::health), 0u);
+  h.note_health_check("");
+  EXPECT_TRUE(h.detail(out_kind::health).empty());
+  EXPECT_EQ(h.health_check_failures_total(), 1u);
+  EXPECT_TRUE(f.journaled().empty());
+}
+
+TEST(Host, ApplyMirrorsAndCountsBreakerTransitions) {
+  fixture f;
+  auto& h = *f.h;
+  EXPECT_EQ(h.breaker_now(), breaker_state::closed);
+  h.apply({breaker_state::closed, breaker_state::open, {}, std::chrono::seconds(5)});
+  EXPECT_EQ(h.breaker_now(), breaker_state::open);
+  EXPECT_FALSE(h.available());
+  EXPECT_STREQ(h.out_reason(), "breaker_open");
+  h.apply({breaker_state::open, breaker_state::half_open, {}, {}});
+  EXPECT_TRUE(h.available());  // half_open takes trial calls
+  h.apply({breaker_state::half_open, breaker_state::open, {}, std::chrono::seconds(10)});
+  h.apply({breaker_state::open, breaker_state::half_open, {}, {}});
+  h.apply({breaker_state::half_open, breaker_state::closed, {}, {}});
+  EXPECT_EQ(h.breaker_now(), breaker_state::closed);
+  EXPECT_EQ(h.breaker_transitions(0), 1u);  // closed->open
+  EXPECT_EQ(h.breaker_transitions(1), 2u);  // open->half_open
+  EXPECT_EQ(h.breaker_transitions(2), 1u);  // half_open->closed
+  EXPECT_EQ(h.breaker_transitions(3), 1u);  // half_open->open
+  EXPECT_EQ(f.journaled().size(), 5u);
 }
 
 }  // namespace

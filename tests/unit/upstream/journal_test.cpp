@@ -26,8 +26,8 @@ TEST(Journal, AnIncidentOpensWhenTheHostGoesOutAndClosesWhenItIsBack) {
   }
   h.note_retried();
   h.note_retried();
-  h.ejected.store(true);
-  j.transition(h, "ejection", "in", "ejected", "3 consecutive failures");
+  h.events_journal = &j;
+  h.mark_out(out_kind::ejection, "3 consecutive failures");  // journals "ejection in->ejected"
   auto open = j.incidents();
   ASSERT_EQ(open.size(), 1u);
   EXPECT_EQ(open[0].reason, "ejected");
@@ -40,8 +40,7 @@ TEST(Journal, AnIncidentOpensWhenTheHostGoesOutAndClosesWhenItIsBack) {
   h.failures_total.fetch_add(1);  // a failure while out (e.g. a half-open trial)
   j.sign_of_life(h);
   clk.advance(std::chrono::seconds(5));
-  h.ejected.store(false);
-  j.transition(h, "ejection", "ejected", "in");
+  h.mark_in(out_kind::ejection);
   auto closed = j.incidents();
   ASSERT_EQ(closed.size(), 1u);
   ASSERT_TRUE(closed[0].came_back_at.has_value());
@@ -60,14 +59,14 @@ TEST(Journal, AQuietSuccessEndsTheRunOfFailuresThatDatesAnIncident) {
   const std::int64_t t0 = clk.wall_ns();
   h.failures_total.fetch_add(1);
   h.note_failure(true, t0);
-  EXPECT_EQ(h.failing_since_ns.load(), t0);
+  EXPECT_EQ(h.failing_since_ns(), t0);
   h.note_success_in_run(t0 + 500 * ms);  // too soon after the failure: the run goes on
-  EXPECT_EQ(h.failing_since_ns.load(), t0);
+  EXPECT_EQ(h.failing_since_ns(), t0);
   h.note_success_in_run(t0 + 1000 * ms);  // a quiet second: that failure was a blip
-  EXPECT_EQ(h.failing_since_ns.load(), 0);
+  EXPECT_EQ(h.failing_since_ns(), 0);
   clk.advance(std::chrono::seconds(10));
-  h.healthy.store(false);
-  j.transition(h, "health", "up", "down", "connect: refused");
+  h.events_journal = &j;
+  h.mark_out(out_kind::health, "connect: refused");
   auto inc = j.incidents();
   ASSERT_EQ(inc.size(), 1u);
   EXPECT_EQ(inc[0].reason, "unhealthy");
@@ -89,11 +88,13 @@ TEST(Journal, ABackendFailingHalfItsRequestsStaysInOneRun) {
       h.note_success_in_run(t);
     }
   }
-  EXPECT_EQ(h.failing_since_ns.load(), t0);
-  EXPECT_EQ(h.run_failures.load(), 150u);
+  EXPECT_EQ(h.failing_since_ns(), t0);
+  EXPECT_EQ(h.run_failures(), 150u);
   clk.advance(std::chrono::seconds(10));  // the breaker opens 10 s after the first failure
-  h.breaker.store(breaker_state::open);
-  j.transition(h, "breaker", "closed", "open", "failure rate 50%");
+  h.events_journal = &j;
+  breaker::transition opened{breaker_state::closed, breaker_state::open, {}, std::chrono::seconds(5)};
+  opened.window.failure_rate = 50;
+  h.apply(opened);
   auto inc = j.incidents();
   ASSERT_EQ(inc.size(), 1u);
   EXPECT_EQ(inc[0].failed_before_out, 150u);
@@ -107,25 +108,22 @@ TEST(Journal, TheOddErrorOfAHealthyBackendEndsItsRunSoon) {
   for (int i = 1; i <= 10; ++i) {
     h.note_success_in_run(t0 + i * ms);  // ten successes to one failure: still a run
   }
-  EXPECT_EQ(h.failing_since_ns.load(), t0);
+  EXPECT_EQ(h.failing_since_ns(), t0);
   h.note_success_in_run(t0 + 11 * ms);  // the eleventh outnumbers it
-  EXPECT_EQ(h.failing_since_ns.load(), 0);
-  EXPECT_EQ(h.run_failures.load(), 0u);
+  EXPECT_EQ(h.failing_since_ns(), 0);
+  EXPECT_EQ(h.run_failures(), 0u);
 }
 
 TEST(Journal, TransitionsThatKeepTheHostOutDoNotOpenASecondIncident) {
   journal j(clk);
   auto h = make_host("127.0.0.1:3");
-  h.healthy.store(false);
-  j.transition(h, "health", "up", "down");
-  h.ejected.store(true);
-  j.transition(h, "ejection", "in", "ejected");
-  h.healthy.store(true);
-  j.transition(h, "health", "down", "up");  // still ejected: still out
+  h.events_journal = &j;
+  h.mark_out(out_kind::health, "status 503");
+  h.mark_out(out_kind::ejection, "5 consecutive failures");
+  h.mark_in(out_kind::health);  // still ejected: still out
   EXPECT_EQ(j.incidents().size(), 1u);
   EXPECT_FALSE(j.incidents()[0].in_rotation_at.has_value());
-  h.ejected.store(false);
-  j.transition(h, "ejection", "ejected", "in");
+  h.mark_in(out_kind::ejection);
   EXPECT_TRUE(j.incidents()[0].in_rotation_at.has_value());
   j.clear_incidents();
   EXPECT_TRUE(j.incidents().empty());
