@@ -89,6 +89,8 @@ options parse_options(std::string_view cmd, const std::vector<std::string_view>&
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A flat dispatch over the commands and their options (SPEC section 1), kept in one place so
+  // that usage and behaviour can be read side by side.
   using namespace spillway;
   if (argc < 2) {
     usage(stderr);

@@ -105,6 +105,8 @@ bool chunked_decoder::forbidden_trailer() const {
 }
 
 chunked_decoder::result chunked_decoder::feed(const char* data, std::size_t len) {
+  // Long on purpose: one loop over the bytes with one switch over the grammar's states (RFC 9112
+  // 7.1), so the function reads as the grammar does; split up, every state would re-enter the loop.
   if (state_ == state::failed) {
     return {0, status::error};
   }

@@ -295,6 +295,8 @@ const char* parser::error_reason() const {
 }
 
 parser::result parser::feed(const char* data, std::size_t len) {
+  // Long on purpose: llhttp's pause points (head complete, message complete), the chunked body
+  // handed to our own decoder and the error mapping all meet here, in the order llhttp reports them.
   if (complete_) {
     // The previous message ended at a pause; what follows belongs to the next one.
     complete_ = false;

@@ -75,6 +75,9 @@ std::shared_ptr<proxy::access_log> server::access_log_for(const config::config& 
 }
 
 admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_changed) {
+  // Long on purpose: the reload is one sequence (read, load, check binds, build TLS, access log,
+  // hosts, swap, post, report), and every step before the swap may reject with the running config
+  // untouched; read top to bottom, it is the reload's contract.
   // Every rejection leaves the running config untouched, is logged line by line and counted.
   auto reject = [this](const std::string& text) -> admin::reload_result {
     std::size_t start = 0;
@@ -213,6 +216,8 @@ void server::drain() {
 }
 
 int server::run() {
+  // Long on purpose: startup in order (load, resolve, bind, first health checks, accept, serve,
+  // drain), each step's failure ending the process with its own message.
   applied_text_ = read_file(config_path_);
   auto loaded = config::load_string(applied_text_, config_path_);
   if (!loaded.cfg) {
