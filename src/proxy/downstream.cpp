@@ -49,6 +49,7 @@ asio::awaitable<bool> downstream_connection::handshake() {
   set_deadline(clock::now() + tls_->handshake_timeout());
   auto ec = co_await stream_.handshake(asio::ssl::stream_base::server);
   if (!ec) {
+    set_deadline(clock::time_point::max());  // the owner sets the next one
     co_return true;
   }
   log::debug("tls handshake from {} on {} failed: {}", client_ip_, listen_, expired_ ? "timeout" : ec.message());

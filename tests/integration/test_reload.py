@@ -86,7 +86,7 @@ class ReloadTest(unittest.TestCase):
                 # each change is visible to the very next requests
                 if v == 2:
                     seen = {lb.request("GET", "/")[1]["x-backend"] for _ in range(10)}
-                    self.assertIn("c", seen)
+                    self.assertIn("c", seen, "reload %d: %s" % (i, lb.status()["upstreams"]))
                     self.assertNotIn("b", seen)
                 elif v == 3:
                     self.assertEqual(lb.request("GET", "/extra")[1]["x-backend"], "c")
