@@ -133,6 +133,15 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::ti
     begin_try(h);
     const auto per_try = cluster_.cfg.retry.per_try_timeout;
     try_deadline_ = per_try.count() > 0 ? std::min(request_deadline, try_started_ + per_try) : request_deadline;
+    down_.clear_expired();
+    // The common case, a pooled connection, needs no coroutine of its own.
+    conn_ = pooled_ ? worker_.pool().take(host_, cluster_.tls.get()) : nullptr;
+    reused_ = conn_ != nullptr;
+    if (reused_) {
+      down_.set_deadline(try_deadline_);
+      conn_->requests++;
+      co_return std::nullopt;
+    }
     bool retry = false;
     if (!co_await connect(request_deadline, can_resend, retry)) {
       co_return std::nullopt;
@@ -147,10 +156,7 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::connect(clock::time
                                                                      bool can_resend, bool& retry) {
   const auto& up = cluster_.cfg;
   auto& pool = worker_.pool();
-  conn_ = pooled_ ? pool.take(host_, cluster_.tls.get()) : nullptr;
-  reused_ = conn_ != nullptr;
-  down_.clear_expired();
-  bool reserved = reused_ || stats_.try_reserve_connection(up.limit.max_connections);
+  bool reserved = stats_.try_reserve_connection(up.limit.max_connections);
   if (!reserved) {
     // max_connections reached: wait as a pending request (at most max_pending; 0 = no queue) for a
     // connection to come free, until the connect timeout; never queue without a deadline.

@@ -100,7 +100,8 @@ class upstream_attempt {
   // The next host to try, with its breaker ticket taken; nullptr when none is left.
   upstream::host* choose();
   void begin_try(upstream::host* h);
-  // Gets conn_ for the current try: pooled, waited for, or new and connected. Returns the error.
+  // Gets conn_ for the current try when the pool had none idle: waited for, or new and connected.
+  // Returns the error.
   boost::asio::awaitable<std::optional<error_kind>> connect(clock::time_point request_deadline, bool can_resend,
                                                             bool& retry);
   // Records one try's outcome on host_: failure counters, outlier detection, and (once per try)
