@@ -5,7 +5,6 @@
 #include "common/log.h"
 #include "proxy/http_session.h"
 #include "proxy/relay.h"
-#include "proxy/retry_policy.h"
 #include "proxy/upstream_attempt.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -22,65 +21,6 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }  // namespace
-
-awaitable<std::optional<http_session::next>> http_session::try_once(upstream_attempt& attempt, const try_context& t) {
-  const auto& req = request_parser_.head();
-  const auto& up = attempt.cfg();
-  auto& conn = *attempt.conn();
-
-  // --- the request ---
-  auto sent = co_await send_request(conn, req, t.expect_continue, t.max_body);
-  if (sent == send_result::client_gone) {
-    co_return next::close;
-  }
-  if (sent == send_result::malformed || sent == send_result::too_large || sent == send_result::trailers_too_large) {
-    attempt.conn().reset();  // the backend never sees the rest of a request refused midway
-    co_return co_await send_local(sent == send_result::malformed   ? error_kind::malformed_request
-                                  : sent == send_result::too_large ? error_kind::body_too_large
-                                                                   : error_kind::headers_too_large,
-                                  true);
-  }
-
-  // --- the response head ---
-  auto got = co_await read_response_head(conn, t.expect_continue, t.head_request, up);
-  if (got == head_result::client_gone) {
-    co_return next::close;
-  }
-  if (got != head_result::ok) {
-    const bool timed_out = down_.expired();
-    const auto end = timed_out                                                 ? try_end::timeout
-                     : got == head_result::closed_silently && attempt.reused() ? try_end::stale_connection
-                     : got == head_result::protocol_error                      ? try_end::protocol_error
-                                                                               : try_end::reset;
-    if (attempt.try_failed(end, can_resend(), clock::now() < t.request_deadline) != retry_verdict::no) {
-      co_return std::nullopt;
-    }
-    co_return co_await send_local(attempt.failure(), !request_complete_, &up);
-  }
-
-  const auto& resp = response_parser_.head();
-  rec_.upstream_time = clock::now() - attempt.try_started();
-  if (resp.status == 101 && facts_.upgrade && request_complete_) {
-    attempt.got_response(resp.status, false, false);
-    auto& tunnels = attempt.cluster().stats->active_tunnels;
-    tunnels.fetch_add(1, std::memory_order_relaxed);
-    auto result = co_await tunnel(conn, up);
-    tunnels.fetch_sub(1, std::memory_order_relaxed);
-    co_return result;
-  }
-  if (resp.status == 101) {
-    // No upgrade was asked for (or the request body is still coming): a backend error.
-    attempt.try_failed(try_end::protocol_error, false, true);
-    co_return co_await send_local(attempt.failure(), !request_complete_, &up);
-  }
-  if (attempt.got_response(resp.status, can_resend()) == retry_verdict::retry) {
-    co_return std::nullopt;
-  }
-  // The response goes to the client now; only the request deadline applies from here.
-  down_.set_deadline(t.request_deadline);
-  const bool close_client = !req.keep_alive || draining_ || !request_complete_;
-  co_return co_await stream_response(attempt, close_client, sent == send_result::ok);
-}
 
 awaitable<http_session::send_result> http_session::send_request(upstream_connection& conn,
                                                                 const http::message_head& req, bool expect_continue,
@@ -278,7 +218,14 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
   co_return close_client ? next::close : next::keep_alive;
 }
 
-awaitable<http_session::next> http_session::tunnel(upstream_connection& conn, const config::upstream& up) {
+awaitable<http_session::next> http_session::tunnel(upstream_connection& conn, const upstream_attempt& attempt) {
+  const auto& up = attempt.cfg();
+  auto& tunnels = attempt.cluster().stats->active_tunnels;
+  tunnels.fetch_add(1, std::memory_order_relaxed);
+  struct count_down {
+    std::atomic<std::int64_t>& n;
+    ~count_down() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } in_tunnel{tunnels};
   phase_ = phase::streaming;
   // From here the request deadline no longer applies: the tunnel lives while bytes move, and the
   // idle timeout closes it.

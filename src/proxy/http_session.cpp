@@ -232,54 +232,7 @@ awaitable<http_session::next> http_session::handle_request() {
   request_complete_ = false;
   have_request_id_ = false;
 
-  if (auto answered = co_await read_request_head(header_timeout, max_request_headers)) {
-    co_return *answered;
-  }
-
-  // This request runs on the snapshot current now and keeps it alive until it ends.
-  const auto view = down_.owner().view();
-  rec_.view = view;
-  rec_.bytes_in += request_parser_.head_bytes();
-  const auto* found = view->snap->find_listener(down_.listen());
-  if (found == nullptr) {
-    co_return co_await send_local(error_kind::no_route, true);  // removed while the head arrived
-  }
-  const auto& lv = *found;
-  const auto& req = request_parser_.head();
-  facts_.http10 = req.version_major == 1 && req.version_minor == 0;
-  facts_.upgrade = false;
-  if (!req.chunked && req.content_length == 0) {
-    // No body: let the parser close the message now, so that answers made here can keep the
-    // connection alive. Pipelined bytes after it stay unconsumed.
-    request_complete_ = request_parser_.feed(dbuf_.data() + dbegin_, 0).what == http::parser::event::message_complete;
-  }
-  if (req.method == "CONNECT") {
-    co_return co_await send_local(error_kind::method_not_allowed, true);
-  }
-  if (const char* why = check_request(req, facts_.http10, facts_.shape, scratch_)) {
-    log::debug("refused request from {}: {}", down_.client_ip(), why);
-    co_return co_await send_local(error_kind::malformed_request, true);
-  }
-  // An Upgrade (WebSocket) is passed on; HTTP/1.0 has no upgrades. An upgrade to cleartext HTTP/2
-  // (h2c) is not: a tunnel to it would let a client send requests the router never sees (h2c
-  // smuggling), so the request goes on as plain HTTP/1.1 without it.
-  facts_.upgrade =
-      req.upgrade && !facts_.http10 && !req.find("upgrade").empty() && !http::has_token(req.find("upgrade"), "h2c");
-  if (lv.cfg->max_request_body > 0 && req.content_length > lv.cfg->max_request_body) {
-    co_return co_await send_local(error_kind::body_too_large, true);
-  }
-  const auto& shape = facts_.shape;
-  auto host = normalize_host(shape.host_override.empty() ? req.find("host") : shape.host_override, host_scratch_);
-  const auto* route = find_route(lv.routes, host, shape.route_path, req);
-  if (route == nullptr) {
-    co_return co_await send_local(error_kind::no_route, false);
-  }
-  rec_.route = static_cast<int>(route - lv.routes.data());
-  co_return co_await forward(view, route->upstream_index);
-}
-
-awaitable<std::optional<http_session::next>> http_session::read_request_head(config::duration header_timeout,
-                                                                             std::uint64_t max_request_headers) {
+  // --- the request head ---
   bool started = false;
   while (true) {
     if (dbegin_ == dend_) {
@@ -308,9 +261,65 @@ awaitable<std::optional<http_session::next>> http_session::read_request_head(con
       co_return co_await send_local(error_kind::headers_too_large, true);
     }
     if (r.what == http::parser::event::headers_complete) {
-      co_return std::nullopt;
+      break;
     }
   }
+
+  // This request runs on the snapshot current now and keeps it alive until it ends.
+  const auto view = down_.owner().view();
+  rec_.view = view;
+  rec_.bytes_in += request_parser_.head_bytes();
+  const auto* found = view->snap->find_listener(down_.listen());
+  if (found == nullptr) {
+    co_return co_await send_local(error_kind::no_route, true);  // removed while the head arrived
+  }
+  error_kind refusal = error_kind::no_route;
+  bool close = true;
+  const auto* route = route_request(*found, refusal, close);
+  if (route == nullptr) {
+    co_return co_await send_local(refusal, close);
+  }
+  co_return co_await forward(view, route->upstream_index);
+}
+
+const compiled_route* http_session::route_request(const listener_view& lv, error_kind& refusal, bool& close) {
+  const auto& req = request_parser_.head();
+  facts_.http10 = req.version_major == 1 && req.version_minor == 0;
+  facts_.upgrade = false;
+  close = true;
+  if (!req.chunked && req.content_length == 0) {
+    // No body: let the parser close the message now, so that answers made here can keep the
+    // connection alive. Pipelined bytes after it stay unconsumed.
+    request_complete_ = request_parser_.feed(dbuf_.data() + dbegin_, 0).what == http::parser::event::message_complete;
+  }
+  if (req.method == "CONNECT") {
+    refusal = error_kind::method_not_allowed;
+    return nullptr;
+  }
+  if (const char* why = check_request(req, facts_.http10, facts_.shape, scratch_)) {
+    log::debug("refused request from {}: {}", down_.client_ip(), why);
+    refusal = error_kind::malformed_request;
+    return nullptr;
+  }
+  // An Upgrade (WebSocket) is passed on; HTTP/1.0 has no upgrades. An upgrade to cleartext HTTP/2
+  // (h2c) is not: a tunnel to it would let a client send requests the router never sees (h2c
+  // smuggling), so the request goes on as plain HTTP/1.1 without it.
+  facts_.upgrade =
+      req.upgrade && !facts_.http10 && !req.find("upgrade").empty() && !http::has_token(req.find("upgrade"), "h2c");
+  if (lv.cfg->max_request_body > 0 && req.content_length > lv.cfg->max_request_body) {
+    refusal = error_kind::body_too_large;
+    return nullptr;
+  }
+  const auto& shape = facts_.shape;
+  auto host = normalize_host(shape.host_override.empty() ? req.find("host") : shape.host_override, host_scratch_);
+  const auto* route = find_route(lv.routes, host, shape.route_path, req);
+  if (route == nullptr) {
+    refusal = error_kind::no_route;
+    close = false;
+    return nullptr;
+  }
+  rec_.route = static_cast<int>(route - lv.routes.data());
+  return route;
 }
 
 awaitable<http_session::next> http_session::send_local(error_kind kind, bool close, const config::upstream* up) {
@@ -332,6 +341,29 @@ awaitable<http_session::next> http_session::send_local(error_kind kind, bool clo
   co_return next::keep_alive;
 }
 
+http_session::try_context http_session::begin_forward(const worker_view& view, const upstream_attempt& attempt) {
+  const auto& req = request_parser_.head();
+  rec_.cluster = &attempt.cluster();
+  try_context t;
+  t.request_deadline = first_byte_ + attempt.cfg().timeout.request;
+  t.expect_continue = !facts_.http10 && http::has_token(req.find("expect"), "100-continue");
+  facts_.drop_expect = t.expect_continue;  // Spillway answers 100-continue itself
+  t.head_request = req.method == "HEAD";
+  t.max_body = view.snap->find_listener(down_.listen())->cfg->max_request_body;
+  if (!has_request_id(req)) {
+    // A random version-4 UUID, made once per request so that retries carry the same one.
+    request_id_ = make_request_id(down_.owner().random()(), down_.owner().random()());
+    have_request_id_ = true;
+  }
+  facts_.request_id = have_request_id_ ? std::string_view(request_id_.data(), request_id_.size()) : "";
+  replay_.clear();
+  replay_ok_ = true;
+  body_started_ = false;
+  phase_ = phase::upstream;
+  down_.set_deadline(t.request_deadline);
+  return t;
+}
+
 awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker_view>& view,
                                                     std::size_t cluster_index) {
   const auto& req = request_parser_.head();
@@ -344,32 +376,12 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
   } forget_attempt{attempt_};
   attempt_ = &attempt;
   const auto& up = attempt.cfg();
-  rec_.cluster = &attempt.cluster();
-  const auto request_deadline = first_byte_ + up.timeout.request;
-  phase_ = phase::upstream;
-  down_.set_deadline(request_deadline);
-
-  try_context t;
-  t.request_deadline = request_deadline;
-  t.expect_continue = !facts_.http10 && http::has_token(req.find("expect"), "100-continue");
-  facts_.drop_expect = t.expect_continue;  // Spillway answers 100-continue itself
-  t.head_request = req.method == "HEAD";
-  t.max_body = view->snap->find_listener(down_.listen())->cfg->max_request_body;
-  if (!has_request_id(req)) {
-    // A random version-4 UUID, made once per request so that retries carry the same one.
-    request_id_ = make_request_id(down_.owner().random()(), down_.owner().random()());
-    have_request_id_ = true;
-  }
-  facts_.request_id = have_request_id_ ? std::string_view(request_id_.data(), request_id_.size()) : "";
-
+  const auto t = begin_forward(*view, attempt);
   if (!attempt.admit()) {
     co_return co_await send_local(error_kind::upstream_overloaded, !request_complete_, &up);
   }
-  replay_.clear();
-  replay_ok_ = true;
-  body_started_ = false;
   while (true) {
-    auto error = co_await attempt.start_try(request_deadline, can_resend());
+    auto error = co_await attempt.start_try(t.request_deadline, can_resend());
     rec_.host = attempt.host();
     rec_.tries = attempt.tries();
     rec_.connect_time = attempt.connect_time();
@@ -377,10 +389,65 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
       co_return co_await send_local(*error, !request_complete_, &up);
     }
     facts_.default_host = attempt.host()->address();
-    if (auto done = co_await try_once(attempt, t)) {
-      co_return *done;
+    auto& conn = *attempt.conn();
+
+    // --- the request ---
+    auto sent = co_await send_request(conn, req, t.expect_continue, t.max_body);
+    if (sent == send_result::client_gone) {
+      co_return next::close;
     }
+    if (sent == send_result::malformed || sent == send_result::too_large || sent == send_result::trailers_too_large) {
+      attempt.conn().reset();  // the backend never sees the rest of a request refused midway
+      co_return co_await send_local(refusal_of(sent), true);
+    }
+
+    // --- the response head ---
+    auto got = co_await read_response_head(conn, t.expect_continue, t.head_request, up);
+    if (got == head_result::client_gone) {
+      co_return next::close;
+    }
+    if (got != head_result::ok) {
+      if (attempt.try_failed(try_end_of(got, attempt.reused()), can_resend(), clock::now() < t.request_deadline) !=
+          retry_verdict::no) {
+        continue;
+      }
+      co_return co_await send_local(attempt.failure(), !request_complete_, &up);
+    }
+    const auto& resp = response_parser_.head();
+    rec_.upstream_time = clock::now() - attempt.try_started();
+    if (resp.status == 101 && facts_.upgrade && request_complete_) {
+      attempt.got_response(resp.status, false, false);
+      co_return co_await tunnel(conn, attempt);
+    }
+    if (resp.status == 101) {
+      // No upgrade was asked for (or the request body is still coming): a backend error.
+      attempt.try_failed(try_end::protocol_error, false, true);
+      co_return co_await send_local(attempt.failure(), !request_complete_, &up);
+    }
+    if (attempt.got_response(resp.status, can_resend()) == retry_verdict::retry) {
+      continue;
+    }
+    // The response goes to the client now; only the request deadline applies from here.
+    down_.set_deadline(t.request_deadline);
+    const bool close_client = !req.keep_alive || draining_ || !request_complete_;
+    co_return co_await stream_response(attempt, close_client, sent == send_result::ok);
   }
+}
+
+error_kind http_session::refusal_of(send_result r) {
+  return r == send_result::malformed   ? error_kind::malformed_request
+         : r == send_result::too_large ? error_kind::body_too_large
+                                       : error_kind::headers_too_large;
+}
+
+try_end http_session::try_end_of(head_result r, bool reused) const {
+  if (down_.expired()) {
+    return try_end::timeout;
+  }
+  if (r == head_result::closed_silently && reused) {
+    return try_end::stale_connection;
+  }
+  return r == head_result::protocol_error ? try_end::protocol_error : try_end::reset;
 }
 
 }  // namespace spillway::proxy

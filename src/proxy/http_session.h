@@ -14,14 +14,15 @@
 // connect, request) by cancelling or closing sockets; the coroutine then answers 408/504 or moves on
 // to another host. Errors are values (error_code, error_kind), never exceptions.
 //
-// http_session.cpp has the connection and the request's life; http1_exchange.cpp one try's
-// exchange with a backend (request out, response head in, response or tunnel streamed).
+// http_session.cpp has the connection, the request's life and the loop over tries;
+// http1_exchange.cpp the parts of one try (request out, response head in, response or tunnel).
 
 #include "common/error.h"
 #include "http/parser.h"
 #include "proxy/connection_pool.h"
 #include "proxy/downstream.h"
 #include "proxy/http1_rewrite.h"
+#include "proxy/retry_policy.h"
 #include "proxy/worker.h"
 
 #include <boost/asio/awaitable.hpp>
@@ -67,10 +68,9 @@ class http_session final : public downstream_session, public std::enable_shared_
   boost::asio::awaitable<next> serve_request();
   // Reads and checks the head, routes it, and forwards it (or answers it).
   boost::asio::awaitable<next> handle_request();
-  // Reads the request head (the header timeout runs from its first byte). Returns nothing once the
-  // head is in, or what the connection does next when the connection ended or was answered (408, 400, 431) instead.
-  boost::asio::awaitable<std::optional<next>> read_request_head(config::duration header_timeout,
-                                                                std::uint64_t max_request_headers);
+  // Checks the request whose head is in and routes it: returns the route, or nullptr with
+  // `refusal` set and `close` telling whether the connection closes after that answer.
+  const compiled_route* route_request(const listener_view& lv, error_kind& refusal, bool& close);
   void finish_request();
   // Sends the request to upstream `cluster_index` through an upstream_attempt, try after try.
   boost::asio::awaitable<next> forward(const std::shared_ptr<worker_view>& view, std::size_t cluster_index);
@@ -80,7 +80,7 @@ class http_session final : public downstream_session, public std::enable_shared_
   // Reads more bytes from the client into dbuf_. Returns bytes read (0 on EOF or error).
   boost::asio::awaitable<std::size_t> read_downstream();
 
-  // --- one try's exchange (http1_exchange.cpp) ---
+  // --- forwarding, try after try ---
   // What every try of one request shares.
   struct try_context {
     clock::time_point request_deadline;
@@ -88,12 +88,15 @@ class http_session final : public downstream_session, public std::enable_shared_
     bool head_request = false;
     std::uint64_t max_body = 0;  // the listener's max_request_body (0: none)
   };
-  // One try on the attempt's connection: the request out, the response head in, then the response
-  // (or a tunnel) to the client. Returns what the connection does next once the request is answered (by the
-  // backend or by Spillway), or nothing when the attempt says to try again.
-  boost::asio::awaitable<std::optional<next>> try_once(upstream_attempt& attempt, const try_context& t);
   enum class send_result { ok, upstream_write_failed, client_gone, malformed, too_large, trailers_too_large };
   enum class head_result { ok, closed_silently, reset, protocol_error, client_gone };
+  // Sets up the request's forwarding (deadline, request id, body replay) and returns what its
+  // tries share.
+  try_context begin_forward(const worker_view& view, const upstream_attempt& attempt);
+  // The answer for a request refused while its body was sent (bad framing, too large).
+  static error_kind refusal_of(send_result r);
+  // How a try whose response head did not come ended, for the retry policy.
+  try_end try_end_of(head_result r, bool reused) const;
 
   // Writes the request head and body to `conn` (the body streamed from the client, or replayed
   // from replay_ on a retry).
@@ -107,7 +110,7 @@ class http_session final : public downstream_session, public std::enable_shared_
   boost::asio::awaitable<next> stream_response(upstream_attempt& attempt, bool close_client, bool request_sent_ok);
   // After a 101 answer to an Upgrade: passes the 101 on, then relays bytes both ways until both
   // sides end or nothing moved for the upstream's idle timeout. The connection closes after.
-  boost::asio::awaitable<next> tunnel(upstream_connection& conn, const config::upstream& up);
+  boost::asio::awaitable<next> tunnel(upstream_connection& conn, const upstream_attempt& attempt);
   // True when the current request can be sent (again) to another host.
   bool can_resend() const { return !body_started_ || (request_complete_ && replay_ok_); }
 
