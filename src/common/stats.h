@@ -116,6 +116,23 @@ class per_worker {
 
 namespace spillway::stats {
 
+// Counts one unit on a gauge (an in-flight count) for as long as it lives; with `adopt`, takes over
+// a unit the caller already added (after checking a limit with the same fetch_add). Any thread.
+class gauge_hold {
+ public:
+  explicit gauge_hold(std::atomic<std::int64_t>& g, bool adopt = false) : g_(g) {
+    if (!adopt) {
+      g_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  ~gauge_hold() { g_.fetch_sub(1, std::memory_order_relaxed); }
+  gauge_hold(const gauge_hold&) = delete;
+  gauge_hold& operator=(const gauge_hold&) = delete;
+
+ private:
+  std::atomic<std::int64_t>& g_;
+};
+
 // What is counted per request, at each level that has it (listener, upstream, backend).
 struct request_traffic {
   status_classes responses;  // by the status sent to the client (or tried on the backend)

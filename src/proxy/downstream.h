@@ -61,7 +61,6 @@ class downstream_connection {
   boost::asio::awaitable<void> watchdog();
   // Ends the watchdog. Worker thread.
   void stop();
-  bool stopped() const { return stopped_; }
 
   // Shuts the socket down both ways and closes it. Worker thread.
   void close();

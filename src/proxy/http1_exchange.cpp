@@ -220,12 +220,7 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
 
 awaitable<http_session::next> http_session::tunnel(upstream_connection& conn, const upstream_attempt& attempt) {
   const auto& up = attempt.cfg();
-  auto& tunnels = attempt.cluster().stats->active_tunnels;
-  tunnels.fetch_add(1, std::memory_order_relaxed);
-  struct count_down {
-    std::atomic<std::int64_t>& n;
-    ~count_down() { n.fetch_sub(1, std::memory_order_relaxed); }
-  } in_tunnel{tunnels};
+  stats::gauge_hold in_tunnel(attempt.cluster().stats->active_tunnels);
   phase_ = phase::streaming;
   // From here the request deadline no longer applies: the tunnel lives while bytes move, and the
   // idle timeout closes it.

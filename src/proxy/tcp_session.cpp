@@ -58,8 +58,8 @@ asio::awaitable<void> tcp_session::run() {
     if (error) {
       finish(*view->snap, &attempt, error);  // an L4 client only learns it from the close
     } else {
-      co_await relay_both(attempt, lv->cfg->splice);
-      finish(*view->snap, &attempt, idle_expired_ ? std::optional(error_kind::idle_timeout) : error_);
+      const auto ended = co_await relay_both(attempt, lv->cfg->splice);
+      finish(*view->snap, &attempt, idle_expired_ ? std::optional(error_kind::idle_timeout) : ended);
     }
     attempt_ = nullptr;
   }
@@ -67,7 +67,7 @@ asio::awaitable<void> tcp_session::run() {
   down_.stop();
 }
 
-asio::awaitable<void> tcp_session::relay_both(upstream_attempt& attempt, bool splice) {
+asio::awaitable<std::optional<error_kind>> tcp_session::relay_both(upstream_attempt& attempt, bool splice) {
   const auto idle = std::chrono::duration_cast<clock::duration>(attempt.cfg().timeout.idle);
   down_.set_deadline(clock::now() + idle);
   auto& up = attempt.conn()->stream;
@@ -77,7 +77,7 @@ asio::awaitable<void> tcp_session::relay_both(upstream_attempt& attempt, bool sp
   // failure; a client that went away does not.
   const bool failure = to_client == relay_end::read_failed || to_backend == relay_end::write_failed;
   attempt.connection_ended(failure);
-  error_ = failure ? std::optional(error_kind::upstream_reset) : std::nullopt;
+  co_return failure ? std::optional(error_kind::upstream_reset) : std::nullopt;
 }
 
 void tcp_session::finish(const snapshot& snap, const upstream_attempt* attempt, std::optional<error_kind> reason) {

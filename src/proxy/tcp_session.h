@@ -46,8 +46,9 @@ class tcp_session final : public downstream_session, public std::enable_shared_f
   using clock = std::chrono::steady_clock;
 
   boost::asio::awaitable<void> run();
-  // Relays bytes both ways on the attempt's connection until both directions end; reports how.
-  boost::asio::awaitable<void> relay_both(upstream_attempt& attempt, bool splice);
+  // Relays bytes both ways on the attempt's connection until both directions end; reports how on
+  // the host. Returns upstream_reset when the backend broke the connection.
+  boost::asio::awaitable<std::optional<error_kind>> relay_both(upstream_attempt& attempt, bool splice);
   void close_both();
   // Counts the relayed bytes on the listener, upstream and host, and writes the access log line.
   // `reason`: why the connection ended other than by an EOF, if it did.
@@ -56,7 +57,6 @@ class tcp_session final : public downstream_session, public std::enable_shared_f
   downstream_connection down_;
   upstream_attempt* attempt_ = nullptr;  // while run() has one
   bool idle_expired_ = false;
-  std::optional<error_kind> error_;  // how the relay ended, when the backend broke it
   clock::time_point started_ = clock::now();
   std::uint64_t bytes_in_ = 0;  // relayed from the client
   std::uint64_t bytes_out_ = 0;

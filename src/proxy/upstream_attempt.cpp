@@ -17,18 +17,6 @@ namespace {
 
 bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end(), x) != v.end(); }
 
-// Counts one unit on an atomic gauge for as long as it lives (adopting a unit already added).
-class gauge_adopt {
- public:
-  explicit gauge_adopt(std::atomic<std::int64_t>& g) : g_(g) {}
-  ~gauge_adopt() { g_.fetch_sub(1, std::memory_order_relaxed); }
-  gauge_adopt(const gauge_adopt&) = delete;
-  gauge_adopt& operator=(const gauge_adopt&) = delete;
-
- private:
-  std::atomic<std::int64_t>& g_;
-};
-
 }  // namespace
 
 upstream_attempt::upstream_attempt(worker& w, const worker_view& view, std::size_t cluster_index,
@@ -165,7 +153,7 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::connect(clock::time
       stats_.overflow_max_pending.fetch_add(1, std::memory_order_relaxed);
       co_return failure_ = error_kind::upstream_overloaded;
     }
-    gauge_adopt pending(stats_.pending);
+    stats::gauge_hold pending(stats_.pending, true);
     const auto give_up = std::min(try_deadline_, clock::now() + up.timeout.connect);
     auto got = co_await pool.wait(worker_.io(), pooled_ ? host_ : nullptr, cluster_.tls.get(), stats_,
                                   up.limit.max_connections, give_up);

@@ -64,8 +64,6 @@ class upstream_attempt {
   // connecting(), see also expired()). `can_resend`: the request can go to a backend again.
   boost::asio::awaitable<std::optional<error_kind>> start_try(clock::time_point request_deadline, bool can_resend);
 
-  // The try's deadline: the request's, or earlier with retries.per_try_timeout.
-  clock::time_point try_deadline() const { return try_deadline_; }
   upstream_connection_ptr& conn() { return conn_; }
   bool connecting() const { return connecting_; }
   upstream::host* host() const { return host_; }  // of the current (or last) try; null before one
