@@ -19,7 +19,7 @@ host_registry::host_registry(asio::io_context& io, journal* events, const time_s
     : host_registry(io, events, nullptr, clock) {}
 
 host_registry::host_registry(asio::io_context& io, journal* events, resolve_fn resolve, const time_source& clock)
-    : io_(io), events_(events), clock_(clock), resolver_(io), resolve_(std::move(resolve)), timer_(io) {
+    : events_(events), clock_(clock), resolver_(io), resolve_(std::move(resolve)), timer_(io) {
   if (!resolve_) {
     resolve_ = [this](const std::string& name, std::uint16_t port, resolve_done done) {
       resolver_.async_resolve(name, std::to_string(port),

@@ -83,7 +83,6 @@ class host_registry {
   void answer(const host_ptr& h, boost::system::error_code ec, const boost::asio::ip::tcp::endpoint& ep);
   void arm_timer();
 
-  boost::asio::io_context& io_;
   journal* events_;
   const time_source& clock_;
   boost::asio::ip::tcp::resolver resolver_;
