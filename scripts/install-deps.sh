@@ -2,7 +2,7 @@
 # Installs what Spillway needs to build and test on Debian 12 (bookworm). Idempotent: it only
 # calls apt-get when something is missing. Run as root.
 #   scripts/install-deps.sh            build + test dependencies
-#   scripts/install-deps.sh --bench    also HAProxy and NGINX for bench/
+#   scripts/install-deps.sh --bench    also HAProxy and valgrind for bench/
 set -euo pipefail
 
 packages=(
@@ -20,7 +20,7 @@ packages=(
   clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for clang (scripts/fuzz.sh, tests/fuzz)
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(haproxy)
+  packages+=(haproxy valgrind)  # valgrind: bench/instructions.sh counts instructions per request
 fi
 
 missing=()

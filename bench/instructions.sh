@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Instructions per request, counted by callgrind: the one cost figure that does not move with the
+# load of a shared machine. Runs a Spillway binary under `valgrind --tool=callgrind` in front of two
+# spillway-testd backends, drives it with wrk for a short and a long run, and divides the difference
+# in instructions by the difference in requests, so that start-up and connection set-up cancel out.
+#
+#   bench/instructions.sh [BINARY ...]        # default: build/spillway
+#   INSTR_CONNECTIONS="16 256" INSTR_MODE=tcp bench/instructions.sh build/spillway /tmp/old-spillway
+#
+# Prints one Markdown row per binary and connection level. Every process it starts is stopped on
+# exit, by PID.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SPILLWAY_TESTD_BIN=${SPILLWAY_TESTD_BIN:-$ROOT/build/spillway-testd}
+INSTR_CONNECTIONS=${INSTR_CONNECTIONS:-16 256}
+INSTR_MODE=${INSTR_MODE:-http}            # http or tcp
+INSTR_SHORT=${INSTR_SHORT:-3}             # seconds
+INSTR_LONG=${INSTR_LONG:-9}
+INSTR_PORT_BASE=${INSTR_PORT_BASE:-23900}
+BINARIES=("$@")
+[[ ${#BINARIES[@]} -gt 0 ]] || BINARIES=("$ROOT/build/spillway")
+
+WORKDIR=$(mktemp -d /tmp/spillway-instr-XXXXXX)
+STARTED_PIDS=()
+cleanup() {
+  for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${STARTED_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORKDIR"
+}
+trap cleanup EXIT
+die() { echo "instructions.sh: $*" >&2; exit 1; }
+
+command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
+command -v wrk >/dev/null || die "wrk is not installed"
+[[ -x $SPILLWAY_TESTD_BIN ]] || die "$SPILLWAY_TESTD_BIN not built"
+
+B1=$((INSTR_PORT_BASE + 1)) B2=$((INSTR_PORT_BASE + 2))
+for port in $B1 $B2; do
+  "$SPILLWAY_TESTD_BIN" --listen "127.0.0.1:$port" --name "b$port" --threads 1 >"$WORKDIR/b$port.out" 2>&1 &
+  STARTED_PIDS+=($!)
+done
+
+# Waits until GET / on PORT answers 200 (a process under valgrind starts slowly).
+wait_ready() {
+  for ((i = 0; i < 300; i++)); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/" 2>/dev/null) == 200 ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# Total instructions in a callgrind dump file.
+dump_total() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
+
+# Requests wrk completed, from its summary line "N requests in ...".
+wrk_requests() { awk '/requests in/ { print $1; exit }'; }
+
+echo "| binary | mode | conns | Ir per request | requests (short, long) |"
+echo "|---|---|---:|---:|---:|"
+n=0
+for bin in "${BINARIES[@]}"; do
+  [[ -x $bin ]] || die "$bin is not an executable"
+  for conns in $INSTR_CONNECTIONS; do
+    n=$((n + 1))
+    port=$((INSTR_PORT_BASE + 10 + 2 * n))
+    if [[ $INSTR_MODE == tcp ]]; then
+      listener="protocol: tcp
+    upstream: testd"
+    else
+      listener="protocol: http
+    routes: [ { upstream: testd } ]"
+    fi
+    cat >"$WORKDIR/$n.yaml" <<EOF
+workers: 1
+admin: { listen: 127.0.0.1:$((port + 1)) }
+listeners:
+  - name: bench
+    listen: 127.0.0.1:$port
+    $listener
+upstreams:
+  - name: testd
+    balance: least_request
+    backends: [ { address: 127.0.0.1:$B1 }, { address: 127.0.0.1:$B2 } ]
+    health_check: false
+EOF
+    out=$WORKDIR/cg.$n
+    valgrind --tool=callgrind --callgrind-out-file="$out.%p" --dump-instr=no \
+      "$bin" run -c "$WORKDIR/$n.yaml" >"$WORKDIR/$n.log" 2>&1 &
+    pid=$!
+    STARTED_PIDS+=("$pid")
+    wait_ready "$port" || die "$bin did not answer on :$port: $(tail -n 3 "$WORKDIR/$n.log")"
+    wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$port/" >/dev/null  # warm-up: pools, caches
+    declare -A ir=() req=()
+    for d in "$INSTR_SHORT" "$INSTR_LONG"; do
+      callgrind_control -z "$pid" >/dev/null 2>&1
+      req[$d]=$(wrk -t1 -c"$conns" -d"${d}s" "http://127.0.0.1:$port/" | wrk_requests)
+      callgrind_control -d "run$d" "$pid" >/dev/null 2>&1
+      sleep 0.5
+      ir[$d]=$(dump_total "$(ls -t "$out.$pid".* | head -n 1)")
+    done
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    dreq=$((req[$INSTR_LONG] - req[$INSTR_SHORT]))
+    ((dreq > 0)) || die "the long run did not complete more requests than the short one"
+    per=$(((ir[$INSTR_LONG] - ir[$INSTR_SHORT]) / dreq))
+    echo "| $(basename "$bin") | $INSTR_MODE | $conns | $per | ${req[$INSTR_SHORT]}, ${req[$INSTR_LONG]} |"
+    unset ir req
+  done
+done
