@@ -136,14 +136,19 @@ void worker::join() {
   }
 }
 
-void worker::install(snapshot_ptr snap) {
-  asio::post(io_, [this, snap = std::move(snap)] {
-    if (draining_) {
-      return;
+std::future<void> worker::install(snapshot_ptr snap) {
+  // A handler that never runs (the io_context stopped) destroys the promise: the future is then
+  // ready too, with broken_promise, so nobody waits for a worker that is gone.
+  auto done = std::make_shared<std::promise<void>>();
+  auto installed = done->get_future();
+  asio::post(io_, [this, snap = std::move(snap), done = std::move(done)] {
+    if (!draining_) {
+      view_ = make_view(snap, random_);
+      sync_listeners(*snap);
     }
-    view_ = make_view(snap, random_);
-    sync_listeners(*snap);
+    done->set_value();
   });
+  return installed;
 }
 
 bool worker::over_connection_limit(const listener_view& l) const {

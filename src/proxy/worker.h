@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <list>
 #include <memory>
 #include <string>
@@ -57,8 +58,10 @@ class worker {
   // Starts the thread. Control thread.
   void start();
 
-  // Makes `snap` the snapshot for requests that start from now on. Any thread.
-  void install(snapshot_ptr snap);
+  // Makes `snap` the snapshot for requests that start from now on (and binds or closes listeners
+  // to match). Any thread. The future is ready once the worker has done so, or will not (draining,
+  // stopped): a reload answers only when every worker routes by the new config.
+  std::future<void> install(snapshot_ptr snap);
 
   // Stops accepting, closes idle connections, lets in-flight requests finish; the thread ends when
   // the last connection is gone or `timeout` passed. Any thread.

@@ -5,7 +5,9 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <thread>
 
@@ -154,9 +156,7 @@ admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_
   cfg_ = next;
   snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1, std::move(tls.listeners),
                                    &traffic_, std::move(log));
-  for (auto& w : workers_) {
-    w->install(snapshot_);
-  }
+  install_on_workers();
   checker_.update(snapshot_->clusters);
   outlier_.update(snapshot_->clusters);
   if (admin_) {
@@ -170,6 +170,28 @@ admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_
   journal_.reload(true, fmt::format("generation {}", snapshot_->generation));
   log::info("{}", text.substr(0, text.size() - 1));
   return {true, text};
+}
+
+void server::install_on_workers() {
+  // The reload answers once every worker routes by the new snapshot, so that the very next request
+  // (and a client that reloads, then tests) sees the new config. A worker takes it between two
+  // handlers, in microseconds; the bound only guards against a worker that is wedged.
+  constexpr auto bound = std::chrono::seconds(2);
+  std::vector<std::future<void>> installed;
+  installed.reserve(workers_.size());
+  for (auto& w : workers_) {
+    installed.push_back(w->install(snapshot_));
+  }
+  if (!serving_ || draining_) {
+    return;  // threads not started yet, or ending: they take it when (if) they run
+  }
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  for (std::size_t i = 0; i < installed.size(); ++i) {
+    if (installed[i].wait_until(deadline) != std::future_status::ready) {
+      log::warn("reload: worker {} has not taken generation {} after {} s; it will when it gets to it", i,
+                snapshot_->generation, bound.count());
+    }
+  }
 }
 
 void server::wait_signals() {

@@ -40,6 +40,8 @@ class server {
   // The access log `cfg` asks for: the running one when its settings did not change, a new one, or
   // null when off. Throws std::runtime_error when the file cannot be opened.
   std::shared_ptr<proxy::access_log> access_log_for(const config::config& cfg);
+  // Hands snapshot_ to every worker and waits (boundedly) until each has taken it.
+  void install_on_workers();
   void wait_signals();
   void drain();
 
