@@ -67,20 +67,26 @@ void downstream_connection::set_deadline(clock::time_point at) {
   }
 }
 
-asio::awaitable<void> downstream_connection::watchdog() {
-  while (!stopped_) {
-    timer_.expires_at(deadline_);
-    co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+void downstream_connection::start_watchdog(std::shared_ptr<void> keep) {
+  // A completion handler rather than a coroutine: an idle connection holds one pending timer wait
+  // (a few dozen bytes) instead of a coroutine frame and its spawn state. `keep` (the owner) rides
+  // along, so that the owner outlives the wait.
+  timer_.expires_at(deadline_);
+  timer_.async_wait([this, keep = std::move(keep)](boost::system::error_code) mutable {
     if (stopped_) {
-      break;
+      return;  // `keep` may be the owner's last reference: nothing of *this is touched after
     }
-    if (clock::now() < deadline_) {
-      continue;  // woken to re-arm, or the deadline moved later
+    if (clock::now() >= deadline_) {
+      expired_ = true;
+      deadline_ = clock::time_point::max();
+      owner_->deadline_passed();
+      if (stopped_) {
+        return;
+      }
     }
-    expired_ = true;
-    deadline_ = clock::time_point::max();
-    owner_->deadline_passed();
-  }
+    // Woken to re-arm (an earlier deadline), the deadline moved later, or the next one.
+    start_watchdog(std::move(keep));
+  });
 }
 
 void downstream_connection::stop() {

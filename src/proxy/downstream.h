@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <list>
+#include <memory>
 #include <string>
 
 namespace spillway::proxy {
@@ -46,7 +47,7 @@ class downstream_connection {
   }
 
   // The TLS handshake, within the listener's handshake timeout (when TLS is on). Returns false,
-  // having counted and logged why, when it failed. Worker thread; needs watchdog() running.
+  // having counted and logged why, when it failed. Worker thread; needs start_watchdog() called.
   boost::asio::awaitable<bool> handshake();
 
   // Sets the one deadline; the watchdog calls the owner's deadline_passed() once it passes, then
@@ -57,8 +58,8 @@ class downstream_connection {
   bool expired() const { return expired_; }
   void clear_expired() { expired_ = false; }
 
-  // Runs until stop(). Spawned by the owner, which keeps itself alive for as long. Worker thread.
-  boost::asio::awaitable<void> watchdog();
+  // Watches the deadline until stop(), keeping `keep` (the owner) alive as long. Worker thread.
+  void start_watchdog(std::shared_ptr<void> keep);
   // Ends the watchdog. Worker thread.
   void stop();
 

@@ -25,10 +25,10 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 awaitable<http_session::send_result> http_session::send_request(upstream_connection& conn,
                                                                 const http::message_head& req, bool expect_continue,
                                                                 std::uint64_t max_body) {
-  build_upstream_head(req, facts_, scratch_, out_);
+  build_upstream_head(req, st_->facts, st_->scratch, st_->out);
   if (body_started_) {
     // A retry after the body was read on an earlier try: it was kept whole, send it again.
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(replay_)};
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(st_->out), asio::buffer(st_->replay)};
     auto [ec, n] = co_await asio::async_write(conn.stream, bufs, nothrow);
     co_return ec ? send_result::upstream_write_failed : send_result::ok;
   }
@@ -38,19 +38,19 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
     if (n == 0 || !replay_ok_) {
       return;
     }
-    if (replay_.size() + n > max_replay_body) {
+    if (st_->replay.size() + n > max_replay_body) {
       replay_ok_ = false;
-      replay_.clear();
+      st_->replay.clear();
       return;
     }
-    replay_.append(data, n);
+    st_->replay.append(data, n);
   };
   http::parser::result r;
   if (!request_complete_) {
     // Body bytes that arrived with the head go out in the same write as the head.
-    r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    r = st_->request_parser.feed(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin);
     if (r.what == http::parser::event::error) {
-      co_return request_parser_.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
+      co_return st_->request_parser.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
     }
     request_complete_ = r.what == http::parser::event::message_complete;
     if (max_body > 0 && r.consumed > max_body) {
@@ -59,11 +59,12 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
   }
   bool sent_ok = true;
   {
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(dbuf_.data() + dbegin_, r.consumed)};
-    keep(dbuf_.data() + dbegin_, r.consumed);
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(st_->out),
+                                           asio::buffer(st_->dbuf.data() + st_->dbegin, r.consumed)};
+    keep(st_->dbuf.data() + st_->dbegin, r.consumed);
     body_bytes += r.consumed;
-    rec_.bytes_in += r.consumed;
-    dbegin_ += r.consumed;
+    st_->rec.bytes_in += r.consumed;
+    st_->dbegin += r.consumed;
     body_started_ = body_started_ || r.consumed > 0;
     auto [ec, n] = co_await asio::async_write(conn.stream, bufs, nothrow);
     sent_ok = !ec;
@@ -76,24 +77,25 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
     }
   }
   while (sent_ok && !request_complete_) {
-    if (dbegin_ == dend_ && co_await read_downstream() == 0) {
+    if (st_->dbegin == st_->dend && co_await read_downstream() == 0) {
       co_return send_result::client_gone;
     }
-    r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    r = st_->request_parser.feed(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin);
     if (r.what == http::parser::event::error) {
       // Bad framing mid-body (e.g. an invalid chunk size): the bad bytes are never forwarded.
-      co_return request_parser_.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
+      co_return st_->request_parser.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
     }
     request_complete_ = r.what == http::parser::event::message_complete;
     body_bytes += r.consumed;
-    rec_.bytes_in += r.consumed;
+    st_->rec.bytes_in += r.consumed;
     if (max_body > 0 && body_bytes > max_body) {
       co_return send_result::too_large;
     }
     body_started_ = true;
-    keep(dbuf_.data() + dbegin_, r.consumed);
-    auto [ec, n] = co_await asio::async_write(conn.stream, asio::buffer(dbuf_.data() + dbegin_, r.consumed), nothrow);
-    dbegin_ += r.consumed;
+    keep(st_->dbuf.data() + st_->dbegin, r.consumed);
+    auto [ec, n] =
+        co_await asio::async_write(conn.stream, asio::buffer(st_->dbuf.data() + st_->dbegin, r.consumed), nothrow);
+    st_->dbegin += r.consumed;
     sent_ok = !ec;
   }
   co_return sent_ok ? send_result::ok : send_result::upstream_write_failed;
@@ -101,42 +103,42 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
 
 awaitable<http_session::head_result> http_session::read_response_head(upstream_connection& conn, bool expect_continue,
                                                                       bool head_request, const config::upstream& up) {
-  response_parser_.reset();
-  response_parser_.set_no_body(head_request);
-  response_parser_.set_limits(up.max_response_headers, up.max_response_header_fields);
-  ubegin_ = uend_ = 0;
+  st_->response_parser.reset();
+  st_->response_parser.set_no_body(head_request);
+  st_->response_parser.set_limits(up.max_response_headers, up.max_response_header_fields);
+  st_->ubegin = st_->uend = 0;
   bool got_bytes = false;
   while (true) {
-    if (ubegin_ == uend_) {
-      ubegin_ = uend_ = 0;
-      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(ubuf_), nothrow);
+    if (st_->ubegin == st_->uend) {
+      st_->ubegin = st_->uend = 0;
+      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st_->ubuf), nothrow);
       if (ec) {
         co_return got_bytes ? head_result::reset : head_result::closed_silently;
       }
       got_bytes = true;
-      uend_ = n;
+      st_->uend = n;
     }
-    auto rr = response_parser_.feed(ubuf_.data() + ubegin_, uend_ - ubegin_);
-    if (rr.what == http::parser::event::error || response_parser_.head_bytes() > up.max_response_headers) {
-      if (rr.what != http::parser::event::error || response_parser_.error_too_large()) {
-        rec_.cluster->stats->response_heads_too_large.fetch_add(1, std::memory_order_relaxed);
+    auto rr = st_->response_parser.feed(st_->ubuf.data() + st_->ubegin, st_->uend - st_->ubegin);
+    if (rr.what == http::parser::event::error || st_->response_parser.head_bytes() > up.max_response_headers) {
+      if (rr.what != http::parser::event::error || st_->response_parser.error_too_large()) {
+        st_->rec.cluster->stats->response_heads_too_large.fetch_add(1, std::memory_order_relaxed);
       }
-      log::debug("malformed response from {} ({}): {}", facts_.default_host, up.name,
-                 rr.what == http::parser::event::error ? response_parser_.error_reason() : "head too large");
+      log::debug("malformed response from {} ({}): {}", st_->facts.default_host, up.name,
+                 rr.what == http::parser::event::error ? st_->response_parser.error_reason() : "head too large");
       co_return head_result::protocol_error;
     }
-    ubegin_ += rr.consumed;
+    st_->ubegin += rr.consumed;
     if (rr.what != http::parser::event::headers_complete) {
       continue;
     }
-    const auto& resp = response_parser_.head();
+    const auto& resp = st_->response_parser.head();
     if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
       // Interim answers are passed on (Spillway sent its own 100 Continue already when it
       // answered the Expect itself); the 1xx completes on the next feed, then the real head follows.
       if (!(resp.status == 100 && expect_continue)) {
-        build_downstream_head(resp, false, facts_.http10, scratch_, out_);
-        auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(out_), nothrow);
-        rec_.bytes_out += n;
+        build_downstream_head(resp, false, st_->facts.http10, st_->scratch, st_->out);
+        auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(st_->out), nothrow);
+        st_->rec.bytes_out += n;
         if (ec) {
           co_return head_result::client_gone;
         }
@@ -150,13 +152,13 @@ awaitable<http_session::head_result> http_session::read_response_head(upstream_c
 awaitable<http_session::next> http_session::stream_response(upstream_attempt& attempt, bool close_client,
                                                             bool request_sent_ok) {
   auto& conn = attempt.conn();
-  const auto& resp = response_parser_.head();
+  const auto& resp = st_->response_parser.head();
   phase_ = phase::streaming;
-  rec_.status = resp.status;
-  const bool until_close = response_parser_.body_until_close();
+  st_->rec.status = resp.status;
+  const bool until_close = st_->response_parser.body_until_close();
   close_client = close_client || until_close;
-  build_downstream_head(resp, close_client, facts_.http10, scratch_, out_);
-  auto rr = response_parser_.feed(ubuf_.data() + ubegin_, uend_ - ubegin_);
+  build_downstream_head(resp, close_client, st_->facts.http10, st_->scratch, st_->out);
+  auto rr = st_->response_parser.feed(st_->ubuf.data() + st_->ubegin, st_->uend - st_->ubegin);
   if (rr.what == http::parser::event::error) {
     // Bad framing right after the head: nothing has reached the client yet.
     attempt.response_failed();
@@ -166,34 +168,35 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
   bool upstream_failed = false;  // the backend broke the response (not the client going away)
   bool ok = true;
   {
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin_, rr.consumed)};
-    ubegin_ += rr.consumed;
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(st_->out),
+                                           asio::buffer(st_->ubuf.data() + st_->ubegin, rr.consumed)};
+    st_->ubegin += rr.consumed;
     auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
-    rec_.bytes_out += n;
+    st_->rec.bytes_out += n;
     ok = !ec;
   }
   while (ok && !response_complete) {
-    ubegin_ = 0;
-    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(ubuf_), nothrow);
+    st_->ubegin = 0;
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st_->ubuf), nothrow);
     if (ec) {
       if (ec == asio::error::eof && until_close) {
-        response_complete = response_parser_.finish() == http::parser::event::message_complete;
+        response_complete = st_->response_parser.finish() == http::parser::event::message_complete;
       }
       upstream_failed = !response_complete;
       ok = response_complete;
       break;
     }
-    uend_ = n;
-    rr = response_parser_.feed(ubuf_.data(), uend_);
+    st_->uend = n;
+    rr = st_->response_parser.feed(st_->ubuf.data(), st_->uend);
     if (rr.what == http::parser::event::error) {
       upstream_failed = true;
       ok = false;
       break;
     }
     response_complete = rr.what == http::parser::event::message_complete;
-    auto [wec, wn] = co_await asio::async_write(down_.stream(), asio::buffer(ubuf_.data(), rr.consumed), nothrow);
-    rec_.bytes_out += wn;
-    ubegin_ = rr.consumed;
+    auto [wec, wn] = co_await asio::async_write(down_.stream(), asio::buffer(st_->ubuf.data(), rr.consumed), nothrow);
+    st_->rec.bytes_out += wn;
+    st_->ubegin = rr.consumed;
     ok = !wec;
   }
   if (!ok) {
@@ -208,8 +211,8 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
   // backend sent nothing beyond its response. A 1xx or 204 that claimed a body (which the client
   // was not given) may be followed by those bytes.
   const bool claimed_body = (resp.status < 200 || resp.status == 204) && (resp.chunked || resp.content_length > 0);
-  const bool reusable =
-      resp.keep_alive && request_complete_ && request_sent_ok && !until_close && ubegin_ == uend_ && !claimed_body;
+  const bool reusable = resp.keep_alive && request_complete_ && request_sent_ok && !until_close &&
+                        st_->ubegin == st_->uend && !claimed_body;
   if (reusable) {
     down_.owner().pool().put(std::move(conn));
   } else {
@@ -226,29 +229,30 @@ awaitable<http_session::next> http_session::tunnel(upstream_connection& conn, co
   // idle timeout closes it.
   const auto idle = std::chrono::duration_cast<clock::duration>(up.timeout.idle);
   down_.set_deadline(clock::now() + idle);
-  build_downstream_head(response_parser_.head(), false, facts_.http10, scratch_, out_);
-  rec_.status = 101;
+  build_downstream_head(st_->response_parser.head(), false, st_->facts.http10, st_->scratch, st_->out);
+  st_->rec.status = 101;
   {
     // The 101 and whatever the backend sent right behind it (the first frames, already).
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(out_), asio::buffer(ubuf_.data() + ubegin_, uend_ - ubegin_)};
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(st_->out),
+                                           asio::buffer(st_->ubuf.data() + st_->ubegin, st_->uend - st_->ubegin)};
     auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
-    rec_.bytes_out += n;
+    st_->rec.bytes_out += n;
     if (ec) {
       co_return next::close;
     }
-    ubegin_ = uend_ = 0;
+    st_->ubegin = st_->uend = 0;
   }
-  if (dbegin_ < dend_) {
+  if (st_->dbegin < st_->dend) {
     // Bytes the client sent after its request, before the 101 reached it.
-    auto [ec, n] =
-        co_await asio::async_write(conn.stream, asio::buffer(dbuf_.data() + dbegin_, dend_ - dbegin_), nothrow);
-    dbegin_ = dend_ = 0;
+    auto [ec, n] = co_await asio::async_write(
+        conn.stream, asio::buffer(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin), nothrow);
+    st_->dbegin = st_->dend = 0;
     if (ec) {
       co_return next::close;
     }
   }
-  co_await (relay(down_.stream(), conn.stream, down_.deadline(), idle, &rec_.bytes_in) &&
-            relay(conn.stream, down_.stream(), down_.deadline(), idle, &rec_.bytes_out));
+  co_await (relay(down_.stream(), conn.stream, down_.deadline(), idle, &st_->rec.bytes_in) &&
+            relay(conn.stream, down_.stream(), down_.deadline(), idle, &st_->rec.bytes_out));
   co_return next::close;
 }
 

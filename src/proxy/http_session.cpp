@@ -34,9 +34,6 @@ const char* flags_of(const std::optional<error_kind>& local, int status) {
 
 http_session::http_session(worker& w, std::string listen, tcp::socket socket, tls::server_context_ptr tls)
     : down_(w, std::move(listen), std::move(socket), std::move(tls), this) {
-  out_.reserve(4096);
-  facts_.client_ip = down_.client_ip();
-  facts_.tls = down_.tls();
   // Accepted in the moment the drain began (the accept completed before the acceptor closed):
   // answer what comes within the grace, with `connection: close`, like every other connection.
   draining_ = w.draining();
@@ -45,10 +42,9 @@ http_session::http_session(worker& w, std::string listen, tcp::socket socket, tl
 void http_session::start() {
   auto self = shared_from_this();
   auto& io = down_.owner().io();
+  down_.start_watchdog(self);
   asio::co_spawn(
-      io, [self] { return self->run(); }, asio::detached);
-  asio::co_spawn(
-      io, [self] { return self->down_.watchdog(); }, asio::detached);
+      io, [self] { return self->run(false); }, asio::detached);
 }
 
 void http_session::force_close() {
@@ -94,9 +90,23 @@ void http_session::deadline_passed() {
   }
 }
 
-awaitable<void> http_session::run() {
-  const bool ok = co_await down_.handshake();
+awaitable<void> http_session::run(bool woken) {
+  // Serves requests until the connection closes, or until it is idle with nothing buffered: then
+  // it parks (a pending readability wait, no coroutine, no buffers) and this coroutine ends; wake()
+  // runs it again when the client's next bytes are there, with the idle part done (`woken`).
+  const bool ok = woken || co_await down_.handshake();
+  bool idle = woken;
   while (ok && !closed_) {
+    if (!idle) {
+      if (!begin_idle()) {
+        break;  // a reload removed this listener: its connections drain
+      }
+      if (!down_.tls() && (!st_ || st_->dbegin == st_->dend)) {
+        park();
+        co_return;
+      }
+    }
+    idle = false;
     auto result = co_await serve_request();
     if (result == next::close || draining_) {
       break;
@@ -109,32 +119,77 @@ awaitable<void> http_session::run() {
     down_.set_deadline(clock::now() + std::chrono::seconds(1));
     co_await down_.stream().shutdown_send();
   }
+  end();
+}
+
+void http_session::end() {
   down_.close();
   closed_ = true;
   down_.stop();
+  down_.owner().http1_states().give(std::move(st_));
+}
+
+http_session::~http_session() {
+  if (st_) {
+    down_.owner().http1_states().give(std::move(st_));  // ended without run() finishing (shutdown)
+  }
+}
+
+bool http_session::begin_idle() {
+  const auto* lv = down_.owner().view()->snap->find_listener(down_.listen());
+  if (lv == nullptr) {
+    return false;
+  }
+  // Draining: a connection accepted just before the drain, or one whose client has not yet seen a
+  // `connection: close`, still gets its next request answered within the grace.
+  down_.set_deadline(clock::now() +
+                     (draining_ ? std::chrono::duration_cast<config::duration>(drain_idle_grace) : lv->idle_timeout));
+  phase_ = phase::idle;
+  idle_since_ = clock::now();
+  down_.clear_expired();
+  request_complete_ = false;
+  return true;
+}
+
+void http_session::park() {
+  // The per-request state goes back to the worker while the client thinks, and the wait is for
+  // readability, which needs no buffer; the read that follows it succeeds at once. (With TLS, the
+  // TLS layer may hold decrypted bytes the socket no longer signals, so TLS connections do not
+  // park: their read is the wait.)
+  down_.owner().http1_states().give(std::move(st_));
+  down_.stream().socket().async_wait(tcp::socket::wait_read,
+                                     [self = shared_from_this()](boost::system::error_code ec) { self->wake(ec); });
+}
+
+void http_session::wake(boost::system::error_code ec) {
+  if (ec || closed_) {
+    end();  // closed while parked: idle timeout, drain or shutdown
+    return;
+  }
+  asio::co_spawn(
+      down_.owner().io(), [self = shared_from_this()] { return self->run(true); }, asio::detached);
 }
 
 awaitable<std::size_t> http_session::read_downstream() {
-  if (dbegin_ == dend_) {
-    dbegin_ = dend_ = 0;
-  } else if (dend_ == dbuf_.size()) {
-    std::memmove(dbuf_.data(), dbuf_.data() + dbegin_, dend_ - dbegin_);
-    dend_ -= dbegin_;
-    dbegin_ = 0;
+  if (st_->dbegin == st_->dend) {
+    st_->dbegin = st_->dend = 0;
+  } else if (st_->dend == st_->dbuf.size()) {
+    std::memmove(st_->dbuf.data(), st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin);
+    st_->dend -= st_->dbegin;
+    st_->dbegin = 0;
   }
-  auto [ec, n] =
-      co_await down_.stream().async_read_some(asio::buffer(dbuf_.data() + dend_, dbuf_.size() - dend_), nothrow);
+  auto [ec, n] = co_await down_.stream().async_read_some(
+      asio::buffer(st_->dbuf.data() + st_->dend, st_->dbuf.size() - st_->dend), nothrow);
   if (ec) {
     co_return 0;
   }
-  dend_ += n;
+  st_->dend += n;
   co_return n;
 }
 
 awaitable<http_session::next> http_session::serve_request() {
-  rec_ = request_record{};
   auto result = co_await handle_request();
-  if (rec_.started) {
+  if (st_ && st_->rec.started) {
     finish_request();
   }
   co_return result;
@@ -143,74 +198,74 @@ awaitable<http_session::next> http_session::serve_request() {
 void http_session::finish_request() {
   auto& w = down_.owner();
   const auto elapsed = clock::now() - first_byte_;
-  const auto& view = rec_.view ? rec_.view : w.view();
+  const auto& view = st_->rec.view ? st_->rec.view : w.view();
   const auto& snap = *view->snap;
   const auto* lv = snap.find_listener(down_.listen());
   if (snap.cfg->metrics) {
     auto count = [&](stats::request_traffic& t) {
-      t.responses.add(rec_.status);
-      t.bytes_in.add(rec_.bytes_in);
-      t.bytes_out.add(rec_.bytes_out);
+      t.responses.add(st_->rec.status);
+      t.bytes_in.add(st_->rec.bytes_in);
+      t.bytes_out.add(st_->rec.bytes_out);
       t.duration.observe(elapsed);
     };
     if (auto* t = down_.traffic()) {
       count(*t);
-      if (rec_.local) {
-        t->local_replies[std::min<std::size_t>(static_cast<std::size_t>(*rec_.local), t->local_replies.size() - 1)]
+      if (st_->rec.local) {
+        t->local_replies[std::min<std::size_t>(static_cast<std::size_t>(*st_->rec.local), t->local_replies.size() - 1)]
             .add();
       }
     }
-    if (lv != nullptr && rec_.route >= 0 && static_cast<std::size_t>(rec_.route) < lv->route_traffic.size()) {
-      lv->route_traffic[rec_.route]->local(w.index()).responses.add(rec_.status);
+    if (lv != nullptr && st_->rec.route >= 0 && static_cast<std::size_t>(st_->rec.route) < lv->route_traffic.size()) {
+      lv->route_traffic[st_->rec.route]->local(w.index()).responses.add(st_->rec.status);
     }
-    if (rec_.cluster != nullptr) {
-      count(rec_.cluster->stats->traffic.local(w.index()));
+    if (st_->rec.cluster != nullptr) {
+      count(st_->rec.cluster->stats->traffic.local(w.index()));
     }
-    if (rec_.host != nullptr) {
-      count(rec_.host->traffic.local(w.index()));
+    if (st_->rec.host != nullptr) {
+      count(st_->rec.host->traffic.local(w.index()));
     }
   }
   if (!w.log_sampled(snap)) {
     return;
   }
-  const auto& req = request_parser_.head();
-  const bool have_head = request_parser_.head_bytes() > 0 && rec_.view != nullptr;
+  const auto& req = st_->request_parser.head();
+  const bool have_head = st_->request_parser.head_bytes() > 0 && st_->rec.view != nullptr;
   access_record r;
   r.client = down_.client_ip();
   r.listener = lv != nullptr ? std::string_view(lv->cfg->name) : std::string_view(down_.listen());
-  r.route = rec_.route;
+  r.route = st_->rec.route;
   if (have_head) {
     r.method = req.method;
     r.path = req.url;
     r.host = req.find("host");
   }
-  r.status = rec_.status;
-  if (rec_.cluster != nullptr) {
-    r.upstream = rec_.cluster->cfg.name;
+  r.status = st_->rec.status;
+  if (st_->rec.cluster != nullptr) {
+    r.upstream = st_->rec.cluster->cfg.name;
   }
-  if (rec_.host != nullptr) {
-    r.backend = rec_.host->address();
+  if (st_->rec.host != nullptr) {
+    r.backend = st_->rec.host->address();
   }
-  r.bytes_in = rec_.bytes_in;
-  r.bytes_out = rec_.bytes_out;
+  r.bytes_in = st_->rec.bytes_in;
+  r.bytes_out = st_->rec.bytes_out;
   r.duration_ms = access_ms(elapsed);
-  r.connect_ms = access_ms(rec_.connect_time);
-  r.upstream_ms = access_ms(rec_.upstream_time);
-  r.tries = rec_.tries;
-  if (rec_.local) {
-    r.reason = to_string(*rec_.local);
+  r.connect_ms = access_ms(st_->rec.connect_time);
+  r.upstream_ms = access_ms(st_->rec.upstream_time);
+  r.tries = st_->rec.tries;
+  if (st_->rec.local) {
+    r.reason = to_string(*st_->rec.local);
   }
-  r.flags = flags_of(rec_.local, rec_.status);
-  r.request_id = have_request_id_ ? std::string_view(request_id_.data(), request_id_.size())
-                                  : (have_head ? req.find("x-request-id") : std::string_view());
+  r.flags = flags_of(st_->rec.local, st_->rec.status);
+  r.request_id = st_->have_request_id ? std::string_view(st_->request_id.data(), st_->request_id.size())
+                                      : (have_head ? req.find("x-request-id") : std::string_view());
   r.tls = down_.tls();
   w.log_access(snap, r);
 }
 
 awaitable<http_session::next> http_session::handle_request() {
-  // Limits that apply before the request is routed come from the snapshot current now; the
-  // snapshot itself is taken only once the head is in (below), so that a reload while this
-  // connection sits idle applies to its next request.
+  // The connection is idle (begin_idle() set its deadline). Limits that apply before the request
+  // is routed come from the snapshot current now; the snapshot itself is taken only once the head
+  // is in (below), so that a reload while this connection sat idle applies to its next request.
   config::duration header_timeout;
   std::uint64_t max_request_headers;
   {
@@ -220,22 +275,21 @@ awaitable<http_session::next> http_session::handle_request() {
     }
     header_timeout = lv->header_timeout;
     max_request_headers = lv->cfg->max_request_headers;
-    request_parser_.set_limits(max_request_headers, lv->cfg->max_request_header_fields);
-    // Draining: a connection accepted just before the drain, or one whose client has not yet
-    // seen a `connection: close`, still gets its next request answered within the grace.
-    down_.set_deadline(clock::now() +
-                       (draining_ ? std::chrono::duration_cast<config::duration>(drain_idle_grace) : lv->idle_timeout));
+    if (!st_) {
+      st_ = down_.owner().http1_states().take();
+      st_->reset();
+      st_->facts.client_ip = down_.client_ip();
+      st_->facts.tls = down_.tls();
+    }
+    st_->request_parser.set_limits(max_request_headers, lv->cfg->max_request_header_fields);
   }
-  phase_ = phase::idle;
-  idle_since_ = clock::now();
-  down_.clear_expired();
-  request_complete_ = false;
-  have_request_id_ = false;
+  st_->rec = http_request_record{};
+  st_->have_request_id = false;
 
   // --- the request head ---
   bool started = false;
   while (true) {
-    if (dbegin_ == dend_) {
+    if (st_->dbegin == st_->dend) {
       if (co_await read_downstream() == 0) {
         if (down_.expired() && phase_ == phase::head) {
           co_return co_await send_local(error_kind::header_timeout, true);
@@ -245,19 +299,19 @@ awaitable<http_session::next> http_session::handle_request() {
     }
     if (!started) {
       started = true;
-      rec_.started = true;
+      st_->rec.started = true;
       phase_ = phase::head;
       first_byte_ = clock::now();
       down_.set_deadline(first_byte_ + header_timeout);
     }
-    auto r = request_parser_.feed(dbuf_.data() + dbegin_, dend_ - dbegin_);
+    auto r = st_->request_parser.feed(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin);
     if (r.what == http::parser::event::error) {
-      log::debug("refused request from {}: {}", down_.client_ip(), request_parser_.error_reason());
+      log::debug("refused request from {}: {}", down_.client_ip(), st_->request_parser.error_reason());
       co_return co_await send_local(
-          request_parser_.error_too_large() ? error_kind::headers_too_large : error_kind::malformed_request, true);
+          st_->request_parser.error_too_large() ? error_kind::headers_too_large : error_kind::malformed_request, true);
     }
-    dbegin_ += r.consumed;
-    if (request_parser_.head_bytes() > max_request_headers) {
+    st_->dbegin += r.consumed;
+    if (st_->request_parser.head_bytes() > max_request_headers) {
       co_return co_await send_local(error_kind::headers_too_large, true);
     }
     if (r.what == http::parser::event::headers_complete) {
@@ -267,8 +321,8 @@ awaitable<http_session::next> http_session::handle_request() {
 
   // This request runs on the snapshot current now and keeps it alive until it ends.
   const auto view = down_.owner().view();
-  rec_.view = view;
-  rec_.bytes_in += request_parser_.head_bytes();
+  st_->rec.view = view;
+  st_->rec.bytes_in += st_->request_parser.head_bytes();
   const auto* found = view->snap->find_listener(down_.listen());
   if (found == nullptr) {
     co_return co_await send_local(error_kind::no_route, true);  // removed while the head arrived
@@ -283,20 +337,21 @@ awaitable<http_session::next> http_session::handle_request() {
 }
 
 const compiled_route* http_session::route_request(const listener_view& lv, error_kind& refusal, bool& close) {
-  const auto& req = request_parser_.head();
-  facts_.http10 = req.version_major == 1 && req.version_minor == 0;
-  facts_.upgrade = false;
+  const auto& req = st_->request_parser.head();
+  st_->facts.http10 = req.version_major == 1 && req.version_minor == 0;
+  st_->facts.upgrade = false;
   close = true;
   if (!req.chunked && req.content_length == 0) {
     // No body: let the parser close the message now, so that answers made here can keep the
     // connection alive. Pipelined bytes after it stay unconsumed.
-    request_complete_ = request_parser_.feed(dbuf_.data() + dbegin_, 0).what == http::parser::event::message_complete;
+    request_complete_ =
+        st_->request_parser.feed(st_->dbuf.data() + st_->dbegin, 0).what == http::parser::event::message_complete;
   }
   if (req.method == "CONNECT") {
     refusal = error_kind::method_not_allowed;
     return nullptr;
   }
-  if (const char* why = check_request(req, facts_.http10, facts_.shape, scratch_)) {
+  if (const char* why = check_request(req, st_->facts.http10, st_->facts.shape, st_->scratch)) {
     log::debug("refused request from {}: {}", down_.client_ip(), why);
     refusal = error_kind::malformed_request;
     return nullptr;
@@ -304,21 +359,21 @@ const compiled_route* http_session::route_request(const listener_view& lv, error
   // An Upgrade (WebSocket) is passed on; HTTP/1.0 has no upgrades. An upgrade to cleartext HTTP/2
   // (h2c) is not: a tunnel to it would let a client send requests the router never sees (h2c
   // smuggling), so the request goes on as plain HTTP/1.1 without it.
-  facts_.upgrade =
-      req.upgrade && !facts_.http10 && !req.find("upgrade").empty() && !http::has_token(req.find("upgrade"), "h2c");
+  st_->facts.upgrade =
+      req.upgrade && !st_->facts.http10 && !req.find("upgrade").empty() && !http::has_token(req.find("upgrade"), "h2c");
   if (lv.cfg->max_request_body > 0 && req.content_length > lv.cfg->max_request_body) {
     refusal = error_kind::body_too_large;
     return nullptr;
   }
-  const auto& shape = facts_.shape;
-  auto host = normalize_host(shape.host_override.empty() ? req.find("host") : shape.host_override, host_scratch_);
+  const auto& shape = st_->facts.shape;
+  auto host = normalize_host(shape.host_override.empty() ? req.find("host") : shape.host_override, st_->host_scratch);
   const auto* route = find_route(lv.routes, host, shape.route_path, req);
   if (route == nullptr) {
     refusal = error_kind::no_route;
     close = false;
     return nullptr;
   }
-  rec_.route = static_cast<int>(route - lv.routes.data());
+  st_->rec.route = static_cast<int>(route - lv.routes.data());
   return route;
 }
 
@@ -326,15 +381,15 @@ awaitable<http_session::next> http_session::send_local(error_kind kind, bool clo
   // A request whose body was not read to the end leaves the connection in an unknown state.
   close = close || !request_complete_ || draining_;
   const auto retry_after = up != nullptr ? up->degrade.retry_after : config::degradation{}.retry_after;
-  build_local_reply(kind, close, facts_.http10, request_parser_.head().method == "HEAD",
-                    static_cast<std::uint32_t>((retry_after.count() + 999) / 1000), out_);
+  build_local_reply(kind, close, st_->facts.http10, st_->request_parser.head().method == "HEAD",
+                    static_cast<std::uint32_t>((retry_after.count() + 999) / 1000), st_->out);
   phase_ = phase::streaming;
-  rec_.status = status_of(kind);
-  rec_.local = kind;
+  st_->rec.status = status_of(kind);
+  st_->rec.local = kind;
   // A client that does not read its answer (after a timeout, say) cannot hold the session.
   down_.set_deadline(clock::now() + local_reply_timeout);
-  auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(out_), nothrow);
-  rec_.bytes_out += n;
+  auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(st_->out), nothrow);
+  st_->rec.bytes_out += n;
   if (ec || close) {
     co_return next::close;
   }
@@ -342,21 +397,21 @@ awaitable<http_session::next> http_session::send_local(error_kind kind, bool clo
 }
 
 http_session::try_context http_session::begin_forward(const worker_view& view, const upstream_attempt& attempt) {
-  const auto& req = request_parser_.head();
-  rec_.cluster = &attempt.cluster();
+  const auto& req = st_->request_parser.head();
+  st_->rec.cluster = &attempt.cluster();
   try_context t;
   t.request_deadline = first_byte_ + attempt.cfg().timeout.request;
-  t.expect_continue = !facts_.http10 && http::has_token(req.find("expect"), "100-continue");
-  facts_.drop_expect = t.expect_continue;  // Spillway answers 100-continue itself
+  t.expect_continue = !st_->facts.http10 && http::has_token(req.find("expect"), "100-continue");
+  st_->facts.drop_expect = t.expect_continue;  // Spillway answers 100-continue itself
   t.head_request = req.method == "HEAD";
   t.max_body = view.snap->find_listener(down_.listen())->cfg->max_request_body;
   if (!has_request_id(req)) {
     // A random version-4 UUID, made once per request so that retries carry the same one.
-    request_id_ = make_request_id(down_.owner().random()(), down_.owner().random()());
-    have_request_id_ = true;
+    st_->request_id = make_request_id(down_.owner().random()(), down_.owner().random()());
+    st_->have_request_id = true;
   }
-  facts_.request_id = have_request_id_ ? std::string_view(request_id_.data(), request_id_.size()) : "";
-  replay_.clear();
+  st_->facts.request_id = st_->have_request_id ? std::string_view(st_->request_id.data(), st_->request_id.size()) : "";
+  st_->replay.clear();
   replay_ok_ = true;
   body_started_ = false;
   phase_ = phase::upstream;
@@ -366,7 +421,7 @@ http_session::try_context http_session::begin_forward(const worker_view& view, c
 
 awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker_view>& view,
                                                     std::size_t cluster_index) {
-  const auto& req = request_parser_.head();
+  const auto& req = st_->request_parser.head();
   upstream_attempt attempt(down_.owner(), *view, cluster_index, down_, down_.client_ip(), is_idempotent(req.method),
                            true);
   // The watchdog closes the attempt's connection when a deadline passes; it must not see it after.
@@ -382,13 +437,13 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
   }
   while (true) {
     auto error = co_await attempt.start_try(t.request_deadline, can_resend());
-    rec_.host = attempt.host();
-    rec_.tries = attempt.tries();
-    rec_.connect_time = attempt.connect_time();
+    st_->rec.host = attempt.host();
+    st_->rec.tries = attempt.tries();
+    st_->rec.connect_time = attempt.connect_time();
     if (error) {
       co_return co_await send_local(*error, !request_complete_, &up);
     }
-    facts_.default_host = attempt.host()->address();
+    st_->facts.default_host = attempt.host()->address();
     auto& conn = *attempt.conn();
 
     // --- the request ---
@@ -413,9 +468,9 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
       }
       co_return co_await send_local(attempt.failure(), !request_complete_, &up);
     }
-    const auto& resp = response_parser_.head();
-    rec_.upstream_time = clock::now() - attempt.try_started();
-    if (resp.status == 101 && facts_.upgrade && request_complete_) {
+    const auto& resp = st_->response_parser.head();
+    st_->rec.upstream_time = clock::now() - attempt.try_started();
+    if (resp.status == 101 && st_->facts.upgrade && request_complete_) {
       attempt.got_response(resp.status, false, false);
       co_return co_await tunnel(conn, attempt);
     }

@@ -43,6 +43,7 @@ class http_session final : public downstream_session, public std::enable_shared_
   // `listen` names the listener by its address, which outlives reloads that change its routes.
   // `tls` (may be null) is the listener's TLS context: the session starts with its handshake.
   http_session(worker& w, std::string listen, boost::asio::ip::tcp::socket socket, tls::server_context_ptr tls);
+  ~http_session() override;
 
   // Spawns the session's coroutines. Worker thread.
   void start();
@@ -63,7 +64,16 @@ class http_session final : public downstream_session, public std::enable_shared_
   // What the connection does after a request: wait for the next one, or close.
   enum class next { keep_alive, close };
 
-  boost::asio::awaitable<void> run();
+  // Serves requests; `woken`: after park(), with the connection idle and readable.
+  boost::asio::awaitable<void> run(bool woken);
+  // Closes the connection and ends the watchdog.
+  void end();
+  // Between requests: the idle deadline. False when the listener is gone (the connection closes).
+  bool begin_idle();
+  // Idle with nothing buffered: gives the per-request state back and waits for readability
+  // without a coroutine; wake() follows.
+  void park();
+  void wake(boost::system::error_code ec);
   // One request: handle_request() and then its metrics and access log line.
   boost::asio::awaitable<next> serve_request();
   // Reads and checks the head, routes it, and forwards it (or answers it).
@@ -77,7 +87,7 @@ class http_session final : public downstream_session, public std::enable_shared_
   // Answers the request itself with `kind`'s status; `up` gives the Retry-After of a 503.
   boost::asio::awaitable<next> send_local(error_kind kind, bool close, const config::upstream* up = nullptr);
 
-  // Reads more bytes from the client into dbuf_. Returns bytes read (0 on EOF or error).
+  // Reads more bytes from the client into st_->dbuf. Returns bytes read (0 on EOF or error).
   boost::asio::awaitable<std::size_t> read_downstream();
 
   // --- forwarding, try after try ---
@@ -114,49 +124,17 @@ class http_session final : public downstream_session, public std::enable_shared_
   // True when the current request can be sent (again) to another host.
   bool can_resend() const { return !body_started_ || (request_complete_ && replay_ok_); }
 
-  // What one request did, for metrics and the access log.
-  struct request_record {
-    bool started = false;  // a byte of it arrived
-    std::shared_ptr<worker_view> view;
-    int route = -1;
-    const upstream::cluster* cluster = nullptr;
-    upstream::host* host = nullptr;  // the last host tried
-    std::uint32_t tries = 0;
-    int status = 0;                   // sent to the client; 0 when none was
-    std::optional<error_kind> local;  // set when Spillway answered itself
-    std::uint64_t bytes_in = 0;       // head and body bytes from the client
-    std::uint64_t bytes_out = 0;
-    std::chrono::steady_clock::duration connect_time{-1};
-    std::chrono::steady_clock::duration upstream_time{-1};  // to the response head
-  };
-
   downstream_connection down_;
-  request_record rec_;
-
-  http::parser request_parser_{http::parser::kind::request};
-  http::parser response_parser_{http::parser::kind::response};
-
-  // Downstream bytes received and not yet consumed: dbuf_[dbegin_, dend_).
-  std::array<char, 16384> dbuf_;
-  std::size_t dbegin_ = 0;
-  std::size_t dend_ = 0;
-  std::array<char, 16384> ubuf_;
-  std::size_t ubegin_ = 0;  // upstream bytes received and not yet consumed: ubuf_[ubegin_, uend_)
-  std::size_t uend_ = 0;
-  std::string out_;  // a head being written; reused so a warm connection does not allocate
-  std::string host_scratch_;
-  rewrite_scratch scratch_;
-  upstream_head_facts facts_;          // of the current request (shape, client, upgrade, request id)
-  std::array<char, 36> request_id_{};  // generated X-Request-Id of the current request, if any
-  bool have_request_id_ = false;
+  // Buffers, parsers and the request's record: held while a request is under way (or buffered),
+  // back with the worker while the connection is parked (park()).
+  std::unique_ptr<http1_state> st_;
 
   upstream_attempt* attempt_ = nullptr;  // the current request's, while it forwards
 
   // Request bodies up to this size are kept, so that a try that failed after sending the body can
   // be retried on another host; a bigger body is only ever sent once.
   static constexpr std::size_t max_replay_body = 64 * 1024;
-  std::string replay_;         // the current request's body as sent (raw framing), while it fits
-  bool replay_ok_ = true;      // replay_ holds every body byte read so far
+  bool replay_ok_ = true;      // st_->replay holds every body byte read so far
   bool body_started_ = false;  // body bytes of the current request were read from the client
 
   phase phase_ = phase::idle;

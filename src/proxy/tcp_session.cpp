@@ -20,10 +20,9 @@ tcp_session::tcp_session(worker& w, std::string listen, tcp::socket socket, tls:
 void tcp_session::start() {
   auto self = shared_from_this();
   auto& io = down_.owner().io();
+  down_.start_watchdog(self);
   asio::co_spawn(
       io, [self] { return self->run(); }, asio::detached);
-  asio::co_spawn(
-      io, [self] { return self->down_.watchdog(); }, asio::detached);
 }
 
 void tcp_session::close_both() {

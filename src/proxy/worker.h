@@ -5,6 +5,8 @@
 
 #include "balancer/load_balancer.h"
 #include "proxy/connection_pool.h"
+#include "proxy/http1_state.h"
+#include "proxy/recycler.h"
 #include "proxy/snapshot.h"
 #include "upstream/events.h"
 
@@ -77,6 +79,7 @@ class worker {
   bool over_connection_limit(const listener_view& l) const;
   const std::shared_ptr<worker_view>& view() const { return view_; }
   connection_pool& pool() { return pool_; }
+  recycler<http1_state>& http1_states() { return http1_states_; }
   balancer::random_source& random() { return random_; }
   upstream::host_events* events() const { return events_; }
   bool draining() const { return draining_; }
@@ -119,6 +122,9 @@ class worker {
   // Outlives io_ too: connections and waiting requests in coroutine frames destroyed with io_ tell
   // the pool (which ~worker has shut down by then).
   connection_pool pool_;
+  // Per-request state of HTTP/1 connections (buffers, parsers) while a request is under way;
+  // outlives io_ for the same reason.
+  recycler<http1_state> http1_states_{64};
   boost::asio::io_context io_{1};
   std::thread thread_;
   std::shared_ptr<worker_view> view_;
