@@ -31,6 +31,9 @@ BENCH_WARMUP=${BENCH_WARMUP:-1s}
 BENCH_PORT_BASE=${BENCH_PORT_BASE:-20000}
 BENCH_OUTPUT=${BENCH_OUTPUT:-$SCRIPT_DIR/results-latest.md}
 BENCH_KEEP_WORKDIR=${BENCH_KEEP_WORKDIR:-0}
+# Idle keep-alive connections opened against each http proxy (and `direct`) after the wrk runs, for
+# the memory-per-idle-connection table; 0 skips it.
+BENCH_IDLE_CONNECTIONS=${BENCH_IDLE_CONNECTIONS:-4000}
 
 BACKEND1_PORT=$((BENCH_PORT_BASE + 1))
 BACKEND2_PORT=$((BENCH_PORT_BASE + 2))
@@ -360,6 +363,28 @@ for conns in $BENCH_CONNECTIONS; do
   done
 done
 
+# ----- idle connections ----------------------------------------------------------------------
+
+IDLE_RESULTS="$WORKDIR/idle.tsv"
+: >"$IDLE_RESULTS"
+if ((BENCH_IDLE_CONNECTIONS > 0)); then
+  for target in "${RUNNING_TARGETS[@]}"; do
+    case $target in
+      spillway | spillway-before | haproxy | nginx) ;;
+      *) continue ;;  # one row per proxy, plain http
+    esac
+    log "idle: $BENCH_IDLE_CONNECTIONS keep-alive connections to $target"
+    # --settle 3: past Spillway's park delay (1 s idle, swept every second), so that what is
+    # measured is what an idle connection keeps.
+    if out=$(python3 "$SCRIPT_DIR/idle_memory.py" --port "${TARGET_PORT[$target]}" --pid "${TARGET_PID[$target]}" \
+      --connections "$BENCH_IDLE_CONNECTIONS" --settle 3 --path "$BENCH_PATH" 2>&1); then
+      printf '%s\t%s\n' "$target" "$(sed -E 's/.*per_conn_kib=([0-9.]+).*/\1/' <<<"$out")" >>"$IDLE_RESULTS"
+    else
+      TARGET_NOTE[$target]="${TARGET_NOTE[$target]:-}idle connections failed: $out"
+    fi
+  done
+fi
+
 # ----- report --------------------------------------------------------------------------------
 
 notes=""
@@ -373,7 +398,7 @@ if [[ -n ${TARGET_PID[spillway]:-} ]]; then
   spillway_version=$("$SPILLWAY_BIN" version 2>/dev/null | head -n 1 || echo unknown)
 fi
 
-RESULTS="$RESULTS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
+RESULTS="$RESULTS" IDLE_RESULTS="$IDLE_RESULTS" IDLE_CONNECTIONS="$BENCH_IDLE_CONNECTIONS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
   DURATION="$BENCH_DURATION" ROUNDS="$BENCH_ROUNDS" WRK_THREADS="$BENCH_WRK_THREADS" BENCH_PATH="$BENCH_PATH" \
   CPUS="$(nproc)" CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
   KERNEL="$(uname -r)" \
@@ -469,6 +494,19 @@ out.append("- modes: http = L7 proxying; tcp = L4 (`protocol: tcp` / HAProxy `mo
            "carried as bytes; https = TLS 1.3 terminated at the proxy (ECDSA P-256), plain HTTP to the backends. "
            "Ratios compare with HAProxy in the same mode. spillway-nometrics = `metrics: false` (the cost of counting); "
            "spillway-copy-tcp = `splice: false` (the copy loop instead of splice(2)).")
+idle = [line.rstrip("\n").split("\t") for line in open(os.environ["IDLE_RESULTS"]) if line.strip()]
+if idle:
+    base = {t: float(v) for t, v in idle}.get("haproxy")
+    out.append("")
+    out.append(f"Memory per idle keep-alive client connection ({os.environ['IDLE_CONNECTIONS']} connections, one "
+               "request each, then idle; RSS growth of the proxy's processes divided by the connections; "
+               "`bench/idle_memory.py`):")
+    out.append("")
+    out.append("| target | KiB per idle connection | vs HAProxy |")
+    out.append("|---|---:|---:|")
+    for target, kib in idle:
+        ratio = f"{float(kib) / base:.2f}×" if base else "-"
+        out.append(f"| {target} | {float(kib):.2f} | {ratio} |")
 notes = os.environ["NOTES"].strip()
 if notes:
     out.append(notes)

@@ -9,6 +9,8 @@
 #include <openssl/crypto.h>
 #include <boost/version.hpp>
 
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -18,6 +20,22 @@
 namespace {
 
 constexpr const char* version = "0.1.0";
+
+// Every client and backend connection is a file descriptor, and the soft limit most shells and
+// service managers start a process with (often 1024) would cap a proxy far below what listeners'
+// max_connections allow. Like HAProxy and NGINX's worker_rlimit_nofile, take what the hard limit
+// allows.
+void raise_open_file_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) {
+    return;
+  }
+  const auto was = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &lim) == 0) {
+    spillway::log::info("open files: limit raised from {} to {}", was, lim.rlim_cur);
+  }
+}
 
 void usage(FILE* out) {
   std::fprintf(out,
@@ -169,6 +187,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   log::set_level(lvl);
+  raise_open_file_limit();
   server::server s(opts.config);
   return s.run();
 }

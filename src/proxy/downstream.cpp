@@ -1,8 +1,10 @@
 #include "proxy/downstream.h"
 
 #include "common/log.h"
+#include "common/plain_allocator.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace spillway::proxy {
@@ -72,21 +74,23 @@ void downstream_connection::start_watchdog(std::shared_ptr<void> keep) {
   // (a few dozen bytes) instead of a coroutine frame and its spawn state. `keep` (the owner) rides
   // along, so that the owner outlives the wait.
   timer_.expires_at(deadline_);
-  timer_.async_wait([this, keep = std::move(keep)](boost::system::error_code) mutable {
-    if (stopped_) {
-      return;  // `keep` may be the owner's last reference: nothing of *this is touched after
-    }
-    if (clock::now() >= deadline_) {
-      expired_ = true;
-      deadline_ = clock::time_point::max();
-      owner_->deadline_passed();
-      if (stopped_) {
-        return;
-      }
-    }
-    // Woken to re-arm (an earlier deadline), the deadline moved later, or the next one.
-    start_watchdog(std::move(keep));
-  });
+  // plain_allocator: the wait's memory is its own size, not a recycled block (see its header).
+  timer_.async_wait(
+      asio::bind_allocator(plain_allocator<void>(), [this, keep = std::move(keep)](boost::system::error_code) mutable {
+        if (stopped_) {
+          return;  // `keep` may be the owner's last reference: nothing of *this is touched after
+        }
+        if (clock::now() >= deadline_) {
+          expired_ = true;
+          deadline_ = clock::time_point::max();
+          owner_->deadline_passed();
+          if (stopped_) {
+            return;
+          }
+        }
+        // Woken to re-arm (an earlier deadline), the deadline moved later, or the next one.
+        start_watchdog(std::move(keep));
+      }));
 }
 
 void downstream_connection::stop() {

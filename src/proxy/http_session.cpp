@@ -1,10 +1,12 @@
 #include "proxy/http_session.h"
 
 #include "common/log.h"
+#include "common/plain_allocator.h"
 #include "proxy/retry_policy.h"
 #include "proxy/upstream_attempt.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -12,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace spillway::proxy {
 
@@ -102,8 +105,28 @@ awaitable<void> http_session::run(bool woken) {
         break;  // a reload removed this listener: its connections drain
       }
       if (!down_.tls() && (!st_ || st_->dbegin == st_->dend)) {
-        park();
-        co_return;
+        // Idle with nothing buffered: the per-request state goes back to the worker while the
+        // client thinks, and the wait is for readability, which needs no buffer (the read that
+        // follows succeeds at once). With TLS the TLS layer may hold decrypted bytes the socket no
+        // longer signals, so there the read itself is the wait.
+        auto& w = down_.owner();
+        w.http1_states().give(std::move(st_));
+        if (w.idle_waits() >= max_idle_waits) {
+          park();  // enough connections wait in a coroutine on this worker: wait without one
+          co_return;
+        }
+        ++w.idle_waits();
+        idle_waiting_ = true;
+        auto [ec] = co_await down_.stream().socket().async_wait(tcp::socket::wait_read, nothrow);
+        idle_waiting_ = false;
+        --w.idle_waits();
+        if (std::exchange(park_requested_, false) && ec == asio::error::operation_aborted) {
+          park();  // idle for a while (sweep()): wait on without this coroutine
+          co_return;
+        }
+        if (ec || closed_) {
+          break;  // closed by the idle timeout or a drain
+        }
       }
     }
     idle = false;
@@ -151,14 +174,24 @@ bool http_session::begin_idle() {
   return true;
 }
 
+void http_session::sweep(clock::time_point now) {
+  if (idle_waiting_ && !park_requested_ && now - idle_since_ >= park_after) {
+    park_requested_ = true;
+    down_.cancel();  // run() sees its readability wait aborted and parks
+  }
+}
+
 void http_session::park() {
-  // The per-request state goes back to the worker while the client thinks, and the wait is for
-  // readability, which needs no buffer; the read that follows it succeeds at once. (With TLS, the
-  // TLS layer may hold decrypted bytes the socket no longer signals, so TLS connections do not
-  // park: their read is the wait.)
-  down_.owner().http1_states().give(std::move(st_));
-  down_.stream().socket().async_wait(tcp::socket::wait_read,
-                                     [self = shared_from_this()](boost::system::error_code ec) { self->wake(ec); });
+  // A connection idle for a while waits with a completion handler instead of a coroutine (whose
+  // spawn state and frames cost about 800 bytes): a parked connection holds its session, the
+  // socket's reactor state, this wait and the watchdog's timer wait, about 1 KiB in all. Waking
+  // spawns the coroutine again, which costs ~1,900 instructions: too much to do on every request,
+  // cheap once per idle period.
+  // plain_allocator: the wait's memory is its own size, not a recycled block (see its header).
+  down_.stream().socket().async_wait(
+      tcp::socket::wait_read,
+      asio::bind_allocator(plain_allocator<void>(),
+                           [self = shared_from_this()](boost::system::error_code ec) { self->wake(ec); }));
 }
 
 void http_session::wake(boost::system::error_code ec) {

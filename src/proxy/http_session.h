@@ -58,6 +58,9 @@ class http_session final : public downstream_session, public std::enable_shared_
   // The watchdog's deadline passed: what that means depends on the phase. Worker thread.
   void deadline_passed() override;
 
+  // Parks the connection once it has been idle for park_after. Worker thread.
+  void sweep(std::chrono::steady_clock::time_point now) override;
+
  private:
   using clock = std::chrono::steady_clock;
   enum class phase { idle, head, upstream, streaming };
@@ -70,8 +73,7 @@ class http_session final : public downstream_session, public std::enable_shared_
   void end();
   // Between requests: the idle deadline. False when the listener is gone (the connection closes).
   bool begin_idle();
-  // Idle with nothing buffered: gives the per-request state back and waits for readability
-  // without a coroutine; wake() follows.
+  // Idle for park_after: waits for readability without a coroutine; wake() follows.
   void park();
   void wake(boost::system::error_code ec);
   // One request: handle_request() and then its metrics and access log line.
@@ -142,6 +144,14 @@ class http_session final : public downstream_session, public std::enable_shared_
   bool draining_ = false;
   bool request_complete_ = false;  // the current request was read to its end
   clock::time_point idle_since_;   // when the connection last went idle
+  bool idle_waiting_ = false;      // run() waits for the client's next request
+  bool park_requested_ = false;    // sweep() cancelled that wait so that run() parks
+  // An idle connection waits for its next request in its coroutine (cheap to resume) for up to
+  // park_after, and then parks (cheap to hold). At most max_idle_waits connections per worker
+  // wait in a coroutine, so that the memory of thousands of idle connections stays at the parked
+  // size even in the second after they all made a request.
+  static constexpr std::chrono::seconds park_after{1};
+  static constexpr std::size_t max_idle_waits = 512;
   static constexpr std::chrono::milliseconds drain_idle_grace{250};
   // How long writing an answer Spillway made itself may take.
   static constexpr std::chrono::seconds local_reply_timeout{10};

@@ -209,7 +209,11 @@ void worker::start_sweeper() {
     for (const auto& c : view_->snap->clusters) {
       max_idle = std::min<std::chrono::steady_clock::duration>(max_idle, c->cfg.timeout.idle);
     }
-    pool_.sweep(std::chrono::steady_clock::now(), max_idle);
+    const auto now = std::chrono::steady_clock::now();
+    pool_.sweep(now, max_idle);
+    for (auto* s : sessions_) {
+      s->sweep(now);
+    }
     flush_log();
     start_sweeper();
   });

@@ -35,6 +35,8 @@ class downstream_session {
   virtual void force_close() = 0;
   // The deadline set on the session's downstream_connection passed. Worker thread.
   virtual void deadline_passed() = 0;
+  // About once a second: a session idle for a while may shed what it holds. Worker thread.
+  virtual void sweep(std::chrono::steady_clock::time_point /*now*/) {}
 };
 
 // Checks that `listen` can be bound the way workers bind it (SO_REUSEPORT): returns an empty
@@ -80,6 +82,8 @@ class worker {
   const std::shared_ptr<worker_view>& view() const { return view_; }
   connection_pool& pool() { return pool_; }
   recycler<http1_state>& http1_states() { return http1_states_; }
+  // HTTP/1 connections waiting idle in their coroutine (not parked) on this worker.
+  std::size_t& idle_waits() { return idle_waits_; }
   balancer::random_source& random() { return random_; }
   upstream::host_events* events() const { return events_; }
   bool draining() const { return draining_; }
@@ -125,6 +129,7 @@ class worker {
   // Per-request state of HTTP/1 connections (buffers, parsers) while a request is under way;
   // outlives io_ for the same reason.
   recycler<http1_state> http1_states_{64};
+  std::size_t idle_waits_ = 0;
   boost::asio::io_context io_{1};
   std::thread thread_;
   std::shared_ptr<worker_view> view_;
