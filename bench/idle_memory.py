@@ -96,19 +96,30 @@ def main():
     socks = []
     failures = 0
     batch = args.batch  # requests in flight at once while opening
-    for start in range(0, args.connections, batch):
-        group = []
-        for _ in range(min(batch, args.connections - start)):
-            s = socket.create_connection(("127.0.0.1", args.port), timeout=30)
-            s.sendall(request)
-            group.append(s)
-        for s in group:
-            try:
-                status, _ = read_response(s)
-                failures += status != 200
-            except (OSError, ConnectionError, ValueError):
-                failures += 1
-        socks.extend(group)
+
+    def open_idle(count):
+        nonlocal failures
+        for start in range(0, count, batch):
+            group = []
+            for _ in range(min(batch, count - start)):
+                s = socket.create_connection(("127.0.0.1", args.port), timeout=30)
+                s.sendall(request)
+                group.append(s)
+            for s in group:
+                try:
+                    status, _ = read_response(s)
+                    failures += status != 200
+                except (OSError, ConnectionError, ValueError):
+                    failures += 1
+            socks.extend(group)
+
+    # In two halves: the growth over the second half is the marginal cost of one more idle
+    # connection, free of what any number of them costs once (pools, caches, a burst's buffers).
+    half = args.connections // 2
+    open_idle(half)
+    time.sleep(args.settle)
+    middle = rss_kib(args.pid)
+    open_idle(args.connections - half)
     time.sleep(args.settle)
     after = rss_kib(args.pid)
     if args.hold > 0:
@@ -132,8 +143,9 @@ def main():
     for s in socks:
         s.close()
     per_conn = (after - before) / args.connections
+    marginal = (after - middle) / (args.connections - half)
     print(f"IDLE connections={args.connections} rss_before_kib={before} rss_after_kib={after} "
-          f"per_conn_kib={per_conn:.2f} first_failed={failures} second_ok={second_ok}")
+          f"per_conn_kib={per_conn:.2f} marginal_kib={marginal:.2f} first_failed={failures} second_ok={second_ok}")
     return 0 if failures == 0 and second_ok == args.connections else 1
 
 

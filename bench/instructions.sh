@@ -6,9 +6,11 @@
 #
 #   bench/instructions.sh [BINARY ...]        # default: build/spillway
 #   INSTR_CONNECTIONS="16 256" INSTR_MODE=tcp bench/instructions.sh build/spillway /tmp/old-spillway
+#   bench/instructions.sh build/spillway haproxy   # a binary named haproxy runs bench/haproxy.cfg.in
 #
-# Prints one Markdown row per binary and connection level. Every process it starts is stopped on
-# exit, by PID.
+# Prints one Markdown row per binary and connection level: instructions per request and heap
+# allocations (malloc, calloc, realloc, operator new) per request. Every process it starts is
+# stopped on exit, by PID.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,17 +55,48 @@ wait_ready() {
 # Total instructions in a callgrind dump file.
 dump_total() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 
+# Calls to the heap allocators in a callgrind dump file (call counts follow a `cfn=` line; names
+# are given once, then referred to by their number).
+dump_allocs() {
+  awk '
+    /^fn=/ { current = ""; next }
+    /^cfn=/ {
+      id = $1; sub(/^cfn=/, "", id)
+      name = $0; sub(/^cfn=\([0-9]+\) ?/, "", name)
+      if (name != "") names[id] = name
+      current = names[id]
+      next
+    }
+    /^calls=/ {
+      n = $1; sub(/^calls=/, "", n)
+      if (current ~ /^(malloc|calloc|realloc|operator new(\[\])?\(unsigned long(, std::align_val_t)?\))$/) total += n
+    }
+    END { print total + 0 }
+  ' "$1"
+}
+
 # Requests wrk completed, from its summary line "N requests in ...".
 wrk_requests() { awk '/requests in/ { print $1; exit }'; }
 
-echo "| binary | mode | conns | Ir per request | requests (short, long) |"
-echo "|---|---|---:|---:|---:|"
+echo "| binary | mode | conns | Ir per request | allocations per request | requests (short, long) |"
+echo "|---|---|---:|---:|---:|---:|"
 n=0
 for bin in "${BINARIES[@]}"; do
-  [[ -x $bin ]] || die "$bin is not an executable"
+  bin=$(command -v "$bin") || die "$bin is not an executable"
   for conns in $INSTR_CONNECTIONS; do
     n=$((n + 1))
     port=$((INSTR_PORT_BASE + 10 + 2 * n))
+    if [[ $(basename "$bin") == haproxy* ]]; then
+      sed -e "s|@PROXY_PORT@|$port|g" -e "s|@BACKEND1_PORT@|$B1|g" -e "s|@BACKEND2_PORT@|$B2|g" \
+        "$ROOT/bench/haproxy.cfg.in" >"$WORKDIR/$n.cfg"
+      if [[ $INSTR_MODE == tcp ]]; then
+        sed -i -e 's/^    mode http$/    mode tcp/' -e '/option http-keep-alive/d' -e '/http-reuse always/d' \
+          -e '/timeout http-keep-alive/d' "$WORKDIR/$n.cfg"
+      fi
+      command=("$bin" -db -f "$WORKDIR/$n.cfg")
+    else
+      command=("$bin" run -c "$WORKDIR/$n.yaml")
+    fi
     if [[ $INSTR_MODE == tcp ]]; then
       listener="protocol: tcp
     upstream: testd"
@@ -86,25 +119,28 @@ upstreams:
 EOF
     out=$WORKDIR/cg.$n
     valgrind --tool=callgrind --callgrind-out-file="$out.%p" --dump-instr=no \
-      "$bin" run -c "$WORKDIR/$n.yaml" >"$WORKDIR/$n.log" 2>&1 &
+      "${command[@]}" >"$WORKDIR/$n.log" 2>&1 &
     pid=$!
     STARTED_PIDS+=("$pid")
     wait_ready "$port" || die "$bin did not answer on :$port: $(tail -n 3 "$WORKDIR/$n.log")"
     wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$port/" >/dev/null  # warm-up: pools, caches
-    declare -A ir=() req=()
+    declare -A ir=() req=() allocs=()
     for d in "$INSTR_SHORT" "$INSTR_LONG"; do
       callgrind_control -z "$pid" >/dev/null 2>&1
       req[$d]=$(wrk -t1 -c"$conns" -d"${d}s" "http://127.0.0.1:$port/" | wrk_requests)
       callgrind_control -d "run$d" "$pid" >/dev/null 2>&1
       sleep 0.5
-      ir[$d]=$(dump_total "$(ls -t "$out.$pid".* | head -n 1)")
+      dump=$(ls -t "$out.$pid".* | head -n 1)
+      ir[$d]=$(dump_total "$dump")
+      allocs[$d]=$(dump_allocs "$dump")
     done
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     dreq=$((req[$INSTR_LONG] - req[$INSTR_SHORT]))
     ((dreq > 0)) || die "the long run did not complete more requests than the short one"
     per=$(((ir[$INSTR_LONG] - ir[$INSTR_SHORT]) / dreq))
-    echo "| $(basename "$bin") | $INSTR_MODE | $conns | $per | ${req[$INSTR_SHORT]}, ${req[$INSTR_LONG]} |"
-    unset ir req
+    per_alloc=$(awk -v a="${allocs[$INSTR_LONG]}" -v b="${allocs[$INSTR_SHORT]}" -v r="$dreq" 'BEGIN { printf "%.2f", (a - b) / r }')
+    echo "| $(basename "$bin") | $INSTR_MODE | $conns | $per | $per_alloc | ${req[$INSTR_SHORT]}, ${req[$INSTR_LONG]} |"
+    unset ir req allocs
   done
 done

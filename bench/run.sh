@@ -378,7 +378,8 @@ if ((BENCH_IDLE_CONNECTIONS > 0)); then
     # measured is what an idle connection keeps.
     if out=$(python3 "$SCRIPT_DIR/idle_memory.py" --port "${TARGET_PORT[$target]}" --pid "${TARGET_PID[$target]}" \
       --connections "$BENCH_IDLE_CONNECTIONS" --settle 3 --path "$BENCH_PATH" 2>&1); then
-      printf '%s\t%s\n' "$target" "$(sed -E 's/.*per_conn_kib=([0-9.]+).*/\1/' <<<"$out")" >>"$IDLE_RESULTS"
+      printf '%s\t%s\t%s\n' "$target" "$(sed -E 's/.*per_conn_kib=([0-9.-]+).*/\1/' <<<"$out")" \
+        "$(sed -E 's/.*marginal_kib=([0-9.-]+).*/\1/' <<<"$out")" >>"$IDLE_RESULTS"
     else
       TARGET_NOTE[$target]="${TARGET_NOTE[$target]:-}idle connections failed: $out"
     fi
@@ -496,17 +497,20 @@ out.append("- modes: http = L7 proxying; tcp = L4 (`protocol: tcp` / HAProxy `mo
            "spillway-copy-tcp = `splice: false` (the copy loop instead of splice(2)).")
 idle = [line.rstrip("\n").split("\t") for line in open(os.environ["IDLE_RESULTS"]) if line.strip()]
 if idle:
-    base = {t: float(v) for t, v in idle}.get("haproxy")
+    base = {t: (float(p), float(m)) for t, p, m in idle}.get("haproxy")
     out.append("")
     out.append(f"Memory per idle keep-alive client connection ({os.environ['IDLE_CONNECTIONS']} connections, one "
-               "request each, then idle; RSS growth of the proxy's processes divided by the connections; "
-               "`bench/idle_memory.py`):")
+               "request each, then idle; RSS growth of the proxy's processes; `bench/idle_memory.py`). "
+               "*Marginal*: the growth over the second half of the connections, per connection (what one more "
+               "costs); *all*: the whole growth divided by all of them (one-off costs included):")
     out.append("")
-    out.append("| target | KiB per idle connection | vs HAProxy |")
-    out.append("|---|---:|---:|")
-    for target, kib in idle:
-        ratio = f"{float(kib) / base:.2f}×" if base else "-"
-        out.append(f"| {target} | {float(kib):.2f} | {ratio} |")
+    out.append("| target | KiB marginal | vs HAProxy | KiB all | vs HAProxy |")
+    out.append("|---|---:|---:|---:|---:|")
+    for target, per, marginal in idle:
+        per, marginal = float(per), float(marginal)
+        r_m = f"{marginal / base[1]:.2f}×" if base and base[1] > 0 else "-"
+        r_p = f"{per / base[0]:.2f}×" if base and base[0] > 0 else "-"
+        out.append(f"| {target} | {marginal:.2f} | {r_m} | {per:.2f} | {r_p} |")
 notes = os.environ["NOTES"].strip()
 if notes:
     out.append(notes)

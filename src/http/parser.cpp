@@ -240,9 +240,12 @@ struct parser::callbacks {
 parser::parser(kind k) : kind_(k), llhttp_(new llhttp_t) {
   llhttp_init(llhttp_, k == kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &callbacks::settings());
   llhttp_->data = this;
-  storage_.reserve(4096);
-  header_spans_.reserve(32);
-  head_.headers.reserve(32);
+  // Room for a typical head; bigger ones grow it once, and the parser is reused (its owner is
+  // recycled across connections), so growth is paid rarely. Kept small because every connection
+  // with a request under way holds two parsers.
+  storage_.reserve(1024);
+  header_spans_.reserve(16);
+  head_.headers.reserve(16);
 }
 
 parser::~parser() { delete llhttp_; }

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -43,7 +44,14 @@ struct http_request_record {
 };
 
 struct http1_state {
-  http1_state() { out.reserve(4096); }
+  http1_state() { out.reserve(1024); }  // grows once for bigger heads; the state is reused
+
+  // States live in their own pages (mmap), so that those freed after a burst go back to the
+  // system at once instead of staying in the heap as free chunks that count as resident memory.
+  // The worker's recycler keeps the ones in steady use, so this costs a system call only when a
+  // burst outgrows it. (Sanitized builds use the heap, where the sanitizers can see overflows.)
+  static void* operator new(std::size_t size);
+  static void operator delete(void* p, std::size_t size) noexcept;
 
   // Makes a recycled state as good as new for another connection (buffers and strings keep their
   // capacity).

@@ -105,28 +105,31 @@ awaitable<void> http_session::run(bool woken) {
         break;  // a reload removed this listener: its connections drain
       }
       if (!down_.tls() && (!st_ || st_->dbegin == st_->dend)) {
-        // Idle with nothing buffered: the per-request state goes back to the worker while the
-        // client thinks, and the wait is for readability, which needs no buffer (the read that
-        // follows succeeds at once). With TLS the TLS layer may hold decrypted bytes the socket no
-        // longer signals, so there the read itself is the wait.
+        // Idle with nothing buffered. The next request usually comes soon: wait for it in this
+        // coroutine with a read (no system call until it arrives: Asio reads speculatively only
+        // after a read that filled its buffer). A connection idle for park_after, or one beyond
+        // max_idle_waits on this worker, parks instead (see park()). With TLS the TLS layer may
+        // hold decrypted bytes the socket no longer signals, so there the read is always the wait.
         auto& w = down_.owner();
-        w.http1_states().give(std::move(st_));
         if (w.idle_waits() >= max_idle_waits) {
-          park();  // enough connections wait in a coroutine on this worker: wait without one
+          park();
           co_return;
         }
+        take_state();
+        st_->dbegin = st_->dend = 0;
         ++w.idle_waits();
         idle_waiting_ = true;
-        auto [ec] = co_await down_.stream().socket().async_wait(tcp::socket::wait_read, nothrow);
+        auto [ec, n] = co_await down_.stream().async_read_some(asio::buffer(st_->dbuf), nothrow);
         idle_waiting_ = false;
         --w.idle_waits();
-        if (std::exchange(park_requested_, false) && ec == asio::error::operation_aborted) {
-          park();  // idle for a while (sweep()): wait on without this coroutine
+        if (std::exchange(park_requested_, false) && ec == asio::error::operation_aborted && !closed_) {
+          park();  // idle for park_after (sweep()): wait on without this coroutine or buffers
           co_return;
         }
         if (ec || closed_) {
-          break;  // closed by the idle timeout or a drain
+          break;  // the client left, or the idle timeout or a drain closed the connection
         }
+        st_->dend = n;
       }
     }
     idle = false;
@@ -181,12 +184,22 @@ void http_session::sweep(clock::time_point now) {
   }
 }
 
+void http_session::take_state() {
+  if (!st_) {
+    st_ = down_.owner().http1_states().take();
+    st_->reset();
+    st_->facts.client_ip = down_.client_ip();
+    st_->facts.tls = down_.tls();
+  }
+}
+
 void http_session::park() {
+  down_.owner().http1_states().give(std::move(st_));
   // A connection idle for a while waits with a completion handler instead of a coroutine (whose
-  // spawn state and frames cost about 800 bytes): a parked connection holds its session, the
-  // socket's reactor state, this wait and the watchdog's timer wait, about 1 KiB in all. Waking
-  // spawns the coroutine again, which costs ~1,900 instructions: too much to do on every request,
-  // cheap once per idle period.
+  // spawn state and frames cost about 800 bytes) and without its per-request state: a parked
+  // connection holds its session, the socket's reactor state, this wait and the watchdog's timer
+  // wait, about 1 KiB in all. Waking spawns the coroutine again (~1,900 instructions) and the wait
+  // re-arms epoll (one epoll_ctl): too much for every request, cheap once per idle period.
   // plain_allocator: the wait's memory is its own size, not a recycled block (see its header).
   down_.stream().socket().async_wait(
       tcp::socket::wait_read,
@@ -308,12 +321,7 @@ awaitable<http_session::next> http_session::handle_request() {
     }
     header_timeout = lv->header_timeout;
     max_request_headers = lv->cfg->max_request_headers;
-    if (!st_) {
-      st_ = down_.owner().http1_states().take();
-      st_->reset();
-      st_->facts.client_ip = down_.client_ip();
-      st_->facts.tls = down_.tls();
-    }
+    take_state();
     st_->request_parser.set_limits(max_request_headers, lv->cfg->max_request_header_fields);
   }
   st_->rec = http_request_record{};

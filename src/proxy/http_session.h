@@ -73,7 +73,10 @@ class http_session final : public downstream_session, public std::enable_shared_
   void end();
   // Between requests: the idle deadline. False when the listener is gone (the connection closes).
   bool begin_idle();
-  // Idle for park_after: waits for readability without a coroutine; wake() follows.
+  // st_, taken from the worker when the session has none.
+  void take_state();
+  // Idle for park_after (or too many idle coroutines): gives st_ back and waits for readability
+  // without a coroutine; wake() follows.
   void park();
   void wake(boost::system::error_code ec);
   // One request: handle_request() and then its metrics and access log line.
@@ -146,12 +149,13 @@ class http_session final : public downstream_session, public std::enable_shared_
   clock::time_point idle_since_;   // when the connection last went idle
   bool idle_waiting_ = false;      // run() waits for the client's next request
   bool park_requested_ = false;    // sweep() cancelled that wait so that run() parks
-  // An idle connection waits for its next request in its coroutine (cheap to resume) for up to
-  // park_after, and then parks (cheap to hold). At most max_idle_waits connections per worker
-  // wait in a coroutine, so that the memory of thousands of idle connections stays at the parked
-  // size even in the second after they all made a request.
+  // An idle connection waits for its next request in its coroutine, with a read into its
+  // per-request state (no system call, cheap to resume), for up to park_after, and then parks
+  // (about 1 KiB to hold). At most max_idle_waits connections per worker wait in a coroutine, so
+  // that thousands of idle connections cost the parked size even in the second after they all
+  // made a request, and the states the waiting ones hold stay bounded (256 x 34 KiB).
   static constexpr std::chrono::seconds park_after{1};
-  static constexpr std::size_t max_idle_waits = 512;
+  static constexpr std::size_t max_idle_waits = 256;
   static constexpr std::chrono::milliseconds drain_idle_grace{250};
   // How long writing an answer Spillway made itself may take.
   static constexpr std::chrono::seconds local_reply_timeout{10};
