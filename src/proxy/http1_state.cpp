@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <new>
 
 namespace spillway::proxy {
@@ -20,17 +21,27 @@ constexpr bool use_heap = false;
 constexpr bool use_heap = false;
 #endif
 
+// Each block starts with a header saying where it came from: mmap, or the heap when mmap failed
+// (vm.max_map_count reached with tens of thousands of requests in flight, say).
+constexpr std::size_t header = 16;
+static_assert(alignof(http1_state) <= header);
+enum source : std::uint8_t { from_mmap, from_heap };
+
 }  // namespace
 
 void* http1_state::operator new(std::size_t size) {
   if (use_heap) {
     return ::operator new(size);
   }
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) {
-    throw std::bad_alloc();
+  auto* block = static_cast<unsigned char*>(
+      ::mmap(nullptr, size + header, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (block == MAP_FAILED) {
+    block = static_cast<unsigned char*>(::operator new(size + header));
+    block[0] = from_heap;
+  } else {
+    block[0] = from_mmap;
   }
-  return p;
+  return block + header;
 }
 
 void http1_state::operator delete(void* p, std::size_t size) noexcept {
@@ -38,7 +49,12 @@ void http1_state::operator delete(void* p, std::size_t size) noexcept {
     ::operator delete(p);
     return;
   }
-  ::munmap(p, size);
+  auto* block = static_cast<unsigned char*>(p) - header;
+  if (block[0] == from_heap) {
+    ::operator delete(block);
+  } else {
+    ::munmap(block, size + header);
+  }
 }
 
 }  // namespace spillway::proxy

@@ -49,7 +49,8 @@ struct http1_state {
   // States live in their own pages (mmap), so that those freed after a burst go back to the
   // system at once instead of staying in the heap as free chunks that count as resident memory.
   // The worker's recycler keeps the ones in steady use, so this costs a system call only when a
-  // burst outgrows it. (Sanitized builds use the heap, where the sanitizers can see overflows.)
+  // burst outgrows it; when mmap fails (vm.max_map_count), the heap. (Sanitized builds always use
+  // the heap, where the sanitizers can see overflows.)
   static void* operator new(std::size_t size);
   static void operator delete(void* p, std::size_t size) noexcept;
 

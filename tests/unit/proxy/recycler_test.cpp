@@ -1,0 +1,68 @@
+#include "proxy/recycler.h"
+#include "proxy/http1_state.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace spillway::proxy {
+namespace {
+
+struct thing {
+  int value = 0;
+};
+
+TEST(recycler, hands_back_what_it_kept_and_frees_beyond_keep) {
+  recycler<thing> r(2);
+  auto a = r.take();
+  auto b = r.take();
+  auto c = r.take();
+  EXPECT_EQ(r.allocated(), 3u);
+  a->value = 7;
+  thing* kept = a.get();
+  r.give(std::move(a));
+  r.give(std::move(b));
+  r.give(std::move(c));  // beyond keep: freed
+  EXPECT_EQ(r.kept(), 2u);
+  auto again = r.take();
+  auto twice = r.take();
+  EXPECT_EQ(r.allocated(), 3u);  // both came from the kept ones
+  EXPECT_TRUE(again.get() == kept || twice.get() == kept);
+  EXPECT_EQ(r.kept(), 0u);
+  r.give(nullptr);  // ignored
+  EXPECT_EQ(r.kept(), 0u);
+}
+
+TEST(http1_state, reset_makes_a_recycled_state_as_good_as_new) {
+  recycler<http1_state> r(1);
+  auto st = r.take();
+  const char head[] = "GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel";
+  auto res = st->request_parser.feed(head, std::strlen(head));
+  EXPECT_EQ(res.what, http::parser::event::headers_complete);
+  st->dbegin = 3;
+  st->dend = 9;
+  st->out = "HTTP/1.1 200 OK\r\n";
+  st->replay = "hel";
+  st->have_request_id = true;
+  st->rec.status = 502;
+  st->rec.tries = 2;
+  r.give(std::move(st));
+
+  auto again = r.take();
+  again->reset();
+  EXPECT_EQ(again->dbegin, 0u);
+  EXPECT_EQ(again->dend, 0u);
+  EXPECT_TRUE(again->out.empty());
+  EXPECT_TRUE(again->replay.empty());
+  EXPECT_FALSE(again->have_request_id);
+  EXPECT_EQ(again->rec.status, 0);
+  EXPECT_EQ(again->rec.tries, 0u);
+  // The parser starts a new message, not the rest of the old one's body.
+  const char next[] = "GET /b HTTP/1.1\r\nHost: y\r\n\r\n";
+  auto r2 = again->request_parser.feed(next, std::strlen(next));
+  EXPECT_EQ(r2.what, http::parser::event::headers_complete);
+  EXPECT_EQ(again->request_parser.head().url, "/b");
+}
+
+}  // namespace
+}  // namespace spillway::proxy
