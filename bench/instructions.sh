@@ -59,17 +59,20 @@ dump_total() { awk '/^(summary|totals):/ { print $2; exit }' "$1"; }
 # are given once, then referred to by their number).
 dump_allocs() {
   awk '
-    /^fn=/ { current = ""; next }
-    /^cfn=/ {
-      id = $1; sub(/^cfn=/, "", id)
-      name = $0; sub(/^cfn=\([0-9]+\) ?/, "", name)
+    function name_of(line, key,    id, name) {
+      id = line; sub("^" key "=", "", id); sub(/\).*/, ")", id)
+      name = line; sub("^" key "=\\([0-9]+\\) ?", "", name)
       if (name != "") names[id] = name
-      current = names[id]
-      next
+      return names[id]
     }
+    /^fn=/ { caller = name_of($0, "fn"); current = ""; next }
+    /^cfn=/ { current = name_of($0, "cfn"); next }
     /^calls=/ {
       n = $1; sub(/^calls=/, "", n)
-      if (current ~ /^(malloc|calloc|realloc|operator new(\[\])?\(unsigned long(, std::align_val_t)?\))$/) total += n
+      is_new = current ~ /^operator new(\[\])?\(unsigned long(, std::align_val_t)?\)$/
+      is_malloc = current ~ /^(malloc|calloc|realloc)$/
+      # malloc called by operator new is the same allocation: count it once.
+      if (is_new || (is_malloc && caller !~ /^operator new/)) total += n
     }
     END { print total + 0 }
   ' "$1"
