@@ -19,7 +19,7 @@
 #include <string>
 
 namespace spillway::upstream {
-class cluster;
+struct cluster;
 class host;
 }  // namespace spillway::upstream
 
