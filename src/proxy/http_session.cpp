@@ -106,8 +106,8 @@ awaitable<void> http_session::run(bool woken) {
       }
       if (!down_.tls() && (!st_ || st_->dbegin == st_->dend)) {
         // Idle with nothing buffered. The next request usually comes soon: wait for it in this
-        // coroutine with a read (no system call until it arrives: Asio reads speculatively only
-        // after a read that filled its buffer). A connection idle for park_after, or one beyond
+        // coroutine with a read (one speculative recv at most, where async_wait would cost an
+        // epoll_ctl on every call). A connection idle for park_after, or one beyond
         // max_idle_waits on this worker, parks instead (see park()). With TLS the TLS layer may
         // hold decrypted bytes the socket no longer signals, so there the read is always the wait.
         auto& w = down_.owner();

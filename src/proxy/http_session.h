@@ -150,7 +150,7 @@ class http_session final : public downstream_session, public std::enable_shared_
   bool idle_waiting_ = false;      // run() waits for the client's next request
   bool park_requested_ = false;    // sweep() cancelled that wait so that run() parks
   // An idle connection waits for its next request in its coroutine, with a read into its
-  // per-request state (no system call, cheap to resume), for up to park_after, and then parks
+  // per-request state (cheap to resume), for up to park_after, and then parks
   // (about 1 KiB to hold). At most max_idle_waits connections per worker wait in a coroutine, so
   // that thousands of idle connections cost the parked size even in the second after they all
   // made a request, and the states the waiting ones hold stay bounded (256 x 34 KiB).
