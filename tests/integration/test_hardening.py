@@ -174,22 +174,39 @@ class HardeningTest(unittest.TestCase):
 
     def test_connection_tokens_cost_no_quadratic_cpu(self):
         # 9,000 Connection tokens and 5,000 empty fields (57 KB): each field used to be looked up
-        # in the whole token list, about 270 ms of worker CPU per request. Five such requests must
-        # now cost well under a second of CPU in all (O(n log n): about 10 ms each in Release, a few times that under ASan).
+        # in the whole token list, about 270 ms of worker CPU per request, some 50 times what the
+        # same head costs with the tokens in an ordinary header. The lookup is now O(n log n), so
+        # the two cost about the same. CPU time on a shared machine is noisy (a CI run once
+        # charged 1 s to five requests that take 30 ms here), so the test compares the two heads
+        # against each other, interleaved, and keeps the cheapest of three rounds of each: a
+        # quadratic lookup fails every round, a noisy moment fails one.
         tokens = b", ".join(b"x-t%d" % i for i in range(9000))
-        request = (
-            b"GET /cpu HTTP/1.1\r\nHost: x\r\nConnection: " + tokens + b"\r\n" + b"X-E:\r\n" * 5000 + b"\r\n"
-        )
-        self.assertGreater(len(request), 50000)
-        cpu_before = cpu_seconds(self.lb.proc.pid)
-        with socket.create_connection(("127.0.0.1", self.lb.port)) as s:
-            for _ in range(5):
-                s.sendall(request)
-                status, _, _ = read_response(s, timeout=10)
-                self.assertEqual(status, 200)
-        used = cpu_seconds(self.lb.proc.pid) - cpu_before
-        print("\nCONNECTION TOKENS: 5 requests of 57 KB cost %.0f ms of CPU" % (used * 1000))
-        self.assertLess(used, 1.0)
+        fields = b"X-E:\r\n" * 5000
+
+        def head(list_header):
+            return b"GET /cpu HTTP/1.1\r\nHost: x\r\n" + list_header + b": " + tokens + b"\r\n" + fields + b"\r\n"
+
+        listed, control = head(b"Connection"), head(b"Keep-Alive")
+        self.assertGreater(len(listed), 50000)
+
+        def cost(request):
+            before = cpu_seconds(self.lb.proc.pid)
+            with socket.create_connection(("127.0.0.1", self.lb.port)) as s:
+                for _ in range(5):
+                    s.sendall(request)
+                    status, _, _ = read_response(s, timeout=10)
+                    self.assertEqual(status, 200)
+            return cpu_seconds(self.lb.proc.pid) - before
+
+        rounds = [(cost(listed), cost(control)) for _ in range(3)]
+        listed_cpu = min(r[0] for r in rounds)
+        control_cpu = min(r[1] for r in rounds)
+        print("\nCONNECTION TOKENS: 5 requests of 57 KB cost %.0f ms of CPU (%.0f ms with them in Keep-Alive)"
+              % (listed_cpu * 1000, control_cpu * 1000))
+        # Sorting and looking up 9,000 tokens is not free (about 4x the control under ASan), and
+        # clock ticks are 10 ms, so a cheap control may read 0: allow 8 times it, plus 250 ms.
+        # The quadratic lookup cost 970 ms here in Release.
+        self.assertLess(listed_cpu, 8 * control_cpu + 0.25)
 
     def test_listener_max_connections(self):
         metric = 'spillway_listener_connections_rejected_total{listener="main"}'
