@@ -34,6 +34,13 @@ BENCH_KEEP_WORKDIR=${BENCH_KEEP_WORKDIR:-0}
 # Idle keep-alive connections opened against each http proxy (and `direct`) after the wrk runs, for
 # the memory-per-idle-connection table; 0 skips it.
 BENCH_IDLE_CONNECTIONS=${BENCH_IDLE_CONNECTIONS:-4000}
+# What each request costs, counted rather than timed: system calls (perf's syscalls:sys_enter_*
+# tracepoints) and heap allocations (uprobes on libc's malloc, calloc and realloc) of the proxy's
+# processes during a wrk run of BENCH_COUNT_DURATION at each of BENCH_COUNT_CONNECTIONS, for every
+# running proxy target. Needs perf and root; skipped (with a note) otherwise. 0 skips it.
+BENCH_COUNTS=${BENCH_COUNTS:-1}
+BENCH_COUNT_CONNECTIONS=${BENCH_COUNT_CONNECTIONS:-64}
+BENCH_COUNT_DURATION=${BENCH_COUNT_DURATION:-3s}
 
 BACKEND1_PORT=$((BENCH_PORT_BASE + 1))
 BACKEND2_PORT=$((BENCH_PORT_BASE + 2))
@@ -60,6 +67,7 @@ declare -A TARGET_PID=() # the proxy's main process; its children are found thro
 declare -A TARGET_NOTE=()
 declare -A TARGET_SCHEME=()  # https for the TLS targets
 RUNNING_TARGETS=()
+ADDED_PROBES=""  # the uprobes this run added, removed on exit
 
 # ----- process bookkeeping -------------------------------------------------------------------
 
@@ -116,6 +124,10 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
   done
   wait 2>/dev/null || true
+  local probe
+  for probe in $ADDED_PROBES; do
+    perf probe -q -d "$probe" 2>/dev/null || true
+  done
   if [[ $BENCH_KEEP_WORKDIR == 1 || $status != 0 ]]; then
     log "logs and configs kept in $WORKDIR"
   else
@@ -386,10 +398,62 @@ if ((BENCH_IDLE_CONNECTIONS > 0)); then
   done
 fi
 
+# ----- counts: system calls and allocations per request -------------------------------------
+
+# Adds uprobes on libc's allocators unless present (recording them in ADDED_PROBES, removed on
+# exit); sets ALLOC_EVENTS to the perf events that count them, empty when uprobes cannot be set.
+# Not for $(...): ADDED_PROBES must reach cleanup.
+ALLOC_EVENTS=""
+allocation_events() {
+  local libc fn
+  libc=$(ldd "$SPILLWAY_BIN" 2>/dev/null | awk '/libc\.so\.6/ { print $3 }')
+  [[ -n $libc ]] || return 0
+  for fn in malloc calloc realloc; do
+    if ! perf probe -l 2>/dev/null | grep -q "probe_libc:$fn "; then
+      perf probe -q -x "$libc" --add "$fn" >/dev/null 2>&1 || continue
+      ADDED_PROBES+=" probe_libc:$fn"
+    fi
+    ALLOC_EVENTS+="${ALLOC_EVENTS:+,}probe_libc:$fn"
+  done
+}
+
+COUNT_RESULTS="$WORKDIR/counts.tsv"  # target conns requests event count
+: >"$COUNT_RESULTS"
+if [[ $BENCH_COUNTS != 0 ]]; then
+  if ! command -v perf >/dev/null; then
+    TARGET_NOTE[counts]="system calls and allocations per request not counted: perf is not installed (scripts/install-deps.sh --bench)"
+  elif ! perf stat -e syscalls:sys_enter_read -- true >/dev/null 2>&1; then
+    TARGET_NOTE[counts]="system calls and allocations per request not counted: perf cannot read syscall tracepoints (root needed)"
+  else
+    allocation_events
+    [[ -n $ALLOC_EVENTS ]] || TARGET_NOTE[counts]="allocations per request not counted: uprobes on libc could not be set"
+    for conns in $BENCH_COUNT_CONNECTIONS; do
+      for target in "${RUNNING_TARGETS[@]}"; do
+        [[ -n ${TARGET_PID[$target]:-} ]] || continue  # direct: no proxy
+        pids=$(process_tree "${TARGET_PID[$target]}" | paste -sd, -)
+        perf stat -x, -e 'syscalls:sys_enter_*' ${ALLOC_EVENTS:+-e "$ALLOC_EVENTS"} -p "$pids" \
+          -o "$WORKDIR/perf-$target-$conns.csv" &
+        perf_pid=$!
+        STARTED_PIDS+=("$perf_pid")
+        sleep 0.3  # attached before the first request
+        run_wrk "$target" "$conns" "$BENCH_COUNT_DURATION"
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$WRK_LINE")
+        # perf -x, lines: count,unit,event,...
+        awk -F, -v t="$target" -v c="$conns" -v r="$requests" \
+          '$1 ~ /^[0-9]+$/ && $1 > 0 { sub(/^syscalls:sys_enter_/, "", $3); print t "\t" c "\t" r "\t" $3 "\t" $1 }' \
+          "$WORKDIR/perf-$target-$conns.csv" >>"$COUNT_RESULTS"
+        log "counted $target c=$conns ($requests requests)"
+      done
+    done
+  fi
+fi
+
 # ----- report --------------------------------------------------------------------------------
 
 notes=""
-for target in $BENCH_TARGETS; do
+for target in $BENCH_TARGETS counts; do
   if [[ -n ${TARGET_NOTE[$target]:-} ]]; then
     notes+="- $target: ${TARGET_NOTE[$target]}"$'\n'
   fi
@@ -399,7 +463,7 @@ if [[ -n ${TARGET_PID[spillway]:-} ]]; then
   spillway_version=$("$SPILLWAY_BIN" version 2>/dev/null | head -n 1 || echo unknown)
 fi
 
-RESULTS="$RESULTS" IDLE_RESULTS="$IDLE_RESULTS" IDLE_CONNECTIONS="$BENCH_IDLE_CONNECTIONS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
+RESULTS="$RESULTS" IDLE_RESULTS="$IDLE_RESULTS" COUNT_RESULTS="$COUNT_RESULTS" COUNT_DURATION="$BENCH_COUNT_DURATION" IDLE_CONNECTIONS="$BENCH_IDLE_CONNECTIONS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
   DURATION="$BENCH_DURATION" ROUNDS="$BENCH_ROUNDS" WRK_THREADS="$BENCH_WRK_THREADS" BENCH_PATH="$BENCH_PATH" \
   CPUS="$(nproc)" CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
   KERNEL="$(uname -r)" \
@@ -511,6 +575,45 @@ if idle:
         r_m = f"{marginal / base[1]:.2f}×" if base and base[1] > 0 else "-"
         r_p = f"{per / base[0]:.2f}×" if base and base[0] > 0 else "-"
         out.append(f"| {target} | {marginal:.2f} | {r_m} | {per:.2f} | {r_p} |")
+counts = {}  # (target, conns) -> {"requests": n, event: count}
+for line in open(os.environ["COUNT_RESULTS"]):
+    target, conns, requests, event, count = line.rstrip("\n").split("\t")
+    c = counts.setdefault((target, int(conns)), {"requests": int(requests), "events": {}})
+    c["events"][event] = int(count)
+if counts:
+    allocators = ("probe_libc:malloc", "probe_libc:calloc", "probe_libc:realloc")
+    keys = sorted(counts, key=lambda k: (mode_rank[mode(k[0])], k[1], target_rank.get(k[0].split("-")[0], 99), k[0]))
+
+    def per_request(c, names):
+        return sum(v for e, v in c["events"].items() if e in names) / c["requests"] if c["requests"] else 0.0
+
+    def syscalls(c):
+        return per_request(c, [e for e in c["events"] if not e.startswith("probe_")])
+
+    def allocations(c):
+        return per_request(c, allocators)
+
+    out.append("")
+    out.append(f"What each request costs, counted (a separate wrk run of {os.environ['COUNT_DURATION']} per row, "
+               "perf attached to the proxy's processes): system calls (`syscalls:sys_enter_*` tracepoints) and "
+               "heap allocations (uprobes on libc's `malloc`, `calloc`, `realloc`; C++ `operator new` goes through "
+               "`malloc`). The detail table below gives every system call by name.")
+    out.append("")
+    out.append("| mode | target | conns | system calls / req | vs HAProxy | allocations / req | vs HAProxy |")
+    out.append("|---|---|---:|---:|---:|---:|---:|")
+    for k in keys:
+        c, base = counts[k], counts.get((baseline(k[0]), k[1]))
+        sc, al = syscalls(c), allocations(c)
+        sc_r = f"{sc / syscalls(base):.2f}×" if base and syscalls(base) else "-"
+        al_r = f"{al / allocations(base):.2f}×" if base and allocations(base) else "-"
+        out.append(f"| {mode(k[0])} | {k[0]} | {k[1]} | {sc:.2f} | {sc_r} | {al:.2f} | {al_r} |")
+    names = sorted({e for c in counts.values() for e in c["events"] if not e.startswith("probe_")})
+    out.append("")
+    out.append("| system call per request | " + " | ".join(f"{t} c{n}" for t, n in keys) + " |")
+    out.append("|---|" + "---:|" * len(keys))
+    for name in names:
+        out.append(f"| {name} | " + " | ".join(f"{counts[k]['events'].get(name, 0) / counts[k]['requests']:.3f}"
+                                             if counts[k]["requests"] else "-" for k in keys) + " |")
 notes = os.environ["NOTES"].strip()
 if notes:
     out.append(notes)
