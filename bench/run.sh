@@ -27,6 +27,9 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-2}
 BENCH_TARGETS=${BENCH_TARGETS:-direct spillway spillway-nometrics haproxy nginx spillway-tcp haproxy-tcp spillway-https haproxy-https}
 BENCH_PATH=${BENCH_PATH:-/}
+# Request bodies: BENCH_BODY_BYTES=N (read by bench/report.lua) POSTs N bytes per request, e.g. with
+# BENCH_PATH=/upload; big responses come from BENCH_PATH=/download?size=1m.
+export BENCH_BODY_BYTES=${BENCH_BODY_BYTES:-0}
 BENCH_WARMUP=${BENCH_WARMUP:-1s}
 BENCH_PORT_BASE=${BENCH_PORT_BASE:-20000}
 BENCH_OUTPUT=${BENCH_OUTPUT:-$SCRIPT_DIR/results-latest.md}

@@ -289,6 +289,31 @@ void parser::reset() {
 
 bool parser::body_until_close() const { return in_body_ && !own_chunked_ && llhttp_message_needs_eof(llhttp_) != 0; }
 
+std::uint64_t parser::body_remaining() const {
+  if (!in_body_ || complete_ || own_chunked_ || failed_ != nullptr || llhttp_message_needs_eof(llhttp_) != 0) {
+    return 0;
+  }
+  return llhttp_->content_length;
+}
+
+parser::result parser::skip_body(std::uint64_t n) {
+  // llhttp counts a Content-Length body down without reading it (no on_body callback is set), so
+  // zeros stand in for the bytes that were spliced.
+  static const char zeros[16384] = {};
+  result total;
+  while (n > 0) {
+    const auto step = static_cast<std::size_t>(std::min<std::uint64_t>(n, sizeof zeros));
+    auto r = feed(zeros, step);
+    total.consumed += r.consumed;
+    total.what = r.what;
+    if (r.what != event::need_more || r.consumed != step) {
+      break;
+    }
+    n -= step;
+  }
+  return total;
+}
+
 const char* parser::error_reason() const {
   if (failed_ != nullptr) {
     return failed_;

@@ -89,6 +89,12 @@ class parser {
   // True when the message currently being parsed is delimited by the connection closing.
   bool body_until_close() const;
 
+  // In phase 2 of a message framed by Content-Length: the body bytes still to come (0 otherwise).
+  std::uint64_t body_remaining() const;
+  // Accounts for `n` (at most body_remaining()) body bytes that went around the parser, spliced
+  // from socket to socket: the same as feeding them.
+  result skip_body(std::uint64_t n);
+
   const message_head& head() const { return head_; }
   const char* error_reason() const;
   // True when the error was a limit (too many fields, trailers too large), not bad syntax.

@@ -20,6 +20,10 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// Bodies (or what is left of them) of at least this many bytes are spliced when the listener allows
+// it: below it the pipe's three system calls cost more than the copies they save.
+constexpr std::uint64_t splice_body_min = 64 * 1024;
 }  // namespace
 
 awaitable<http_session::send_result> http_session::send_request(upstream_connection& conn,
@@ -77,6 +81,30 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
     }
   }
   while (sent_ok && !request_complete_) {
+    if (const auto left = st_->request_parser.body_remaining(); left >= splice_body_min && splice_bodies_ &&
+                                                                  st_->dbegin == st_->dend && !conn.stream.is_tls() &&
+                                                                  st_->replay.size() + left > max_replay_body) {
+      // A big upload of known length, too big to keep for a retry anyway: splice it (as in
+      // stream_response).
+      replay_ok_ = false;
+      st_->replay.clear();
+      std::uint64_t moved = 0;
+      const auto res = co_await splice_exact(down_.stream(), conn.stream, left, moved);
+      if (res != splice_result::no_pipe) {
+        body_bytes += moved;
+        st_->rec.bytes_in += moved;
+        body_started_ = body_started_ || moved > 0;
+        r = st_->request_parser.skip_body(moved);
+        request_complete_ = r.what == http::parser::event::message_complete;
+        if (res == splice_result::write_failed) {
+          sent_ok = false;
+        } else if (res != splice_result::done) {
+          co_return send_result::client_gone;  // the client stopped short, or a deadline closed it
+        }
+        continue;
+      }
+      splice_bodies_ = false;  // no pipe to be had: copy
+    }
     if (st_->dbegin == st_->dend && co_await read_downstream() == 0) {
       co_return send_result::client_gone;
     }
@@ -176,6 +204,28 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
     ok = !ec;
   }
   while (ok && !response_complete) {
+    if (const auto left = st_->response_parser.body_remaining();
+        left >= splice_body_min && splice_bodies_ && !conn->stream.is_tls()) {
+      // A big body of known length between plain sockets goes through a pipe with splice(2):
+      // the kernel moves the pages and they never reach this process.
+      std::uint64_t moved = 0;
+      const auto r = co_await splice_exact(conn->stream, down_.stream(), left, moved);
+      if (r != splice_result::no_pipe) {
+        st_->rec.bytes_out += moved;
+        rr = st_->response_parser.skip_body(moved);
+        st_->ubegin = st_->uend = 0;
+        if (r == splice_result::done) {
+          response_complete = rr.what == http::parser::event::message_complete;
+          ok = response_complete;
+          upstream_failed = !ok;
+          continue;
+        }
+        upstream_failed = r == splice_result::truncated || r == splice_result::read_failed;  // not the client
+        ok = false;
+        break;
+      }
+      splice_bodies_ = false;  // no pipe to be had: copy
+    }
     st_->ubegin = 0;
     auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st_->ubuf), nothrow);
     if (ec) {

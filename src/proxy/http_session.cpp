@@ -445,7 +445,9 @@ http_session::try_context http_session::begin_forward(const worker_view& view, c
   t.expect_continue = !st_->facts.http10 && http::has_token(req.find("expect"), "100-continue");
   st_->facts.drop_expect = t.expect_continue;  // Spillway answers 100-continue itself
   t.head_request = req.method == "HEAD";
-  t.max_body = view.snap->find_listener(down_.listen())->cfg->max_request_body;
+  const auto& lcfg = *view.snap->find_listener(down_.listen())->cfg;
+  t.max_body = lcfg.max_request_body;
+  splice_bodies_ = lcfg.splice && !down_.tls();
   if (!has_request_id(req)) {
     // A random version-4 UUID, made once per request so that retries carry the same one.
     st_->request_id = make_request_id(down_.owner().random()(), down_.owner().random()());

@@ -146,6 +146,8 @@ class http_session final : public downstream_session, public std::enable_shared_
   bool closed_ = false;
   bool draining_ = false;
   bool request_complete_ = false;  // the current request was read to its end
+  // The listener lets bodies of known length go socket to socket with splice(2) (plain TCP only).
+  bool splice_bodies_ = false;
   clock::time_point idle_since_;   // when the connection last went idle
   bool idle_waiting_ = false;      // run() waits for the client's next request
   bool park_requested_ = false;    // sweep() cancelled that wait so that run() parks

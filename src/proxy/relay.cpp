@@ -8,7 +8,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <limits>
 #include <cerrno>
 #include <optional>
 
@@ -53,31 +55,34 @@ struct pipe_pair {
 
 constexpr std::size_t splice_chunk = 64 * 1024;  // the default pipe capacity
 
-// splice(2) from socket to pipe to socket; nullopt when no pipe could be made (the caller copies).
-asio::awaitable<std::optional<relay_end>> splice_relay(tls::stream& from, tls::stream& to,
-                                                       std::chrono::steady_clock::time_point& idle_deadline,
-                                                       std::chrono::steady_clock::duration idle, std::uint64_t* bytes) {
-  pipe_pair pipe;
-  if (pipe.r < 0) {
-    co_return std::nullopt;
-  }
+// Moves bytes from `from` to `to` with splice(2) through `pipe` until `limit` bytes have moved
+// (then nullopt) or the direction ends (`from`'s EOF, which is not passed on here, or a failure,
+// which closes both streams when `close_on_failure`).
+asio::awaitable<std::optional<relay_end>> splice_through(const pipe_pair& pipe, tls::stream& from, tls::stream& to,
+                                                         std::uint64_t limit, bool close_on_failure,
+                                                         std::chrono::steady_clock::time_point& idle_deadline,
+                                                         std::chrono::steady_clock::duration idle,
+                                                         std::uint64_t* bytes) {
   boost::system::error_code ec;
   from.socket().native_non_blocking(true, ec);
   to.socket().native_non_blocking(true, ec);
   const int in = from.socket().native_handle();
   const int out = to.socket().native_handle();
   auto fail = [&](relay_end how) {
-    from.close();
-    to.close();
+    if (close_on_failure) {
+      from.close();
+      to.close();
+    }
     return how;
   };
-  while (true) {
+  std::uint64_t moved = 0;
+  while (moved < limit) {
     if (!from.socket().is_open() || !to.socket().is_open()) {
       co_return fail(relay_end::aborted);  // closed by the watchdog or the other direction meanwhile
     }
-    ssize_t n = ::splice(in, nullptr, pipe.w, nullptr, splice_chunk, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(splice_chunk, limit - moved));
+    ssize_t n = ::splice(in, nullptr, pipe.w, nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n == 0) {
-      co_await to.shutdown_send();  // pass the FIN on; the other way stays open
       co_return relay_end::eof;
     }
     if (n < 0) {
@@ -94,6 +99,7 @@ asio::awaitable<std::optional<relay_end>> splice_relay(tls::stream& from, tls::s
       continue;
     }
     idle_deadline = std::chrono::steady_clock::now() + idle;
+    moved += static_cast<std::uint64_t>(n);
     if (bytes != nullptr) {
       *bytes += static_cast<std::uint64_t>(n);
     }
@@ -117,6 +123,23 @@ asio::awaitable<std::optional<relay_end>> splice_relay(tls::stream& from, tls::s
       n -= m;
     }
   }
+  co_return std::nullopt;
+}
+
+// splice(2) until the end of the stream; nullopt when no pipe could be made (the caller copies).
+asio::awaitable<std::optional<relay_end>> splice_relay(tls::stream& from, tls::stream& to,
+                                                       std::chrono::steady_clock::time_point& idle_deadline,
+                                                       std::chrono::steady_clock::duration idle, std::uint64_t* bytes) {
+  pipe_pair pipe;
+  if (pipe.r < 0) {
+    co_return std::nullopt;
+  }
+  auto end = co_await splice_through(pipe, from, to, std::numeric_limits<std::uint64_t>::max(), true, idle_deadline,
+                                     idle, bytes);
+  if (end == relay_end::eof) {
+    co_await to.shutdown_send();  // pass the FIN on; the other way stays open
+  }
+  co_return end;
 }
 
 }  // namespace
@@ -165,6 +188,30 @@ asio::awaitable<relay_end> relay(tls::stream& from, tls::stream& to,
       splice_ok = false;  // no pipe to be had: keep copying
     }
   }
+}
+
+asio::awaitable<splice_result> splice_exact(tls::stream& from, tls::stream& to, std::uint64_t count,
+                                           std::uint64_t& moved) {
+  pipe_pair pipe;
+  if (pipe.r < 0) {
+    co_return splice_result::no_pipe;
+  }
+  auto unused_deadline = std::chrono::steady_clock::time_point{};
+  auto end = co_await splice_through(pipe, from, to, count, false, unused_deadline, {}, &moved);
+  if (!end) {
+    co_return splice_result::done;
+  }
+  switch (*end) {
+    case relay_end::eof:
+      co_return splice_result::truncated;
+    case relay_end::read_failed:
+      co_return splice_result::read_failed;
+    case relay_end::write_failed:
+      co_return splice_result::write_failed;
+    case relay_end::aborted:
+      break;
+  }
+  co_return splice_result::aborted;
 }
 
 }  // namespace spillway::proxy

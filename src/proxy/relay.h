@@ -29,4 +29,13 @@ boost::asio::awaitable<relay_end> relay(tls::stream& from, tls::stream& to,
                                         std::chrono::steady_clock::duration idle, std::uint64_t* bytes = nullptr,
                                         bool zero_copy = false);
 
+// Moves exactly `count` bytes from `from` to `to` with splice(2), for a body of known length
+// between two plain TCP streams, adding what moved to `moved`: `done`, or how it stopped short
+// (`from` ended or failed, writing to `to` failed, or a stream was closed under it, e.g. by a
+// deadline), or `no_pipe` when no pipe could be made, with nothing moved (the caller copies
+// instead). It closes nothing: the caller decides what a failure costs.
+enum class splice_result { done, truncated, read_failed, write_failed, aborted, no_pipe };
+boost::asio::awaitable<splice_result> splice_exact(tls::stream& from, tls::stream& to, std::uint64_t count,
+                                                   std::uint64_t& moved);
+
 }  // namespace spillway::proxy

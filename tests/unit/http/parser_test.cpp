@@ -69,6 +69,41 @@ TEST(parser, head_fields) {
   EXPECT_EQ(p.head_bytes(), in.size());
 }
 
+TEST(parser, skip_body_stands_in_for_spliced_content_length_bytes) {
+  parser p(parser::kind::response);
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+  EXPECT_EQ(p.body_remaining(), 0U);  // no head yet
+  auto r = p.feed(head.data(), head.size());
+  ASSERT_EQ(r.what, ev::headers_complete);
+  EXPECT_EQ(p.body_remaining(), 100000U);
+  const std::string some(1000, 'b');
+  r = p.feed(some.data(), some.size());
+  EXPECT_EQ(r.what, ev::need_more);
+  EXPECT_EQ(p.body_remaining(), 99000U);
+  r = p.skip_body(98999);  // spliced around the parser, in several of its steps
+  EXPECT_EQ(r.what, ev::need_more);
+  EXPECT_EQ(r.consumed, 98999U);
+  EXPECT_EQ(p.body_remaining(), 1U);
+  r = p.skip_body(1);
+  EXPECT_EQ(r.what, ev::message_complete);
+  EXPECT_EQ(p.body_remaining(), 0U);
+  // The connection goes on: the next response parses as usual.
+  const std::string next = "HTTP/1.1 204 No Content\r\n\r\n";
+  r = p.feed(next.data(), next.size());
+  EXPECT_EQ(r.what, ev::headers_complete);
+  EXPECT_EQ(p.body_remaining(), 0U);
+}
+
+TEST(parser, body_remaining_is_zero_unless_content_length_frames_the_body) {
+  for (const char* head : {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",  // chunked
+                           "HTTP/1.1 200 OK\r\n\r\n"}) {                                 // until close
+    parser p(parser::kind::response);
+    const std::string h = head;
+    ASSERT_EQ(p.feed(h.data(), h.size()).what, ev::headers_complete) << head;
+    EXPECT_EQ(p.body_remaining(), 0U) << head;
+  }
+}
+
 TEST(parser, chunked_body_is_consumed_raw) {
   std::string head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   std::string body = "3\r\nabc\r\n0\r\n\r\n";
