@@ -111,6 +111,9 @@ class worker {
   // Opens acceptors for listeners `snap` adds and closes those it removes. Worker thread.
   void sync_listeners(const snapshot& snap);
   void accept_loop(std::shared_ptr<acceptor_entry> entry);
+  // Starts a session for a connection accepted on `entry` (or closes it over the listener's
+  // max_connections).
+  void admit(const acceptor_entry& entry, boost::asio::ip::tcp::socket socket);
   void start_sweeper();
   void begin_drain(std::chrono::milliseconds timeout);
   void maybe_finish_drain();

@@ -50,6 +50,26 @@ class ProxyTest(unittest.TestCase):
         # sequential requests: every backend is idle each time, ties rotate evenly
         self.assertEqual(sorted(seen.values()), [20, 20, 20], seen)
 
+    def test_burst_of_new_connections_all_answered(self):
+        # 300 connections opened at once, each with its request already sent: the worker takes
+        # them off the backlog in batches (up to 64 per wake-up), and every one is served.
+        socks = []
+        try:
+            for _ in range(300):
+                s = socket.create_connection(("127.0.0.1", self.lb.port), timeout=10)
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                socks.append(s)
+            for s in socks:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(4096)
+                    self.assertTrue(chunk, "closed without an answer")
+                    data += chunk
+                self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:80])
+        finally:
+            for s in socks:
+                s.close()
+
     def test_keep_alive_both_sides(self):
         c = self.lb.conn()
         for _ in range(30):
