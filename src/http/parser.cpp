@@ -290,7 +290,12 @@ void parser::reset() {
 bool parser::body_until_close() const { return in_body_ && !own_chunked_ && llhttp_message_needs_eof(llhttp_) != 0; }
 
 std::uint64_t parser::body_remaining() const {
-  if (!in_body_ || complete_ || own_chunked_ || failed_ != nullptr || llhttp_message_needs_eof(llhttp_) != 0) {
+  if (!in_body_ || complete_ || own_chunked_ || failed_ != nullptr || !head_.has_content_length || head_.upgrade ||
+      llhttp_message_needs_eof(llhttp_) != 0) {
+    return 0;
+  }
+  // A response to HEAD, and 1xx, 204 and 304 responses, have no body whatever length they claim.
+  if (no_body_ || (kind_ == kind::response && (head_.status < 200 || head_.status == 204 || head_.status == 304))) {
     return 0;
   }
   return llhttp_->content_length;

@@ -159,7 +159,7 @@ def main():
                 if not name.startswith(("crash-", "found-")):
                     os.remove(os.path.join(d, name))
     # Parser seeds start with parser_driver.h's flags byte: 0x00 = one piece; 0x03 + three sizes =
-    # split at those lengths in turn; 0x08 = set_no_body (responses).
+    # split at those lengths in turn; 0x08 = set_no_body (responses); 0x20 = bodies skipped.
     for name, data in REQUESTS.items():
         write("fuzz_request_parser", name, b"\x00" + data)
         write("fuzz_proxy", name, data)
@@ -172,6 +172,11 @@ def main():
     write("fuzz_response_parser", "head-200-cl", b"\x08" + RESPONSES["200-cl"])
     write("fuzz_response_parser", "head-200-chunked", b"\x08" + RESPONSES["200-chunked"])
     write("fuzz_response_parser", "head-odd", b"\x10" + RESPONSES["keep-alive-three"])
+    # 0x20: Content-Length bodies skipped around the parser (spliced), split so that the skips
+    # come in pieces; and a HEAD answered among them.
+    write("fuzz_response_parser", "splice-keep-alive-three", b"\x22\x03\x05" + RESPONSES["keep-alive-three"])
+    write("fuzz_response_parser", "splice-head-odd", b"\x30" + RESPONSES["keep-alive-three"])
+    write("fuzz_request_parser", "splice-pipelined", b"\x20" + REQUESTS["pipelined"])
     for name, text in CONFIGS.items():
         write("fuzz_config", name + ".yaml", text.encode())
     shutil.copy(os.path.join(REPO, "config", "spillway.yaml"), os.path.join(HERE, "corpus", "fuzz_config", "example.yaml"))

@@ -6,7 +6,9 @@
 // Input layout:
 //   byte 0         flags: bits 0-2 = n, the number of split bytes that follow (0-7);
 //                  bit 3 (responses) = set_no_body on every message; bit 4 (responses) = no body
-//                  on odd messages only (a HEAD answered among GETs)
+//                  on odd messages only (a HEAD answered among GETs); bit 5 = Content-Length
+//                  body bytes go around the parser, as when the proxy splices a big body: the
+//                  parser is only told how many (skip_body)
 //   bytes 1..n     chunk sizes, used in turn (0 = the rest of the input in one piece)
 //   the rest       the bytes of the connection, as a peer would send them
 //
@@ -17,6 +19,7 @@
 
 #include "http/parser.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -113,6 +116,7 @@ inline void run_parser(http::parser::kind k, const std::uint8_t* data, std::size
   const std::size_t n_splits = data[0] & 7U;
   const bool no_body_all = k == http::parser::kind::response && (data[0] & 8U) != 0;
   const bool no_body_odd = k == http::parser::kind::response && (data[0] & 16U) != 0;
+  const bool splice_bodies = (data[0] & 32U) != 0;
   if (size < 1 + n_splits) {
     return;
   }
@@ -142,11 +146,26 @@ inline void run_parser(http::parser::kind k, const std::uint8_t* data, std::size
 
   for (;;) {
     const std::size_t avail = delivered - pos;
-    // A block of exactly the bytes offered, freed when feed() returns.
-    std::unique_ptr<char[]> chunk(new char[avail == 0 ? 1 : avail]);
-    std::copy(input + pos, input + delivered, chunk.get());
-    auto r = p.feed(chunk.get(), avail);
-    chunk.reset();
+    http::parser::result r;
+    const std::uint64_t left = in_body ? p.body_remaining() : 0;
+    if (in_body && p.head().has_content_length) {
+      check(left <= p.head().content_length - body_bytes, "body_remaining() beyond the Content-Length left");
+    } else {
+      check(left == 0, "body_remaining() without a Content-Length body under way");
+    }
+    if (splice_bodies && left > 0 && avail > 0) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, avail));
+      r = p.skip_body(n);
+      check(r.consumed == n, "skip_body() consumed other than it was told");
+      check((r.what == http::parser::event::message_complete) == (n == left),
+            "skip_body() ended the message elsewhere than body_remaining() said");
+    } else {
+      // A block of exactly the bytes offered, freed when feed() returns.
+      std::unique_ptr<char[]> chunk(new char[avail == 0 ? 1 : avail]);
+      std::copy(input + pos, input + delivered, chunk.get());
+      r = p.feed(chunk.get(), avail);
+      chunk.reset();
+    }
     check(r.consumed <= avail, "consumed more than it was given");
     if (r.what == http::parser::event::error) {
       check(r.consumed == 0, "error with bytes consumed");

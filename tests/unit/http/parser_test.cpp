@@ -94,6 +94,21 @@ TEST(parser, skip_body_stands_in_for_spliced_content_length_bytes) {
   EXPECT_EQ(p.body_remaining(), 0U);
 }
 
+TEST(parser, body_remaining_is_zero_for_responses_without_a_body) {
+  for (const char* head : {"HTTP/1.1 204 No Content\r\nContent-Length: 100000\r\n\r\n",
+                           "HTTP/1.1 304 Not Modified\r\nContent-Length: 100000\r\n\r\n"}) {
+    parser p(parser::kind::response);
+    const std::string h = head;
+    ASSERT_EQ(p.feed(h.data(), h.size()).what, ev::headers_complete) << head;
+    EXPECT_EQ(p.body_remaining(), 0U) << head;
+  }
+  parser p(parser::kind::response);  // the answer to a HEAD
+  p.set_no_body(true);
+  const std::string h = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+  ASSERT_EQ(p.feed(h.data(), h.size()).what, ev::headers_complete);
+  EXPECT_EQ(p.body_remaining(), 0U);
+}
+
 TEST(parser, body_remaining_is_zero_unless_content_length_frames_the_body) {
   for (const char* head : {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",  // chunked
                            "HTTP/1.1 200 OK\r\n\r\n"}) {                                 // until close
