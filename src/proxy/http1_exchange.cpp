@@ -82,8 +82,8 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
   }
   while (sent_ok && !request_complete_) {
     if (const auto left = st_->request_parser.body_remaining(); left >= splice_body_min && splice_bodies_ &&
-                                                                  st_->dbegin == st_->dend && !conn.stream.is_tls() &&
-                                                                  st_->replay.size() + left > max_replay_body) {
+                                                                st_->dbegin == st_->dend && !conn.stream.is_tls() &&
+                                                                st_->replay.size() + left > max_replay_body) {
       // A big upload of known length, too big to keep for a retry anyway: splice it (as in
       // stream_response).
       replay_ok_ = false;

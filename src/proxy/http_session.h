@@ -148,9 +148,9 @@ class http_session final : public downstream_session, public std::enable_shared_
   bool request_complete_ = false;  // the current request was read to its end
   // The listener lets bodies of known length go socket to socket with splice(2) (plain TCP only).
   bool splice_bodies_ = false;
-  clock::time_point idle_since_;   // when the connection last went idle
-  bool idle_waiting_ = false;      // run() waits for the client's next request
-  bool park_requested_ = false;    // sweep() cancelled that wait so that run() parks
+  clock::time_point idle_since_;  // when the connection last went idle
+  bool idle_waiting_ = false;     // run() waits for the client's next request
+  bool park_requested_ = false;   // sweep() cancelled that wait so that run() parks
   // An idle connection waits for its next request in its coroutine, with a read into its
   // per-request state (cheap to resume), for up to park_after, and then parks
   // (about 1 KiB to hold). At most max_idle_waits connections per worker wait in a coroutine, so

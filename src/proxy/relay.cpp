@@ -10,8 +10,8 @@
 
 #include <algorithm>
 #include <array>
-#include <limits>
 #include <cerrno>
+#include <limits>
 #include <optional>
 
 namespace spillway::proxy {
@@ -28,9 +28,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // measured with uprobes on malloc that cost about one malloc per message, two per request through
 // a tcp listener (HAProxy's mode tcp: none). Nothing here needs the slot: a direction that ends
 // closes both streams, which aborts whatever the other direction is waiting for.
-auto uncancelled() {
-  return asio::bind_cancellation_slot(asio::cancellation_slot(), nothrow);
-}
+auto uncancelled() { return asio::bind_cancellation_slot(asio::cancellation_slot(), nothrow); }
 
 // A pipe for splice(2), closed when done.
 struct pipe_pair {
@@ -191,7 +189,7 @@ asio::awaitable<relay_end> relay(tls::stream& from, tls::stream& to,
 }
 
 asio::awaitable<splice_result> splice_exact(tls::stream& from, tls::stream& to, std::uint64_t count,
-                                           std::uint64_t& moved) {
+                                            std::uint64_t& moved) {
   pipe_pair pipe;
   if (pipe.r < 0) {
     co_return splice_result::no_pipe;

@@ -111,7 +111,7 @@ TEST(parser, body_remaining_is_zero_for_responses_without_a_body) {
 
 TEST(parser, body_remaining_is_zero_unless_content_length_frames_the_body) {
   for (const char* head : {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",  // chunked
-                           "HTTP/1.1 200 OK\r\n\r\n"}) {                                 // until close
+                           "HTTP/1.1 200 OK\r\n\r\n"}) {                             // until close
     parser p(parser::kind::response);
     const std::string h = head;
     ASSERT_EQ(p.feed(h.data(), h.size()).what, ev::headers_complete) << head;
