@@ -10,6 +10,8 @@ packages=(
   libboost1.81-dev   # Asio; Debian's default libboost-dev is 1.74, too old for C++20 coroutines on GCC 12
   node-llhttp        # llhttp C sources, compiled into the binary
   libssl-dev libyaml-cpp-dev libfmt-dev
+  libnghttp2-dev     # HTTP/2 framing, HPACK and flow control for the h2 front end
+  nghttp2-client python3-h2  # h2load and a raw HTTP/2 client for the HTTP/2 tests
   libgtest-dev libgmock-dev
   python3 curl wrk procps clang-format git
   openssl             # tests make a throwaway CA and certificates

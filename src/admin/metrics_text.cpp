@@ -200,6 +200,21 @@ void metrics_writer::listener_families() {
   w_.family("spillway_listener_tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out");
   per_listener_sum("spillway_listener_tls_handshake_failures_total",
                    [](const traffic& t) -> const stats::counter& { return t.tls_handshake_failures; });
+  w_.family("spillway_listener_h2_connections_total", "counter", "client connections that spoke HTTP/2");
+  per_listener_sum("spillway_listener_h2_connections_total",
+                   [](const traffic& t) -> const stats::counter& { return t.h2_connections; });
+  w_.family("spillway_listener_h2_streams_total", "counter", "HTTP/2 streams (requests) clients opened");
+  per_listener_sum("spillway_listener_h2_streams_total",
+                   [](const traffic& t) -> const stats::counter& { return t.h2_streams; });
+  w_.family("spillway_listener_h2_refusals_total", "counter",
+            "HTTP/2 streams refused or connections ended for abuse or protocol errors, by reason");
+  for (const auto& l : s_.listeners) {
+    for (std::size_t i = 0; i < stats::h2_refusal_reasons.size(); ++i) {
+      w_.sample("spillway_listener_h2_refusals_total",
+                label_set({{"listener", l.name}, {"reason", stats::h2_refusal_reasons[i]}}),
+                sum(*l.traffic, [i](const traffic& t) -> const stats::counter& { return t.h2_refusals[i]; }));
+    }
+  }
   w_.family("spillway_listener_requests_total", "counter",
             "requests answered, by status class (code=\"none\": the client left before an answer)");
   for (const auto& l : s_.listeners) {

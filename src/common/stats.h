@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 namespace spillway::stats {
 
@@ -152,8 +153,22 @@ inline constexpr auto local_reply_reasons = [] {
   return names;
 }();
 
+// Why Spillway refused an HTTP/2 stream or ended an HTTP/2 connection (the
+// spillway_listener_h2_refusals_total label).
+inline constexpr std::array<std::string_view, 5> h2_refusal_reasons = {
+    "protocol_error",     // the client broke the protocol: GOAWAY or RST_STREAM with an error
+    "rapid_reset",        // streams opened and reset before an answer, over and over
+    "flood",              // control frames (PING, SETTINGS, PRIORITY, empty DATA) beyond their budget
+    "headers_too_large",  // a header list over max_request_headers or max_request_header_fields
+    "refused_stream",     // beyond the connection's max concurrent streams
+};
+enum class h2_refusal : std::size_t { protocol_error, rapid_reset, flood, headers_too_large, refused_stream };
+
 struct listener_traffic : request_traffic {
   std::array<counter, local_reply_reasons.size()> local_replies;
+  counter h2_connections;  // connections that spoke HTTP/2
+  counter h2_streams;      // HTTP/2 streams (requests) begun
+  std::array<counter, h2_refusal_reasons.size()> h2_refusals;
   counter connections_total;
   counter connections_closed;    // active = total - closed
   counter connections_rejected;  // closed at accept: the listener's max_connections was reached

@@ -73,6 +73,8 @@ struct listener {
   std::uint32_t max_connections = 10000;
   // Spillway extension: plain (non-TLS) L4 relays move bytes with splice(2) instead of copying.
   bool splice = true;
+  // HTTP/2 on http listeners: ALPN h2 (with http/1.1) with TLS, prior knowledge without.
+  bool http2 = true;
   mark where;
 };
 

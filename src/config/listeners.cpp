@@ -21,6 +21,7 @@ struct loader::listener_draft {
   std::optional<mark> upstream_key;
   std::optional<mark> upstream_value;
   std::vector<mark> http_only_keys;
+  std::optional<mark> http2_key;
   std::vector<std::pair<std::string, mark>> route_refs;
 };
 
@@ -120,6 +121,13 @@ void loader::read_listener_keys(const Node& n, listener_draft& d) {
                     l.splice = *b;
                   }
                 }},
+               {"http2",
+                [&](const Node& k, const Node& v) {
+                  d.http2_key = where(k);
+                  if (auto b = read_bool(v, "http2")) {
+                    l.http2 = *b;
+                  }
+                }},
            });
 }
 
@@ -168,6 +176,9 @@ void loader::check_listener_protocol(const Node& n, listener_draft& d) {
     }
     for (const auto& k : d.http_only_keys) {
       add(k, fmt::format("request size limits apply to http listeners only; \"{}\" is tcp", l.name));
+    }
+    if (d.http2_key) {
+      add(*d.http2_key, fmt::format("\"http2\" applies to http listeners only; \"{}\" is tcp", l.name));
     }
     if (!d.upstream_key) {
       add(n, fmt::format("tcp listener \"{}\" needs an \"upstream\"", l.name));

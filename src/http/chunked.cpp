@@ -243,6 +243,9 @@ chunked_decoder::result chunked_decoder::feed(const char* data, std::size_t len)
         break;
       case state::data: {
         const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(size_, len - i));
+        if (sink_ != nullptr && n > 0) {
+          sink_(sink_ctx_, data + i, n);
+        }
         size_ -= n;
         i += n;
         if (size_ == 0) {

@@ -45,6 +45,14 @@ class chunked_decoder {
   // Decodes as much of `data` as belongs to the body. After `error`, every call returns error.
   result feed(const char* data, std::size_t len);
 
+  // Optional, after reset(): told of each run of chunk data as it is decoded (a front end that
+  // forwards the body without its framing, as HTTP/2 does, takes the data from here).
+  using data_sink = void (*)(void* ctx, const char* data, std::size_t len);
+  void set_sink(data_sink sink, void* ctx) {
+    sink_ = sink;
+    sink_ctx_ = ctx;
+  }
+
   // Why the body was refused, once feed() returned error.
   const char* error() const { return error_; }
   // True when the refusal was a limit (trailers or extensions too large), not bad syntax.
@@ -96,6 +104,8 @@ class chunked_decoder {
   std::size_t name_len_ = 0;
   const char* error_ = nullptr;
   bool too_large_ = false;
+  data_sink sink_ = nullptr;
+  void* sink_ctx_ = nullptr;
 };
 
 }  // namespace spillway::http

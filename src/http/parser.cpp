@@ -195,6 +195,7 @@ struct parser::callbacks {
       // The body is chunk_'s: llhttp ends the message at the head (see feed()).
       s.own_chunked_ = true;
       s.chunk_.reset(s.chunk_limits_);
+      s.chunk_.set_sink(s.sink_, s.sink_ctx_);
       p->flags |= F_SKIPBODY;
     }
     if (bodiless) {

@@ -95,6 +95,14 @@ class parser {
   // from socket to socket: the same as feeding them.
   result skip_body(std::uint64_t n);
 
+  // Optional: told of the decoded data of chunked bodies (see chunked_decoder::set_sink); the
+  // bytes feed() consumes are still the framing as received. For other bodies the bytes consumed
+  // are the data.
+  void set_chunked_sink(chunked_decoder::data_sink sink, void* ctx) {
+    sink_ = sink;
+    sink_ctx_ = ctx;
+  }
+
   const message_head& head() const { return head_; }
   const char* error_reason() const;
   // True when the error was a limit (too many fields, trailers too large), not bad syntax.
@@ -140,6 +148,8 @@ class parser {
   chunked_decoder::limits chunk_limits_;
   chunked_decoder chunk_;
   bool own_chunked_ = false;
+  chunked_decoder::data_sink sink_ = nullptr;
+  void* sink_ctx_ = nullptr;
 };
 
 // ASCII case-insensitive equality for header names and tokens.

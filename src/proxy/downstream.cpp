@@ -1,10 +1,8 @@
 #include "proxy/downstream.h"
 
 #include "common/log.h"
-#include "common/plain_allocator.h"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace spillway::proxy {
@@ -19,7 +17,7 @@ downstream_connection::downstream_connection(worker& w, std::string listen, tcp:
       tls_(std::move(tls)),
       stream_(std::move(socket)),
       owner_(owner),
-      timer_(w.io()) {
+      watch_(w.io()) {
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) {
@@ -54,48 +52,12 @@ asio::awaitable<bool> downstream_connection::handshake() {
     set_deadline(clock::time_point::max());  // the owner sets the next one
     co_return true;
   }
-  log::debug("tls handshake from {} on {} failed: {}", client_ip_, listen_, expired_ ? "timeout" : ec.message());
+  log::debug("tls handshake from {} on {} failed: {}", client_ip_, listen_,
+             watch_.expired() ? "timeout" : ec.message());
   if (auto* t = traffic()) {
     t->tls_handshake_failures.add();
   }
   co_return false;
-}
-
-void downstream_connection::set_deadline(clock::time_point at) {
-  deadline_ = at;
-  // The watchdog sleeps until the old deadline; wake it only when the new one is earlier.
-  if (at < timer_.expiry()) {
-    timer_.cancel();
-  }
-}
-
-void downstream_connection::start_watchdog(std::shared_ptr<void> keep) {
-  // A completion handler rather than a coroutine: an idle connection holds one pending timer wait
-  // (a few dozen bytes) instead of a coroutine frame and its spawn state. `keep` (the owner) rides
-  // along, so that the owner outlives the wait.
-  timer_.expires_at(deadline_);
-  // plain_allocator: the wait's memory is its own size, not a recycled block (see its header).
-  timer_.async_wait(
-      asio::bind_allocator(plain_allocator<void>(), [this, keep = std::move(keep)](boost::system::error_code) mutable {
-        if (stopped_) {
-          return;  // `keep` may be the owner's last reference: nothing of *this is touched after
-        }
-        if (clock::now() >= deadline_) {
-          expired_ = true;
-          deadline_ = clock::time_point::max();
-          owner_->deadline_passed();
-          if (stopped_) {
-            return;
-          }
-        }
-        // Woken to re-arm (an earlier deadline), the deadline moved later, or the next one.
-        start_watchdog(std::move(keep));
-      }));
-}
-
-void downstream_connection::stop() {
-  stopped_ = true;
-  timer_.cancel();
 }
 
 void downstream_connection::close() {

@@ -7,12 +7,12 @@
 // phase it is in (downstream_session::deadline_passed): close the idle connection, cancel a read and
 // answer 408, cut off a connect, and so on.
 
+#include "proxy/watchdog.h"
 #include "proxy/worker.h"
 #include "tls/stream.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <list>
@@ -50,18 +50,17 @@ class downstream_connection {
   // having counted and logged why, when it failed. Worker thread; needs start_watchdog() called.
   boost::asio::awaitable<bool> handshake();
 
-  // Sets the one deadline; the watchdog calls the owner's deadline_passed() once it passes, then
-  // waits for the next deadline set. Worker thread.
-  void set_deadline(clock::time_point at);
-  clock::time_point& deadline() { return deadline_; }  // relays push it forward as bytes move
-  // Set when the deadline passed, until clear_expired().
-  bool expired() const { return expired_; }
-  void clear_expired() { expired_ = false; }
-
+  // The connection's one deadline (see watchdog.h): its owner's deadline_passed() runs once it
+  // passes. Worker thread.
+  proxy::watchdog& watch() { return watch_; }
+  void set_deadline(clock::time_point at) { watch_.set_deadline(at); }
+  clock::time_point& deadline() { return watch_.deadline(); }  // relays push it forward as bytes move
+  bool expired() const { return watch_.expired(); }
+  void clear_expired() { watch_.clear_expired(); }
   // Watches the deadline until stop(), keeping `keep` (the owner) alive as long. Worker thread.
-  void start_watchdog(std::shared_ptr<void> keep);
+  void start_watchdog(std::shared_ptr<void> keep) { watch_.start(std::move(keep), owner_); }
   // Ends the watchdog. Worker thread.
-  void stop();
+  void stop() { watch_.stop(); }
 
   // Shuts the socket down both ways and closes it. Worker thread.
   void close();
@@ -77,10 +76,7 @@ class downstream_connection {
   downstream_session* owner_;
   std::list<downstream_session*>::iterator registration_;
   std::shared_ptr<stats::per_worker<stats::listener_traffic>> listener_traffic_;
-  boost::asio::steady_timer timer_;
-  clock::time_point deadline_ = clock::time_point::max();
-  bool expired_ = false;
-  bool stopped_ = false;
+  proxy::watchdog watch_;
 };
 
 }  // namespace spillway::proxy

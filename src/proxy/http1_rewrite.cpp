@@ -284,6 +284,23 @@ void build_downstream_head(const http::message_head& resp, bool close, bool http
   out.append("\r\n");
 }
 
+void h2_response_fields(const http::message_head& resp, rewrite_scratch& scratch, std::vector<http::header>& out) {
+  out.clear();
+  collect_connection_tokens(resp, scratch.connection_tokens);
+  const bool no_length = resp.status < 200 || resp.status == 204;
+  for (const auto& h : resp.headers) {
+    if (is_hop_by_hop(h.name) || listed_in_connection(h.name, scratch.connection_tokens) ||
+        http::iequals(h.name, "transfer-encoding") || (no_length && http::iequals(h.name, "content-length"))) {
+      continue;
+    }
+    // A chunked answer's length is its chunks': a Content-Length beside it is not forwarded.
+    if (resp.chunked && http::iequals(h.name, "content-length")) {
+      continue;
+    }
+    out.push_back(h);
+  }
+}
+
 void build_local_reply(error_kind kind, bool close, bool http10, bool head_request, std::uint32_t retry_after_seconds,
                        std::string& out) {
   const int status = status_of(kind);

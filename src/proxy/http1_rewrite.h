@@ -69,6 +69,12 @@ void build_upstream_head(const http::message_head& req, const upstream_head_fact
 void build_downstream_head(const http::message_head& resp, bool close, bool http10, rewrite_scratch& scratch,
                            std::string& out);
 
+// The fields of `resp` that an HTTP/2 client gets, in `out` (cleared first; views into `resp`):
+// what build_downstream_head forwards, without the connection-specific ones HTTP/2 forbids
+// (Transfer-Encoding among them, RFC 9113 section 8.2.2). Names as the backend sent them: HTTP/2
+// wants them in lower case. Any thread.
+void h2_response_fields(const http::message_head& resp, rewrite_scratch& scratch, std::vector<http::header>& out);
+
 // Writes a whole answer Spillway makes itself for `kind` into `out` (cleared first): status,
 // x-spillway-reason, `retry-after` (seconds) with a 503, no body for a HEAD request. Any thread.
 void build_local_reply(error_kind kind, bool close, bool http10, bool head_request, std::uint32_t retry_after_seconds,

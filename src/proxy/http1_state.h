@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "http/parser.h"
 #include "proxy/http1_rewrite.h"
+#include "proxy/request_record.h"
 
 #include <array>
 #include <chrono>
@@ -18,30 +19,7 @@
 #include <optional>
 #include <string>
 
-namespace spillway::upstream {
-struct cluster;
-class host;
-}  // namespace spillway::upstream
-
 namespace spillway::proxy {
-
-struct worker_view;
-
-// What one request did, for metrics and the access log.
-struct http_request_record {
-  bool started = false;  // a byte of it arrived
-  std::shared_ptr<worker_view> view;
-  int route = -1;
-  const upstream::cluster* cluster = nullptr;
-  upstream::host* host = nullptr;  // the last host tried
-  std::uint32_t tries = 0;
-  int status = 0;                   // sent to the client; 0 when none was
-  std::optional<error_kind> local;  // set when Spillway answered itself
-  std::uint64_t bytes_in = 0;       // head and body bytes from the client
-  std::uint64_t bytes_out = 0;
-  std::chrono::steady_clock::duration connect_time{-1};
-  std::chrono::steady_clock::duration upstream_time{-1};  // to the response head
-};
 
 struct http1_state {
   http1_state() { out.reserve(1024); }  // grows once for bigger heads; the state is reused

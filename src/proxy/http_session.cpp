@@ -12,6 +12,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <openssl/ssl.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -25,13 +27,6 @@ using asio::ip::tcp;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-const char* flags_of(const std::optional<error_kind>& local, int status) {
-  if (local) {
-    return info(*local).flag;
-  }
-  return status == 0 ? "DC" : "-";  // DC: the client went away before an answer
-}
 
 }  // namespace
 
@@ -51,6 +46,10 @@ void http_session::start() {
 }
 
 void http_session::force_close() {
+  if (h2_) {
+    h2_->force_close();
+    return;
+  }
   if (attempt_ != nullptr && attempt_->conn()) {
     attempt_->conn()->stream.close();
   }
@@ -59,6 +58,10 @@ void http_session::force_close() {
 
 void http_session::drain() {
   draining_ = true;
+  if (h2_) {
+    h2_->drain();
+    return;
+  }
   if (phase_ == phase::idle) {
     // An idle keep-alive connection is closed once it has been idle for a short grace: a client
     // that sent its next request just as the drain began gets an answer (with `connection:
@@ -74,6 +77,9 @@ void http_session::deadline_passed() {
     }
   };
   switch (phase_) {
+    case phase::h2:
+      h2_->deadline_passed();
+      break;
     case phase::idle:
       down_.close();
       break;
@@ -98,6 +104,16 @@ awaitable<void> http_session::run(bool woken) {
   // it parks (a pending readability wait, no coroutine, no buffers) and this coroutine ends; wake()
   // runs it again when the client's next bytes are there, with the idle part done (`woken`).
   const bool ok = woken || co_await down_.handshake();
+  if (ok && !woken && down_.tls()) {
+    const unsigned char* proto = nullptr;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(down_.stream().native_tls(), &proto, &len);
+    if (len == 2 && proto[0] == 'h' && proto[1] == '2') {
+      co_await serve_h2({});
+      end();
+      co_return;
+    }
+  }
   bool idle = woken;
   while (ok && !closed_) {
     if (!idle) {
@@ -134,11 +150,17 @@ awaitable<void> http_session::run(bool woken) {
     }
     idle = false;
     auto result = co_await serve_request();
+    if (result == next::h2) {
+      std::string initial(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin);
+      down_.owner().http1_states().give(std::move(st_));
+      co_await serve_h2(std::move(initial));
+      break;
+    }
     if (result == next::close || draining_) {
       break;
     }
   }
-  if (ok && down_.tls() && !down_.expired()) {
+  if (ok && down_.tls() && !down_.expired() && !h2_) {
     // A close_notify tells the client that a response delimited by the close is whole. Bounded: a
     // client that reads nothing more is cut off by the watchdog.
     phase_ = phase::streaming;
@@ -216,6 +238,34 @@ void http_session::wake(boost::system::error_code ec) {
       down_.owner().io(), [self = shared_from_this()] { return self->run(true); }, asio::detached);
 }
 
+awaitable<void> http_session::serve_h2(std::string initial) {
+  phase_ = phase::h2;
+  h2_ = std::make_unique<h2_connection>(down_);
+  if (draining_) {
+    h2_->drain();
+  }
+  co_await h2_->run(std::move(initial), shared_from_this());
+}
+
+awaitable<bool> http_session::check_preface(bool& is_h2) {
+  static constexpr std::string_view preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  while (true) {
+    const std::string_view got(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin);
+    const auto n = std::min(got.size(), preface.size());
+    if (got.substr(0, n) != preface.substr(0, n)) {
+      is_h2 = false;
+      co_return true;
+    }
+    if (n == preface.size()) {
+      is_h2 = true;
+      co_return true;
+    }
+    if (co_await read_downstream() == 0) {
+      co_return false;
+    }
+  }
+}
+
 awaitable<std::size_t> http_session::read_downstream() {
   if (st_->dbegin == st_->dend) {
     st_->dbegin = st_->dend = 0;
@@ -242,70 +292,17 @@ awaitable<http_session::next> http_session::serve_request() {
 }
 
 void http_session::finish_request() {
-  auto& w = down_.owner();
-  const auto elapsed = clock::now() - first_byte_;
-  const auto& view = st_->rec.view ? st_->rec.view : w.view();
-  const auto& snap = *view->snap;
-  const auto* lv = snap.find_listener(down_.listen());
-  if (snap.cfg->metrics) {
-    auto count = [&](stats::request_traffic& t) {
-      t.responses.add(st_->rec.status);
-      t.bytes_in.add(st_->rec.bytes_in);
-      t.bytes_out.add(st_->rec.bytes_out);
-      t.duration.observe(elapsed);
-    };
-    if (auto* t = down_.traffic()) {
-      count(*t);
-      if (st_->rec.local) {
-        t->local_replies[std::min<std::size_t>(static_cast<std::size_t>(*st_->rec.local), t->local_replies.size() - 1)]
-            .add();
-      }
-    }
-    if (lv != nullptr && st_->rec.route >= 0 && static_cast<std::size_t>(st_->rec.route) < lv->route_traffic.size()) {
-      lv->route_traffic[st_->rec.route]->local(w.index()).responses.add(st_->rec.status);
-    }
-    if (st_->rec.cluster != nullptr) {
-      count(st_->rec.cluster->stats->traffic.local(w.index()));
-    }
-    if (st_->rec.host != nullptr) {
-      count(st_->rec.host->traffic.local(w.index()));
-    }
-  }
-  if (!w.log_sampled(snap)) {
-    return;
-  }
   const auto& req = st_->request_parser.head();
   const bool have_head = st_->request_parser.head_bytes() > 0 && st_->rec.view != nullptr;
-  access_record r;
-  r.client = down_.client_ip();
-  r.listener = lv != nullptr ? std::string_view(lv->cfg->name) : std::string_view(down_.listen());
-  r.route = st_->rec.route;
+  request_fields f;
   if (have_head) {
-    r.method = req.method;
-    r.path = req.url;
-    r.host = req.find("host");
+    f.method = req.method;
+    f.path = req.url;
+    f.host = req.find("host");
   }
-  r.status = st_->rec.status;
-  if (st_->rec.cluster != nullptr) {
-    r.upstream = st_->rec.cluster->cfg.name;
-  }
-  if (st_->rec.host != nullptr) {
-    r.backend = st_->rec.host->address();
-  }
-  r.bytes_in = st_->rec.bytes_in;
-  r.bytes_out = st_->rec.bytes_out;
-  r.duration_ms = access_ms(elapsed);
-  r.connect_ms = access_ms(st_->rec.connect_time);
-  r.upstream_ms = access_ms(st_->rec.upstream_time);
-  r.tries = st_->rec.tries;
-  if (st_->rec.local) {
-    r.reason = to_string(*st_->rec.local);
-  }
-  r.flags = flags_of(st_->rec.local, st_->rec.status);
-  r.request_id = st_->have_request_id ? std::string_view(st_->request_id.data(), st_->request_id.size())
+  f.request_id = st_->have_request_id ? std::string_view(st_->request_id.data(), st_->request_id.size())
                                       : (have_head ? req.find("x-request-id") : std::string_view());
-  r.tls = down_.tls();
-  w.log_access(snap, r);
+  record_request(down_, st_->rec, f, clock::now() - first_byte_);
 }
 
 awaitable<http_session::next> http_session::handle_request() {
@@ -336,6 +333,20 @@ awaitable<http_session::next> http_session::handle_request() {
           co_return co_await send_local(error_kind::header_timeout, true);
         }
         co_return next::close;  // the client left, or the connection sat idle too long
+      }
+    }
+    if (std::exchange(first_request_, false) && !down_.tls()) {
+      const auto* lv = down_.owner().view()->snap->find_listener(down_.listen());
+      if (lv != nullptr && lv->cfg->http2) {
+        // Cleartext HTTP/2 with prior knowledge (RFC 9113 section 3.3): the client's first bytes
+        // are the preface, which no HTTP/1 request can begin with.
+        bool is_h2 = false;
+        if (!co_await check_preface(is_h2)) {
+          co_return next::close;
+        }
+        if (is_h2) {
+          co_return next::h2;
+        }
       }
     }
     if (!started) {
@@ -465,8 +476,8 @@ http_session::try_context http_session::begin_forward(const worker_view& view, c
 awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker_view>& view,
                                                     std::size_t cluster_index) {
   const auto& req = st_->request_parser.head();
-  upstream_attempt attempt(down_.owner(), *view, cluster_index, down_, down_.client_ip(), is_idempotent(req.method),
-                           true);
+  upstream_attempt attempt(down_.owner(), *view, cluster_index, down_.watch(), down_.client_ip(),
+                           is_idempotent(req.method), true);
   // The watchdog closes the attempt's connection when a deadline passes; it must not see it after.
   struct forget {
     upstream_attempt*& slot;

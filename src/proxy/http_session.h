@@ -21,6 +21,7 @@
 #include "http/parser.h"
 #include "proxy/connection_pool.h"
 #include "proxy/downstream.h"
+#include "proxy/h2_connection.h"
 #include "proxy/http1_rewrite.h"
 #include "proxy/retry_policy.h"
 #include "proxy/worker.h"
@@ -63,9 +64,10 @@ class http_session final : public downstream_session, public std::enable_shared_
 
  private:
   using clock = std::chrono::steady_clock;
-  enum class phase { idle, head, upstream, streaming };
-  // What the connection does after a request: wait for the next one, or close.
-  enum class next { keep_alive, close };
+  enum class phase { idle, head, upstream, streaming, h2 };
+  // What the connection does after a request: wait for the next one, or close, or (the client
+  // sent the HTTP/2 preface) speak HTTP/2.
+  enum class next { keep_alive, close, h2 };
 
   // Serves requests; `woken`: after park(), with the connection idle and readable.
   boost::asio::awaitable<void> run(bool woken);
@@ -91,6 +93,12 @@ class http_session final : public downstream_session, public std::enable_shared_
   boost::asio::awaitable<next> forward(const std::shared_ptr<worker_view>& view, std::size_t cluster_index);
   // Answers the request itself with `kind`'s status; `up` gives the Retry-After of a 503.
   boost::asio::awaitable<next> send_local(error_kind kind, bool close, const config::upstream* up = nullptr);
+
+  // Hands the connection to an h2_connection until it ends; `initial`: bytes read already.
+  boost::asio::awaitable<void> serve_h2(std::string initial);
+  // At the first request of a cleartext connection on a listener with http2: waits until the
+  // buffered bytes tell whether they begin with the HTTP/2 preface. False when the client left.
+  boost::asio::awaitable<bool> check_preface(bool& is_h2);
 
   // Reads more bytes from the client into st_->dbuf. Returns bytes read (0 on EOF or error).
   boost::asio::awaitable<std::size_t> read_downstream();
@@ -130,6 +138,8 @@ class http_session final : public downstream_session, public std::enable_shared_
   bool can_resend() const { return !body_started_ || (request_complete_ && replay_ok_); }
 
   downstream_connection down_;
+  std::unique_ptr<h2_connection> h2_;  // once the connection speaks HTTP/2
+  bool first_request_ = true;
   // Buffers, parsers and the request's record: held while a request is under way (or buffered),
   // back with the worker while the connection is parked (park()).
   std::unique_ptr<http1_state> st_;

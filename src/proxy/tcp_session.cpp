@@ -45,7 +45,7 @@ asio::awaitable<void> tcp_session::run() {
   auto view = down_.owner().view();
   const auto* lv = view->snap->find_listener(down_.listen());
   if (lv != nullptr && co_await down_.handshake()) {
-    upstream_attempt attempt(down_.owner(), *view, lv->tcp_upstream, down_, down_.client_ip(), false, false);
+    upstream_attempt attempt(down_.owner(), *view, lv->tcp_upstream, down_.watch(), down_.client_ip(), false, false);
     attempt_ = &attempt;
     std::optional<error_kind> error;
     if (!attempt.admit()) {

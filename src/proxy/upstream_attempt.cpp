@@ -2,7 +2,6 @@
 
 #include "balancer/consistent_hash.h"
 #include "common/log.h"
-#include "proxy/downstream.h"
 #include "upstream/connect.h"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -19,12 +18,12 @@ bool contains(const std::vector<int>& v, int x) { return std::find(v.begin(), v.
 
 }  // namespace
 
-upstream_attempt::upstream_attempt(worker& w, const worker_view& view, std::size_t cluster_index,
-                                   downstream_connection& down, std::string_view hash_key, bool idempotent, bool pooled)
+upstream_attempt::upstream_attempt(worker& w, const worker_view& view, std::size_t cluster_index, watchdog& watch,
+                                   std::string_view hash_key, bool idempotent, bool pooled)
     : worker_(w),
       cluster_(*view.snap->clusters[cluster_index]),
       lb_(*view.balancers[cluster_index]),
-      down_(down),
+      watch_(watch),
       stats_(*cluster_.stats),
       metrics_(view.snap->cfg->metrics),
       policy_(cluster_.cfg.retry, idempotent),
@@ -121,12 +120,12 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::ti
     begin_try(h);
     const auto per_try = cluster_.cfg.retry.per_try_timeout;
     try_deadline_ = per_try.count() > 0 ? std::min(request_deadline, try_started_ + per_try) : request_deadline;
-    down_.clear_expired();
+    watch_.clear_expired();
     // The common case, a pooled connection, needs no coroutine of its own.
     conn_ = pooled_ ? worker_.pool().take(host_, cluster_.tls.get()) : nullptr;
     reused_ = conn_ != nullptr;
     if (reused_) {
-      down_.set_deadline(try_deadline_);
+      watch_.set_deadline(try_deadline_);
       conn_->requests++;
       co_return std::nullopt;
     }
@@ -170,7 +169,7 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::connect(clock::time
     conn_ = std::make_unique<upstream_connection>(asio::ip::tcp::socket(worker_.io()), host_->shared_from_this(),
                                                   cluster_.stats, cluster_.tls);
     pool.adopt(*conn_);
-    down_.set_deadline(std::min(try_deadline_, clock::now() + up.timeout.connect));
+    watch_.set_deadline(std::min(try_deadline_, clock::now() + up.timeout.connect));
     const auto connect_start = clock::now();
     connecting_ = true;
     auto ec = co_await upstream::connect(conn_->stream, *host_, cluster_.tls.get());
@@ -178,7 +177,7 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::connect(clock::time
     if (ec) {
       host_->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
       log::debug("connect to {} ({}) failed: {}", host_->address(), up.name,
-                 down_.expired() ? "timeout" : ec.message());
+                 watch_.expired() ? "timeout" : ec.message());
       // Nothing was sent: any method may go elsewhere.
       const bool before_deadline = clock::now() < request_deadline;
       retry = try_failed(try_end::connect_failure, can_resend, before_deadline) == retry_verdict::retry;
@@ -192,7 +191,7 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::connect(clock::time
       stats_.traffic.local(worker_.index()).connect_time.observe(connect_time_);
     }
   }
-  down_.set_deadline(try_deadline_);
+  watch_.set_deadline(try_deadline_);
   conn_->requests++;
   co_return std::nullopt;
 }

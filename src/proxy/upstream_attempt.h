@@ -23,6 +23,7 @@
 #include "common/error.h"
 #include "proxy/connection_pool.h"
 #include "proxy/retry_policy.h"
+#include "proxy/watchdog.h"
 #include "proxy/worker.h"
 #include "upstream/cluster.h"
 
@@ -34,17 +35,15 @@
 
 namespace spillway::proxy {
 
-class downstream_connection;
-
 class upstream_attempt {
  public:
   using clock = std::chrono::steady_clock;
 
-  // For requests from `down` to upstream `cluster_index` of `view` (which must outlive the
-  // attempt). `hash_key` is what consistent_hash balances on (the client's address). `pooled`:
-  // idle pooled connections may serve the request, and it may wait for one (HTTP); an L4
-  // connection always gets a connection of its own. Worker thread, like every method.
-  upstream_attempt(worker& w, const worker_view& view, std::size_t cluster_index, downstream_connection& down,
+  // For a request to upstream `cluster_index` of `view` (which must outlive the attempt), whose
+  // deadlines `watch` enforces (the downstream connection's, or an HTTP/2 stream's). `hash_key` is what consistent_hash
+  // balances on (the client's address). `pooled`: idle pooled connections may serve the request, and it may wait for
+  // one (HTTP); an L4 connection always gets a connection of its own. Worker thread, like every method.
+  upstream_attempt(worker& w, const worker_view& view, std::size_t cluster_index, watchdog& watch,
                    std::string_view hash_key, bool idempotent, bool pooled);
   // Gives back a breaker ticket that never got a verdict, and the counts held.
   ~upstream_attempt();
@@ -60,8 +59,8 @@ class upstream_attempt {
 
   // Starts the next try (see the file comment). Returns nothing when conn() is connected to host(),
   // or the error to give up with. `request_deadline` bounds every try; the connect timeout and the
-  // per-try timeout bound this one (set on `down`, whose owner closes conn() when it passes while
-  // connecting(), see also expired()). `can_resend`: the request can go to a backend again.
+  // per-try timeout bound this one (set on `watch`, whose listener closes conn() when it passes
+  // while connecting(), see also watchdog::expired()). `can_resend`: the request can go to a backend again.
   boost::asio::awaitable<std::optional<error_kind>> start_try(clock::time_point request_deadline, bool can_resend);
 
   upstream_connection_ptr& conn() { return conn_; }
@@ -112,7 +111,7 @@ class upstream_attempt {
   worker& worker_;
   const upstream::cluster& cluster_;
   balancer::load_balancer& lb_;
-  downstream_connection& down_;
+  watchdog& watch_;
   upstream::upstream_stats& stats_;
   bool metrics_;
   retry_policy policy_;

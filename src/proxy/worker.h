@@ -8,6 +8,7 @@
 #include "proxy/http1_state.h"
 #include "proxy/recycler.h"
 #include "proxy/snapshot.h"
+#include "proxy/watchdog.h"
 #include "upstream/events.h"
 
 #include <boost/asio/io_context.hpp>
@@ -26,15 +27,14 @@
 namespace spillway::proxy {
 
 // What a worker needs of a downstream connection while it drains. Worker thread.
-class downstream_session {
+class downstream_session : public deadline_listener {
  public:
   virtual ~downstream_session() = default;
   // Finish what is in flight, then close (an L4 connection just keeps relaying until it ends).
   virtual void drain() = 0;
   // Drain timeout: close now.
   virtual void force_close() = 0;
-  // The deadline set on the session's downstream_connection passed. Worker thread.
-  virtual void deadline_passed() = 0;
+  // (deadline_passed(): the deadline set on the session's downstream_connection passed.)
   // About once a second: a session idle for a while may shed what it holds. Worker thread.
   virtual void sweep(std::chrono::steady_clock::time_point /*now*/) {}
 };

@@ -28,13 +28,20 @@ void set_protocols(SSL_CTX* c) {
   SSL_CTX_set_cipher_list(c, tls12_ciphers);
 }
 
-int select_http11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
-                  void*) {
-  static constexpr unsigned char ours[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+// Protocol lists in ALPN wire format, in Spillway's order of preference.
+constexpr unsigned char alpn_http11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+constexpr unsigned char alpn_h2_http11[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+
+// `arg`: the listener's list (alpn_http11 or alpn_h2_http11).
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen,
+                void* arg) {
+  const bool h2 = arg == alpn_h2_http11;
+  const unsigned char* ours = h2 ? alpn_h2_http11 : alpn_http11;
+  const unsigned ours_len = h2 ? sizeof alpn_h2_http11 : sizeof alpn_http11;
   unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, outlen, ours, sizeof ours, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
-    // The client offers only protocols Spillway does not speak (e.g. h2 alone): go on without
-    // ALPN, as if it had offered none; HTTP/1.1 is what it gets.
+  if (SSL_select_next_proto(&chosen, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    // The client offers only protocols Spillway does not speak: go on without ALPN, as if it had
+    // offered none; HTTP/1.1 is what it gets.
     return SSL_TLSEXT_ERR_NOACK;
   }
   *out = chosen;
@@ -64,7 +71,7 @@ std::string last_error() {
 server_context::~server_context() = default;
 
 std::shared_ptr<const server_context> server_context::make(const config::listener_tls& cfg, bool alpn_http,
-                                                           const server_context* previous) {
+                                                           const server_context* previous, bool alpn_h2) {
   ERR_clear_error();
   std::shared_ptr<server_context> sc(new server_context());
   sc->handshake_timeout_ = cfg.handshake_timeout;
@@ -89,7 +96,7 @@ std::shared_ptr<const server_context> server_context::make(const config::listene
     static constexpr unsigned char sid_ctx[] = "spillway";
     SSL_CTX_set_session_id_context(c, sid_ctx, sizeof sid_ctx - 1);
     if (alpn_http) {
-      SSL_CTX_set_alpn_select_cb(c, select_http11, nullptr);
+      SSL_CTX_set_alpn_select_cb(c, select_alpn, const_cast<unsigned char*>(alpn_h2 ? alpn_h2_http11 : alpn_http11));
     }
     sc->entries_.push_back(std::move(e));
   }
@@ -197,7 +204,8 @@ contexts build(const config::config& cfg, std::vector<config::error>& errors,
     server_context_ptr sc;
     if (l.tls) {
       try {
-        sc = server_context::make(*l.tls, l.proto == config::protocol::http, previous ? previous(l) : nullptr);
+        sc = server_context::make(*l.tls, l.proto == config::protocol::http, previous ? previous(l) : nullptr,
+                                  l.proto == config::protocol::http && l.http2);
       } catch (const error& e) {
         fail(e, fmt::format("listener \"{}\" tls", l.name));
       }

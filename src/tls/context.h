@@ -40,11 +40,11 @@ class error : public std::runtime_error {
 class server_context {
  public:
   // Reads and checks every certificate, chain and key. Throws tls::error naming the file.
-  // `alpn_http`: answer ALPN with http/1.1. `previous` (may be null) is the context this one
-  // replaces on a reload: its session-ticket keys (rotated every ticket_rotation_period) carry
-  // over, so that clients resume their sessions across reloads.
+  // `alpn_http`: answer ALPN with http/1.1, or (`alpn_h2`) h2 first and http/1.1. `previous` (may be null) is the
+  // context this one replaces on a reload: its session-ticket keys (rotated every ticket_rotation_period) carry over,
+  // so that clients resume their sessions across reloads.
   static std::shared_ptr<const server_context> make(const config::listener_tls& cfg, bool alpn_http,
-                                                    const server_context* previous);
+                                                    const server_context* previous, bool alpn_h2 = false);
 
   // The context new connections start with; SNI may switch a connection to another certificate.
   boost::asio::ssl::context& context() const { return entries_.front()->ctx; }

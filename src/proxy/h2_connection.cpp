@@ -1,0 +1,1148 @@
+#include "proxy/h2_connection.h"
+
+#include "common/log.h"
+#include "proxy/http1_rewrite.h"
+#include "proxy/http1_state.h"
+#include "proxy/request_record.h"
+#include "proxy/retry_policy.h"
+#include "proxy/router.h"
+#include "proxy/upstream_attempt.h"
+
+#include <fmt/format.h>
+#include <nghttp2/nghttp2.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+namespace spillway::proxy {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// Response bytes waiting for the client per stream before the backend is read again.
+constexpr std::size_t out_high_water = 64 * 1024;
+// How many bytes the writer gathers from nghttp2 before it writes.
+constexpr std::size_t write_batch = 64 * 1024;
+// Request bodies up to this size are kept for a retry on another host (as on HTTP/1).
+constexpr std::size_t max_replay_body = 64 * 1024;
+
+// Control frames: a burst, refilled at a rate; spending beyond it ends the connection (PING and
+// SETTINGS floods cost a reply each, PRIORITY and empty DATA frames cost work and nothing else).
+constexpr double control_burst = 200;
+constexpr double control_per_second = 20;
+// Rapid reset (CVE-2023-44487): a connection on which the client reset at least this many streams
+// before their answers, and at least half of all its streams, is ended.
+constexpr std::uint64_t rapid_reset_min = 100;
+// How long a connection that said GOAWAY waits for the client to read it before closing.
+constexpr std::chrono::seconds closing_grace{1};
+
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE};
+}
+
+// The gRPC status of an answer Spillway makes itself (gRPC's HTTP-to-gRPC status mapping, with
+// timeouts as DEADLINE_EXCEEDED).
+int grpc_status_of(error_kind kind) {
+  switch (kind) {
+    case error_kind::upstream_timeout:
+    case error_kind::header_timeout:
+      return 4;  // DEADLINE_EXCEEDED
+    case error_kind::body_too_large:
+    case error_kind::headers_too_large:
+      return 8;  // RESOURCE_EXHAUSTED
+    case error_kind::no_route:
+    case error_kind::method_not_allowed:
+      return 12;  // UNIMPLEMENTED
+    case error_kind::malformed_request:
+      return 13;  // INTERNAL
+    default:
+      return 14;  // UNAVAILABLE: no backend, overload, a backend that failed
+  }
+}
+
+bool is_grpc(std::string_view content_type) { return content_type.starts_with("application/grpc"); }
+
+}  // namespace
+
+// --- wakeup ---
+
+wakeup::wakeup(asio::io_context& io) : timer_(io) {}
+
+awaitable<void> wakeup::wait() {
+  if (!pending_) {
+    timer_.expires_at(asio::steady_timer::time_point::max());
+    co_await timer_.async_wait(nothrow);
+  }
+  pending_ = false;
+}
+
+void wakeup::notify() {
+  pending_ = true;
+  timer_.cancel();
+}
+
+// --- a stream ---
+
+struct h2_stream final : deadline_listener {
+  h2_stream(h2_connection& c, std::int32_t stream_id, asio::io_context& io)
+      : conn(c), id(stream_id), watch(io), wake(io) {}
+
+  // The request deadline passed: the try's connection is closed, and the coroutine answers 504,
+  // moves on to another host, or (once the answer began) resets the stream.
+  void deadline_passed() override {
+    if (attempt != nullptr && attempt->conn()) {
+      attempt->conn()->stream.close();
+    }
+    wake.notify();
+  }
+
+  // Copies `n` body bytes of the answer into `out` (from the response parser's chunked sink too).
+  static void append_out(void* ctx, const char* data, std::size_t n) {
+    auto* s = static_cast<h2_stream*>(ctx);
+    s->out.append(data, n);
+    s->out_bytes += n;
+  }
+
+  h2_connection& conn;
+  std::int32_t id;
+
+  // The request head as it arrives: field bytes in `raw`, cookies joined (RFC 9113 8.2.3).
+  std::string raw;
+  struct field_span {
+    std::uint32_t name_off, name_len, value_off, value_len;
+  };
+  std::vector<field_span> spans;
+  std::string method, scheme, authority, path, cookie;
+  std::size_t head_bytes = 0;
+  std::size_t field_count = 0;
+  bool too_large = false;
+  http::message_head head;  // built once the head is whole (views into the strings above)
+
+  // The request body: bytes received and not yet written upstream (`body`), and the ones being
+  // written (`sending`), so that bytes arriving during a write never move the buffer it uses.
+  std::string body;
+  std::string sending;
+  bool end_stream = false;  // the client's side ended
+  bool body_started = false;
+  bool replay_ok = true;
+  bool request_complete = false;  // the whole request went upstream
+
+  // The answer's body, pulled by nghttp2 from out[out_off, size).
+  std::string out;
+  std::size_t out_off = 0;
+  std::uint64_t out_bytes = 0;
+  bool out_eof = false;
+  bool responded = false;  // the response head was submitted
+  bool discard = false;    // the request body is not read any more: acknowledged as it arrives
+
+  bool closed = false;           // nghttp2 closed the stream (done, or reset)
+  bool reset_by_client = false;  // the client sent RST_STREAM
+  std::chrono::steady_clock::time_point first_byte;
+
+  watchdog watch;
+  wakeup wake;
+  upstream_attempt* attempt = nullptr;  // while the request forwards
+  std::unique_ptr<http1_state> st;      // while serve() runs
+};
+
+// --- nghttp2 callbacks ---
+
+struct h2_connection::callbacks {
+  static h2_connection& self(void* user_data) { return *static_cast<h2_connection*>(user_data); }
+  static h2_stream* stream(nghttp2_session* session, std::int32_t id) {
+    return static_cast<h2_stream*>(nghttp2_session_get_stream_user_data(session, id));
+  }
+
+  static int on_begin_headers(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+    auto& c = self(user_data);
+    if (frame->hd.type != NGHTTP2_HEADERS) {
+      return 0;
+    }
+    c.in_header_block_ = true;
+    c.header_deadline_ = h2_connection::clock::now() + c.header_timeout_;
+    c.update_deadline();
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return 0;  // trailers
+    }
+    auto s = std::make_shared<h2_stream>(c, frame->hd.stream_id, c.down_.owner().io());
+    s->first_byte = h2_connection::clock::now();
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get());
+    c.streams_.emplace(frame->hd.stream_id, std::move(s));
+    ++c.streams_total_;
+    if (auto* t = c.down_.traffic()) {
+      t->h2_streams.add();
+    }
+    return 0;
+  }
+
+  static int on_header(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name_p,
+                       std::size_t name_len, const uint8_t* value_p, std::size_t value_len, uint8_t /*flags*/,
+                       void* user_data) {
+    auto& c = self(user_data);
+    auto* s = stream(session, frame->hd.stream_id);
+    if (s == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return 0;  // request trailers are not forwarded (an HTTP/1 backend gets a plain body)
+    }
+    // Held to the listener's limits as an HTTP/1 head would be (name, ": ", value, CRLF): an HPACK
+    // bomb (small frames that decode to a huge list) stops here, before anything is kept.
+    s->head_bytes += name_len + value_len + 4;
+    if (s->too_large || s->head_bytes > c.max_request_headers_ || ++s->field_count > c.max_request_fields_ + 4) {
+      s->too_large = true;
+      return 0;
+    }
+    const std::string_view name(reinterpret_cast<const char*>(name_p), name_len);
+    const std::string_view value(reinterpret_cast<const char*>(value_p), value_len);
+    if (!name.empty() && name[0] == ':') {
+      // nghttp2 checked the pseudo-header fields: known names, once each, before the others.
+      if (name == ":method") {
+        s->method = value;
+      } else if (name == ":scheme") {
+        s->scheme = value;
+      } else if (name == ":authority") {
+        s->authority = value;
+      } else if (name == ":path") {
+        s->path = value;
+      }
+      return 0;
+    }
+    if (name == "cookie") {
+      if (!s->cookie.empty()) {
+        s->cookie.append("; ");
+      }
+      s->cookie.append(value);
+      return 0;
+    }
+    const auto at = static_cast<std::uint32_t>(s->raw.size());
+    s->raw.append(name);
+    s->raw.append(value);
+    s->spans.push_back({at, static_cast<std::uint32_t>(name_len), static_cast<std::uint32_t>(at + name_len),
+                        static_cast<std::uint32_t>(value_len)});
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+    auto& c = self(user_data);
+    auto* s = frame->hd.stream_id != 0 ? stream(session, frame->hd.stream_id) : nullptr;
+    const bool end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS:
+        c.in_header_block_ = false;
+        c.header_deadline_ = h2_connection::clock::time_point::max();
+        if (s != nullptr && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+          s->end_stream = end;
+          c.start_stream(frame->hd.stream_id);
+        } else if (s != nullptr && end) {
+          s->end_stream = true;  // trailers end the request
+          s->wake.notify();
+        }
+        c.update_deadline();
+        break;
+      case NGHTTP2_DATA:
+        if (frame->hd.length == 0 && !end) {
+          if (++c.empty_data_run_ > 1 && !c.spend_control_budget()) {
+            return 0;
+          }
+        } else {
+          c.empty_data_run_ = 0;
+        }
+        if (s != nullptr && end) {
+          s->end_stream = true;
+          s->wake.notify();
+        }
+        break;
+      case NGHTTP2_RST_STREAM:
+        if (s != nullptr) {
+          s->reset_by_client = true;
+          if (!s->out_eof) {
+            ++c.premature_resets_;
+            if (c.premature_resets_ >= rapid_reset_min && c.premature_resets_ * 2 >= c.streams_total_) {
+              log::debug("h2 client {} reset {} of {} streams: ending the connection", c.down_.client_ip(),
+                         c.premature_resets_, c.streams_total_);
+              c.refuse_connection(NGHTTP2_ENHANCE_YOUR_CALM, static_cast<std::size_t>(stats::h2_refusal::rapid_reset));
+            }
+          }
+        }
+        break;
+      case NGHTTP2_SETTINGS:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+          if (c.got_settings_) {
+            c.spend_control_budget();
+          }
+          c.got_settings_ = true;
+          c.update_deadline();
+        }
+        break;
+      case NGHTTP2_PING:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+          c.spend_control_budget();
+        }
+        break;
+      case NGHTTP2_PRIORITY:
+        c.spend_control_budget();
+        break;
+      default:
+        break;
+    }
+    return 0;
+  }
+
+  static int on_data_chunk_recv(nghttp2_session* session, uint8_t /*flags*/, std::int32_t stream_id,
+                                const uint8_t* data, std::size_t len, void* /*user_data*/) {
+    auto* s = stream(session, stream_id);
+    if (s == nullptr || s->discard) {
+      nghttp2_session_consume(session, stream_id, len);  // nobody reads it: let the client go on
+      return 0;
+    }
+    s->body.append(reinterpret_cast<const char*>(data), len);
+    s->wake.notify();
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session* session, std::int32_t stream_id, uint32_t error_code, void* user_data) {
+    auto& c = self(user_data);
+    if (auto* s = stream(session, stream_id)) {
+      s->closed = true;
+      if (error_code != NGHTTP2_NO_ERROR && s->attempt != nullptr && s->attempt->conn()) {
+        s->attempt->conn()->stream.close();  // the client gave up: so does the backend's exchange
+      }
+      s->wake.notify();
+      nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
+    }
+    c.streams_.erase(stream_id);
+    if (c.streams_.empty()) {
+      c.idle_since_ = h2_connection::clock::now();
+    }
+    c.update_deadline();
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
+    auto& c = self(user_data);
+    if (frame->hd.type == NGHTTP2_RST_STREAM && frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
+      c.count_refusal(static_cast<std::size_t>(stats::h2_refusal::refused_stream));
+    } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && !c.terminating_) {
+      // nghttp2 ended the connection for a protocol error or one of its own limits.
+      c.terminating_ = true;
+      c.count_refusal(static_cast<std::size_t>(frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM
+                                                   ? stats::h2_refusal::flood
+                                                   : stats::h2_refusal::protocol_error));
+      log::debug("h2 connection from {} ended: {}", c.down_.client_ip(),
+                 nghttp2_http2_strerror(frame->goaway.error_code));
+    } else if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+               (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      // The answer is whole while the client still sends its request: tell it to stop (RFC 9113
+      // section 8.1).
+      if (auto* s = stream(session, frame->hd.stream_id); s != nullptr && !s->end_stream) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+      }
+    }
+    return 0;
+  }
+
+  static int on_invalid_frame_recv(nghttp2_session*, const nghttp2_frame*, int error, void* user_data) {
+    auto& c = self(user_data);
+    c.count_refusal(static_cast<std::size_t>(stats::h2_refusal::protocol_error));
+    log::debug("h2 stream error from {}: {}", c.down_.client_ip(), nghttp2_strerror(error));
+    return 0;
+  }
+
+  // The response body, pulled by nghttp2 as the flow-control windows allow.
+  static ssize_t read_body(nghttp2_session*, std::int32_t, uint8_t* buf, std::size_t length, uint32_t* data_flags,
+                           nghttp2_data_source* source, void*) {
+    auto* s = static_cast<h2_stream*>(source->ptr);
+    const std::size_t n = std::min(length, s->out.size() - s->out_off);
+    std::memcpy(buf, s->out.data() + s->out_off, n);
+    s->out_off += n;
+    if (s->out_off == s->out.size()) {
+      s->out.clear();
+      s->out_off = 0;
+      if (s->out_eof) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+      } else if (n == 0) {
+        return NGHTTP2_ERR_DEFERRED;  // resumed when the backend sends more
+      }
+    }
+    if (n > 0) {
+      s->wake.notify();  // room for more of the answer
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+// --- the connection ---
+
+h2_connection::h2_connection(downstream_connection& down)
+    : down_(down), write_wake_(down.owner().io()), writer_done_(down.owner().io()) {
+  nghttp2_session_callbacks* cb = nullptr;
+  nghttp2_session_callbacks_new(&cb);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, callbacks::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, callbacks::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, callbacks::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, callbacks::on_data_chunk_recv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, callbacks::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, callbacks::on_frame_send);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, callbacks::on_invalid_frame_recv);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  // Request bodies are acknowledged only once written upstream (see send_request).
+  nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_max_settings(opt, 32);
+  nghttp2_option_set_max_outbound_ack(opt, 1000);
+  nghttp2_option_set_max_continuations(opt, 8);
+  nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+  nghttp2_session_server_new2(&ng_, cb, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cb);
+  started_ = idle_since_ = budget_at_ = clock::now();
+  control_budget_ = control_burst;
+}
+
+h2_connection::~h2_connection() {
+  for (auto& [id, s] : streams_) {
+    nghttp2_session_set_stream_user_data(ng_, id, nullptr);
+  }
+  nghttp2_session_del(ng_);
+}
+
+void h2_connection::count_refusal(std::size_t why) {
+  if (auto* t = down_.traffic()) {
+    t->h2_refusals[why].add();
+  }
+}
+
+bool h2_connection::spend_control_budget() {
+  const auto now = clock::now();
+  control_budget_ = std::min(
+      control_burst, control_budget_ + std::chrono::duration<double>(now - budget_at_).count() * control_per_second);
+  budget_at_ = now;
+  if (--control_budget_ >= 0) {
+    return true;
+  }
+  if (!terminating_) {
+    log::debug("h2 client {} sent control frames beyond their budget: ending the connection", down_.client_ip());
+    refuse_connection(NGHTTP2_ENHANCE_YOUR_CALM, static_cast<std::size_t>(stats::h2_refusal::flood));
+  }
+  return false;
+}
+
+void h2_connection::refuse_connection(std::uint32_t code, std::size_t why) {
+  if (terminating_) {
+    return;
+  }
+  terminating_ = true;
+  count_refusal(why);
+  nghttp2_session_terminate_session(ng_, code);
+  update_deadline();
+  wake_writer();
+}
+
+awaitable<void> h2_connection::run(std::string initial, std::shared_ptr<void> keep) {
+  keep_ = keep;
+  if (auto* t = down_.traffic()) {
+    t->h2_connections.add();
+  }
+  {
+    const auto* lv = down_.owner().view()->snap->find_listener(down_.listen());
+    if (lv != nullptr) {
+      header_timeout_ = lv->header_timeout;
+      idle_timeout_ = lv->idle_timeout;
+      max_request_headers_ = lv->cfg->max_request_headers;
+      max_request_fields_ = lv->cfg->max_request_header_fields;
+    }
+    draining_ = draining_ || down_.owner().draining() || lv == nullptr;
+  }
+  const nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(stream_window)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<std::uint32_t>(max_request_headers_)},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, connection_window);
+  if (draining_) {
+    drain();
+  }
+  writer_running_ = true;
+  asio::co_spawn(down_.owner().io(), writer(keep), asio::detached);
+  update_deadline();
+  bool ok = initial.empty() || receive(initial.data(), initial.size());
+  bool client_gone = false;
+  while (ok && !closed_) {
+    auto [ec, n] = co_await down_.stream().async_read_some(asio::buffer(rbuf_), nothrow);
+    if (ec || closed_) {
+      client_gone = true;  // the client left, or a deadline or a drain closed the connection
+      break;
+    }
+    ok = receive(rbuf_.data(), n);
+    if (!nghttp2_session_want_read(ng_)) {
+      break;  // GOAWAY went both ways or was sent for an error: what is left is to write it
+    }
+  }
+  if (!client_gone && !closed_ && writer_running_) {
+    // Let the writer flush the last frames (a GOAWAY, the last answers); bounded by the deadline.
+    if (!terminating_) {
+      terminating_ = true;
+      update_deadline();
+    }
+    wake_writer();
+    co_await writer_done_.wait();
+  }
+  shut();
+  keep_.reset();
+}
+
+bool h2_connection::receive(const char* data, std::size_t n) {
+  const auto rv = nghttp2_session_mem_recv(ng_, reinterpret_cast<const uint8_t*>(data), n);
+  if (rv < 0) {
+    // The preface was wrong, or a flood nghttp2 counts itself; nothing more is read.
+    log::debug("h2 connection from {} failed: {}", down_.client_ip(), nghttp2_strerror(static_cast<int>(rv)));
+    count_refusal(static_cast<std::size_t>(rv == NGHTTP2_ERR_FLOODED ? stats::h2_refusal::flood
+                                                                     : stats::h2_refusal::protocol_error));
+    if (!terminating_) {
+      terminating_ = true;
+      nghttp2_session_terminate_session(ng_,
+                                        rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+      update_deadline();
+    }
+    wake_writer();
+    return false;
+  }
+  wake_writer();
+  return true;
+}
+
+void h2_connection::wake_writer() { write_wake_.notify(); }
+
+awaitable<void> h2_connection::writer(std::shared_ptr<void> keep) {
+  while (!closed_) {
+    wbuf_.clear();
+    while (wbuf_.size() < write_batch) {
+      const uint8_t* data = nullptr;
+      const auto n = nghttp2_session_mem_send(ng_, &data);
+      if (n <= 0) {
+        break;
+      }
+      wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (closed_) {
+      break;
+    }
+    if (!wbuf_.empty()) {
+      auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(wbuf_), nothrow);
+      if (ec) {
+        shut();
+        break;
+      }
+      continue;
+    }
+    if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) {
+      break;  // GOAWAY exchanged and no stream left: the connection is done
+    }
+    co_await write_wake_.wait();
+  }
+  writer_running_ = false;
+  writer_done_.notify();
+  if (!closed_) {
+    shut();  // wakes the reader from its read
+  }
+  (void)keep;
+}
+
+void h2_connection::shut() {
+  if (closed_) {
+    return;
+  }
+  closed_ = true;
+  down_.close();
+  for (auto& [id, s] : streams_) {
+    s->closed = true;
+    if (s->attempt != nullptr && s->attempt->conn()) {
+      s->attempt->conn()->stream.close();
+    }
+    s->wake.notify();
+  }
+  write_wake_.notify();
+}
+
+void h2_connection::drain() {
+  draining_ = true;
+  if (closed_ || terminating_ || !keep_) {
+    return;  // run() drains once it starts
+  }
+  // Streams up to the last one begun finish; nghttp2 refuses newer ones. The connection ends when
+  // the last stream does (nghttp2 then wants neither to read nor to write).
+  nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_), NGHTTP2_NO_ERROR, nullptr,
+                        0);
+  if (streams_.empty()) {
+    terminating_ = true;
+  }
+  update_deadline();
+  wake_writer();
+}
+
+void h2_connection::force_close() { shut(); }
+
+h2_connection::clock::time_point h2_connection::due() const {
+  if (terminating_) {
+    return clock::time_point::max();  // set once, in update_deadline()
+  }
+  if (in_header_block_) {
+    return header_deadline_;
+  }
+  if (!got_settings_) {
+    return started_ + header_timeout_;  // the preface and the client's SETTINGS
+  }
+  if (streams_.empty()) {
+    return idle_since_ + idle_timeout_;
+  }
+  return clock::time_point::max();  // each stream has deadlines of its own
+}
+
+void h2_connection::update_deadline() {
+  if (closed_) {
+    return;
+  }
+  if (terminating_) {
+    if (down_.deadline() == clock::time_point::max() || down_.deadline() > clock::now() + closing_grace) {
+      down_.set_deadline(clock::now() + closing_grace);
+    }
+    return;
+  }
+  down_.set_deadline(due());
+}
+
+void h2_connection::deadline_passed() {
+  down_.clear_expired();
+  if (closed_) {
+    return;
+  }
+  if (terminating_) {
+    shut();  // the client did not take the GOAWAY in time
+    return;
+  }
+  const auto at = due();
+  if (clock::now() < at) {
+    down_.set_deadline(at);
+    return;
+  }
+  // Idle, or a head or preface that did not come in time: GOAWAY, then close.
+  terminating_ = true;
+  nghttp2_session_terminate_session(ng_, NGHTTP2_NO_ERROR);
+  update_deadline();
+  wake_writer();
+}
+
+// --- one stream ---
+
+void h2_connection::start_stream(std::int32_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) {
+    return;
+  }
+  auto& s = *it->second;
+  // The head is whole: views for the router and the HTTP/1 head to the backend.
+  auto& h = s.head;
+  h.method = s.method;
+  h.url = s.path;
+  h.version_major = 1;
+  h.version_minor = 1;
+  h.headers.clear();
+  h.headers.reserve(s.spans.size() + 3);
+  bool has_host = false;
+  for (const auto& f : s.spans) {
+    const std::string_view name(s.raw.data() + f.name_off, f.name_len);
+    const std::string_view value(s.raw.data() + f.value_off, f.value_len);
+    has_host = has_host || name == "host";
+    h.headers.push_back({name, value});
+  }
+  if (!s.cookie.empty()) {
+    h.headers.push_back({"cookie", s.cookie});
+  }
+  if (!s.authority.empty() && !has_host) {
+    h.headers.push_back({"host", s.authority});
+  }
+  if (auto cl = h.find("content-length"); !cl.empty()) {
+    // nghttp2 checked that it is a number and that the DATA frames add up to it.
+    h.has_content_length = true;
+    std::from_chars(cl.data(), cl.data() + cl.size(), h.content_length);
+  } else if (!s.end_stream) {
+    // A body of unknown length goes to an HTTP/1 backend chunked.
+    h.chunked = true;
+    h.headers.push_back({"transfer-encoding", "chunked"});
+  }
+  asio::co_spawn(down_.owner().io(), serve(it->second, keep_), asio::detached);
+}
+
+awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_ptr<void> keep) {
+  auto& s = *sp;
+  if (s.closed || closed_) {
+    co_return;  // reset before it began (a rapid reset costs no backend anything)
+  }
+  auto& w = down_.owner();
+  s.st = w.http1_states().take();
+  s.st->reset();
+  s.st->facts.client_ip = down_.client_ip();
+  s.st->facts.tls = down_.tls();
+  s.st->rec.started = true;
+  s.watch.start(sp, &s);
+  co_await handle(s);
+  auto& st = *s.st;
+  request_fields f;
+  f.method = s.method;
+  f.path = s.path;
+  f.host = s.authority.empty() ? s.head.find("host") : std::string_view(s.authority);
+  f.request_id =
+      st.have_request_id ? std::string_view(st.request_id.data(), st.request_id.size()) : s.head.find("x-request-id");
+  st.rec.bytes_out += s.out_bytes;
+  record_request(down_, st.rec, f, clock::now() - s.first_byte);
+  s.watch.stop();
+  discard_body(s);
+  st.response_parser.set_chunked_sink(nullptr, nullptr);
+  w.http1_states().give(std::move(s.st));
+  (void)keep;
+}
+
+awaitable<void> h2_connection::handle(h2_stream& s) {
+  auto& st = *s.st;
+  const auto view = down_.owner().view();
+  st.rec.view = view;
+  st.rec.bytes_in += s.head_bytes;
+  const auto* lv = view->snap->find_listener(down_.listen());
+  if (lv == nullptr) {
+    reply_local(s, error_kind::no_route);
+    co_return;
+  }
+  if (s.too_large) {
+    count_refusal(static_cast<std::size_t>(stats::h2_refusal::headers_too_large));
+    reply_local(s, error_kind::headers_too_large);
+    co_return;
+  }
+  const auto& h = s.head;
+  if (h.method == "CONNECT") {
+    reply_local(s, error_kind::method_not_allowed);
+    co_return;
+  }
+  if (!s.authority.empty()) {
+    // A Host beside :authority must name the same thing (RFC 9113 section 8.3.1).
+    if (auto host = h.find("host"); !host.empty() && !http::iequals(host, s.authority)) {
+      reply_local(s, error_kind::malformed_request);
+      co_return;
+    }
+  }
+  if (const char* why = check_request(h, false, st.facts.shape, st.scratch)) {
+    log::debug("refused h2 request from {}: {}", down_.client_ip(), why);
+    reply_local(s, error_kind::malformed_request);
+    co_return;
+  }
+  if (lv->cfg->max_request_body > 0 && h.content_length > lv->cfg->max_request_body) {
+    reply_local(s, error_kind::body_too_large);
+    co_return;
+  }
+  const auto& shape = st.facts.shape;
+  auto host = normalize_host(shape.host_override.empty() ? h.find("host") : shape.host_override, st.host_scratch);
+  const auto* route = find_route(lv->routes, host, shape.route_path, h);
+  if (route == nullptr) {
+    reply_local(s, error_kind::no_route);
+    co_return;
+  }
+  st.rec.route = static_cast<int>(route - lv->routes.data());
+  co_await forward(s, route->upstream_index);
+}
+
+awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) {
+  auto& st = *s.st;
+  const auto& view = st.rec.view;
+  const auto& h = s.head;
+  upstream_attempt attempt(down_.owner(), *view, cluster_index, s.watch, down_.client_ip(), is_idempotent(h.method),
+                           true);
+  struct forget {
+    upstream_attempt*& slot;
+    ~forget() { slot = nullptr; }
+  } forget_attempt{s.attempt};
+  s.attempt = &attempt;
+  const auto& up = attempt.cfg();
+  st.rec.cluster = &attempt.cluster();
+  const auto request_deadline = s.first_byte + up.timeout.request;
+  s.watch.set_deadline(request_deadline);
+  if (!has_request_id(h)) {
+    st.request_id = make_request_id(down_.owner().random()(), down_.owner().random()());
+    st.have_request_id = true;
+  }
+  st.facts.request_id = st.have_request_id ? std::string_view(st.request_id.data(), st.request_id.size()) : "";
+  const auto max_body = view->snap->find_listener(down_.listen())->cfg->max_request_body;
+  auto can_resend = [&s] { return !s.body_started || (s.request_complete && s.replay_ok); };
+  if (!attempt.admit()) {
+    reply_local(s, error_kind::upstream_overloaded, up.degrade.retry_after);
+    co_return;
+  }
+  while (true) {
+    auto error = co_await attempt.start_try(request_deadline, can_resend());
+    st.rec.host = attempt.host();
+    st.rec.tries = attempt.tries();
+    st.rec.connect_time = attempt.connect_time();
+    if (s.closed) {
+      co_return;  // the client reset the stream
+    }
+    if (error) {
+      reply_local(s, *error, up.degrade.retry_after);
+      co_return;
+    }
+    st.facts.default_host = attempt.host()->address();
+    auto& conn = *attempt.conn();
+    const auto sent = co_await send_request(s, conn, max_body);
+    if (sent == send_result::client_gone || s.closed) {
+      co_return;
+    }
+    if (sent == send_result::too_large) {
+      attempt.conn().reset();  // the backend never sees the rest of a request refused midway
+      reply_local(s, error_kind::body_too_large);
+      co_return;
+    }
+    const auto got = co_await read_response_head(s, conn, up.max_response_headers, up.max_response_header_fields);
+    if (got == head_result::client_gone || s.closed) {
+      co_return;
+    }
+    if (got != head_result::ok) {
+      const auto end = s.watch.expired()                                         ? try_end::timeout
+                       : got == head_result::closed_silently && attempt.reused() ? try_end::stale_connection
+                       : got == head_result::protocol_error                      ? try_end::protocol_error
+                                                                                 : try_end::reset;
+      if (attempt.try_failed(end, can_resend(), clock::now() < request_deadline) != retry_verdict::no) {
+        continue;
+      }
+      reply_local(s, attempt.failure(), up.degrade.retry_after);
+      co_return;
+    }
+    const auto& resp = st.response_parser.head();
+    st.rec.upstream_time = clock::now() - attempt.try_started();
+    if (resp.status == 101) {
+      // HTTP/2 has no upgrades, and none was asked for: a backend error.
+      attempt.try_failed(try_end::protocol_error, false, true);
+      reply_local(s, attempt.failure(), up.degrade.retry_after);
+      co_return;
+    }
+    if (attempt.got_response(resp.status, can_resend()) == retry_verdict::retry) {
+      continue;
+    }
+    co_await stream_response(s, attempt, sent == send_result::ok);
+    co_return;
+  }
+}
+
+awaitable<h2_connection::send_result> h2_connection::send_request(h2_stream& s, upstream_connection& conn,
+                                                                  std::uint64_t max_body) {
+  auto& st = *s.st;
+  build_upstream_head(s.head, st.facts, st.scratch, st.out);
+  if (s.body_started) {
+    // A retry after the body went out on an earlier try: it was kept whole, send it again.
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(st.out), asio::buffer(st.replay)};
+    auto [ec, n] = co_await asio::async_write(conn.stream, bufs, nothrow);
+    co_return ec ? send_result::upstream_write_failed : send_result::ok;
+  }
+  const bool chunked = s.head.chunked;
+  bool head_sent = false;
+  std::uint64_t body_bytes = 0;
+  while (true) {
+    if (s.closed && !s.end_stream) {
+      co_return send_result::client_gone;  // reset mid-request
+    }
+    if (s.watch.expired()) {
+      co_return send_result::upstream_write_failed;  // the request deadline passed
+    }
+    if (s.body.empty() && !s.end_stream && head_sent) {
+      co_await s.wake.wait();
+      continue;
+    }
+    // The head (first time), then what arrived of the body, framed as chunks for a body of
+    // unknown length, and the last chunk once the client's side ended.
+    std::swap(s.body, s.sending);
+    const std::size_t n = s.sending.size();
+    body_bytes += n;
+    st.rec.bytes_in += n;
+    if (max_body > 0 && body_bytes > max_body) {
+      co_return send_result::too_large;
+    }
+    const bool last = s.end_stream && s.body.empty();
+    char size_line[24];
+    std::size_t size_len = 0;
+    if (chunked && n > 0) {
+      auto r = std::to_chars(size_line, size_line + 16, n, 16);
+      size_len = static_cast<std::size_t>(r.ptr - size_line);
+      size_line[size_len++] = '\r';
+      size_line[size_len++] = '\n';
+    }
+    static constexpr std::string_view crlf = "\r\n";
+    static constexpr std::string_view last_chunk = "0\r\n\r\n";
+    std::array<asio::const_buffer, 5> bufs{asio::buffer(st.out.data(), head_sent ? 0 : st.out.size()),
+                                           asio::buffer(size_line, size_len), asio::buffer(s.sending),
+                                           asio::buffer(crlf.data(), chunked && n > 0 ? crlf.size() : 0),
+                                           asio::buffer(last_chunk.data(), chunked && last ? last_chunk.size() : 0)};
+    if (s.replay_ok) {
+      if (st.replay.size() + n + size_len + 2 + last_chunk.size() > max_replay_body) {
+        s.replay_ok = false;
+        st.replay.clear();
+      } else {
+        for (std::size_t i = 1; i < bufs.size(); ++i) {
+          st.replay.append(static_cast<const char*>(bufs[i].data()), bufs[i].size());
+        }
+      }
+    }
+    s.body_started = s.body_started || n > 0;
+    auto [ec, written] = co_await asio::async_write(conn.stream, bufs, nothrow);
+    s.sending.clear();
+    if (n > 0 && !closed_ && !s.closed) {
+      // Written upstream: the client may send that much more (WINDOW_UPDATE).
+      nghttp2_session_consume(ng_, s.id, n);
+      wake_writer();
+    }
+    if (ec) {
+      co_return send_result::upstream_write_failed;
+    }
+    head_sent = true;
+    if (last) {
+      s.request_complete = true;
+      co_return send_result::ok;
+    }
+  }
+}
+
+awaitable<h2_connection::head_result> h2_connection::read_response_head(h2_stream& s, upstream_connection& conn,
+                                                                        std::size_t max_head, std::size_t max_fields) {
+  auto& st = *s.st;
+  st.response_parser.reset();
+  st.response_parser.set_no_body(s.head.method == "HEAD");
+  st.response_parser.set_limits(max_head, max_fields);
+  st.response_parser.set_chunked_sink(&h2_stream::append_out, &s);
+  st.ubegin = st.uend = 0;
+  bool got_bytes = false;
+  while (true) {
+    if (st.ubegin == st.uend) {
+      st.ubegin = st.uend = 0;
+      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st.ubuf), nothrow);
+      if (s.closed) {
+        co_return head_result::client_gone;
+      }
+      if (ec) {
+        co_return got_bytes ? head_result::reset : head_result::closed_silently;
+      }
+      got_bytes = true;
+      st.uend = n;
+    }
+    auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
+    if (rr.what == http::parser::event::error || st.response_parser.head_bytes() > max_head) {
+      if (rr.what != http::parser::event::error || st.response_parser.error_too_large()) {
+        st.rec.cluster->stats->response_heads_too_large.fetch_add(1, std::memory_order_relaxed);
+      }
+      co_return head_result::protocol_error;
+    }
+    st.ubegin += rr.consumed;
+    if (rr.what != http::parser::event::headers_complete) {
+      continue;
+    }
+    const auto status = st.response_parser.head().status;
+    if (status >= 100 && status < 200 && status != 101) {
+      continue;  // interim answers are not passed on to HTTP/2 clients
+    }
+    co_return head_result::ok;
+  }
+}
+
+void h2_connection::submit_head(h2_stream& s, int status,
+                                const std::vector<std::pair<std::string_view, std::string_view>>& fields, bool end) {
+  char digits[4];
+  const auto r = std::to_chars(digits, digits + sizeof digits, status);
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(fields.size() + 1);
+  nva.push_back(make_nv(":status", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits))));
+  for (const auto& [name, value] : fields) {
+    nva.push_back(make_nv(name, value));
+  }
+  nghttp2_data_provider prd{};
+  prd.source.ptr = &s;
+  prd.read_callback = callbacks::read_body;
+  s.responded = true;
+  if (end) {
+    s.out_eof = true;
+  }
+  if (!closed_ && !s.closed) {
+    nghttp2_submit_response(ng_, s.id, nva.data(), nva.size(), end ? nullptr : &prd);
+    wake_writer();
+  }
+}
+
+void h2_connection::reset_stream(h2_stream& s, std::uint32_t code) {
+  if (!closed_ && !s.closed) {
+    nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, s.id, code);
+    wake_writer();
+  }
+}
+
+void h2_connection::discard_body(h2_stream& s) {
+  s.discard = true;
+  if (!s.body.empty() && !closed_ && !s.closed) {
+    nghttp2_session_consume(ng_, s.id, s.body.size());
+    wake_writer();
+  }
+  s.body.clear();
+}
+
+void h2_connection::reply_local(h2_stream& s, error_kind kind, config::duration retry_after) {
+  auto& st = *s.st;
+  discard_body(s);
+  const int status = status_of(kind);
+  const auto name = to_string(kind);
+  st.rec.local = kind;
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  if (is_grpc(s.head.find("content-type"))) {
+    // gRPC clients read the status from grpc-status: an HTTP 200 with the trailers-only answer.
+    st.rec.status = 200;
+    const auto code = std::to_string(grpc_status_of(kind));
+    fields = {{"content-type", "application/grpc"},
+              {"grpc-status", code},
+              {"grpc-message", name},
+              {"x-spillway-reason", name}};
+    submit_head(s, 200, fields, true);
+    return;
+  }
+  st.rec.status = status;
+  const bool head_request = s.head.method == "HEAD";
+  s.out.assign(name);
+  s.out.push_back('\n');
+  const auto length = std::to_string(s.out.size());
+  const auto retry = std::to_string((retry_after.count() + 999) / 1000);
+  fields = {{"content-type", "text/plain"}, {"content-length", length}, {"x-spillway-reason", name}};
+  if (status == 503) {
+    fields.emplace_back("retry-after", retry);
+  }
+  if (head_request) {
+    s.out.clear();
+  } else {
+    s.out_bytes += s.out.size();
+    s.out_eof = true;
+  }
+  submit_head(s, status, fields, head_request);
+}
+
+awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& attempt, bool request_sent_ok) {
+  auto& st = *s.st;
+  auto& conn = attempt.conn();
+  const auto& resp = st.response_parser.head();
+  st.rec.status = resp.status;
+  const bool until_close = st.response_parser.body_until_close();
+  // The head: field names in lower case (RFC 9113 section 8.2.1), connection-specific ones out.
+  std::vector<http::header> kept;
+  h2_response_fields(resp, st.scratch, kept);
+  std::size_t bytes = 0;
+  for (const auto& f : kept) {
+    bytes += f.name.size();
+  }
+  auto& lower = st.host_scratch;
+  lower.clear();
+  lower.reserve(bytes);
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  fields.reserve(kept.size());
+  for (const auto& f : kept) {
+    const auto at = lower.size();
+    for (char c : f.name) {
+      lower.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    }
+    fields.emplace_back(std::string_view(lower).substr(at, f.name.size()), f.value);
+  }
+  auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
+  if (rr.what == http::parser::event::error) {
+    // Bad framing right after the head: nothing has reached the client yet.
+    attempt.response_failed();
+    s.out.clear();
+    s.out_bytes = 0;
+    reply_local(s, error_kind::upstream_protocol_error);
+    co_return;
+  }
+  if (!resp.chunked) {
+    h2_stream::append_out(&s, st.ubuf.data() + st.ubegin, rr.consumed);
+  }
+  st.ubegin += rr.consumed;
+  bool complete = rr.what == http::parser::event::message_complete;
+  submit_head(s, resp.status, fields, complete && s.out.empty());
+  bool upstream_failed = false;
+  bool ok = true;
+  while (ok && !complete) {
+    if (s.closed) {
+      ok = false;  // the client reset the stream: not the backend's doing
+      break;
+    }
+    if (s.watch.expired()) {
+      ok = false;
+      break;
+    }
+    if (s.out.size() - s.out_off >= out_high_water) {
+      co_await s.wake.wait();  // the client reads slower than the backend sends
+      continue;
+    }
+    st.ubegin = st.uend = 0;
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow);
+    if (s.closed) {
+      ok = false;
+      break;
+    }
+    if (ec) {
+      if (ec == asio::error::eof && until_close) {
+        complete = st.response_parser.finish() == http::parser::event::message_complete;
+      }
+      upstream_failed = !complete && !s.watch.expired();
+      ok = complete;
+      break;
+    }
+    rr = st.response_parser.feed(st.ubuf.data(), n);
+    if (rr.what == http::parser::event::error) {
+      upstream_failed = true;
+      ok = false;
+      break;
+    }
+    if (!resp.chunked) {
+      h2_stream::append_out(&s, st.ubuf.data(), rr.consumed);
+    }
+    st.ubegin = rr.consumed;
+    st.uend = n;
+    complete = rr.what == http::parser::event::message_complete;
+    if (!closed_) {
+      nghttp2_session_resume_data(ng_, s.id);
+      wake_writer();
+    }
+  }
+  if (!ok) {
+    // Part of the answer may have reached the client: the stream is reset, the connection lives.
+    if (upstream_failed) {
+      attempt.response_failed();
+    }
+    conn.reset();
+    reset_stream(s, NGHTTP2_INTERNAL_ERROR);
+    co_return;
+  }
+  s.out_eof = true;
+  if (!closed_ && !s.closed) {
+    nghttp2_session_resume_data(ng_, s.id);
+    wake_writer();
+  }
+  const bool claimed_body = (resp.status < 200 || resp.status == 204) && (resp.chunked || resp.content_length > 0);
+  const bool reusable =
+      resp.keep_alive && s.request_complete && request_sent_ok && !until_close && st.ubegin == st.uend && !claimed_body;
+  if (reusable) {
+    down_.owner().pool().put(std::move(conn));
+  } else {
+    conn.reset();
+  }
+}
+
+}  // namespace spillway::proxy

@@ -1,0 +1,157 @@
+#pragma once
+// The HTTP/2 front end: one client connection that speaks HTTP/2 (ALPN h2 over TLS, or the
+// prior-knowledge preface in cleartext), taken over from its http_session once the protocol is
+// known. nghttp2 does the framing, HPACK, flow control and the protocol's own checks; this file
+// drives it from the worker's io_context and turns every stream into a request like any other:
+//
+//   socket ──> reader (run) ──> nghttp2 ──> callbacks: a stream per request head
+//                                              │
+//                               serve(stream): route, upstream_attempt (balancer, breaker, limits,
+//                               pool, retries), the request to an HTTP/1 backend, its answer back
+//                                              │
+//   socket <── writer <── nghttp2 <── response HEADERS, DATA pulled from the stream's buffer
+//
+// Each stream has its own deadlines (a watchdog of its own) and its own per-request state (an
+// http1_state from the worker's recycler: buffers, response parser, rewrite scratch, record), so
+// that a slow or broken stream never holds up the others. Back-pressure both ways is bounded per
+// stream: the client's DATA is acknowledged (WINDOW_UPDATE) only once written upstream, and a
+// response is read from the backend only while less than out_high_water is waiting for the client.
+//
+// Abuse protection, on by default and counted (stats::h2_refusal_reasons): nghttp2's own limits
+// (CONTINUATION frames per header block, outstanding PING and SETTINGS acknowledgements, RST_STREAM
+// rate) plus Spillway's: header lists held to the listener's max_request_headers and
+// max_request_header_fields, max_concurrent_streams, a budget for control frames, and rapid reset
+// (most streams reset by the client before their answer) ends the connection.
+
+#include "proxy/downstream.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+struct nghttp2_session;
+
+namespace spillway::proxy {
+
+// Wakes one coroutine on the worker's thread: a notify() before or during wait() ends the wait.
+class wakeup {
+ public:
+  explicit wakeup(boost::asio::io_context& io);
+  boost::asio::awaitable<void> wait();
+  void notify();
+
+ private:
+  boost::asio::steady_timer timer_;
+  bool pending_ = false;
+};
+
+struct h2_stream;
+
+class h2_connection {
+ public:
+  using clock = std::chrono::steady_clock;
+
+  // Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+  static constexpr std::uint32_t max_concurrent_streams = 100;
+  // The flow-control window each stream grants (and so the request body bytes buffered per stream)
+  // and the connection's.
+  static constexpr std::int32_t stream_window = 64 * 1024;
+  static constexpr std::int32_t connection_window = 1024 * 1024;
+
+  // Serves HTTP/2 on `down`, whose owner keeps this object alive while run() and any stream runs.
+  explicit h2_connection(downstream_connection& down);
+  ~h2_connection();
+  h2_connection(const h2_connection&) = delete;
+  h2_connection& operator=(const h2_connection&) = delete;
+
+  // Serves the connection until it ends. `initial`: bytes already read from the client (the
+  // preface, maybe more). `keep` (the owner) is held by every stream's coroutine. Worker thread.
+  boost::asio::awaitable<void> run(std::string initial, std::shared_ptr<void> keep);
+
+  // GOAWAY: streams begun finish, no new ones, then the connection closes. Worker thread.
+  void drain();
+  // Closes the connection and cuts off every stream now. Worker thread.
+  void force_close();
+  // The connection's deadline (header block, idle, or closing) passed. Worker thread.
+  void deadline_passed();
+
+  // Used by the nghttp2 callbacks and the streams (h2_connection.cpp).
+  struct callbacks;
+  friend struct callbacks;
+  friend struct h2_stream;
+
+ private:
+  enum class send_result { ok, upstream_write_failed, client_gone, too_large };
+  enum class head_result { ok, closed_silently, reset, protocol_error, client_gone };
+
+  // Feeds bytes from the client to nghttp2. False when the connection must end.
+  bool receive(const char* data, std::size_t n);
+  boost::asio::awaitable<void> writer(std::shared_ptr<void> keep);
+  void wake_writer();
+  // Closes the socket and cuts off every stream.
+  void shut();
+  // Ends the connection with GOAWAY(`code`), counting `why`.
+  void refuse_connection(std::uint32_t code, std::size_t why);
+  // Sets the connection's deadline from its state (see deadline_passed()).
+  void update_deadline();
+  clock::time_point due() const;
+  void count_refusal(std::size_t why);
+  // Takes one control frame from the budget; false (and the connection ends) when it is spent.
+  bool spend_control_budget();
+
+  // The head of stream `id` is whole: starts serve() for it.
+  void start_stream(std::int32_t id);
+  // One stream's request, from its head to its answer.
+  boost::asio::awaitable<void> serve(std::shared_ptr<h2_stream> s, std::shared_ptr<void> keep);
+  boost::asio::awaitable<void> handle(h2_stream& s);
+  boost::asio::awaitable<void> forward(h2_stream& s, std::size_t cluster_index);
+  boost::asio::awaitable<send_result> send_request(h2_stream& s, struct upstream_connection& conn,
+                                                   std::uint64_t max_body);
+  boost::asio::awaitable<head_result> read_response_head(h2_stream& s, struct upstream_connection& conn,
+                                                         std::size_t max_head, std::size_t max_fields);
+  boost::asio::awaitable<void> stream_response(h2_stream& s, class upstream_attempt& attempt, bool request_sent_ok);
+  // Answers the stream itself (gRPC-shaped for a gRPC request); `retry_after` for a 503.
+  void reply_local(h2_stream& s, error_kind kind, config::duration retry_after = std::chrono::seconds(1));
+  // Submits the response head (and, unless `end`, a body pulled from the stream's buffer).
+  void submit_head(h2_stream& s, int status, const std::vector<std::pair<std::string_view, std::string_view>>& fields,
+                   bool end);
+  void reset_stream(h2_stream& s, std::uint32_t code);
+  // The stream reads no more of its request body: what came and what comes is acknowledged.
+  void discard_body(h2_stream& s);
+
+  downstream_connection& down_;
+  nghttp2_session* ng_ = nullptr;
+  std::unordered_map<std::int32_t, std::shared_ptr<h2_stream>> streams_;  // open streams, by id
+  std::shared_ptr<void> keep_;  // the owner, while run() runs (for the streams it spawns)
+  std::array<char, 16384> rbuf_;
+  std::string wbuf_;
+  wakeup write_wake_;
+  wakeup writer_done_;
+  bool writer_running_ = false;
+  bool closed_ = false;
+  bool terminating_ = false;  // GOAWAY sent for an error or the idle timeout: closing
+  bool got_settings_ = false;
+  bool draining_ = false;
+  bool in_header_block_ = false;
+  clock::time_point header_deadline_ = clock::time_point::max();
+  clock::time_point idle_since_;
+  clock::time_point started_;
+  config::duration header_timeout_{};
+  config::duration idle_timeout_{};
+  std::uint64_t max_request_headers_ = 64 * 1024;
+  std::uint32_t max_request_fields_ = 100;
+  std::uint64_t streams_total_ = 0;
+  std::uint64_t premature_resets_ = 0;  // streams the client reset before their answer ended
+  double control_budget_ = 0;
+  clock::time_point budget_at_;
+  std::uint32_t empty_data_run_ = 0;  // consecutive DATA frames with no payload and no END_STREAM
+};
+
+}  // namespace spillway::proxy

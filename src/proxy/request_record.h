@@ -1,0 +1,52 @@
+#pragma once
+// What one request did, and the one place it becomes metrics and an access log line, whichever
+// front end (HTTP/1, an HTTP/2 stream) served it.
+
+#include "common/error.h"
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+namespace spillway::upstream {
+struct cluster;
+class host;
+}  // namespace spillway::upstream
+
+namespace spillway::proxy {
+
+struct worker_view;
+class downstream_connection;
+
+// What one request did, for metrics and the access log.
+struct http_request_record {
+  bool started = false;  // a byte of it arrived
+  std::shared_ptr<worker_view> view;
+  int route = -1;
+  const upstream::cluster* cluster = nullptr;
+  upstream::host* host = nullptr;  // the last host tried
+  std::uint32_t tries = 0;
+  int status = 0;                   // sent to the client; 0 when none was
+  std::optional<error_kind> local;  // set when Spillway answered itself
+  std::uint64_t bytes_in = 0;       // head and body bytes from the client
+  std::uint64_t bytes_out = 0;
+  std::chrono::steady_clock::duration connect_time{-1};
+  std::chrono::steady_clock::duration upstream_time{-1};  // to the response head
+};
+
+// What the access log says of the request beyond its record (views valid for the call).
+struct request_fields {
+  std::string_view method;
+  std::string_view path;
+  std::string_view host;
+  std::string_view request_id;
+};
+
+// Counts the request (listener, route, upstream and host traffic) and logs it when the access log
+// samples it. `elapsed`: from its first byte to now. Worker thread.
+void record_request(downstream_connection& down, const http_request_record& rec, const request_fields& fields,
+                    std::chrono::steady_clock::duration elapsed);
+
+}  // namespace spillway::proxy
