@@ -85,7 +85,7 @@ class attempt_test : public ::testing::TestWithParam<bool> {
   }
 
   upstream_attempt make_attempt() {
-    return upstream_attempt(*worker_, *worker_->view(), 0, *down_, "198.51.100.7", true, GetParam());
+    return upstream_attempt(*worker_, *worker_->view(), 0, down_->watch(), "198.51.100.7", true, GetParam());
   }
 
   // Puts `h`'s breaker in half-open with every trial slot taken; returns the ticket that holds it.
@@ -203,7 +203,7 @@ TEST_P(attempt_test, a_queued_request_is_woken_when_a_connection_closes) {
   std::optional<upstream_attempt> first;
   bool second_done = false;
   run([&]() -> asio::awaitable<void> {
-    first.emplace(*worker_, *worker_->view(), 0, *down_, "198.51.100.7", true, GetParam());
+    first.emplace(*worker_, *worker_->view(), 0, down_->watch(), "198.51.100.7", true, GetParam());
     EXPECT_TRUE(first->admit());
     EXPECT_FALSE((co_await first->start_try(clock::time_point::max(), true)).has_value());
     // The second request waits; the first one's connection closes a moment later.
