@@ -310,11 +310,12 @@ struct h2_connection::callbacks {
     return 0;
   }
 
-  static int on_stream_close(nghttp2_session* session, std::int32_t stream_id, uint32_t error_code, void* user_data) {
+  static int on_stream_close(nghttp2_session* session, std::int32_t stream_id, uint32_t /*error_code*/,
+                             void* user_data) {
     auto& c = self(user_data);
     if (auto* s = stream(session, stream_id)) {
       s->closed = true;
-      if (error_code != NGHTTP2_NO_ERROR && s->attempt != nullptr && s->attempt->conn()) {
+      if (s->attempt != nullptr && s->attempt->conn()) {
         s->attempt->conn()->stream.close();  // the client gave up: so does the backend's exchange
       }
       s->wake.notify();

@@ -247,6 +247,11 @@ listeners:
     tls:
       certificates: [ { cert: %(a_crt)s, key: %(a_key)s }, { cert: %(b_crt)s, key: %(b_key)s } ]
       handshake_timeout: 1s
+    http2: false
+    routes: [ { upstream: app } ]
+  - name: web2
+    listen: 127.0.0.1:%(h2_port)d
+    tls: { cert: %(a_crt)s, key: %(a_key)s }
     routes: [ { upstream: app } ]
   - name: raw
     listen: 127.0.0.1:%(raw_port)d
@@ -276,9 +281,9 @@ class TerminationTest(unittest.TestCase):
         cls.b_crt, cls.b_key = cls.ca.issue("b", ["b.test", "*.b.test"])
         cls.backend = Testd(name="app")
         cls.addClassCleanup(cls.backend.stop)
-        cls.raw_port, cls.plain_port = free_port(), free_port()
+        cls.raw_port, cls.plain_port, cls.h2_port = free_port(), free_port(), free_port()
         cls.lb = Spillway(TERMINATION % dict(a_crt=cls.a_crt, a_key=cls.a_key, b_crt=cls.b_crt, b_key=cls.b_key,
-                                             raw_port=cls.raw_port, plain_port=cls.plain_port,
+                                             raw_port=cls.raw_port, plain_port=cls.plain_port, h2_port=cls.h2_port,
                                              backend=cls.backend.address))
         cls.addClassCleanup(cls.lb.stop)
         cls.client = ssl.create_default_context(cafile=cls.ca.crt)
@@ -387,9 +392,9 @@ class TerminationTest(unittest.TestCase):
         self.assertEqual(data.count(b"x"), size)
 
     def test_alpn_answers_http11(self):
-        """ALPN: offered h2 and http/1.1, the http listener picks http/1.1; offered only h2, the
-        handshake goes on without ALPN and HTTP/1.1 still works; the tcp listener does not answer
-        ALPN (it relays bytes, whatever the protocol)."""
+        """ALPN with `http2: false`: offered h2 and http/1.1, the http listener picks http/1.1;
+        offered only h2, the handshake goes on without ALPN and HTTP/1.1 still works; the tcp
+        listener does not answer ALPN (it relays bytes, whatever the protocol)."""
         out = s_client(self.lb.port, "-alpn", "h2,http/1.1", servername="a.test", send=REQUEST % b"a.test")
         self.assertIn("ALPN protocol: http/1.1", out)
         self.assertIn("HTTP/1.1 200 OK", out)
@@ -406,6 +411,30 @@ class TerminationTest(unittest.TestCase):
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn("ALPN: server accepted http/1.1", out.stderr)
         self.assertIn("< HTTP/1.1 200", out.stderr)
+
+    def test_alpn_h2(self):
+        """ALPN on an http listener with HTTP/2 on (the default): h2 is preferred when offered, a
+        client offering only http/1.1 gets it, and curl --http2 speaks HTTP/2 through to the
+        HTTP/1 backend."""
+        out = s_client(self.h2_port, "-alpn", "h2,http/1.1", servername="a.test")
+        self.assertIn("ALPN protocol: h2", out)
+        out = s_client(self.h2_port, "-alpn", "http/1.1,h2", servername="a.test")
+        self.assertIn("ALPN protocol: h2", out)  # the server's preference
+        out = s_client(self.h2_port, "-alpn", "http/1.1", servername="a.test", send=REQUEST % b"a.test")
+        self.assertIn("ALPN protocol: http/1.1", out)
+        self.assertIn("HTTP/1.1 200 OK", out)
+        out = s_client(self.h2_port, servername="a.test", send=REQUEST % b"a.test")
+        self.assertIn("No ALPN negotiated", out)
+        self.assertIn("HTTP/1.1 200 OK", out)
+        out = subprocess.run(["curl", "-sS", "-v", "--http2", "--cacert", self.ca.crt, "--resolve",
+                              "a.test:%d:127.0.0.1" % self.h2_port, "https://a.test:%d/echo" % self.h2_port],
+                             capture_output=True, text=True, timeout=20)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("ALPN: server accepted h2", out.stderr)
+        self.assertIn("< HTTP/2 200", out.stderr)
+        echo = json.loads(out.stdout)
+        self.assertEqual(echo["version"], "1.1")
+        self.assertEqual(echoed_headers(out.stdout, "x-forwarded-proto"), ["https"])
 
     def test_session_resumption(self):
         """A saved session resumes ("Reused"): by ticket in TLS 1.3 and 1.2, by session id in TLS 1.2

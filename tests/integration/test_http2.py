@@ -1,0 +1,344 @@
+"""HTTP/2 from clients, through the real binary, to HTTP/1 backends.
+
+Cleartext with prior knowledge (curl --http2-prior-knowledge, h2load, and a python3-h2 client that
+can also misbehave on purpose); TLS with ALPN h2 is in test_tls. Each stream is a request of its
+own: routed, balanced per request over one connection, retried, answered by Spillway itself when it
+must be (gRPC-shaped for gRPC), counted and logged. The abuse cases check that the connection is
+ended and counted, and that other clients are served meanwhile.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from h2client import H2Client
+from harness import Spillway, free_port, wait_until
+from testd import Testd
+
+CONFIG = """workers: 1
+admin: { listen: 127.0.0.1:{admin_port} }
+access_log: { path: %(log)s }
+listeners:
+  - name: main
+    listen: 127.0.0.1:{port}
+    max_request_headers: 8192
+    routes:
+      - { match: { path_prefix: /down/ }, upstream: down }
+      - { match: { path_prefix: /slow/ }, upstream: slow }
+      - { match: { path_prefix: / , host: test }, upstream: app }
+      - { match: { path_prefix: / , host: "127.0.0.1" }, upstream: app }
+  - name: h1only
+    listen: 127.0.0.1:%(h1_port)d
+    http2: false
+    routes: [ { upstream: app } ]
+upstreams:
+  - name: app
+    health_check: false
+    outlier_detection: false
+    backends: [ { address: %(a)s }, { address: %(b)s } ]
+  - name: down
+    health_check: false
+    backends: [ { address: 127.0.0.1:%(closed)d } ]
+  - name: slow
+    health_check: false
+    timeouts: { request: 500ms }
+    retries: { attempts: 1 }
+    backends: [ { address: %(a)s } ]
+"""
+
+
+def curl_h2(url, *args):
+    out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", *args, url], capture_output=True,
+                         timeout=30)
+    return out.returncode, out.stdout, out.stderr.decode(errors="replace")
+
+
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return "%016x" % h
+
+
+class Http2Test(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.a = Testd(name="a")
+        cls.addClassCleanup(cls.a.stop)
+        cls.b = Testd(name="b")
+        cls.addClassCleanup(cls.b.stop)
+        cls.h1_port = free_port()
+        cls.log_path = "/tmp/spillway-h2-access-%d.log" % os.getpid()
+        cls.addClassCleanup(lambda: os.path.exists(cls.log_path) and os.unlink(cls.log_path))
+        cls.lb = Spillway(CONFIG % dict(a=cls.a.address, b=cls.b.address, h1_port=cls.h1_port, closed=free_port(),
+                                        log=cls.log_path))
+        cls.addClassCleanup(cls.lb.stop)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.lb.port, path)
+
+    def client(self, **kw):
+        c = H2Client(self.lb.port, **kw)
+        self.addCleanup(c.close)
+        return c
+
+    def refusals(self, reason):
+        return self.lb.metric('spillway_listener_h2_refusals_total{listener="main",reason="%s"}' % reason, 0)
+
+    # --- plain requests ---
+
+    def test_curl_prior_knowledge(self):
+        """curl speaks HTTP/2 with prior knowledge; the HTTP/1 backend sees an HTTP/1.1 request with
+        Host from :authority and the forwarding headers; the answer comes back as HTTP/2."""
+        rc, out, err = curl_h2(self.url("/echo?x=1"), "-H", "x-custom: v")
+        self.assertEqual(rc, 0, err)
+        head, _, body = out.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/2 200"), head)
+        echo = json.loads(body)
+        self.assertEqual(echo["version"], "1.1")
+        self.assertEqual(echo["path"], "/echo?x=1")
+        headers = {k.lower(): v for k, v in echo["headers"]}
+        self.assertEqual(headers["host"], "127.0.0.1:%d" % self.lb.port)
+        self.assertEqual(headers["x-custom"], "v")
+        self.assertEqual(headers["x-forwarded-proto"], "http")
+        self.assertIn("x-request-id", headers)
+        self.assertNotIn(b"connection:", head.lower())
+
+    def test_uploads_and_downloads_arrive_whole(self):
+        """Request bodies with a length and without (sent chunked to the HTTP/1 backend), and
+        responses with a length and chunked, several MiB each, arrive byte for byte, over flow
+        control windows far smaller than the bodies."""
+        body = os.urandom(3 * 1024 * 1024 + 17)
+        c = self.client()
+        with_length = c.request("POST", "/echo", headers=[("content-length", str(len(body)))], body=body)
+        without = c.request("POST", "/echo", body=body)
+        for sid, framing in ((with_length, "content-length"), (without, "transfer-encoding")):
+            s = c.response(sid, timeout=30)
+            self.assertEqual(s.status, 200)
+            echo = json.loads(bytes(s.body))
+            self.assertEqual(echo["body_bytes"], len(body))
+            self.assertEqual(echo["body_fnv1a"], fnv1a64(body))
+            self.assertIn(framing, [k.lower() for k, _ in echo["headers"]])
+        for query in ("size=5m", "size=5m&chunked=1"):
+            s = c.get("/x?" + query, timeout=30)
+            self.assertEqual(s.status, 200, query)
+            self.assertEqual(bytes(s.body), b"x" * (5 * 1024 * 1024), query)
+            self.assertIsNone(s.header("transfer-encoding"))
+
+    def test_head_and_bodiless_answers(self):
+        c = self.client()
+        s = c.response(c.request("HEAD", "/x?size=1000"))
+        self.assertEqual((s.status, s.header("content-length"), bytes(s.body)), (200, "1000", b""))
+        s = c.get("/x?status=204")
+        self.assertEqual((s.status, bytes(s.body)), (204, b""))
+
+    def test_one_connection_is_balanced_per_request(self):
+        """h2load: one connection, 20 streams at a time; least_request spreads the streams over both
+        backends (an L4 balancer would pin the connection to one)."""
+        self.a.reset_stats()
+        self.b.reset_stats()
+        out = subprocess.run(["h2load", "-c", "1", "-m", "20", "-n", "2000", self.url("/x?latency=1ms")],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertIn("2000 succeeded", out.stdout)
+        a, b = self.a.stats()["requests"], self.b.stats()["requests"]
+        self.assertEqual(a + b, 2000)
+        self.assertGreater(min(a, b), 600, (a, b))
+
+    def test_many_streams_at_once(self):
+        """100 streams in flight on one connection (the advertised limit) all get their answers."""
+        c = self.client()
+        sids = [c.request("GET", "/x?latency=200ms") for _ in range(100)]
+        for sid in sids:
+            self.assertEqual(c.response(sid).status, 200)
+
+    # --- Spillway's own answers ---
+
+    def test_local_replies(self):
+        c = self.client()
+        s = c.get("/nothing", authority="unknown.example")
+        self.assertEqual((s.status, s.header("x-spillway-reason")), (404, "no_route"))
+        s = c.get("/down/x")
+        self.assertEqual(s.status, 503)
+        self.assertEqual(s.header("x-spillway-reason"), "upstream_connect_failure")
+        self.assertIsNotNone(s.header("retry-after"))
+        s = c.get("/slow/x?latency=3s")
+        self.assertEqual((s.status, s.header("x-spillway-reason")), (504, "upstream_timeout"))
+        # the connection carries on after each
+        self.assertEqual(c.get("/x").status, 200)
+
+    def test_grpc_requests_get_grpc_shaped_answers(self):
+        """A gRPC request Spillway answers itself gets HTTP 200 with grpc-status: UNAVAILABLE (14) for
+        no backend, DEADLINE_EXCEEDED (4) for a timeout, UNIMPLEMENTED (12) for no route."""
+        c = self.client()
+        grpc = [("content-type", "application/grpc"), ("te", "trailers")]
+        for path, authority, code, reason in (("/down/svc/M", "test", "14", "upstream_connect_failure"),
+                                              ("/slow/svc/M?latency=3s", "test", "4", "upstream_timeout"),
+                                              ("/svc/M", "nowhere", "12", "no_route")):
+            s = c.response(c.request("POST", path, authority=authority, headers=grpc, body=b"\0\0\0\0\0"))
+            self.assertEqual(s.status, 200, path)
+            self.assertEqual(s.header("grpc-status"), code, path)
+            self.assertEqual(s.header("x-spillway-reason"), reason, path)
+            self.assertEqual(bytes(s.body), b"", path)
+
+    def test_headers_too_large(self):
+        """A header list over max_request_headers gets 431 on its stream, counted; the connection
+        serves on."""
+        before = self.refusals("headers_too_large")
+        c = self.client()
+        s = c.get("/x", headers=[("x-big-%d" % i, "v" * 1000) for i in range(12)])
+        self.assertEqual(s.status, 431)
+        self.assertEqual(self.refusals("headers_too_large"), before + 1)
+        self.assertEqual(c.get("/x").status, 200)
+
+    def test_http2_false_refuses_the_preface(self):
+        """With `http2: false` the preface is not HTTP/1 and gets 400."""
+        with socket.create_connection(("127.0.0.1", self.h1_port), timeout=5) as s:
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            data = s.recv(4096)
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), data)
+        rc, out, err = curl_h2("http://127.0.0.1:%d/x" % self.h1_port)
+        self.assertNotEqual(rc, 0)
+
+    def test_http1_still_served_on_the_same_listener(self):
+        status, _, body = self.lb.request("GET", "/x", headers={"Host": "test"})
+        self.assertEqual(status, 200)
+
+    def test_access_log_and_metrics(self):
+        before = self.lb.metric('spillway_listener_h2_streams_total{listener="main"}', 0)
+        c = self.client()
+        s = c.get("/x?marker=h2log", headers=[("x-request-id", "h2-req-1")])
+        self.assertEqual(s.status, 200)
+        self.assertGreaterEqual(self.lb.metric('spillway_listener_h2_streams_total{listener="main"}', 0), before + 1)
+        def logged():
+            if not os.path.exists(self.log_path):
+                return []
+            with open(self.log_path, "rb") as f:
+                return [line for line in f.read().splitlines() if b"h2-req-1" in line]
+        self.assertTrue(wait_until(logged, 5))
+        line = logged()[0]
+        rec = json.loads(line)
+        self.assertEqual((rec["method"], rec["path"], rec["status"], rec["upstream"]), ("GET", "/x?marker=h2log", 200, "app"))
+
+    # --- abuse ---
+
+    def test_rapid_reset_ends_the_connection(self):
+        """CVE-2023-44487: a client opening streams and resetting them at once gets GOAWAY
+        ENHANCE_YOUR_CALM after a bounded number, counted; the backends see few of those requests;
+        another client is served meanwhile."""
+        before = self.refusals("rapid_reset")
+        self.a.reset_stats()
+        self.b.reset_stats()
+        c = self.client()
+        for _ in range(400):
+            if c.closed or c.goaway:
+                break
+            sid = c.conn.get_next_available_stream_id()
+            c.streams[sid] = None
+            c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "test"),
+                                      (":path", "/x?latency=50ms")])
+            c.conn.reset_stream(sid)
+            try:
+                c.flush()
+            except OSError:
+                break
+        c.streams = {}
+        c.pump(lambda: c.goaway is not None, timeout=10)
+        self.assertIsNotNone(c.goaway)
+        self.assertEqual(c.goaway[0], 11)  # ENHANCE_YOUR_CALM
+        self.assertEqual(self.refusals("rapid_reset"), before + 1)
+        other = self.client()
+        self.assertEqual(other.get("/x").status, 200)
+        time.sleep(0.2)
+        self.assertLess(self.a.stats()["requests"] + self.b.stats()["requests"], 150)
+
+    def test_ping_flood_ends_the_connection(self):
+        before = self.refusals("flood")
+        c = self.client()
+        for i in range(1000):
+            c.conn.ping(b"%08d" % i)
+        try:
+            c.flush()
+        except OSError:
+            pass
+        c.pump(lambda: c.goaway is not None, timeout=10)
+        self.assertIsNotNone(c.goaway)
+        self.assertEqual(c.goaway[0], 11)
+        self.assertGreaterEqual(self.refusals("flood"), before + 1)
+
+    def test_bad_preface_and_garbage(self):
+        """A wrong preface or frames that break the protocol end the connection with a GOAWAY,
+        counted; the listener serves on."""
+        before = self.refusals("protocol_error")
+        with socket.create_connection(("127.0.0.1", self.lb.port), timeout=5) as s:
+            s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x04\x09\x00\x00\x00\x00\x01abcd")  # CONTINUATION first
+            data = b""
+            while True:
+                try:
+                    chunk = s.recv(4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+        self.assertIn(b"\x07", data[:64] + data)  # a GOAWAY frame (type 7) came back
+        self.assertGreaterEqual(self.refusals("protocol_error"), before + 1)
+        self.assertEqual(self.client().get("/x").status, 200)
+
+    # --- lifetimes ---
+
+    def test_client_reset_cancels_the_backend_exchange(self):
+        """A stream the client resets while the backend is still answering frees its backend
+        connection; the connection's other streams go on."""
+        c = self.client()
+        slow = c.request("GET", "/x?hang=1")
+        fast = c.request("GET", "/x")
+        self.assertEqual(c.response(fast).status, 200)
+        time.sleep(0.1)
+        active_before = self.a.stats()["connections_active"] + self.b.stats()["connections_active"]
+        c.conn.reset_stream(slow)
+        c.flush()
+        self.assertTrue(wait_until(
+            lambda: self.a.stats()["connections_active"] + self.b.stats()["connections_active"] < active_before, 5))
+        self.assertEqual(c.get("/x").status, 200)
+
+
+class DrainTest(unittest.TestCase):
+    def test_sigterm_sends_goaway_and_finishes_streams(self):
+        """On SIGTERM an HTTP/2 connection gets GOAWAY; the stream in flight gets its whole answer."""
+        a = Testd(name="a")
+        self.addCleanup(a.stop)
+        lb = Spillway("""workers: 1
+admin: { listen: 127.0.0.1:{admin_port} }
+drain_timeout: 10s
+listeners:
+  - listen: 127.0.0.1:{port}
+    routes: [ { upstream: app } ]
+upstreams:
+  - name: app
+    health_check: false
+    backends: [ { address: %s } ]
+""" % a.address)
+        self.addCleanup(lb.stop, expect_clean=False)
+        # nghttp (nghttp2-client) keeps reading its streams after a GOAWAY, as real clients do.
+        client = subprocess.Popen(["nghttp", "-nv", "http://127.0.0.1:%d/x?latency=700ms&size=100k" % lb.port],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.assertTrue(wait_until(lambda: lb.metric('spillway_listener_h2_streams_total{listener="listener_0"}', 0)
+                                   >= 1, 5))
+        lb.signal(signal.SIGTERM)
+        out, _ = client.communicate(timeout=15)
+        self.assertEqual(client.returncode, 0, out)
+        self.assertRegex(out, r"recv GOAWAY frame .*\n.*last_stream_id=13, error_code=NO_ERROR")
+        self.assertIn(":status: 200", out)
+        self.assertRegex(out, r"recv DATA frame <length=\d+, flags=0x01, stream_id=13>")
+        self.assertEqual(lb.proc.wait(timeout=10), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
