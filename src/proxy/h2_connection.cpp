@@ -1,6 +1,7 @@
 #include "proxy/h2_connection.h"
 
 #include "common/log.h"
+#include "proxy/grpc.h"
 #include "proxy/http1_rewrite.h"
 #include "proxy/http1_state.h"
 #include "proxy/request_record.h"
@@ -51,28 +52,6 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value) {
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
                     NGHTTP2_NV_FLAG_NONE};
 }
-
-// The gRPC status of an answer Spillway makes itself (gRPC's HTTP-to-gRPC status mapping, with
-// timeouts as DEADLINE_EXCEEDED).
-int grpc_status_of(error_kind kind) {
-  switch (kind) {
-    case error_kind::upstream_timeout:
-    case error_kind::header_timeout:
-      return 4;  // DEADLINE_EXCEEDED
-    case error_kind::body_too_large:
-    case error_kind::headers_too_large:
-      return 8;  // RESOURCE_EXHAUSTED
-    case error_kind::no_route:
-    case error_kind::method_not_allowed:
-      return 12;  // UNIMPLEMENTED
-    case error_kind::malformed_request:
-      return 13;  // INTERNAL
-    default:
-      return 14;  // UNAVAILABLE: no backend, overload, a backend that failed
-  }
-}
-
-bool is_grpc(std::string_view content_type) { return content_type.starts_with("application/grpc"); }
 
 }  // namespace
 
@@ -775,7 +754,14 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
   s.attempt = &attempt;
   const auto& up = attempt.cfg();
   st.rec.cluster = &attempt.cluster();
-  const auto request_deadline = s.first_byte + up.timeout.request;
+  auto request_deadline = s.first_byte + up.timeout.request;
+  if (is_grpc(h.find("content-type"))) {
+    // The client's deadline (grpc-timeout) bounds the request when it is the sooner one; passing it
+    // answers DEADLINE_EXCEEDED.
+    if (auto t = parse_grpc_timeout(h.find("grpc-timeout"))) {
+      request_deadline = std::min(request_deadline, s.first_byte + std::chrono::duration_cast<clock::duration>(*t));
+    }
+  }
   s.watch.set_deadline(request_deadline);
   if (!has_request_id(h)) {
     st.request_id = make_request_id(down_.owner().random()(), down_.owner().random()());

@@ -14,6 +14,11 @@
 //      the backend's marker per request the backend answered, and no more final responses than
 //      requests the client sent (plus one local reply to what could not be parsed).
 // A crash, a leak or an ASan/UBSan report anywhere in the proxy is caught by the sanitizers.
+//
+// Built a second time as fuzz_h2 (SPILLWAY_FUZZ_H2): the input is what a client sends after the
+// HTTP/2 preface (frames, HPACK blocks), so the fuzzer explores the HTTP/2 front end. The backend's
+// checks are the same (what any stream makes of a request must be a strict, unambiguous HTTP/1
+// request); the client must receive a sequence of whole HTTP/2 frames, each within the frame size.
 
 #include "config/config.h"
 #include "parser_driver.h"
@@ -382,8 +387,47 @@ bool read_responses(const std::string& got, const std::vector<std::string>& meth
 
 }  // namespace
 
+#ifdef SPILLWAY_FUZZ_H2
+// The client's bytes as HTTP/2: whole frames (a 9-byte header and its payload), none longer than
+// the default SETTINGS_MAX_FRAME_SIZE (Spillway never raises it), the first a SETTINGS.
+void check_h2_frames(const std::string& got) {
+  std::size_t at = 0;
+  bool first = true;
+  while (at < got.size()) {
+    check(got.size() - at >= 9, "a truncated HTTP/2 frame header");
+    const auto* p = reinterpret_cast<const unsigned char*>(got.data() + at);
+    const std::size_t len = (std::size_t{p[0]} << 16) | (std::size_t{p[1]} << 8) | p[2];
+    check(len <= 16384, "an HTTP/2 frame over the maximum frame size");
+    check(got.size() - at - 9 >= len, "a truncated HTTP/2 frame");
+    check(!first || p[3] == 0x4, "the server's first frame is not SETTINGS");
+    first = false;
+    at += 9 + len;
+  }
+}
+#endif
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   auto& px = start_proxy();
+#ifdef SPILLWAY_FUZZ_H2
+  {
+    static constexpr std::string_view preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    std::string in(preface);
+    in.append(reinterpret_cast<const char*>(data), size);
+    int fd = connect_to(px.port);
+    send_all(fd, in.data(), in.size());
+    ::shutdown(fd, SHUT_WR);
+    std::string got;
+    const bool closed = read_all(fd, got);
+    ::close(fd);
+    if (verbose) {
+      std::fprintf(stderr, "client received %zu bytes (%s)\n", got.size(), closed ? "then closed" : "no close");
+    }
+    if (closed) {
+      check_h2_frames(got);
+    }
+    return 0;
+  }
+#endif
   const auto methods = request_methods(data, size);
   const auto answered_before = px.be->answered();
 

@@ -144,6 +144,82 @@ CONFIGS = {
 }
 
 
+def h2_seeds():
+    """Client frames after the HTTP/2 preface (fuzz_h2 adds the preface), made with python3-h2:
+    requests of each shape, and the frames abuse is made of."""
+    import h2.config
+    import h2.connection
+    import h2.settings
+
+    def conn():
+        c = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        c.initiate_connection()
+        return c
+
+    def head(path, method="GET", extra=()):
+        return [(":method", method), (":scheme", "http"), (":authority", "a"), (":path", path)] + list(extra)
+
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    seeds = {}
+
+    def out(name, c):
+        data = c.data_to_send()
+        assert data.startswith(preface)
+        seeds[name] = data[len(preface):]
+
+    c = conn()
+    c.send_headers(1, head("/"), end_stream=True)
+    out("get", c)
+    c = conn()
+    c.send_headers(1, head("/p?q=1", extra=[("user-agent", "t"), ("cookie", "a=b"), ("cookie", "c=d")]), end_stream=True)
+    c.send_headers(3, head("/x", "HEAD"), end_stream=True)
+    c.send_headers(5, head("/y", "OPTIONS"), end_stream=True)
+    out("three-streams", c)
+    c = conn()
+    c.send_headers(1, head("/up", "POST", [("content-length", "10")]))
+    c.send_data(1, b"0123456789", end_stream=True)
+    out("post-length", c)
+    c = conn()
+    c.send_headers(1, head("/up", "POST"))
+    c.send_data(1, b"abc")
+    c.send_data(1, b"defgh")
+    c.send_headers(1, [("x-trailer", "1")], end_stream=True)
+    out("post-trailers", c)
+    c = conn()
+    c.send_headers(1, head("/svc/Method", "POST", [("content-type", "application/grpc"), ("te", "trailers"),
+                                                    ("grpc-timeout", "1S")]))
+    c.send_data(1, b"\0\0\0\0\x02hi", end_stream=True)
+    out("grpc", c)
+    c = conn()
+    c.send_headers(1, head("/"))
+    c.reset_stream(1)
+    c.send_headers(3, head("/"), end_stream=True)
+    c.ping(b"12345678")
+    c.increment_flow_control_window(1000)
+    c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+    c.prioritize(3, weight=10)
+    out("reset-ping-window", c)
+    c = conn()
+    c.send_headers(1, head("/", extra=[("x-big", "v" * 5000)]), end_stream=True)
+    out("big-header", c)
+    c = conn()
+    c.send_headers(1, head("/"), end_stream=True)
+    c.close_connection()
+    out("goaway", c)
+    # HEADERS without END_HEADERS, then a CONTINUATION carrying the rest of the block.
+    c = conn()
+    c.send_headers(1, head("/cont", extra=[("x-a", "1")]), end_stream=True)
+    data = c.data_to_send()[len(preface):]
+    settings_len = 9 + int.from_bytes(data[0:3], "big")
+    frame = data[settings_len:]
+    block = frame[9:]
+    half = len(block) // 2
+    headers = len(block[:half]).to_bytes(3, "big") + b"\x01\x01" + frame[5:9] + block[:half]
+    cont = len(block[half:]).to_bytes(3, "big") + b"\x09\x04" + frame[5:9] + block[half:]
+    seeds["continuation"] = data[:settings_len] + headers + cont
+    return seeds
+
+
 def write(target, name, data):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -152,7 +228,7 @@ def write(target, name, data):
 
 
 def main():
-    for target in ("fuzz_request_parser", "fuzz_response_parser", "fuzz_config", "fuzz_proxy"):
+    for target in ("fuzz_request_parser", "fuzz_response_parser", "fuzz_config", "fuzz_proxy", "fuzz_h2"):
         d = os.path.join(HERE, "corpus", target)
         if os.path.isdir(d):
             for name in os.listdir(d):
@@ -177,6 +253,8 @@ def main():
     write("fuzz_response_parser", "splice-keep-alive-three", b"\x22\x03\x05" + RESPONSES["keep-alive-three"])
     write("fuzz_response_parser", "splice-head-odd", b"\x30" + RESPONSES["keep-alive-three"])
     write("fuzz_request_parser", "splice-pipelined", b"\x20" + REQUESTS["pipelined"])
+    for name, data in h2_seeds().items():
+        write("fuzz_h2", name, data)
     for name, text in CONFIGS.items():
         write("fuzz_config", name + ".yaml", text.encode())
     shutil.copy(os.path.join(REPO, "config", "spillway.yaml"), os.path.join(HERE, "corpus", "fuzz_config", "example.yaml"))

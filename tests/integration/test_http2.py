@@ -175,7 +175,8 @@ class Http2Test(unittest.TestCase):
 
     def test_grpc_requests_get_grpc_shaped_answers(self):
         """A gRPC request Spillway answers itself gets HTTP 200 with grpc-status: UNAVAILABLE (14) for
-        no backend, DEADLINE_EXCEEDED (4) for a timeout, UNIMPLEMENTED (12) for no route."""
+        no backend, DEADLINE_EXCEEDED (4) for a timeout (the upstream's, or the client's own
+        grpc-timeout), UNIMPLEMENTED (12) for no route."""
         c = self.client()
         grpc = [("content-type", "application/grpc"), ("te", "trailers")]
         for path, authority, code, reason in (("/down/svc/M", "test", "14", "upstream_connect_failure"),
@@ -186,6 +187,12 @@ class Http2Test(unittest.TestCase):
             self.assertEqual(s.header("grpc-status"), code, path)
             self.assertEqual(s.header("x-spillway-reason"), reason, path)
             self.assertEqual(bytes(s.body), b"", path)
+        # the client's grpc-timeout is the request's deadline when it is the sooner one
+        start = time.monotonic()
+        s = c.response(c.request("POST", "/svc/M?latency=5s", headers=grpc + [("grpc-timeout", "300m")],
+                                 body=b"\0\0\0\0\0"))
+        self.assertLess(time.monotonic() - start, 3)
+        self.assertEqual((s.status, s.header("grpc-status")), (200, "4"))
 
     def test_headers_too_large(self):
         """A header list over max_request_headers gets 431 on its stream, counted; the connection

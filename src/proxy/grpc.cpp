@@ -1,0 +1,68 @@
+#include "proxy/grpc.h"
+
+namespace spillway::proxy {
+
+bool is_grpc(std::string_view content_type) {
+  constexpr std::string_view grpc = "application/grpc";
+  if (content_type.size() < grpc.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < grpc.size(); ++i) {
+    char c = content_type[i];
+    c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    if (c != grpc[i]) {
+      return false;
+    }
+  }
+  return content_type.size() == grpc.size() || content_type[grpc.size()] == '+' || content_type[grpc.size()] == ';';
+}
+
+int grpc_status_of(error_kind kind) {
+  switch (kind) {
+    case error_kind::upstream_timeout:
+    case error_kind::header_timeout:
+      return 4;  // DEADLINE_EXCEEDED
+    case error_kind::body_too_large:
+    case error_kind::headers_too_large:
+      return 8;  // RESOURCE_EXHAUSTED
+    case error_kind::no_route:
+    case error_kind::method_not_allowed:
+      return 12;  // UNIMPLEMENTED
+    case error_kind::malformed_request:
+      return 13;  // INTERNAL
+    default:
+      return 14;  // UNAVAILABLE
+  }
+}
+
+std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view value) {
+  if (value.size() < 2 || value.size() > 9) {
+    return std::nullopt;
+  }
+  std::int64_t n = 0;
+  for (char c : value.substr(0, value.size() - 1)) {
+    if (c < '0' || c > '9') {
+      return std::nullopt;
+    }
+    n = n * 10 + (c - '0');
+  }
+  using namespace std::chrono;
+  switch (value.back()) {
+    case 'H':
+      return duration_cast<nanoseconds>(hours(n));
+    case 'M':
+      return duration_cast<nanoseconds>(minutes(n));
+    case 'S':
+      return duration_cast<nanoseconds>(seconds(n));
+    case 'm':
+      return duration_cast<nanoseconds>(milliseconds(n));
+    case 'u':
+      return duration_cast<nanoseconds>(microseconds(n));
+    case 'n':
+      return nanoseconds(n);
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace spillway::proxy

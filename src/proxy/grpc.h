@@ -1,0 +1,25 @@
+#pragma once
+// gRPC over HTTP/2 as Spillway sees it (PROTOCOL-HTTP2.md in grpc/grpc): which requests are gRPC,
+// the status Spillway's own answers carry, and the client's deadline. Pure functions: any thread.
+
+#include "common/error.h"
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace spillway::proxy {
+
+// True for `content-type: application/grpc`, with or without a subtype (`application/grpc+proto`).
+bool is_grpc(std::string_view content_type);
+
+// The grpc-status of an answer Spillway makes itself for `kind`: 14 UNAVAILABLE for no backend,
+// overload or a backend that failed; 4 DEADLINE_EXCEEDED for a timeout; 8 RESOURCE_EXHAUSTED for a
+// size limit; 12 UNIMPLEMENTED for no route; 13 INTERNAL for a malformed request.
+int grpc_status_of(error_kind kind);
+
+// The `grpc-timeout` header's value: 1 to 8 digits and a unit (H, M, S, m, u, n). nullopt when it
+// is malformed (then the request has no deadline of its own).
+std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view value);
+
+}  // namespace spillway::proxy
