@@ -20,13 +20,17 @@ SPILLWAY_BASELINE_BIN=${SPILLWAY_BASELINE_BIN:-}
 HAPROXY_BIN=${HAPROXY_BIN:-haproxy}
 NGINX_BIN=${NGINX_BIN:-nginx}
 WRK_BIN=${WRK_BIN:-wrk}
+H2LOAD_BIN=${H2LOAD_BIN:-h2load}
 
 BENCH_DURATION=${BENCH_DURATION:-10s}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-16 64 256}
 BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-2}
-BENCH_TARGETS=${BENCH_TARGETS:-direct spillway spillway-nometrics haproxy nginx spillway-tcp haproxy-tcp spillway-https haproxy-https}
+BENCH_TARGETS=${BENCH_TARGETS:-direct spillway spillway-nometrics haproxy nginx spillway-tcp haproxy-tcp spillway-https haproxy-https spillway-h2 haproxy-h2}
 BENCH_PATH=${BENCH_PATH:-/}
+# The h2 targets (cleartext HTTP/2 with prior knowledge, to the same HTTP/1 backends) are driven by
+# h2load: BENCH_CONNECTIONS connections with BENCH_H2_STREAMS streams in flight on each.
+BENCH_H2_STREAMS=${BENCH_H2_STREAMS:-10}
 # Request bodies: BENCH_BODY_BYTES=N (read by bench/report.lua) POSTs N bytes per request, e.g. with
 # BENCH_PATH=/upload; big responses come from BENCH_PATH=/download?size=1m.
 export BENCH_BODY_BYTES=${BENCH_BODY_BYTES:-0}
@@ -59,6 +63,7 @@ declare -A VARIANT_PORT=(
   [haproxy-tcp]=$((BENCH_PORT_BASE + 22))
   [haproxy-https]=$((BENCH_PORT_BASE + 24))
   [spillway-2w]=$((BENCH_PORT_BASE + 32)) [haproxy-2t]=$((BENCH_PORT_BASE + 34))
+  [spillway-h2]=$((BENCH_PORT_BASE + 36)) [haproxy-h2]=$((BENCH_PORT_BASE + 38))
 )
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -150,7 +155,12 @@ wait_ready() {
   local port=$1 pid=$2 tries=${3:-100} scheme=${4:-http} code
   for ((i = 0; i < tries; i++)); do
     kill -0 "$pid" 2>/dev/null || return 1
-    code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 1 "$scheme://127.0.0.1:$port$BENCH_PATH" || true)
+    if [[ $scheme == h2c ]]; then
+      code=$(curl -s --http2-prior-knowledge -o /dev/null -w '%{http_code}' --max-time 1 \
+        "http://127.0.0.1:$port$BENCH_PATH" || true)
+    else
+      code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 1 "$scheme://127.0.0.1:$port$BENCH_PATH" || true)
+    fi
     [[ $code == 200 ]] && return 0
     sleep 0.1
   done
@@ -210,6 +220,7 @@ start_spillway() {
     spillway-copy-tcp) listener="protocol: tcp
     upstream: testd
     splice: false" ;;
+    spillway-h2) scheme=h2c ;;  # the same listener: HTTP/2 is on by default
     spillway-https)
       make_cert || { TARGET_NOTE[$target]="skipped: openssl could not make a certificate"; return 1; }
       scheme=https
@@ -263,6 +274,9 @@ start_haproxy() {
         -e '/timeout http-keep-alive/d' "$WORKDIR/$target.cfg" ;;
     haproxy-2t)
       sed -i 's/^    nbthread 1$/    nbthread 2/' "$WORKDIR/$target.cfg" ;;
+    haproxy-h2)
+      scheme=h2c
+      sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" "$WORKDIR/$target.cfg" ;;
     haproxy-https)
       make_cert || { TARGET_NOTE[$target]="skipped: openssl could not make a certificate"; return 1; }
       scheme=https
@@ -309,12 +323,39 @@ start_nginx() {
 run_wrk() {
   local target=$1 conns=$2 duration=$3 pid
   local out="$WORKDIR/wrk-$target-$conns.out"
+  if [[ ${TARGET_SCHEME[$target]:-} == h2c ]]; then
+    run_h2load "$@"
+    return
+  fi
   "$WRK_BIN" -t"$BENCH_WRK_THREADS" -c"$conns" -d"$duration" --latency -s "$SCRIPT_DIR/report.lua" \
     "${TARGET_SCHEME[$target]:-http}://127.0.0.1:${TARGET_PORT[$target]}$BENCH_PATH" >"$out" 2>&1 &
   pid=$!
   STARTED_PIDS+=("$pid")
   wait "$pid" || true
   WRK_LINE=$(grep '^BENCH ' "$out") || die "wrk against $target failed: $(cat "$out")"
+}
+
+# run_h2load TARGET CONNS DURATION: h2load, with the same BENCH line as report.lua's (percentiles
+# from its per-request log; errors are failed, errored and timed-out requests).
+run_h2load() {
+  local target=$1 conns=$2 duration=$3 pid
+  local out="$WORKDIR/h2load-$target-$conns.out" reqlog="$WORKDIR/h2load-$target-$conns.log"
+  local streams=$BENCH_H2_STREAMS seconds=${3%s}
+  # h2load wants at least as many requests in flight as connections, and -D in seconds.
+  "$H2LOAD_BIN" -c "$conns" -m "$streams" -t "$BENCH_WRK_THREADS" -D "$seconds" --log-file="$reqlog" \
+    "http://127.0.0.1:${TARGET_PORT[$target]}$BENCH_PATH" >"$out" 2>&1 &
+  pid=$!
+  STARTED_PIDS+=("$pid")
+  wait "$pid" || true
+  local line
+  line=$(grep -E '^requests: ' "$out") || die "h2load against $target failed: $(cat "$out")"
+  # requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout
+  local done failed errored timeout
+  read -r done failed errored timeout <<<"$(sed -E 's/.* ([0-9]+) done, ([0-9]+) succeeded, ([0-9]+) failed, ([0-9]+) errored, ([0-9]+) timeout.*/\2 \3 \4 \5/' <<<"$line")"
+  local pcts
+  pcts=$(cut -f3 "$reqlog" | sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "0 0"; exit }
+    i50 = int(NR * 0.50); if (i50 < 1) i50 = 1; i99 = int(NR * 0.99); if (i99 < 1) i99 = 1; print v[i50], v[i99] }')
+  WRK_LINE="BENCH requests=$done duration_us=$((seconds * 1000000)) p50_us=${pcts% *} p99_us=${pcts#* } status_errors=$failed connect=$errored read=0 write=0 timeout=$timeout"
 }
 
 # ----- main ----------------------------------------------------------------------------------
@@ -334,14 +375,19 @@ for target in $BENCH_TARGETS; do
   case $target in
     direct) RUNNING_TARGETS+=(direct) ;;
     spillway | spillway-nometrics | spillway-tcp | spillway-copy-tcp | spillway-https | spillway-before | \
-      spillway-before-tcp | spillway-2w | haproxy | haproxy-tcp | haproxy-https | haproxy-2t | nginx)
+      spillway-before-tcp | spillway-2w | spillway-h2 | haproxy | haproxy-tcp | haproxy-https | haproxy-2t | \
+      haproxy-h2 | nginx)
+      if [[ $target == *-h2 ]] && ! command -v "$H2LOAD_BIN" >/dev/null; then
+        log "$target skipped: $H2LOAD_BIN not installed (nghttp2-client)"
+        continue
+      fi
       if "start_${target%%-*}" "$target"; then
         RUNNING_TARGETS+=("$target")
       else
         log "$target ${TARGET_NOTE[$target]}"
       fi
       ;;
-    *) die "unknown target '$target' (known: direct spillway spillway-nometrics spillway-tcp spillway-copy-tcp spillway-https spillway-before spillway-before-tcp spillway-2w haproxy haproxy-tcp haproxy-https haproxy-2t nginx)" ;;
+    *) die "unknown target '$target' (known: direct spillway spillway-nometrics spillway-tcp spillway-copy-tcp spillway-https spillway-before spillway-before-tcp spillway-2w spillway-h2 haproxy haproxy-tcp haproxy-https haproxy-2t haproxy-h2 nginx)" ;;
   esac
 done
 ((${#RUNNING_TARGETS[@]} > 0)) || die "no target could be started"
@@ -466,9 +512,12 @@ for target in $BENCH_TARGETS counts; do
   fi
 done
 spillway_version="not run"
-if [[ -n ${TARGET_PID[spillway]:-} ]]; then
-  spillway_version=$("$SPILLWAY_BIN" version 2>/dev/null | head -n 1 || echo unknown)
-fi
+for target in "${RUNNING_TARGETS[@]}"; do
+  if [[ $target == spillway* && $target != spillway-before* ]]; then
+    spillway_version=$("$SPILLWAY_BIN" version 2>/dev/null | head -n 1 || echo unknown)
+    break
+  fi
+done
 
 RESULTS="$RESULTS" IDLE_RESULTS="$IDLE_RESULTS" COUNT_RESULTS="$COUNT_RESULTS" COUNT_DURATION="$BENCH_COUNT_DURATION" IDLE_CONNECTIONS="$BENCH_IDLE_CONNECTIONS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
   DURATION="$BENCH_DURATION" ROUNDS="$BENCH_ROUNDS" WRK_THREADS="$BENCH_WRK_THREADS" BENCH_PATH="$BENCH_PATH" \
@@ -520,14 +569,14 @@ def ms(us):
 # row is compared with HAProxy in the same mode.
 def mode(target):
     suffix = target.rsplit("-", 1)[-1]
-    return suffix if suffix in ("tcp", "https") else "http"
+    return suffix if suffix in ("tcp", "https", "h2") else "http"
 
 
 def baseline(target):
     return "haproxy" if mode(target) == "http" else "haproxy-" + mode(target)
 
 
-mode_rank = {"http": 0, "tcp": 1, "https": 2}
+mode_rank = {"http": 0, "tcp": 1, "https": 2, "h2": 3}
 target_rank = {t: i for i, t in enumerate(["direct", "spillway", "spillway-nometrics", "haproxy", "nginx"])}
 order.sort(key=lambda k: (mode_rank[mode(k[0])], k[1], target_rank.get(k[0].split("-")[0], 99), k[0]))
 
@@ -563,7 +612,9 @@ out.append("- proxy CPU: utime+stime of the proxy's processes (Spillway, HAProxy
            "per 100k requests; `direct` has no proxy.")
 out.append("- p50/p99: median over rounds of wrk's exact percentiles; req/s: all requests over all run time.")
 out.append("- modes: http = L7 proxying; tcp = L4 (`protocol: tcp` / HAProxy `mode tcp`), wrk's keep-alive HTTP "
-           "carried as bytes; https = TLS 1.3 terminated at the proxy (ECDSA P-256), plain HTTP to the backends. "
+           "carried as bytes; https = TLS 1.3 terminated at the proxy (ECDSA P-256), plain HTTP to the backends; "
+           "h2 = cleartext HTTP/2 (prior knowledge) from h2load with BENCH_H2_STREAMS streams in flight per "
+           "connection (p50/p99 from its per-request log), HTTP/1.1 to the backends (HAProxy `bind ... proto h2`). "
            "Ratios compare with HAProxy in the same mode. spillway-nometrics = `metrics: false` (the cost of counting); spillway-2w = `workers: 2`, haproxy-2t = `nbthread 2` (scaling; not in the default list, compared with 1-thread HAProxy); "
            "spillway-copy-tcp = `splice: false` (the copy loop instead of splice(2)).")
 idle = [line.rstrip("\n").split("\t") for line in open(os.environ["IDLE_RESULTS"]) if line.strip()]
