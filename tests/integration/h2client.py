@@ -39,13 +39,17 @@ class Stream:
 
 
 class H2Client:
-    def __init__(self, port, host="127.0.0.1", tls=None, server_hostname=None, timeout=10, settings=None):
+    def __init__(self, port, host="127.0.0.1", tls=None, server_hostname=None, timeout=10, settings=None,
+                 validate=True):
+        """`validate=False`: python3-h2 sends headers as given (no checks, no normalising), to send
+        what a broken or hostile client would."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
         if tls is not None:
             self.sock = tls.wrap_socket(self.sock, server_hostname=server_hostname)
             assert self.sock.selected_alpn_protocol() == "h2", self.sock.selected_alpn_protocol()
-        self.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True,
-                                                                               header_encoding="utf-8"))
+        self.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8", validate_outbound_headers=validate,
+            normalize_outbound_headers=validate, validate_inbound_headers=True))
         self.conn.initiate_connection()
         if settings:
             self.conn.update_settings(settings)
@@ -67,12 +71,15 @@ class H2Client:
         if data:
             self.sock.sendall(data)
 
-    def request(self, method, path, authority="test", headers=(), body=None, end=True):
-        """Opens a stream; returns its id. `body` (bytes) is sent in DATA frames as windows allow."""
+    def request(self, method, path, authority="test", headers=(), body=None, end=True, raw_headers=None):
+        """Opens a stream; returns its id. `body` (bytes) is sent in DATA frames as windows allow.
+        `raw_headers`: the whole header list as given, pseudo-header fields included."""
         sid = self.conn.get_next_available_stream_id()
         self.streams[sid] = Stream()
         hdrs = [(":method", method), (":scheme", "http"), (":authority", authority), (":path", path)]
         hdrs += list(headers)
+        if raw_headers is not None:
+            hdrs = list(raw_headers)
         self.conn.send_headers(sid, hdrs, end_stream=end and body is None)
         self.flush()
         if body is not None:

@@ -204,6 +204,39 @@ class Http2Test(unittest.TestCase):
         self.assertEqual(self.refusals("headers_too_large"), before + 1)
         self.assertEqual(c.get("/x").status, 200)
 
+    def test_malformed_requests_never_reach_a_backend(self):
+        """Requests HTTP/2 calls malformed (RFC 9113 section 8.1.1) are reset with PROTOCOL_ERROR
+        (or answered 400), never forwarded; the connection serves on."""
+        base = [(":method", "GET"), (":scheme", "http"), (":authority", "test"), (":path", "/x")]
+        cases = {
+            "upper-case name": base + [("X-Upper", "1")],
+            "connection-specific field": base + [("connection", "keep-alive")],
+            "transfer-encoding": base + [("transfer-encoding", "chunked")],
+            "te other than trailers": base + [("te", "gzip")],
+            "pseudo-header after a field": base[:3] + [("x-a", "1"), (":path", "/x")],
+            "no :path": base[:3],
+            "two :path": base + [(":path", "/y")],
+            "unknown pseudo-header": base + [(":protocol", "x")],
+            "response pseudo-header": base + [(":status", "200")],
+            "empty :path": base[:3] + [(":path", "")],
+            "newline in a value": base + [("x-a", "a\nb")],
+            "host disagrees with :authority": base + [("host", "other.example")],
+        }
+        self.a.reset_stats()
+        self.b.reset_stats()
+        c = self.client(validate=False)
+        for name, headers in cases.items():
+            with self.subTest(name):
+                s = c.response(c.request("GET", "/x", raw_headers=headers))
+                self.assertTrue(s.reset == 1 or s.status == 400, (name, s.reset, s.status))
+        # a body that does not match its content-length
+        sid = c.request("POST", "/echo", headers=[("content-length", "10")], body=b"abc")
+        s = c.response(sid)
+        self.assertEqual(s.reset, 1)
+        self.assertFalse(c.closed)
+        self.assertEqual(self.a.stats()["requests"] + self.b.stats()["requests"], 0)
+        self.assertEqual(c.get("/x").status, 200)
+
     def test_http2_false_refuses_the_preface(self):
         """With `http2: false` the preface is not HTTP/1 and gets 400."""
         with socket.create_connection(("127.0.0.1", self.h1_port), timeout=5) as s:
