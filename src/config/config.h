@@ -164,9 +164,16 @@ struct upstream_tls {
   bool verify = true;
 };
 
+// What requests speak to an upstream's backends.
+enum class upstream_protocol { http1, http2 };
+
 struct upstream {
   std::string name;
   balance_policy balance = balance_policy::least_request;
+  // http2: requests are multiplexed as streams over a few connections per backend (TLS with ALPN
+  // h2, cleartext with prior knowledge), as gRPC backends want.
+  upstream_protocol protocol = upstream_protocol::http1;
+  mark protocol_at;
   duration dns_refresh = std::chrono::seconds(5);
   // Spillway extension: a backend that comes back (health up, ejection over) ramps from 10% to its
   // full weight over this window; 0 = off.

@@ -172,6 +172,23 @@ void loader::check_upstream_refs() {
           fmt::format("{} refers to unknown upstream {}{}", ref.who, quote(ref.name), did_you_mean(ref.name, names)));
     }
   }
+  for (const auto& u : cfg_.upstreams) {
+    if (u.protocol != upstream_protocol::http2) {
+      continue;
+    }
+    for (const auto& l : cfg_.listeners) {
+      if (l.proto == protocol::tcp && l.upstream == u.name) {
+        add(u.protocol_at, fmt::format("upstream {} speaks http2, but tcp listener {} relays bytes to it: protocol: "
+                                       "http2 is for upstreams of http listeners",
+                                       quote(u.name), quote(l.name)));
+      }
+    }
+    if (u.health.enabled && u.health.type == health_check::kind::http) {
+      add(u.protocol_at, fmt::format("upstream {} speaks http2: its health check must be tcp for now (http checks "
+                                     "speak HTTP/1.1)",
+                                     quote(u.name)));
+    }
+  }
 }
 
 }  // namespace detail

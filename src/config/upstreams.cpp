@@ -45,6 +45,13 @@ void loader::read_upstream(const Node& n) {
                                                           {"consistent_hash", balance_policy::consistent_hash}})
                                    .value_or(up.balance);
                 }},
+               {"protocol",
+                [&](const Node& k, const Node& v) {
+                  up.protocol_at = where(k);
+                  up.protocol = read_enum<upstream_protocol>(
+                                    v, "protocol", {{"http1", upstream_protocol::http1}, {"http2", upstream_protocol::http2}})
+                                    .value_or(up.protocol);
+                }},
                {"dns_refresh", to_duration(up.dns_refresh, "dns_refresh")},
                {"max_response_headers", response_limit},
                {"max_response_header_fields", response_limit},

@@ -32,8 +32,6 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 // Response bytes waiting for the client per stream before the backend is read again.
 constexpr std::size_t out_high_water = 64 * 1024;
-// How many bytes the writer gathers from nghttp2 before it writes.
-constexpr std::size_t write_batch = 64 * 1024;
 // Request bodies up to this size are kept for a retry on another host (as on HTTP/1).
 constexpr std::size_t max_replay_body = 64 * 1024;
 
@@ -47,30 +45,8 @@ constexpr std::uint64_t rapid_reset_min = 100;
 // How long a connection that said GOAWAY waits for the client to read it before closing.
 constexpr std::chrono::seconds closing_grace{1};
 
-nghttp2_nv make_nv(std::string_view name, std::string_view value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};
-}
 
 }  // namespace
-
-// --- wakeup ---
-
-wakeup::wakeup(asio::io_context& io) : timer_(io) {}
-
-awaitable<void> wakeup::wait() {
-  if (!pending_) {
-    timer_.expires_at(asio::steady_timer::time_point::max());
-    co_await timer_.async_wait(nothrow);
-  }
-  pending_ = false;
-}
-
-void wakeup::notify() {
-  pending_ = true;
-  timer_.cancel();
-}
 
 // --- a stream ---
 
@@ -506,36 +482,11 @@ bool h2_connection::receive(const char* data, std::size_t n) {
 void h2_connection::wake_writer() { write_wake_.notify(); }
 
 awaitable<void> h2_connection::writer(std::shared_ptr<void> keep) {
-  while (!closed_) {
-    wbuf_.clear();
-    while (wbuf_.size() < write_batch) {
-      const uint8_t* data = nullptr;
-      const auto n = nghttp2_session_mem_send(ng_, &data);
-      if (n <= 0) {
-        break;
-      }
-      wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-    if (closed_) {
-      break;
-    }
-    if (!wbuf_.empty()) {
-      auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(wbuf_), nothrow);
-      if (ec) {
-        shut();
-        break;
-      }
-      continue;
-    }
-    if (!nghttp2_session_want_read(ng_) && !nghttp2_session_want_write(ng_)) {
-      break;  // GOAWAY exchanged and no stream left: the connection is done
-    }
-    co_await write_wake_.wait();
-  }
+  const bool ok = co_await write_session(ng_, down_.stream(), wbuf_, write_wake_, closed_);
   writer_running_ = false;
   writer_done_.notify();
-  if (!closed_) {
-    shut();  // wakes the reader from its read
+  if (!ok || !closed_) {
+    shut();  // a write failed, or the session is done: wakes the reader from its read
   }
   (void)keep;
 }

@@ -24,6 +24,7 @@
 // (most streams reset by the client before their answer) ends the connection.
 
 #include "proxy/downstream.h"
+#include "proxy/h2_common.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -39,18 +40,6 @@
 struct nghttp2_session;
 
 namespace spillway::proxy {
-
-// Wakes one coroutine on the worker's thread: a notify() before or during wait() ends the wait.
-class wakeup {
- public:
-  explicit wakeup(boost::asio::io_context& io);
-  boost::asio::awaitable<void> wait();
-  void notify();
-
- private:
-  boost::asio::steady_timer timer_;
-  bool pending_ = false;
-};
 
 struct h2_stream;
 

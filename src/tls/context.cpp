@@ -150,12 +150,12 @@ std::string file_content(const std::string& path) {
 }
 }  // namespace
 
-bool client_context::same_as(const config::upstream_tls& cfg) const {
-  return cfg.sni == sni_ && cfg.verify == verify_ && cfg.ca == ca_path_ &&
+bool client_context::same_as(const config::upstream_tls& cfg, bool h2) const {
+  return h2 == h2_ && cfg.sni == sni_ && cfg.verify == verify_ && cfg.ca == ca_path_ &&
          (cfg.ca.empty() || file_content(cfg.ca) == ca_pem_);
 }
 
-std::shared_ptr<const client_context> client_context::make(const config::upstream_tls& cfg) {
+std::shared_ptr<const client_context> client_context::make(const config::upstream_tls& cfg, bool h2) {
   ERR_clear_error();
   std::shared_ptr<client_context> cc(new client_context());
   cc->ca_path_ = cfg.ca;
@@ -174,6 +174,11 @@ std::shared_ptr<const client_context> client_context::make(const config::upstrea
     throw error(cfg.ca_at, fmt::format("ca {}: {}", cfg.ca, last_error()));
   }
   SSL_CTX_set_verify(c, cfg.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  cc->h2_ = h2;
+  if (h2) {
+    static constexpr unsigned char alpn_h2[] = {2, 'h', '2'};
+    SSL_CTX_set_alpn_protos(c, alpn_h2, sizeof alpn_h2);
+  }
   return cc;
 }
 
@@ -215,12 +220,13 @@ contexts build(const config::config& cfg, std::vector<config::error>& errors,
   for (const auto& u : cfg.upstreams) {
     client_context_ptr cc;
     if (u.tls) {
-      if (auto old = previous_client ? previous_client(u) : nullptr; old && old->same_as(*u.tls)) {
+      const bool h2 = u.protocol == config::upstream_protocol::http2;
+      if (auto old = previous_client ? previous_client(u) : nullptr; old && old->same_as(*u.tls, h2)) {
         out.upstreams.push_back(std::move(old));
         continue;
       }
       try {
-        cc = client_context::make(*u.tls);
+        cc = client_context::make(*u.tls, h2);
       } catch (const error& e) {
         fail(e, fmt::format("upstream \"{}\" tls", u.name));
       }

@@ -69,14 +69,15 @@ class server_context {
 
 class client_context {
  public:
-  // Reads the CA file (or the system's trust store when none is given). Throws tls::error.
-  static std::shared_ptr<const client_context> make(const config::upstream_tls& cfg);
+  // Reads the CA file (or the system's trust store when none is given). Throws tls::error. `h2`:
+  // offer ALPN h2 (an http2 upstream), else http/1.1.
+  static std::shared_ptr<const client_context> make(const config::upstream_tls& cfg, bool h2 = false);
 
   boost::asio::ssl::context& context() const { return ctx_; }
 
   // True when `cfg` and the CA file's current content are what this context was built from: a
   // reload then keeps it, and with it the pooled connections made with it.
-  bool same_as(const config::upstream_tls& cfg) const;
+  bool same_as(const config::upstream_tls& cfg, bool h2 = false) const;
 
   // Sets SNI and the name the backend's certificate must carry on a new connection to a backend
   // written as `backend_host` in the config: the configured sni, else the host itself.
@@ -87,6 +88,7 @@ class client_context {
   mutable boost::asio::ssl::context ctx_{boost::asio::ssl::context::tls_client};
   std::string sni_;
   bool verify_ = true;
+  bool h2_ = false;
   std::string ca_path_;
   std::string ca_pem_;  // the CA file's content when read
 };

@@ -1,0 +1,68 @@
+#include "proxy/h2_common.h"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace spillway::proxy {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// How many bytes the writer gathers from nghttp2 before it writes.
+constexpr std::size_t write_batch = 64 * 1024;
+}  // namespace
+
+wakeup::wakeup(asio::io_context& io) : timer_(io) {}
+
+asio::awaitable<void> wakeup::wait() {
+  if (!pending_) {
+    timer_.expires_at(asio::steady_timer::time_point::max());
+    co_await timer_.async_wait(nothrow);
+  }
+  pending_ = false;
+}
+
+void wakeup::notify() {
+  pending_ = true;
+  timer_.cancel();
+}
+
+asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& stream, std::string& wbuf, wakeup& wake,
+                                    const bool& closed) {
+  while (!closed) {
+    wbuf.clear();
+    while (wbuf.size() < write_batch) {
+      const uint8_t* data = nullptr;
+      const auto n = nghttp2_session_mem_send(ng, &data);
+      if (n <= 0) {
+        break;
+      }
+      wbuf.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (closed) {
+      break;
+    }
+    if (!wbuf.empty()) {
+      auto [ec, n] = co_await asio::async_write(stream, asio::buffer(wbuf), nothrow);
+      if (ec) {
+        co_return false;
+      }
+      continue;
+    }
+    if (!nghttp2_session_want_read(ng) && !nghttp2_session_want_write(ng)) {
+      break;  // GOAWAY exchanged and no stream left: the connection is done
+    }
+    co_await wake.wait();
+  }
+  co_return true;
+}
+
+nghttp2_nv make_nv(std::string_view name, std::string_view value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE};
+}
+
+}  // namespace spillway::proxy

@@ -1,0 +1,39 @@
+#pragma once
+// What both ends of HTTP/2 share (the client side, h2_connection.h, and the backend side,
+// h2_upstream.h): a wake-up for coroutines on the worker's thread, and the loop that writes what an
+// nghttp2 session has to send.
+
+#include "tls/stream.h"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nghttp2/nghttp2.h>
+
+#include <string>
+#include <string_view>
+
+namespace spillway::proxy {
+
+// Wakes one coroutine on the worker's thread: a notify() before or during wait() ends the wait.
+class wakeup {
+ public:
+  explicit wakeup(boost::asio::io_context& io);
+  boost::asio::awaitable<void> wait();
+  void notify();
+
+ private:
+  boost::asio::steady_timer timer_;
+  bool pending_ = false;
+};
+
+// Writes what `ng` has to send to `stream`, in batches gathered into `wbuf`, waiting on `wake`
+// when there is nothing, until `closed` is set or the session wants neither to read nor to write.
+// Returns false when a write failed.
+boost::asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& stream, std::string& wbuf, wakeup& wake,
+                                           const bool& closed);
+
+// An nghttp2 header field over views (nghttp2 copies names and values when a frame is submitted).
+nghttp2_nv make_nv(std::string_view name, std::string_view value);
+
+}  // namespace spillway::proxy
