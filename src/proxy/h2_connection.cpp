@@ -50,7 +50,7 @@ constexpr std::chrono::seconds closing_grace{1};
 
 // --- a stream ---
 
-struct h2_stream final : deadline_listener {
+struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stream> {
   h2_stream(h2_connection& c, std::int32_t stream_id, asio::io_context& io)
       : conn(c), id(stream_id), watch(io), wake(io) {}
 
@@ -60,8 +60,22 @@ struct h2_stream final : deadline_listener {
     if (attempt != nullptr && attempt->conn()) {
       attempt->conn()->stream.close();
     }
+    abandon_call();
     wake.notify();
   }
+
+  // Resets the stream to an HTTP/2 backend, if any: the request gave up on it.
+  void abandon_call() {
+    if (call) {
+      if (call->conn != nullptr) {
+        call->conn->cancel(*call);
+      }
+      call->wake.notify();
+    }
+  }
+
+  // The request can go to a backend (again): nothing of its body was sent, or all of it is kept.
+  bool can_resend() const { return !body_started || (request_complete && replay_ok); }
 
   // Copies `n` body bytes of the answer into `out` (from the response parser's chunked sink too).
   static void append_out(void* ctx, const char* data, std::size_t n) {
@@ -99,6 +113,7 @@ struct h2_stream final : deadline_listener {
   std::size_t out_off = 0;
   std::uint64_t out_bytes = 0;
   bool out_eof = false;
+  std::vector<std::pair<std::string, std::string>> trailers;  // sent after the body (gRPC status)
   bool responded = false;  // the response head was submitted
   bool discard = false;    // the request body is not read any more: acknowledged as it arrives
 
@@ -109,6 +124,7 @@ struct h2_stream final : deadline_listener {
   watchdog watch;
   wakeup wake;
   upstream_attempt* attempt = nullptr;  // while the request forwards
+  std::shared_ptr<h2_call> call;        // the current try's stream to an HTTP/2 backend
   std::unique_ptr<http1_state> st;      // while serve() runs
 };
 
@@ -273,6 +289,7 @@ struct h2_connection::callbacks {
       if (s->attempt != nullptr && s->attempt->conn()) {
         s->attempt->conn()->stream.close();  // the client gave up: so does the backend's exchange
       }
+      s->abandon_call();
       s->wake.notify();
       nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
     }
@@ -315,8 +332,8 @@ struct h2_connection::callbacks {
   }
 
   // The response body, pulled by nghttp2 as the flow-control windows allow.
-  static ssize_t read_body(nghttp2_session*, std::int32_t, uint8_t* buf, std::size_t length, uint32_t* data_flags,
-                           nghttp2_data_source* source, void*) {
+  static ssize_t read_body(nghttp2_session* session, std::int32_t stream_id, uint8_t* buf, std::size_t length,
+                           uint32_t* data_flags, nghttp2_data_source* source, void*) {
     auto* s = static_cast<h2_stream*>(source->ptr);
     const std::size_t n = std::min(length, s->out.size() - s->out_off);
     std::memcpy(buf, s->out.data() + s->out_off, n);
@@ -326,12 +343,25 @@ struct h2_connection::callbacks {
       s->out_off = 0;
       if (s->out_eof) {
         *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!s->trailers.empty()) {
+          // The backend's trailers (gRPC's status) end the stream instead of this DATA frame.
+          *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          std::vector<nghttp2_nv> nva;
+          nva.reserve(s->trailers.size());
+          for (const auto& [name, value] : s->trailers) {
+            nva.push_back(make_nv(name, value));
+          }
+          nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size());
+        }
       } else if (n == 0) {
         return NGHTTP2_ERR_DEFERRED;  // resumed when the backend sends more
       }
     }
     if (n > 0) {
       s->wake.notify();  // room for more of the answer
+      if (s->call) {
+        s->call->wake.notify();  // the same, to the loop relaying an HTTP/2 backend's answer
+      }
     }
     return static_cast<ssize_t>(n);
   }
@@ -720,7 +750,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
   }
   st.facts.request_id = st.have_request_id ? std::string_view(st.request_id.data(), st.request_id.size()) : "";
   const auto max_body = view->snap->find_listener(down_.listen())->cfg->max_request_body;
-  auto can_resend = [&s] { return !s.body_started || (s.request_complete && s.replay_ok); };
+  auto can_resend = [&s] { return s.can_resend(); };
   if (!attempt.admit()) {
     reply_local(s, error_kind::upstream_overloaded, up.degrade.retry_after);
     co_return;
@@ -738,6 +768,12 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
       co_return;
     }
     st.facts.default_host = attempt.host()->address();
+    if (attempt.h2()) {
+      if (co_await forward_h2(s, attempt, request_deadline)) {
+        continue;  // another try
+      }
+      co_return;
+    }
     auto& conn = *attempt.conn();
     const auto sent = co_await send_request(s, conn, max_body);
     if (sent == send_result::client_gone || s.closed) {
@@ -776,6 +812,185 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
     }
     co_await stream_response(s, attempt, sent == send_result::ok);
     co_return;
+  }
+}
+
+awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attempt,
+                                          clock::time_point request_deadline) {
+  auto& st = *s.st;
+  auto& up2 = *attempt.h2();
+  const auto& h = s.head;
+  const bool tls = attempt.cluster().tls != nullptr;
+  // The request head: the client's fields as nghttp2 checked them, Host as :authority, the path
+  // as routed (dot segments removed), and the forwarding fields.
+  std::string xff;
+  for (const auto& f : h.headers) {
+    if (f.name == "x-forwarded-for") {
+      xff.append(f.value);
+      xff.append(", ");
+    }
+  }
+  xff.append(down_.client_ip());
+  const auto authority = s.authority.empty() ? h.find("host") : std::string_view(s.authority);
+  const auto path = st.facts.shape.forward_target.empty() ? std::string_view(s.path) : st.facts.shape.forward_target;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(h.headers.size() + 8);
+  nva.push_back(make_nv(":method", s.method));
+  nva.push_back(make_nv(":scheme", tls ? "https" : "http"));
+  nva.push_back(make_nv(":authority", authority));
+  nva.push_back(make_nv(":path", path));
+  for (const auto& f : h.headers) {
+    if (f.name == "host" || f.name == "transfer-encoding" || f.name == "x-forwarded-for" ||
+        f.name == "x-forwarded-proto") {
+      continue;  // said otherwise above or below
+    }
+    nva.push_back(make_nv(f.name, f.value));
+  }
+  nva.push_back(make_nv("x-forwarded-for", xff));
+  nva.push_back(make_nv("x-forwarded-proto", down_.tls() ? "https" : "http"));
+  if (st.have_request_id) {
+    nva.push_back(make_nv("x-request-id", std::string_view(st.request_id.data(), st.request_id.size())));
+  }
+  const bool has_body = !(s.end_stream && s.body.empty() && !s.body_started);
+  auto call = up2.submit(nva, has_body);
+  if (!call) {
+    // The connection cannot take it (it was told GOAWAY, or its streams ran out): nothing was
+    // sent, so the same host gets it on another connection.
+    co_return attempt.try_failed(try_end::stale_connection, s.can_resend(), clock::now() < request_deadline) !=
+              retry_verdict::no;
+  }
+  s.call = call;
+  struct forget {
+    std::shared_ptr<h2_call>& slot;
+    ~forget() { slot.reset(); }
+  } forget_call{s.call};
+  if (s.body_started) {
+    call->out = st.replay;  // a retry: the body was kept whole
+    call->out_eof = true;
+    up2.resume(*call);
+  } else if (has_body) {
+    asio::co_spawn(down_.owner().io(), pump_body(s.shared_from_this(), call), asio::detached);
+  }
+
+  // The answer's head.
+  while (!call->head_done && !call->closed && !s.closed) {
+    co_await call->wake.wait();
+  }
+  if (s.closed) {
+    if (call->conn != nullptr) {
+      call->conn->cancel(*call);
+    }
+    co_return false;  // the client reset its stream
+  }
+  if (!call->head_done) {
+    const auto end = s.watch.expired()  ? try_end::timeout
+                     : call->refused    ? try_end::stale_connection
+                     : call->too_large  ? try_end::protocol_error
+                                        : try_end::reset;
+    if (attempt.try_failed(end, s.can_resend(), clock::now() < request_deadline) != retry_verdict::no) {
+      co_return true;
+    }
+    reply_local(s, attempt.failure(), attempt.cfg().degrade.retry_after);
+    co_return false;
+  }
+  st.rec.upstream_time = clock::now() - attempt.try_started();
+  if (attempt.got_response(call->status, s.can_resend()) == retry_verdict::retry) {
+    if (call->conn != nullptr) {
+      call->conn->cancel(*call);
+    }
+    co_return true;
+  }
+  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  fields.reserve(call->headers.size());
+  for (const auto& [name, value] : call->headers) {
+    fields.emplace_back(name, value);
+  }
+  st.rec.status = call->status;
+  const bool whole = call->ended && call->error == 0 && call->body.empty() && call->trailers.empty();
+  submit_head(s, call->status, fields, whole);
+
+  // The body and the trailers, as they come and as the client takes them.
+  while (!whole) {
+    if (s.closed || s.watch.expired()) {
+      break;
+    }
+    if (!call->body.empty() && s.out.size() - s.out_off < out_high_water) {
+      const auto n = call->body.size();
+      h2_stream::append_out(&s, call->body.data(), n);
+      call->body.clear();
+      up2.consume(*call, n);
+      if (!closed_) {
+        nghttp2_session_resume_data(ng_, s.id);
+        wake_writer();
+      }
+      continue;
+    }
+    if (call->ended && call->body.empty()) {
+      break;
+    }
+    co_await call->wake.wait();
+  }
+  if (whole) {
+    co_return false;
+  }
+  if (s.closed || s.watch.expired() || call->error != 0) {
+    // Cut off: by the client, the deadline, or the backend (which then counts as failing).
+    if (!s.closed && !s.watch.expired()) {
+      attempt.response_failed();
+    }
+    if (call->conn != nullptr) {
+      call->conn->cancel(*call);
+    }
+    reset_stream(s, NGHTTP2_INTERNAL_ERROR);
+    co_return false;
+  }
+  s.trailers = std::move(call->trailers);
+  s.out_eof = true;
+  if (!closed_ && !s.closed) {
+    nghttp2_session_resume_data(ng_, s.id);
+    wake_writer();
+  }
+  co_return false;
+}
+
+awaitable<void> h2_connection::pump_body(std::shared_ptr<h2_stream> sp, std::shared_ptr<h2_call> call) {
+  auto& s = *sp;
+  auto* st = s.st.get();
+  while (!call->closed && !s.closed && !closed_) {
+    if (!s.body.empty() && call->out.size() - call->out_off < out_high_water) {
+      const auto n = s.body.size();
+      if (s.replay_ok && st != nullptr) {
+        if (st->replay.size() + n > max_replay_body) {
+          s.replay_ok = false;
+          st->replay.clear();
+        } else {
+          st->replay.append(s.body);
+        }
+      }
+      call->out.append(s.body);
+      s.body.clear();
+      s.body_started = true;
+      st->rec.bytes_in += n;
+      nghttp2_session_consume(ng_, s.id, n);  // the client may send that much more
+      wake_writer();
+      if (call->conn != nullptr) {
+        call->conn->resume(*call);
+      }
+      continue;
+    }
+    if (s.end_stream && s.body.empty()) {
+      call->out_eof = true;
+      s.request_complete = true;
+      if (call->conn != nullptr) {
+        call->conn->resume(*call);
+      }
+      co_return;
+    }
+    if (!s.body.empty()) {
+      co_await call->wake.wait();  // the backend's window is full: wait for it to take some
+    } else {
+      co_await s.wake.wait();  // wait for the client
+    }
   }
 }
 

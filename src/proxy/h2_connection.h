@@ -42,6 +42,8 @@ struct nghttp2_session;
 namespace spillway::proxy {
 
 struct h2_stream;
+struct h2_call;
+class upstream_attempt;
 
 class h2_connection {
  public:
@@ -101,11 +103,17 @@ class h2_connection {
   boost::asio::awaitable<void> serve(std::shared_ptr<h2_stream> s, std::shared_ptr<void> keep);
   boost::asio::awaitable<void> handle(h2_stream& s);
   boost::asio::awaitable<void> forward(h2_stream& s, std::size_t cluster_index);
-  boost::asio::awaitable<send_result> send_request(h2_stream& s, struct upstream_connection& conn,
+  // One try over an HTTP/2 backend connection (protocol: http2): the request as a stream, its body
+  // relayed while the answer comes (gRPC streams both ways), the answer and its trailers back.
+  // Returns true when another try is to be made.
+  boost::asio::awaitable<bool> forward_h2(h2_stream& s, upstream_attempt& attempt, clock::time_point request_deadline);
+  // Moves the client's request body to the backend's stream as both windows allow.
+  boost::asio::awaitable<void> pump_body(std::shared_ptr<h2_stream> s, std::shared_ptr<h2_call> call);
+  boost::asio::awaitable<send_result> send_request(h2_stream& s, upstream_connection& conn,
                                                    std::uint64_t max_body);
-  boost::asio::awaitable<head_result> read_response_head(h2_stream& s, struct upstream_connection& conn,
+  boost::asio::awaitable<head_result> read_response_head(h2_stream& s, upstream_connection& conn,
                                                          std::size_t max_head, std::size_t max_fields);
-  boost::asio::awaitable<void> stream_response(h2_stream& s, class upstream_attempt& attempt, bool request_sent_ok);
+  boost::asio::awaitable<void> stream_response(h2_stream& s, upstream_attempt& attempt, bool request_sent_ok);
   // Answers the stream itself (gRPC-shaped for a gRPC request); `retry_after` for a 503.
   void reply_local(h2_stream& s, error_kind kind, config::duration retry_after = std::chrono::seconds(1));
   // Submits the response head (and, unless `end`, a body pulled from the stream's buffer).

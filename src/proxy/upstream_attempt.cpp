@@ -121,6 +121,33 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::ti
     const auto per_try = cluster_.cfg.retry.per_try_timeout;
     try_deadline_ = per_try.count() > 0 ? std::min(request_deadline, try_started_ + per_try) : request_deadline;
     watch_.clear_expired();
+    h2_.reset();
+    if (cluster_.cfg.protocol == config::upstream_protocol::http2) {
+      // A connection to the host with room for another stream, or a new one.
+      h2_ = worker_.h2_upstreams().find(host_, cluster_.tls.get());
+      reused_ = h2_ != nullptr;
+      if (reused_) {
+        watch_.set_deadline(try_deadline_);
+        co_return std::nullopt;
+      }
+      bool retry = false;
+      if (!co_await connect(request_deadline, can_resend, retry)) {
+        if (h2_upstream::alpn_ok(*conn_)) {
+          h2_ = std::make_shared<h2_upstream>(worker_.io(), std::move(conn_), &worker_.h2_upstreams(),
+                                              cluster_.cfg.max_response_headers,
+                                              cluster_.cfg.max_response_header_fields);
+          h2_->start();
+          worker_.h2_upstreams().add(h2_);
+          co_return std::nullopt;
+        }
+        log::debug("backend {} ({}) did not agree to h2 by ALPN", host_->address(), cluster_.cfg.name);
+        retry = try_failed(try_end::protocol_error, can_resend, clock::now() < request_deadline) != retry_verdict::no;
+      }
+      if (!retry) {
+        co_return failure();
+      }
+      continue;
+    }
     // The common case, a pooled connection, needs no coroutine of its own.
     conn_ = pooled_ ? worker_.pool().take(host_, cluster_.tls.get()) : nullptr;
     reused_ = conn_ != nullptr;

@@ -22,6 +22,7 @@
 #include "breaker/circuit_breaker.h"
 #include "common/error.h"
 #include "proxy/connection_pool.h"
+#include "proxy/h2_upstream.h"
 #include "proxy/retry_policy.h"
 #include "proxy/watchdog.h"
 #include "proxy/worker.h"
@@ -64,6 +65,8 @@ class upstream_attempt {
   boost::asio::awaitable<std::optional<error_kind>> start_try(clock::time_point request_deadline, bool can_resend);
 
   upstream_connection_ptr& conn() { return conn_; }
+  // The try's HTTP/2 connection (protocol: http2), shared with other requests; null otherwise.
+  const std::shared_ptr<h2_upstream>& h2() const { return h2_; }
   bool connecting() const { return connecting_; }
   upstream::host* host() const { return host_; }  // of the current (or last) try; null before one
   std::uint32_t tries() const { return tries_; }
@@ -132,6 +135,7 @@ class upstream_attempt {
   breaker::circuit_breaker::token ticket_;
   upstream::host* ticket_host_ = nullptr;
   upstream_connection_ptr conn_;
+  std::shared_ptr<h2_upstream> h2_;
   bool reused_ = false;
   bool connecting_ = false;
   clock::time_point try_started_{};

@@ -119,6 +119,7 @@ worker::~worker() {
     thread_.join();
   }
   pool_.shut_down();  // idle sockets close while io_ lives; later closes wake nobody
+  h2_pool_.shut_down();
 }
 
 void worker::start() {
@@ -232,6 +233,7 @@ void worker::start_sweeper() {
     }
     const auto now = std::chrono::steady_clock::now();
     pool_.sweep(now, max_idle);
+    h2_pool_.sweep(now, max_idle);
     for (auto* s : sessions_) {
       s->sweep(now);
     }
@@ -266,6 +268,7 @@ void worker::begin_drain(std::chrono::milliseconds timeout) {
   }
   sweeper_.cancel();
   pool_.clear();
+  h2_pool_.drain();
   // drain() may close sessions, which detach themselves from sessions_: iterate over a copy.
   std::vector<downstream_session*> current(sessions_.begin(), sessions_.end());
   for (auto* s : current) {

@@ -5,6 +5,7 @@
 
 #include "balancer/load_balancer.h"
 #include "proxy/connection_pool.h"
+#include "proxy/h2_upstream.h"
 #include "proxy/http1_state.h"
 #include "proxy/recycler.h"
 #include "proxy/snapshot.h"
@@ -81,6 +82,7 @@ class worker {
   bool over_connection_limit(const listener_view& l) const;
   const std::shared_ptr<worker_view>& view() const { return view_; }
   connection_pool& pool() { return pool_; }
+  h2_pool& h2_upstreams() { return h2_pool_; }
   recycler<http1_state>& http1_states() { return http1_states_; }
   // HTTP/1 connections waiting idle in their coroutine (not parked) on this worker.
   std::size_t& idle_waits() { return idle_waits_; }
@@ -129,6 +131,7 @@ class worker {
   // Outlives io_ too: connections and waiting requests in coroutine frames destroyed with io_ tell
   // the pool (which ~worker has shut down by then).
   connection_pool pool_;
+  proxy::h2_pool h2_pool_;  // HTTP/2 connections to backends (protocol: http2)
   // Per-request state of HTTP/1 connections (buffers, parsers) while a request is under way;
   // outlives io_ for the same reason.
   recycler<http1_state> http1_states_{64};
