@@ -136,6 +136,12 @@ struct retries {
   bool on_connect_failure = true;
   bool on_reset = true;
   bool on_timeout = false;
+  // gRPC calls (any method: the user opts in): grpc_unavailable retries an answer with grpc-status
+  // 14 and a call whose backend went away before answering (what gRPC calls UNAVAILABLE);
+  // grpc_resource_exhausted an answer with grpc-status 8. Only answers whose status came with their
+  // head (trailers-only) can be retried: nothing has reached the client yet.
+  bool on_grpc_unavailable = false;
+  bool on_grpc_resource_exhausted = false;
   std::vector<int> on_status = {502, 503, 504};
   double budget = 20;  // percent of live requests
   // Spillway extension: deadline of one try (connect to last response byte); 0 = only the request

@@ -207,7 +207,8 @@ void loader::read_retry_on(const Node& v, retries& r) {
   if (!expect(v, kind::list, "retries on")) {
     return;
   }
-  static const std::vector<std::string_view> names = {"connect_failure", "reset", "timeout"};
+  static const std::vector<std::string_view> names = {"connect_failure", "reset", "timeout", "grpc_unavailable",
+                                                      "grpc_resource_exhausted"};
   retries parsed;
   parsed.on_connect_failure = false;
   parsed.on_reset = false;
@@ -241,9 +242,13 @@ void loader::read_retry_on(const Node& v, retries& r) {
       parsed.on_reset = true;
     } else if (s == "timeout") {
       parsed.on_timeout = true;
+    } else if (s == "grpc_unavailable") {
+      parsed.on_grpc_unavailable = true;
+    } else if (s == "grpc_resource_exhausted") {
+      parsed.on_grpc_resource_exhausted = true;
     } else {
-      add(item, fmt::format("unknown retry condition {}: expected connect_failure, reset, timeout or a status "
-                            "500..599{}",
+      add(item, fmt::format("unknown retry condition {}: expected connect_failure, reset, timeout, "
+                            "grpc_unavailable, grpc_resource_exhausted or a status 500..599{}",
                             quote(s), did_you_mean(s, names)));
       ok = false;
     }
@@ -252,6 +257,8 @@ void loader::read_retry_on(const Node& v, retries& r) {
     r.on_connect_failure = parsed.on_connect_failure;
     r.on_reset = parsed.on_reset;
     r.on_timeout = parsed.on_timeout;
+    r.on_grpc_unavailable = parsed.on_grpc_unavailable;
+    r.on_grpc_resource_exhausted = parsed.on_grpc_resource_exhausted;
     r.on_status = std::move(parsed.on_status);
   }
 }

@@ -48,9 +48,10 @@ void loader::read_upstream(const Node& n) {
                {"protocol",
                 [&](const Node& k, const Node& v) {
                   up.protocol_at = where(k);
-                  up.protocol = read_enum<upstream_protocol>(
-                                    v, "protocol", {{"http1", upstream_protocol::http1}, {"http2", upstream_protocol::http2}})
-                                    .value_or(up.protocol);
+                  up.protocol =
+                      read_enum<upstream_protocol>(
+                          v, "protocol", {{"http1", upstream_protocol::http1}, {"http2", upstream_protocol::http2}})
+                          .value_or(up.protocol);
                 }},
                {"dns_refresh", to_duration(up.dns_refresh, "dns_refresh")},
                {"max_response_headers", response_limit},

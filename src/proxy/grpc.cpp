@@ -35,6 +35,38 @@ int grpc_status_of(error_kind kind) {
   }
 }
 
+int http_status_of_grpc(int grpc_status) {
+  switch (grpc_status) {
+    case 0:
+      return 200;
+    case 1:
+      return 499;  // CANCELLED (by the caller)
+    case 3:        // INVALID_ARGUMENT
+    case 9:        // FAILED_PRECONDITION
+    case 11:       // OUT_OF_RANGE
+      return 400;
+    case 4:
+      return 504;
+    case 5:
+      return 404;
+    case 6:   // ALREADY_EXISTS
+    case 10:  // ABORTED
+      return 409;
+    case 7:
+      return 403;
+    case 8:
+      return 429;
+    case 12:
+      return 501;
+    case 14:
+      return 503;
+    case 16:
+      return 401;
+    default:
+      return 500;  // UNKNOWN, INTERNAL, DATA_LOSS, and codes gRPC does not define
+  }
+}
+
 std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view value) {
   if (value.size() < 2 || value.size() > 9) {
     return std::nullopt;

@@ -18,6 +18,11 @@ bool is_grpc(std::string_view content_type);
 // size limit; 12 UNIMPLEMENTED for no route; 13 INTERNAL for a malformed request.
 int grpc_status_of(error_kind kind);
 
+// The HTTP status a grpc-status means, for breakers, outlier detection and metrics (the inverse of
+// gRPC's HTTP-to-gRPC mapping): OK 200; UNAVAILABLE 503; DEADLINE_EXCEEDED 504; INTERNAL, UNKNOWN
+// and DATA_LOSS 500; UNIMPLEMENTED 501; RESOURCE_EXHAUSTED 429; the caller's errors 4xx.
+int http_status_of_grpc(int grpc_status);
+
 // The `grpc-timeout` header's value: 1 to 8 digits and a unit (H, M, S, m, u, n). nullopt when it
 // is malformed (then the request has no deadline of its own).
 std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view value);

@@ -5,10 +5,10 @@
 
 #include "tls/stream.h"
 
+#include <nghttp2/nghttp2.h>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <nghttp2/nghttp2.h>
 
 #include <string>
 #include <string_view>

@@ -45,7 +45,6 @@ constexpr std::uint64_t rapid_reset_min = 100;
 // How long a connection that said GOAWAY waits for the client to read it before closing.
 constexpr std::chrono::seconds closing_grace{1};
 
-
 }  // namespace
 
 // --- a stream ---
@@ -114,8 +113,8 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
   std::uint64_t out_bytes = 0;
   bool out_eof = false;
   std::vector<std::pair<std::string, std::string>> trailers;  // sent after the body (gRPC status)
-  bool responded = false;  // the response head was submitted
-  bool discard = false;    // the request body is not read any more: acknowledged as it arrives
+  bool responded = false;                                     // the response head was submitted
+  bool discard = false;  // the request body is not read any more: acknowledged as it arrives
 
   bool closed = false;           // nghttp2 closed the stream (done, or reset)
   bool reset_by_client = false;  // the client sent RST_STREAM
@@ -733,6 +732,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
     ~forget() { slot = nullptr; }
   } forget_attempt{s.attempt};
   s.attempt = &attempt;
+  attempt.set_grpc(is_grpc(h.find("content-type")));
   const auto& up = attempt.cfg();
   st.rec.cluster = &attempt.cluster();
   auto request_deadline = s.first_byte + up.timeout.request;
@@ -815,8 +815,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
   }
 }
 
-awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attempt,
-                                          clock::time_point request_deadline) {
+awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attempt, clock::time_point request_deadline) {
   auto& st = *s.st;
   auto& up2 = *attempt.h2();
   const auto& h = s.head;
@@ -857,7 +856,7 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     // The connection cannot take it (it was told GOAWAY, or its streams ran out): nothing was
     // sent, so the same host gets it on another connection.
     co_return attempt.try_failed(try_end::stale_connection, s.can_resend(), clock::now() < request_deadline) !=
-              retry_verdict::no;
+        retry_verdict::no;
   }
   s.call = call;
   struct forget {
@@ -883,10 +882,10 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     co_return false;  // the client reset its stream
   }
   if (!call->head_done) {
-    const auto end = s.watch.expired()  ? try_end::timeout
-                     : call->refused    ? try_end::stale_connection
-                     : call->too_large  ? try_end::protocol_error
-                                        : try_end::reset;
+    const auto end = s.watch.expired() ? try_end::timeout
+                     : call->refused   ? try_end::stale_connection
+                     : call->too_large ? try_end::protocol_error
+                                       : try_end::reset;
     if (attempt.try_failed(end, s.can_resend(), clock::now() < request_deadline) != retry_verdict::no) {
       co_return true;
     }
@@ -894,7 +893,30 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     co_return false;
   }
   st.rec.upstream_time = clock::now() - attempt.try_started();
-  if (attempt.got_response(call->status, s.can_resend()) == retry_verdict::retry) {
+  auto field = [](const std::vector<std::pair<std::string, std::string>>& list, std::string_view name) {
+    for (const auto& [n, v] : list) {
+      if (n == name) {
+        return std::string_view(v);
+      }
+    }
+    return std::string_view();
+  };
+  auto grpc_code = [](std::string_view v) {
+    int code = -1;
+    if (!v.empty()) {
+      std::from_chars(v.data(), v.data() + v.size(), code);
+    }
+    return code;
+  };
+  // A gRPC answer's real outcome is its grpc-status: known now when it came with the head (a
+  // trailers-only answer, how gRPC servers answer errors), else in the trailers.
+  const bool grpc_answer = is_grpc(field(call->headers, "content-type"));
+  const int early_grpc = grpc_answer && call->ended && call->error == 0 && call->body.empty()
+                             ? grpc_code(field(call->headers, "grpc-status"))
+                             : -1;
+  const auto verdict = early_grpc >= 0 ? attempt.got_grpc_status(early_grpc, s.can_resend())
+                                       : attempt.got_response(call->status, s.can_resend());
+  if (verdict == retry_verdict::retry) {
     if (call->conn != nullptr) {
       call->conn->cancel(*call);
     }
@@ -943,6 +965,9 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     }
     reset_stream(s, NGHTTP2_INTERNAL_ERROR);
     co_return false;
+  }
+  if (grpc_answer && early_grpc < 0 && http_status_of_grpc(grpc_code(field(call->trailers, "grpc-status"))) >= 500) {
+    attempt.response_failed();  // a failing grpc-status in the trailers: outlier detection's to count
   }
   s.trailers = std::move(call->trailers);
   s.out_eof = true;

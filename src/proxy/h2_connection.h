@@ -109,10 +109,9 @@ class h2_connection {
   boost::asio::awaitable<bool> forward_h2(h2_stream& s, upstream_attempt& attempt, clock::time_point request_deadline);
   // Moves the client's request body to the backend's stream as both windows allow.
   boost::asio::awaitable<void> pump_body(std::shared_ptr<h2_stream> s, std::shared_ptr<h2_call> call);
-  boost::asio::awaitable<send_result> send_request(h2_stream& s, upstream_connection& conn,
-                                                   std::uint64_t max_body);
-  boost::asio::awaitable<head_result> read_response_head(h2_stream& s, upstream_connection& conn,
-                                                         std::size_t max_head, std::size_t max_fields);
+  boost::asio::awaitable<send_result> send_request(h2_stream& s, upstream_connection& conn, std::uint64_t max_body);
+  boost::asio::awaitable<head_result> read_response_head(h2_stream& s, upstream_connection& conn, std::size_t max_head,
+                                                         std::size_t max_fields);
   boost::asio::awaitable<void> stream_response(h2_stream& s, upstream_attempt& attempt, bool request_sent_ok);
   // Answers the stream itself (gRPC-shaped for a gRPC request); `retry_after` for a 503.
   void reply_local(h2_stream& s, error_kind kind, config::duration retry_after = std::chrono::seconds(1));

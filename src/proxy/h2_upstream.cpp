@@ -94,8 +94,7 @@ struct h2_upstream::callbacks {
     return 0;
   }
 
-  static int on_stream_close(nghttp2_session* session, std::int32_t stream_id, uint32_t error_code,
-                             void* user_data) {
+  static int on_stream_close(nghttp2_session* session, std::int32_t stream_id, uint32_t error_code, void* user_data) {
     auto& u = self(user_data);
     if (auto* c = call(session, stream_id)) {
       c->closed = true;
@@ -203,7 +202,8 @@ std::shared_ptr<h2_call> h2_upstream::submit(const std::vector<nghttp2_nv>& fiel
   nghttp2_data_provider prd{};
   prd.source.ptr = c.get();
   prd.read_callback = callbacks::read_body;
-  const auto id = nghttp2_submit_request(ng_, nullptr, fields.data(), fields.size(), has_body ? &prd : nullptr, c.get());
+  const auto id =
+      nghttp2_submit_request(ng_, nullptr, fields.data(), fields.size(), has_body ? &prd : nullptr, c.get());
   if (id < 0) {
     goaway_ = goaway_ || id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE;  // stream ids ran out
     return nullptr;

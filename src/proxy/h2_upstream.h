@@ -41,10 +41,10 @@ struct h2_call {
   int status = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   std::vector<std::pair<std::string, std::string>> trailers;
-  bool head_done = false;  // a final (non-1xx) response head arrived
-  std::string body;        // DATA received and not yet taken by the front end
-  bool ended = false;      // the stream ended (END_STREAM received) or closed
-  bool closed = false;     // nghttp2 closed the stream
+  bool head_done = false;   // a final (non-1xx) response head arrived
+  std::string body;         // DATA received and not yet taken by the front end
+  bool ended = false;       // the stream ended (END_STREAM received) or closed
+  bool closed = false;      // nghttp2 closed the stream
   std::uint32_t error = 0;  // the RST_STREAM (or connection) error code when it closed abnormally
   bool refused = false;     // never processed by the backend (REFUSED_STREAM, or above a GOAWAY)
   bool too_large = false;   // the response head or trailers broke the upstream's limits

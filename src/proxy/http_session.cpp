@@ -498,6 +498,11 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
       co_return co_await send_local(*error, !request_complete_, &up);
     }
     st_->facts.default_host = attempt.host()->address();
+    if (attempt.h2()) {
+      // An HTTP/1 client to a `protocol: http2` upstream: not bridged yet (HTTP/2 clients are).
+      log::debug("HTTP/1 request from {} to http2 upstream {}: not supported yet", down_.client_ip(), up.name);
+      co_return co_await send_local(error_kind::upstream_protocol_error, true, &up);
+    }
     auto& conn = *attempt.conn();
 
     // --- the request ---

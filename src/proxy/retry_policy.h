@@ -18,6 +18,7 @@ enum class try_end : std::uint8_t {
   protocol_error,    // the backend sent something malformed
   timeout,           // the try's deadline passed
   status,            // a whole response head with `status`
+  grpc_status,       // a gRPC answer whose grpc-status (`status`) came with its head
 };
 
 // What the retry policy says about a failed try.
@@ -61,10 +62,13 @@ class retry_policy {
   bool listed(try_end end, int status) const;
 
   std::uint32_t retries_left() const { return retries_left_; }
+  // The request is a gRPC call: the grpc_* conditions of `retries.on` apply to it.
+  void set_grpc(bool grpc) { grpc_ = grpc; }
 
  private:
   const config::retries* cfg_;
   bool idempotent_;
+  bool grpc_ = false;
   std::uint32_t retries_left_;
 };
 

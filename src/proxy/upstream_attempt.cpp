@@ -2,6 +2,7 @@
 
 #include "balancer/consistent_hash.h"
 #include "common/log.h"
+#include "proxy/grpc.h"
 #include "upstream/connect.h"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -133,9 +134,9 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::ti
       bool retry = false;
       if (!co_await connect(request_deadline, can_resend, retry)) {
         if (h2_upstream::alpn_ok(*conn_)) {
-          h2_ = std::make_shared<h2_upstream>(worker_.io(), std::move(conn_), &worker_.h2_upstreams(),
-                                              cluster_.cfg.max_response_headers,
-                                              cluster_.cfg.max_response_header_fields);
+          h2_ =
+              std::make_shared<h2_upstream>(worker_.io(), std::move(conn_), &worker_.h2_upstreams(),
+                                            cluster_.cfg.max_response_headers, cluster_.cfg.max_response_header_fields);
           h2_->start();
           worker_.h2_upstreams().add(h2_);
           co_return std::nullopt;
@@ -291,6 +292,21 @@ retry_verdict upstream_attempt::got_response(int status, bool can_resend, bool m
   }
   if (is_retry_) {
     (contains(cluster_.cfg.retry.on_status, status) ? stats_.retries_failure : stats_.retries_success)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
+  return verdict;
+}
+
+retry_verdict upstream_attempt::got_grpc_status(int grpc_status, bool can_resend) {
+  const int status = http_status_of_grpc(grpc_status);
+  auto verdict =
+      policy_.decide(try_end::grpc_status, grpc_status, can_resend, true, [this] { return budget_allows(); });
+  if (verdict == retry_verdict::retry) {
+    host_->note_retried();
+  }
+  report(status >= 500, status, true);
+  if (is_retry_) {
+    (verdict == retry_verdict::retry || status >= 500 ? stats_.retries_failure : stats_.retries_success)
         .fetch_add(1, std::memory_order_relaxed);
   }
   return verdict;

@@ -83,6 +83,11 @@ class upstream_attempt {
   // response is not read) — else `no`, and the response goes to the client. `may_retry` false: the
   // response goes to the client whatever its status (a 101 Switching Protocols).
   retry_verdict got_response(int status, bool can_resend, bool may_retry = true);
+  // A gRPC answer whose grpc-status came with its head (trailers-only): reported as the HTTP status
+  // it means (http_status_of_grpc), retried when `retries.on` lists its grpc_* condition.
+  retry_verdict got_grpc_status(int grpc_status, bool can_resend);
+  // The request is a gRPC call (see retry_policy::set_grpc).
+  void set_grpc(bool grpc) { policy_.set_grpc(grpc); }
 
   // The response broke after got_response() let it through (bad framing, a reset mid-body):
   // counts a failure on the host for outlier detection (the breaker judged the try already) and

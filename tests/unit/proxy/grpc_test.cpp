@@ -28,6 +28,20 @@ TEST(grpc, statuses_of_local_answers) {
   EXPECT_EQ(grpc_status_of(error_kind::malformed_request), 13);
 }
 
+TEST(grpc, http_statuses_of_grpc_statuses) {
+  EXPECT_EQ(http_status_of_grpc(0), 200);
+  EXPECT_EQ(http_status_of_grpc(14), 503);
+  EXPECT_EQ(http_status_of_grpc(4), 504);
+  EXPECT_EQ(http_status_of_grpc(13), 500);
+  EXPECT_EQ(http_status_of_grpc(2), 500);
+  EXPECT_EQ(http_status_of_grpc(12), 501);
+  EXPECT_EQ(http_status_of_grpc(8), 429);
+  EXPECT_EQ(http_status_of_grpc(3), 400);
+  EXPECT_EQ(http_status_of_grpc(5), 404);
+  EXPECT_EQ(http_status_of_grpc(99), 500);
+  EXPECT_EQ(http_status_of_grpc(-1), 500);
+}
+
 TEST(grpc, timeouts) {
   EXPECT_EQ(parse_grpc_timeout("1S"), seconds(1));
   EXPECT_EQ(parse_grpc_timeout("250m"), milliseconds(250));

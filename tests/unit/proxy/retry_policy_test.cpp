@@ -88,6 +88,24 @@ TEST(retry_policy, only_conditions_listed_in_retries_on) {
   EXPECT_FALSE(d.listed(try_end::status, 200));
 }
 
+TEST(retry_policy, grpc_conditions_are_opt_in_and_for_grpc_calls_only) {
+  config::retries cfg;
+  retry_policy plain(cfg, false);  // a POST
+  retry_policy grpc(cfg, false);
+  grpc.set_grpc(true);
+  // Not listed: a gRPC call cut off, or answered UNAVAILABLE, is not retried.
+  EXPECT_FALSE(grpc.listed(try_end::reset, 0));
+  EXPECT_FALSE(grpc.listed(try_end::grpc_status, 14));
+  cfg.on_grpc_unavailable = true;
+  EXPECT_TRUE(grpc.listed(try_end::reset, 0));
+  EXPECT_TRUE(grpc.listed(try_end::grpc_status, 14));
+  EXPECT_FALSE(grpc.listed(try_end::grpc_status, 8));
+  EXPECT_FALSE(grpc.listed(try_end::grpc_status, 13));
+  EXPECT_FALSE(plain.listed(try_end::reset, 0));  // a POST that is not gRPC: still never
+  cfg.on_grpc_resource_exhausted = true;
+  EXPECT_TRUE(grpc.listed(try_end::grpc_status, 8));
+}
+
 TEST(retry_policy, protocol_error_never) {
   config::retries cfg;
   cfg.on_reset = true;

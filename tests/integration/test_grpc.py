@@ -1,0 +1,200 @@
+"""gRPC through the real binary: Python grpcio clients and servers (Debian's python3-grpcio), with
+Spillway between them speaking HTTP/2 on both sides (`protocol: http2` upstream).
+
+The textbook failure of an L4 balancer is one channel's calls all pinned to one backend: here one
+channel's calls spread over both backends, per call. Trailers (grpc-status, grpc-message, trailing
+metadata) pass through; streaming both ways arrives whole; a dead backend costs no call; no backend
+gives UNAVAILABLE quickly and a client's deadline gives DEADLINE_EXCEEDED.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import grpc
+
+from harness import Spillway, free_port, wait_until
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CONFIG = """workers: 1
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners:
+  - listen: 127.0.0.1:{port}
+    routes:
+      - { match: { path_prefix: /down.Svc/ }, upstream: down }
+      - { upstream: grpc }
+upstreams:
+  - name: grpc
+    protocol: http2
+    health_check: { interval: 200ms, timeout: 100ms, unhealthy_threshold: 1, healthy_threshold: 1 }
+    retries: { on: [connect_failure, reset, grpc_unavailable] }
+    backends: [ { address: 127.0.0.1:%(a)d }, { address: 127.0.0.1:%(b)d } ]
+  - name: down
+    protocol: http2
+    health_check: false
+    backends: [ { address: 127.0.0.1:%(closed)d } ]
+"""
+
+
+class GrpcBackend:
+    def __init__(self, name, port=None):
+        self.name = name
+        self.port = port or free_port()
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "grpc_backend.py"), "--port",
+                                      str(self.port), "--name", name], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening"):
+            raise RuntimeError("grpc backend %s did not start: %r" % (name, line))
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def unary(channel, method="Unary"):
+    return channel.unary_unary("/test.Echo/" + method)
+
+
+class GrpcTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.a = GrpcBackend("a")
+        cls.addClassCleanup(cls.a.kill)
+        cls.b = GrpcBackend("b")
+        cls.addClassCleanup(cls.b.kill)
+        cls.lb = Spillway(CONFIG % dict(a=cls.a.port, b=cls.b.port, closed=free_port()))
+        cls.addClassCleanup(cls.lb.stop)
+
+    def channel(self):
+        ch = grpc.insecure_channel("127.0.0.1:%d" % self.lb.port)
+        self.addCleanup(ch.close)
+        return ch
+
+    def test_one_channel_spreads_calls_over_backends(self):
+        """One channel (one HTTP/2 connection) making 200 calls, 8 at a time: each backend answers a
+        fair share, because every call is balanced on its own."""
+        ch = self.channel()
+        call = unary(ch, "Slow")
+        counts = {b"a": 0, b"b": 0}
+        lock = threading.Lock()
+
+        def worker():
+            for _ in range(25):
+                who = call(b"0.005", timeout=10)
+                with lock:
+                    counts[who] += 1
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(sum(counts.values()), 200)
+        self.assertGreater(min(counts.values()), 50, counts)
+
+    def test_unary_echo_and_big_messages(self):
+        ch = self.channel()
+        self.assertIn(unary(ch)(b"hello", timeout=10), (b"a:hello", b"b:hello"))
+        big = os.urandom(3 * 1024 * 1024)
+        self.assertEqual(unary(ch)(big, timeout=30)[2:], big)
+
+    def test_server_streaming_10000_messages(self):
+        ch = self.channel()
+        got = list(ch.unary_stream("/test.Echo/Stream")(b"10000", timeout=60))
+        self.assertEqual(len(got), 10000)
+        name = got[0].split(b":")[0]
+        self.assertEqual(got, [name + b":%d" % i for i in range(10000)])
+
+    def test_client_streaming(self):
+        ch = self.channel()
+        msgs = [os.urandom(1000) for _ in range(2000)]
+        out = ch.stream_unary("/test.Echo/Collect")(iter(msgs), timeout=60)
+        self.assertEqual(out.split(b":")[1:], [b"2000", b"2000000"])
+
+    def test_status_and_trailers_pass_through(self):
+        """A backend's error status, message and trailing metadata reach the client unchanged."""
+        ch = self.channel()
+        with self.assertRaises(grpc.RpcError) as e:
+            unary(ch, "Fail")(b"9", timeout=10)  # FAILED_PRECONDITION
+        self.assertEqual(e.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        self.assertEqual(e.exception.details(), "failed on purpose")
+        self.assertIn(("x-why", "because"), tuple(e.exception.trailing_metadata()))
+
+    def test_no_backend_is_unavailable_quickly(self):
+        ch = self.channel()
+        start = time.monotonic()
+        with self.assertRaises(grpc.RpcError) as e:
+            ch.unary_unary("/down.Svc/M")(b"x", timeout=10)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertLess(time.monotonic() - start, 3)
+
+    def test_deadline_exceeded(self):
+        """The client's deadline travels as grpc-timeout: Spillway ends the call at it."""
+        ch = self.channel()
+        start = time.monotonic()
+        with self.assertRaises(grpc.RpcError) as e:
+            unary(ch, "Slow")(b"3", timeout=0.5)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertLess(time.monotonic() - start, 2.5)
+        self.assertIn(unary(ch)(b"after", timeout=10)[2:], (b"after",))
+
+
+    def test_trailers_only_unavailable_is_retried(self):
+        """A backend answering UNAVAILABLE with a trailers-only answer is retried on the other backend
+        (retries.on lists grpc_unavailable): the call ends UNAVAILABLE only once every try did, and
+        the retries are counted."""
+        before = self.lb.metric('spillway_retries_total{upstream="grpc",result="failure"}', 0)
+        ch = self.channel()
+        with self.assertRaises(grpc.RpcError) as e:
+            unary(ch, "Fail")(b"14", timeout=10)
+        self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertEqual(e.exception.details(), "failed on purpose")
+        self.assertGreater(self.lb.metric('spillway_retries_total{upstream="grpc",result="failure"}', 0), before)
+
+
+class KillTest(unittest.TestCase):
+    def test_killing_a_backend_under_calls_costs_no_call(self):
+        """Calls flow (4 at a time) while one of two backends is killed (SIGKILL): none fails, and
+        the survivor takes the rest."""
+        a = GrpcBackend("a")
+        self.addCleanup(a.kill)
+        b = GrpcBackend("b")
+        self.addCleanup(b.kill)
+        lb = Spillway(CONFIG % dict(a=a.port, b=b.port, closed=free_port()))
+        self.addCleanup(lb.stop)
+        ch = grpc.insecure_channel("127.0.0.1:%d" % lb.port)
+        self.addCleanup(ch.close)
+        call = unary(ch)
+        self.assertIn(call(b"warm", timeout=10), (b"a:warm", b"b:warm"))
+        failures = []
+        done = []
+        stop = time.monotonic() + 3
+
+        def worker():
+            while time.monotonic() < stop:
+                try:
+                    done.append(call(b"x", timeout=10))
+                except grpc.RpcError as e:
+                    failures.append((e.code(), e.details()))
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        a.kill()
+        killed_at = len(done)
+        for t in threads:
+            t.join()
+        self.assertEqual(failures, [])
+        self.assertGreater(len(done), killed_at + 50)
+        self.assertTrue(all(r == b"b:x" for r in done[killed_at + 20:]))
+
+
+if __name__ == "__main__":
+    unittest.main()
