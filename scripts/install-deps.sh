@@ -11,7 +11,8 @@ packages=(
   node-llhttp        # llhttp C sources, compiled into the binary
   libssl-dev libyaml-cpp-dev libfmt-dev
   libnghttp2-dev     # HTTP/2 framing, HPACK and flow control for the h2 front end
-  nghttp2-client python3-h2  # h2load and a raw HTTP/2 client for the HTTP/2 tests
+  nghttp2-client nghttp2-server python3-h2  # h2load, nghttp, nghttpd and a raw HTTP/2 client for the HTTP/2 tests
+  python3-grpcio      # real gRPC clients and servers for the gRPC tests
   libgtest-dev libgmock-dev
   python3 curl wrk procps clang-format git
   openssl             # tests make a throwaway CA and certificates
