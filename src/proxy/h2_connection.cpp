@@ -70,6 +70,7 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
         call->conn->cancel(*call);
       }
       call->wake.notify();
+      call->sent.notify();
     }
   }
 
@@ -859,10 +860,16 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
         retry_verdict::no;
   }
   s.call = call;
+  // When this try is over, its body pump (if any) sees the stream's call change and ends.
   struct forget {
-    std::shared_ptr<h2_call>& slot;
-    ~forget() { slot.reset(); }
-  } forget_call{s.call};
+    h2_stream& s;
+    ~forget() {
+      if (auto c = std::move(s.call)) {
+        c->sent.notify();
+      }
+      s.wake.notify();
+    }
+  } forget_call{s};
   if (s.body_started) {
     call->out = st.replay;  // a retry: the body was kept whole
     call->out_eof = true;
@@ -980,22 +987,26 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
 
 awaitable<void> h2_connection::pump_body(std::shared_ptr<h2_stream> sp, std::shared_ptr<h2_call> call) {
   auto& s = *sp;
-  auto* st = s.st.get();
-  while (!call->closed && !s.closed && !closed_) {
+  // Runs while its try does: once forward_h2() is done with `call` (the answer is whole, or the try
+  // failed and another may start), the stream's call changes and this ends without touching the
+  // request's state, which serve() gives back.
+  auto current = [&] { return s.call == call && s.st && !call->closed && !s.closed && !closed_; };
+  while (current()) {
     if (!s.body.empty() && call->out.size() - call->out_off < out_high_water) {
+      auto& st = *s.st;
       const auto n = s.body.size();
-      if (s.replay_ok && st != nullptr) {
-        if (st->replay.size() + n > max_replay_body) {
+      if (s.replay_ok) {
+        if (st.replay.size() + n > max_replay_body) {
           s.replay_ok = false;
-          st->replay.clear();
+          st.replay.clear();
         } else {
-          st->replay.append(s.body);
+          st.replay.append(s.body);
         }
       }
       call->out.append(s.body);
       s.body.clear();
       s.body_started = true;
-      st->rec.bytes_in += n;
+      st.rec.bytes_in += n;
       nghttp2_session_consume(ng_, s.id, n);  // the client may send that much more
       wake_writer();
       if (call->conn != nullptr) {
@@ -1012,7 +1023,7 @@ awaitable<void> h2_connection::pump_body(std::shared_ptr<h2_stream> sp, std::sha
       co_return;
     }
     if (!s.body.empty()) {
-      co_await call->wake.wait();  // the backend's window is full: wait for it to take some
+      co_await call->sent.wait();  // the backend's window is full: wait for it to take some
     } else {
       co_await s.wake.wait();  // wait for the client
     }

@@ -103,6 +103,7 @@ struct h2_upstream::callbacks {
       c->refused = error_code == NGHTTP2_REFUSED_STREAM && !c->head_done;
       c->conn = nullptr;
       c->wake.notify();
+      c->sent.notify();
       nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
     }
     u.calls_.erase(stream_id);
@@ -129,7 +130,7 @@ struct h2_upstream::callbacks {
       }
     }
     if (n > 0) {
-      c->wake.notify();  // room for more of the request body
+      c->sent.notify();  // room for more of the request body
     }
     return static_cast<ssize_t>(n);
   }
@@ -290,6 +291,7 @@ void h2_upstream::shut() {
     c->conn = nullptr;
     nghttp2_session_set_stream_user_data(ng_, id, nullptr);
     c->wake.notify();
+    c->sent.notify();
   }
   calls_.clear();
   write_wake_.notify();

@@ -35,7 +35,7 @@ class h2_upstream;
 // One request on an h2_upstream, shared by the connection (while the stream is open) and the front
 // end that made it.
 struct h2_call {
-  explicit h2_call(boost::asio::io_context& io) : wake(io) {}
+  explicit h2_call(boost::asio::io_context& io) : wake(io), sent(io) {}
 
   // The response, as it arrives. Header names are lower case (HTTP/2 requires it).
   int status = 0;
@@ -54,8 +54,10 @@ struct h2_call {
   std::size_t out_off = 0;
   bool out_eof = false;
 
-  // Notified on every change above (and when request body bytes were sent).
+  // Notified on every change of the response and when the stream closes (the front end's answer
+  // loop waits on it); `sent` when request body bytes went out or the stream closed (its body pump).
   wakeup wake;
+  wakeup sent;
 
   std::int32_t id = 0;
   h2_upstream* conn = nullptr;  // null once the stream closed

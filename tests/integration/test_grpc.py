@@ -55,6 +55,7 @@ class GrpcBackend:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        self.proc.stdout.close()
 
 
 def unary(channel, method="Unary"):
