@@ -230,6 +230,11 @@ proxy_under_test& start_proxy() {
       "\n"
       "    max_request_headers: 8k\n"
       "    max_request_body: 64k\n"
+#ifndef SPILLWAY_FUZZ_H2
+      // fuzz_proxy judges what comes back as HTTP/1: an input that begins with the HTTP/2 preface
+      // is fuzz_h2's (where it always does).
+      "    http2: false\n"
+#endif
       "    routes: [ { upstream: b } ]\n"
       "upstreams:\n"
       "  - name: b\n"
