@@ -29,6 +29,23 @@ std::string_view trim(std::string_view s) { return trim_ows(s); }
 
 }  // namespace
 
+bool known_method(std::string_view method) {
+  static constexpr std::string_view methods[] = {
+#define SPILLWAY_METHOD(num, name, string) #string,
+      HTTP_METHOD_MAP(SPILLWAY_METHOD)
+#undef SPILLWAY_METHOD
+  };
+  if (method == "PRI") {
+    return false;
+  }
+  for (auto m : methods) {
+    if (m == method) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
     return false;

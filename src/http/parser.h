@@ -152,6 +152,11 @@ class parser {
   void* sink_ctx_ = nullptr;
 };
 
+// True for a method the strict parser accepts in an HTTP/1 request line (llhttp's HTTP methods; not
+// PRI, which only begins the HTTP/2 preface). A request that arrived otherwise (HTTP/2) is held to
+// the same list, so that what a backend gets always parses. Any thread.
+bool known_method(std::string_view method);
+
 // ASCII case-insensitive equality for header names and tokens.
 bool iequals(std::string_view a, std::string_view b);
 

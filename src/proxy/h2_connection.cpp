@@ -97,6 +97,7 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
   std::size_t head_bytes = 0;
   std::size_t field_count = 0;
   bool too_large = false;
+  bool malformed = false;   // a field value Spillway refuses (answered 400)
   http::message_head head;  // built once the head is whole (views into the strings above)
 
   // The request body: bytes received and not yet written upstream (`body`), and the ones being
@@ -175,6 +176,12 @@ struct h2_connection::callbacks {
     }
     const std::string_view name(reinterpret_cast<const char*>(name_p), name_len);
     const std::string_view value(reinterpret_cast<const char*>(value_p), value_len);
+    if (!strict_value(value, name == ":path")) {
+      // nghttp2 refuses only NUL, CR and LF in values: a control character, or whitespace at either
+      // end (RFC 9113 8.2.1), would reach an HTTP/1 backend as a head its parser may read otherwise.
+      s->malformed = true;
+      return 0;
+    }
     if (!name.empty() && name[0] == ':') {
       // nghttp2 checked the pseudo-header fields: known names, once each, before the others.
       if (name == ":method") {
@@ -201,6 +208,21 @@ struct h2_connection::callbacks {
     s->spans.push_back({at, static_cast<std::uint32_t>(name_len), static_cast<std::uint32_t>(at + name_len),
                         static_cast<std::uint32_t>(value_len)});
     return 0;
+  }
+
+  // A field value as strict as an HTTP/1 head's: visible ASCII, obs-text, and SP or HTAB inside,
+  // never at either end; a :path only visible ASCII.
+  static bool strict_value(std::string_view v, bool path) {
+    if (!v.empty() && (v.front() == ' ' || v.front() == '\t' || v.back() == ' ' || v.back() == '\t')) {
+      return false;
+    }
+    for (unsigned char ch : v) {
+      const bool visible = ch > 0x20 && ch < 0x7f;
+      if (!(visible || (!path && (ch == ' ' || ch == '\t' || ch >= 0x80)))) {
+        return false;
+      }
+    }
+    return true;
   }
 
   static int on_frame_recv(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
@@ -690,7 +712,16 @@ awaitable<void> h2_connection::handle(h2_stream& s) {
     reply_local(s, error_kind::headers_too_large);
     co_return;
   }
+  if (s.malformed) {
+    count_refusal(static_cast<std::size_t>(stats::h2_refusal::protocol_error));
+    reply_local(s, error_kind::malformed_request);
+    co_return;
+  }
   const auto& h = s.head;
+  if (!http::known_method(h.method)) {
+    reply_local(s, error_kind::malformed_request);  // as the HTTP/1 parser answers it
+    co_return;
+  }
   if (h.method == "CONNECT") {
     reply_local(s, error_kind::method_not_allowed);
     co_return;

@@ -222,6 +222,12 @@ class Http2Test(unittest.TestCase):
             "response pseudo-header": base + [(":status", "200")],
             "empty :path": base[:3] + [(":path", "")],
             "newline in a value": base + [("x-a", "a\nb")],
+            "control character in a value": base + [("x-a", "a\x01b")],
+            "DEL in a value": base + [("x-a", "a\x7fb")],
+            "space at the end of a value": base + [("x-a", "ab ")],
+            "tab at the start of a value": base + [("x-a", "\tab")],
+            "space in :path": base[:3] + [(":path", "/a b")],
+            "control character in :path": base[:3] + [(":path", "/a\x01")],
             "host disagrees with :authority": base + [("host", "other.example")],
         }
         self.a.reset_stats()

@@ -265,3 +265,20 @@ TEST(parser, chunked_bodies_with_extensions_and_trailers) {
 
 }  // namespace
 }  // namespace spillway::http
+
+namespace spillway::http {
+namespace {
+
+// fuzz_h2 (corpus crash-unknown-method): an HTTP/2 request with a method the HTTP/1 parser does not
+// know reached the backend as a request line it refused. HTTP/2 requests are held to this list.
+TEST(parser, known_methods_are_the_strict_parsers) {
+  for (const char* m : {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "PROPFIND"}) {
+    EXPECT_TRUE(known_method(m)) << m;
+  }
+  for (const char* m : {"HEB9", "get", "PRI", "", "GET ", "FOO"}) {
+    EXPECT_FALSE(known_method(m)) << m;
+  }
+}
+
+}  // namespace
+}  // namespace spillway::http
