@@ -4,6 +4,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
+#include <cstring>
+
 namespace spillway::proxy {
 
 namespace asio = boost::asio;
@@ -57,6 +60,22 @@ asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& stream, st
     co_await wake.wait();
   }
   co_return true;
+}
+
+ssize_t pull_body(std::string& out, std::size_t& off, bool eof, uint8_t* buf, std::size_t length, uint32_t* flags) {
+  const std::size_t n = std::min(length, out.size() - off);
+  std::memcpy(buf, out.data() + off, n);
+  off += n;
+  if (off == out.size()) {
+    out.clear();
+    off = 0;
+    if (eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (n == 0) {
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(n);
 }
 
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {

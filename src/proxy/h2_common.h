@@ -33,6 +33,12 @@ class wakeup {
 boost::asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& stream, std::string& wbuf, wakeup& wake,
                                            const bool& closed);
 
+// A body nghttp2 pulls from a buffer: out[off, size) is what waits, `eof` says nothing more comes.
+// Copies up to `length` bytes into `buf` for nghttp2's data read callback and returns how many, or
+// NGHTTP2_ERR_DEFERRED when the buffer is empty and the body goes on (resume_data follows).
+// Sets NGHTTP2_DATA_FLAG_EOF in `flags` once the last byte went.
+ssize_t pull_body(std::string& out, std::size_t& off, bool eof, uint8_t* buf, std::size_t length, uint32_t* flags);
+
 // An nghttp2 header field over views (nghttp2 copies names and values when a frame is submitted).
 nghttp2_nv make_nv(std::string_view name, std::string_view value);
 

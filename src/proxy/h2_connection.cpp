@@ -357,27 +357,16 @@ struct h2_connection::callbacks {
   static ssize_t read_body(nghttp2_session* session, std::int32_t stream_id, uint8_t* buf, std::size_t length,
                            uint32_t* data_flags, nghttp2_data_source* source, void*) {
     auto* s = static_cast<h2_stream*>(source->ptr);
-    const std::size_t n = std::min(length, s->out.size() - s->out_off);
-    std::memcpy(buf, s->out.data() + s->out_off, n);
-    s->out_off += n;
-    if (s->out_off == s->out.size()) {
-      s->out.clear();
-      s->out_off = 0;
-      if (s->out_eof) {
-        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-        if (!s->trailers.empty()) {
-          // The backend's trailers (gRPC's status) end the stream instead of this DATA frame.
-          *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-          std::vector<nghttp2_nv> nva;
-          nva.reserve(s->trailers.size());
-          for (const auto& [name, value] : s->trailers) {
-            nva.push_back(make_nv(name, value));
-          }
-          nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size());
-        }
-      } else if (n == 0) {
-        return NGHTTP2_ERR_DEFERRED;  // resumed when the backend sends more
+    const auto n = pull_body(s->out, s->out_off, s->out_eof, buf, length, data_flags);
+    if ((*data_flags & NGHTTP2_DATA_FLAG_EOF) != 0 && !s->trailers.empty()) {
+      // The backend's trailers (gRPC's status) end the stream instead of this DATA frame.
+      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      std::vector<nghttp2_nv> nva;
+      nva.reserve(s->trailers.size());
+      for (const auto& [name, value] : s->trailers) {
+        nva.push_back(make_nv(name, value));
       }
+      nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size());
     }
     if (n > 0) {
       s->wake.notify();  // room for more of the answer
@@ -385,7 +374,7 @@ struct h2_connection::callbacks {
         s->call->wake.notify();  // the same, to the loop relaying an HTTP/2 backend's answer
       }
     }
-    return static_cast<ssize_t>(n);
+    return n;
   }
 };
 

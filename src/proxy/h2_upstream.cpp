@@ -117,22 +117,11 @@ struct h2_upstream::callbacks {
   static ssize_t read_body(nghttp2_session*, std::int32_t, uint8_t* buf, std::size_t length, uint32_t* data_flags,
                            nghttp2_data_source* source, void*) {
     auto* c = static_cast<h2_call*>(source->ptr);
-    const std::size_t n = std::min(length, c->out.size() - c->out_off);
-    std::memcpy(buf, c->out.data() + c->out_off, n);
-    c->out_off += n;
-    if (c->out_off == c->out.size()) {
-      c->out.clear();
-      c->out_off = 0;
-      if (c->out_eof) {
-        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
-      } else if (n == 0) {
-        return NGHTTP2_ERR_DEFERRED;
-      }
-    }
+    const auto n = pull_body(c->out, c->out_off, c->out_eof, buf, length, data_flags);
     if (n > 0) {
       c->sent.notify();  // room for more of the request body
     }
-    return static_cast<ssize_t>(n);
+    return n;
   }
 };
 

@@ -20,7 +20,7 @@ import time
 import unittest
 
 from h2client import H2Client
-from harness import Spillway, free_port, wait_until
+from harness import Spillway, free_port, wait_for_port, wait_until
 from testd import Testd
 
 CONFIG = """workers: 1
@@ -374,7 +374,7 @@ class Http2BackendTest(unittest.TestCase):
                                  stderr=subprocess.DEVNULL)
             self.addCleanup(p.wait, 10)
             self.addCleanup(p.kill)
-            self.assertTrue(wait_until(lambda: port_open(port), 10))
+            wait_for_port(port, proc=p)
         lb = Spillway("""workers: 1
 admin: { listen: 127.0.0.1:{admin_port} }
 listeners:
@@ -401,14 +401,6 @@ upstreams:
         # an HTTP/1 client is not bridged to an http2 upstream yet: a clear 502
         status, headers, _ = lb.request("GET", "/index.html")
         self.assertEqual(status, 502)
-
-
-def port_open(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 class DrainTest(unittest.TestCase):
