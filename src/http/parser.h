@@ -98,9 +98,11 @@ class parser {
   // Optional: told of the decoded data of chunked bodies (see chunked_decoder::set_sink); the
   // bytes feed() consumes are still the framing as received. For other bodies the bytes consumed
   // are the data.
+  // Takes effect at once, also for a body under way.
   void set_chunked_sink(chunked_decoder::data_sink sink, void* ctx) {
     sink_ = sink;
     sink_ctx_ = ctx;
+    chunk_.set_sink(sink, ctx);
   }
 
   const message_head& head() const { return head_; }

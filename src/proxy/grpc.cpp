@@ -35,6 +35,20 @@ int grpc_status_of(error_kind kind) {
   }
 }
 
+int parse_grpc_status(std::string_view value) {
+  if (value.empty() || value.size() > 3) {
+    return -1;
+  }
+  int code = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') {
+      return -1;
+    }
+    code = code * 10 + (c - '0');
+  }
+  return code;
+}
+
 int http_status_of_grpc(int grpc_status) {
   switch (grpc_status) {
     case 0:

@@ -23,6 +23,9 @@ int grpc_status_of(error_kind kind);
 // and DATA_LOSS 500; UNIMPLEMENTED 501; RESOURCE_EXHAUSTED 429; the caller's errors 4xx.
 int http_status_of_grpc(int grpc_status);
 
+// A grpc-status value (decimal digits): the code, or -1 when it is missing or malformed.
+int parse_grpc_status(std::string_view value);
+
 // The `grpc-timeout` header's value: 1 to 8 digits and a unit (H, M, S, m, u, n). nullopt when it
 // is malformed (then the request has no deadline of its own).
 std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view value);

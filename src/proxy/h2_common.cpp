@@ -84,4 +84,13 @@ nghttp2_nv make_nv(std::string_view name, std::string_view value) {
                     NGHTTP2_NV_FLAG_NONE};
 }
 
+std::vector<nghttp2_nv> make_nvs(const std::vector<http::header>& fields) {
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(fields.size());
+  for (const auto& f : fields) {
+    nva.push_back(make_nv(f.name, f.value));
+  }
+  return nva;
+}
+
 }  // namespace spillway::proxy

@@ -3,6 +3,7 @@
 // h2_upstream.h): a wake-up for coroutines on the worker's thread, and the loop that writes what an
 // nghttp2 session has to send.
 
+#include "http/parser.h"
 #include "tls/stream.h"
 
 #include <nghttp2/nghttp2.h>
@@ -12,6 +13,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace spillway::proxy {
 
@@ -41,5 +43,6 @@ ssize_t pull_body(std::string& out, std::size_t& off, bool eof, uint8_t* buf, st
 
 // An nghttp2 header field over views (nghttp2 copies names and values when a frame is submitted).
 nghttp2_nv make_nv(std::string_view name, std::string_view value);
+std::vector<nghttp2_nv> make_nvs(const std::vector<http::header>& fields);
 
 }  // namespace spillway::proxy

@@ -843,34 +843,10 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
   const bool tls = attempt.cluster().tls != nullptr;
   // The request head: the client's fields as nghttp2 checked them, Host as :authority, the path
   // as routed (dot segments removed), and the forwarding fields.
-  std::string xff;
-  for (const auto& f : h.headers) {
-    if (f.name == "x-forwarded-for") {
-      xff.append(f.value);
-      xff.append(", ");
-    }
-  }
-  xff.append(down_.client_ip());
   const auto authority = s.authority.empty() ? h.find("host") : std::string_view(s.authority);
   const auto path = st.facts.shape.forward_target.empty() ? std::string_view(s.path) : st.facts.shape.forward_target;
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(h.headers.size() + 8);
-  nva.push_back(make_nv(":method", s.method));
-  nva.push_back(make_nv(":scheme", tls ? "https" : "http"));
-  nva.push_back(make_nv(":authority", authority));
-  nva.push_back(make_nv(":path", path));
-  for (const auto& f : h.headers) {
-    if (f.name == "host" || f.name == "transfer-encoding" || f.name == "x-forwarded-for" ||
-        f.name == "x-forwarded-proto") {
-      continue;  // said otherwise above or below
-    }
-    nva.push_back(make_nv(f.name, f.value));
-  }
-  nva.push_back(make_nv("x-forwarded-for", xff));
-  nva.push_back(make_nv("x-forwarded-proto", down_.tls() ? "https" : "http"));
-  if (st.have_request_id) {
-    nva.push_back(make_nv("x-request-id", std::string_view(st.request_id.data(), st.request_id.size())));
-  }
+  h2_request_fields(h, st.facts, tls ? "https" : "http", authority, path, st.scratch, st.h2_fields);
+  const auto nva = make_nvs(st.h2_fields);
   const bool has_body = !(s.end_stream && s.body.empty() && !s.body_started);
   auto call = up2.submit(nva, has_body);
   if (!call) {
@@ -903,50 +879,20 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     co_await call->wake.wait();
   }
   if (s.closed) {
-    if (call->conn != nullptr) {
-      call->conn->cancel(*call);
-    }
+    call->cancel();
     co_return false;  // the client reset its stream
   }
   if (!call->head_done) {
-    const auto end = s.watch.expired() ? try_end::timeout
-                     : call->refused   ? try_end::stale_connection
-                     : call->too_large ? try_end::protocol_error
-                                       : try_end::reset;
-    if (attempt.try_failed(end, s.can_resend(), clock::now() < request_deadline) != retry_verdict::no) {
+    if (attempt.h2_try_failed(*call, s.watch.expired(), s.can_resend(), clock::now() < request_deadline) !=
+        retry_verdict::no) {
       co_return true;
     }
     reply_local(s, attempt.failure(), attempt.cfg().degrade.retry_after);
     co_return false;
   }
   st.rec.upstream_time = clock::now() - attempt.try_started();
-  auto field = [](const std::vector<std::pair<std::string, std::string>>& list, std::string_view name) {
-    for (const auto& [n, v] : list) {
-      if (n == name) {
-        return std::string_view(v);
-      }
-    }
-    return std::string_view();
-  };
-  auto grpc_code = [](std::string_view v) {
-    int code = -1;
-    if (!v.empty()) {
-      std::from_chars(v.data(), v.data() + v.size(), code);
-    }
-    return code;
-  };
-  // A gRPC answer's real outcome is its grpc-status: known now when it came with the head (a
-  // trailers-only answer, how gRPC servers answer errors), else in the trailers.
-  const bool grpc_answer = is_grpc(field(call->headers, "content-type"));
-  const int early_grpc = grpc_answer && call->ended && call->error == 0 && call->body.empty()
-                             ? grpc_code(field(call->headers, "grpc-status"))
-                             : -1;
-  const auto verdict = early_grpc >= 0 ? attempt.got_grpc_status(early_grpc, s.can_resend())
-                                       : attempt.got_response(call->status, s.can_resend());
-  if (verdict == retry_verdict::retry) {
-    if (call->conn != nullptr) {
-      call->conn->cancel(*call);
-    }
+  if (attempt.got_h2_response(*call, s.can_resend()) == retry_verdict::retry) {
+    call->cancel();
     co_return true;
   }
   std::vector<std::pair<std::string_view, std::string_view>> fields;
@@ -955,7 +901,7 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     fields.emplace_back(name, value);
   }
   st.rec.status = call->status;
-  const bool whole = call->ended && call->error == 0 && call->body.empty() && call->trailers.empty();
+  const bool whole = call->whole_with_head();
   submit_head(s, call->status, fields, whole);
 
   // The body and the trailers, as they come and as the client takes them.
@@ -984,18 +930,12 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
   }
   if (s.closed || s.watch.expired() || call->error != 0) {
     // Cut off: by the client, the deadline, or the backend (which then counts as failing).
-    if (!s.closed && !s.watch.expired()) {
-      attempt.response_failed();
-    }
-    if (call->conn != nullptr) {
-      call->conn->cancel(*call);
-    }
+    attempt.h2_response_ended(*call, true);
+    call->cancel();
     reset_stream(s, NGHTTP2_INTERNAL_ERROR);
     co_return false;
   }
-  if (grpc_answer && early_grpc < 0 && http_status_of_grpc(grpc_code(field(call->trailers, "grpc-status"))) >= 500) {
-    attempt.response_failed();  // a failing grpc-status in the trailers: outlier detection's to count
-  }
+  attempt.h2_response_ended(*call, false);
   s.trailers = std::move(call->trailers);
   s.out_eof = true;
   if (!closed_ && !s.closed) {
@@ -1251,23 +1191,11 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
   st.rec.status = resp.status;
   const bool until_close = st.response_parser.body_until_close();
   // The head: field names in lower case (RFC 9113 section 8.2.1), connection-specific ones out.
-  std::vector<http::header> kept;
-  h2_response_fields(resp, st.scratch, kept);
-  std::size_t bytes = 0;
-  for (const auto& f : kept) {
-    bytes += f.name.size();
-  }
-  auto& lower = st.host_scratch;
-  lower.clear();
-  lower.reserve(bytes);
+  h2_response_fields(resp, st.scratch, st.h2_fields);
   std::vector<std::pair<std::string_view, std::string_view>> fields;
-  fields.reserve(kept.size());
-  for (const auto& f : kept) {
-    const auto at = lower.size();
-    for (char c : f.name) {
-      lower.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
-    }
-    fields.emplace_back(std::string_view(lower).substr(at, f.name.size()), f.value);
+  fields.reserve(st.h2_fields.size());
+  for (const auto& f : st.h2_fields) {
+    fields.emplace_back(f.name, f.value);
   }
   auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
   if (rr.what == http::parser::event::error) {

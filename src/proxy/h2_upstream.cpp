@@ -1,6 +1,7 @@
 #include "proxy/h2_upstream.h"
 
 #include "common/log.h"
+#include "proxy/grpc.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -287,6 +288,35 @@ void h2_upstream::shut() {
   if (pool_ != nullptr) {
     auto* pool = std::exchange(pool_, nullptr);
     pool->remove(this);  // may drop the pool's reference: the coroutines hold their own
+  }
+}
+
+// --- a call ---
+
+namespace {
+std::string_view find_field(const std::vector<std::pair<std::string, std::string>>& list, std::string_view name) {
+  for (const auto& [n, v] : list) {
+    if (n == name) {
+      return v;
+    }
+  }
+  return {};
+}
+}  // namespace
+
+std::string_view h2_call::header(std::string_view name) const { return find_field(headers, name); }
+std::string_view h2_call::trailer(std::string_view name) const { return find_field(trailers, name); }
+
+int h2_call::early_grpc_status() const {
+  if (!is_grpc(header("content-type")) || !ended || error != 0 || !body.empty()) {
+    return -1;
+  }
+  return parse_grpc_status(header("grpc-status"));
+}
+
+void h2_call::cancel() {
+  if (conn != nullptr) {
+    conn->cancel(*this);
   }
 }
 

@@ -61,6 +61,17 @@ struct h2_call {
 
   std::int32_t id = 0;
   h2_upstream* conn = nullptr;  // null once the stream closed
+
+  // The first response header (or trailer) field called `name` (lower case), or an empty view.
+  std::string_view header(std::string_view name) const;
+  std::string_view trailer(std::string_view name) const;
+  // The answer is whole with its head: it ended cleanly with no body or trailers to pass on.
+  bool whole_with_head() const { return ended && error == 0 && body.empty() && trailers.empty(); }
+  // A gRPC answer's grpc-status when it came with the head (a trailers-only answer, how gRPC
+  // servers answer errors); -1 otherwise.
+  int early_grpc_status() const;
+  // Stops the stream (CANCEL) if it is still open: the front end gave up on it.
+  void cancel();
 };
 
 class h2_upstream : public std::enable_shared_from_this<h2_upstream> {

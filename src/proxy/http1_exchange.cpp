@@ -3,6 +3,8 @@
 // the client or, after a 101, a tunnel. The session's other half is in http_session.cpp.
 
 #include "common/log.h"
+#include "http/status.h"
+#include "proxy/h2_upstream.h"
 #include "proxy/http_session.h"
 #include "proxy/relay.h"
 #include "proxy/upstream_attempt.h"
@@ -12,6 +14,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <charconv>
+
 namespace spillway::proxy {
 
 namespace asio = boost::asio;
@@ -20,6 +24,11 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// An HTTP/2 backend's stream takes request body bytes while less than this waits for its window.
+constexpr std::size_t h2_body_high_water = 64 * 1024;
+
+void append_to(void* ctx, const char* data, std::size_t n) { static_cast<std::string*>(ctx)->append(data, n); }
 
 // Bodies (or what is left of them) of at least this many bytes are spliced when the listener allows
 // it: below it the pipe's three system calls cost more than the copies they save.
@@ -267,6 +276,229 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
     down_.owner().pool().put(std::move(conn));
   } else {
     conn.reset();
+  }
+  co_return close_client ? next::close : next::keep_alive;
+}
+
+awaitable<std::optional<http_session::next>> http_session::exchange_h2(upstream_attempt& attempt,
+                                                                       const try_context& t) {
+  const auto& req = st_->request_parser.head();
+  const auto& up = attempt.cfg();
+  const auto& facts = st_->facts;
+  auto authority = facts.shape.host_override.empty() ? req.find("host") : facts.shape.host_override;
+  if (authority.empty()) {
+    authority = facts.default_host;  // an HTTP/1.0 request without Host
+  }
+  h2_request_fields(req, facts, attempt.cluster().tls ? "https" : "http", authority, facts.shape.forward_target,
+                    st_->scratch, st_->h2_fields);
+  auto call = attempt.h2()->submit(make_nvs(st_->h2_fields), req.chunked || req.content_length > 0);
+  if (!call) {
+    // The connection cannot take it (told GOAWAY, or out of stream ids): nothing was sent.
+    if (attempt.try_failed(try_end::stale_connection, can_resend(), clock::now() < t.request_deadline) !=
+        retry_verdict::no) {
+      co_return std::nullopt;
+    }
+    co_return co_await send_local(attempt.failure(), !request_complete_, &up);
+  }
+  h2_call_ = call;  // for deadline_passed()
+  struct forget {
+    std::shared_ptr<h2_call>& slot;
+    ~forget() {
+      if (slot && !slot->closed) {
+        slot->cancel();  // a stream this try leaves open (say, a request body the answer cut short)
+      }
+      slot.reset();
+    }
+  } forget_call{h2_call_};
+
+  const auto sent = co_await send_body_h2(*call, t);
+  if (sent == send_result::client_gone) {
+    co_return next::close;
+  }
+  if (sent == send_result::malformed || sent == send_result::too_large || sent == send_result::trailers_too_large) {
+    co_return co_await send_local(refusal_of(sent), true);  // the backend's stream is reset
+  }
+  while (!call->head_done && !call->closed && !down_.expired()) {
+    co_await call->wake.wait();
+  }
+  if (!call->head_done) {
+    if (attempt.h2_try_failed(*call, down_.expired(), can_resend(), clock::now() < t.request_deadline) !=
+        retry_verdict::no) {
+      co_return std::nullopt;
+    }
+    co_return co_await send_local(attempt.failure(), !request_complete_, &up);
+  }
+  st_->rec.upstream_time = clock::now() - attempt.try_started();
+  if (attempt.got_h2_response(*call, can_resend()) == retry_verdict::retry) {
+    co_return std::nullopt;
+  }
+  co_return co_await stream_h2_response(attempt, *call, t);
+}
+
+awaitable<http_session::send_result> http_session::send_body_h2(h2_call& call, const try_context& t) {
+  const auto& req = st_->request_parser.head();
+  if (!req.chunked && req.content_length == 0) {
+    co_return send_result::ok;  // the head ended the stream
+  }
+  if (body_started_) {
+    // A retry after the body was read on an earlier try: it was kept whole (as data, no framing).
+    call.out = st_->replay;
+    call.out_eof = true;
+    call.conn->resume(call);
+    co_return send_result::ok;
+  }
+  // A chunked body's data goes to the stream without its framing; other bodies are their data.
+  st_->request_parser.set_chunked_sink(&append_to, &call.out);
+  struct unsink {
+    http::parser& p;
+    ~unsink() { p.set_chunked_sink(nullptr, nullptr); }
+  } unsink_parser{st_->request_parser};
+  std::uint64_t body_bytes = 0;
+  bool asked = false;  // Spillway answered the client's Expect: 100-continue
+  while (!request_complete_) {
+    if (call.closed || down_.expired()) {
+      co_return send_result::upstream_write_failed;  // the backend ended the stream, maybe with an answer
+    }
+    if (call.out.size() - call.out_off >= h2_body_high_water) {
+      co_await call.sent.wait();  // the backend's window is full: wait for it to take some
+      continue;
+    }
+    if (st_->dbegin == st_->dend) {
+      if (t.expect_continue && !asked && body_bytes == 0) {
+        asked = true;
+        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(cont), nothrow);
+        if (ec) {
+          co_return send_result::client_gone;
+        }
+      }
+      if (co_await read_downstream() == 0) {
+        co_return send_result::client_gone;
+      }
+      continue;
+    }
+    const auto before = call.out.size();
+    const auto r = st_->request_parser.feed(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin);
+    if (r.what == http::parser::event::error) {
+      co_return st_->request_parser.error_too_large() ? send_result::trailers_too_large : send_result::malformed;
+    }
+    request_complete_ = r.what == http::parser::event::message_complete;
+    if (!req.chunked) {
+      call.out.append(st_->dbuf.data() + st_->dbegin, r.consumed);
+    }
+    st_->dbegin += r.consumed;
+    st_->rec.bytes_in += r.consumed;
+    const auto added = call.out.size() - before;
+    body_bytes += added;
+    if (t.max_body > 0 && body_bytes > t.max_body) {
+      co_return send_result::too_large;
+    }
+    body_started_ = body_started_ || r.consumed > 0;
+    if (replay_ok_ && added > 0) {
+      if (st_->replay.size() + added > max_replay_body) {
+        replay_ok_ = false;
+        st_->replay.clear();
+      } else {
+        st_->replay.append(call.out, before, added);
+      }
+    }
+    call.out_eof = request_complete_;
+    if (call.conn != nullptr && (added > 0 || request_complete_)) {
+      call.conn->resume(call);
+    }
+  }
+  co_return send_result::ok;
+}
+
+awaitable<http_session::next> http_session::stream_h2_response(upstream_attempt& attempt, h2_call& call,
+                                                               const try_context& t) {
+  const auto& req = st_->request_parser.head();
+  const bool http10 = st_->facts.http10;
+  phase_ = phase::streaming;
+  down_.set_deadline(t.request_deadline);
+  st_->rec.status = call.status;
+  // The head as HTTP/1: a length when the backend gave one or the answer is whole already, else
+  // chunked (HTTP/1.1) or delimited by the close (HTTP/1.0).
+  http::message_head resp;
+  resp.status = call.status;
+  resp.reason = http::reason_phrase(call.status);
+  resp.headers.reserve(call.headers.size() + 1);
+  for (const auto& [name, value] : call.headers) {
+    resp.headers.push_back({name, value});
+  }
+  const bool bodiless = t.head_request || call.status == 204 || call.status == 304;
+  bool chunked = false;
+  bool until_close = false;
+  char length[24];
+  if (!bodiless && call.header("content-length").empty()) {
+    if (call.whole_with_head() || (call.ended && call.error == 0 && call.trailers.empty())) {
+      const auto end = std::to_chars(length, length + sizeof length, call.body.size()).ptr;
+      resp.headers.push_back({"content-length", std::string_view(length, end - length)});
+    } else if (!http10) {
+      chunked = true;
+      resp.headers.push_back({"transfer-encoding", "chunked"});
+    } else {
+      until_close = true;
+    }
+  }
+  const bool close_client = !req.keep_alive || draining_ || !request_complete_ || until_close;
+  build_downstream_head(resp, close_client, http10, st_->scratch, st_->out);
+  bool ok = true;
+  {
+    auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(st_->out), nothrow);
+    st_->rec.bytes_out += n;
+    ok = !ec;
+  }
+  // The body as the client takes it: the backend's window opens only as much as went out.
+  std::string data;
+  while (ok && !down_.expired()) {
+    if (!call.body.empty()) {
+      data.clear();
+      std::swap(data, call.body);  // nghttp2 appends to call.body while the write is under way
+      char size_line[24];
+      std::size_t size_len = 0;
+      if (chunked) {
+        auto* end = std::to_chars(size_line, size_line + 20, data.size(), 16).ptr;
+        *end++ = '\r';
+        *end++ = '\n';
+        size_len = static_cast<std::size_t>(end - size_line);
+      }
+      std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, size_len), asio::buffer(data),
+                                             asio::buffer("\r\n", chunked ? 2 : 0)};
+      auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
+      st_->rec.bytes_out += n;
+      ok = !ec;
+      if (call.conn != nullptr) {
+        call.conn->consume(call, data.size());
+      }
+      continue;
+    }
+    if (call.ended) {
+      break;
+    }
+    co_await call.wake.wait();
+  }
+  if (!ok || down_.expired() || call.error != 0 || !call.ended) {
+    // Cut off (by the client, the deadline or the backend) after part of it went out: close.
+    attempt.h2_response_ended(call, true);
+    co_return next::close;
+  }
+  attempt.h2_response_ended(call, false);
+  if (chunked) {
+    // The last chunk, with the trailers for a client that said it takes them (RFC 9110 6.5.1).
+    auto& out = st_->out;
+    out.assign("0\r\n");
+    if (http::has_token(req.find("te"), "trailers")) {
+      for (const auto& [name, value] : call.trailers) {
+        out.append(name).append(": ").append(value).append("\r\n");
+      }
+    }
+    out.append("\r\n");
+    auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(out), nothrow);
+    st_->rec.bytes_out += n;
+    if (ec) {
+      co_return next::close;
+    }
   }
   co_return close_client ? next::close : next::keep_alive;
 }

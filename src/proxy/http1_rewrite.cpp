@@ -75,6 +75,24 @@ bool listed_in_connection(std::string_view name, const std::vector<std::string_v
   return std::binary_search(tokens.begin(), tokens.end(), name, iless);
 }
 
+// Appends `name` in lower case to `buf` and returns a view of it there: `buf` is reserved by the
+// caller for every name, so that the views stay valid.
+std::string_view lowered(std::string_view name, std::string& buf) {
+  const auto at = buf.size();
+  for (char c : name) {
+    buf.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  }
+  return std::string_view(buf).substr(at, name.size());
+}
+
+std::size_t name_bytes(const http::message_head& m) {
+  std::size_t n = 0;
+  for (const auto& h : m.headers) {
+    n += h.name.size();
+  }
+  return n;
+}
+
 void append_header(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
   out.append(": ");
@@ -287,6 +305,8 @@ void build_downstream_head(const http::message_head& resp, bool close, bool http
 void h2_response_fields(const http::message_head& resp, rewrite_scratch& scratch, std::vector<http::header>& out) {
   out.clear();
   collect_connection_tokens(resp, scratch.connection_tokens);
+  scratch.lower.clear();
+  scratch.lower.reserve(name_bytes(resp));
   const bool no_length = resp.status < 200 || resp.status == 204;
   for (const auto& h : resp.headers) {
     if (is_hop_by_hop(h.name) || listed_in_connection(h.name, scratch.connection_tokens) ||
@@ -297,7 +317,52 @@ void h2_response_fields(const http::message_head& resp, rewrite_scratch& scratch
     if (resp.chunked && http::iequals(h.name, "content-length")) {
       continue;
     }
-    out.push_back(h);
+    out.push_back({lowered(h.name, scratch.lower), h.value});
+  }
+}
+
+void h2_request_fields(const http::message_head& req, const upstream_head_facts& facts, std::string_view scheme,
+                       std::string_view authority, std::string_view path, rewrite_scratch& scratch,
+                       std::vector<http::header>& out) {
+  out.clear();
+  out.push_back({":method", req.method});
+  out.push_back({":scheme", scheme});
+  out.push_back({":authority", authority});
+  out.push_back({":path", path});
+  collect_connection_tokens(req, scratch.connection_tokens);
+  scratch.lower.clear();
+  scratch.lower.reserve(name_bytes(req));
+  scratch.xff.clear();
+  bool have_request_id = false;
+  bool te_trailers = false;
+  for (const auto& h : req.headers) {
+    if (http::iequals(h.name, "te")) {
+      te_trailers = te_trailers || http::has_token(h.value, "trailers");
+      continue;
+    }
+    if (is_hop_by_hop(h.name) || listed_in_connection(h.name, scratch.connection_tokens) ||
+        http::iequals(h.name, "host") || http::iequals(h.name, "transfer-encoding") ||
+        http::iequals(h.name, "x-forwarded-proto") || (facts.drop_expect && http::iequals(h.name, "expect"))) {
+      continue;
+    }
+    if (http::iequals(h.name, "x-forwarded-for")) {
+      if (!h.value.empty()) {
+        scratch.xff.append(h.value);
+        scratch.xff.append(", ");
+      }
+      continue;
+    }
+    have_request_id = have_request_id || http::iequals(h.name, "x-request-id");
+    out.push_back({lowered(h.name, scratch.lower), h.value});
+  }
+  if (te_trailers) {
+    out.push_back({"te", "trailers"});
+  }
+  scratch.xff.append(facts.client_ip);
+  out.push_back({"x-forwarded-for", scratch.xff});
+  out.push_back({"x-forwarded-proto", facts.tls ? "https" : "http"});
+  if (!have_request_id && !facts.request_id.empty()) {
+    out.push_back({"x-request-id", facts.request_id});
   }
 }
 

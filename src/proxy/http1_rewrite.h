@@ -28,6 +28,8 @@ struct rewrite_scratch {
   std::string target;
   std::string authority;
   std::vector<std::string_view> connection_tokens;
+  std::string lower;  // h2_request_fields: field names in lower case
+  std::string xff;    // h2_request_fields: the X-Forwarded-For value
 };
 
 // What check_request learned about a request it accepted (views into the head or the scratch).
@@ -71,9 +73,19 @@ void build_downstream_head(const http::message_head& resp, bool close, bool http
 
 // The fields of `resp` that an HTTP/2 client gets, in `out` (cleared first; views into `resp`):
 // what build_downstream_head forwards, without the connection-specific ones HTTP/2 forbids
-// (Transfer-Encoding among them, RFC 9113 section 8.2.2). Names as the backend sent them: HTTP/2
-// wants them in lower case. Any thread.
+// (Transfer-Encoding among them, RFC 9113 section 8.2.2). Names in lower case (RFC 9113 8.2.1),
+// views into `resp` and `scratch`. Any thread.
 void h2_response_fields(const http::message_head& resp, rewrite_scratch& scratch, std::vector<http::header>& out);
+
+// The request head an HTTP/2 backend gets for `req` (from an HTTP/1 or an HTTP/2 client), in `out`
+// (cleared first): :method, :scheme `scheme`, :authority `authority`, :path `path`, then what
+// build_upstream_head forwards, with the same X-Forwarded-For, X-Forwarded-Proto and X-Request-Id,
+// names in lower case (RFC 9113 8.2), without Host (it is :authority), Transfer-Encoding and the
+// other connection-specific fields HTTP/2 forbids; TE only as `trailers`. Views into `req`,
+// `facts`, the arguments and `scratch`, valid until scratch is used again. Any thread.
+void h2_request_fields(const http::message_head& req, const upstream_head_facts& facts, std::string_view scheme,
+                       std::string_view authority, std::string_view path, rewrite_scratch& scratch,
+                       std::vector<http::header>& out);
 
 // Writes a whole answer Spillway makes itself for `kind` into `out` (cleared first): status,
 // x-spillway-reason, `retry-after` (seconds) with a 503, no body for a HEAD request. Any thread.

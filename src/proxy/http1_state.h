@@ -58,8 +58,9 @@ struct http1_state {
   std::string out;  // a head being written; reused so that a warm connection does not allocate
   std::string host_scratch;
   rewrite_scratch scratch;
-  upstream_head_facts facts;          // of the current request (shape, client, upgrade, request id)
-  std::array<char, 36> request_id{};  // generated X-Request-Id of the current request, if any
+  std::vector<http::header> h2_fields;  // a head for (or from) HTTP/2, see h2_request_fields
+  upstream_head_facts facts;            // of the current request (shape, client, upgrade, request id)
+  std::array<char, 36> request_id{};    // generated X-Request-Id of the current request, if any
   bool have_request_id = false;
   std::string replay;  // the current request's body as sent (raw framing), while it fits
   http_request_record rec;

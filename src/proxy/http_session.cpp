@@ -75,6 +75,13 @@ void http_session::deadline_passed() {
     if (attempt_ != nullptr && attempt_->conn()) {
       attempt_->conn()->stream.close();
     }
+    if (h2_call_) {
+      // A try over an HTTP/2 backend connection waits on its stream: the stream is reset, and the
+      // waits end (they see the deadline expired).
+      h2_call_->cancel();
+      h2_call_->wake.notify();
+      h2_call_->sent.notify();
+    }
   };
   switch (phase_) {
     case phase::h2:
@@ -430,8 +437,9 @@ const compiled_route* http_session::route_request(const listener_view& lv, error
 }
 
 awaitable<http_session::next> http_session::send_local(error_kind kind, bool close, const config::upstream* up) {
-  // A request whose body was not read to the end leaves the connection in an unknown state.
-  close = close || !request_complete_ || draining_;
+  // A request whose body was not read to the end leaves the connection in an unknown state; and a
+  // client that said `Connection: close` (or HTTP/1.0 without keep-alive) gets what it asked for.
+  close = close || !request_complete_ || draining_ || !st_->request_parser.head().keep_alive;
   const auto retry_after = up != nullptr ? up->degrade.retry_after : config::degradation{}.retry_after;
   build_local_reply(kind, close, st_->facts.http10, st_->request_parser.head().method == "HEAD",
                     static_cast<std::uint32_t>((retry_after.count() + 999) / 1000), st_->out);
@@ -499,9 +507,10 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
     }
     st_->facts.default_host = attempt.host()->address();
     if (attempt.h2()) {
-      // An HTTP/1 client to a `protocol: http2` upstream: not bridged yet (HTTP/2 clients are).
-      log::debug("HTTP/1 request from {} to http2 upstream {}: not supported yet", down_.client_ip(), up.name);
-      co_return co_await send_local(error_kind::upstream_protocol_error, true, &up);
+      if (auto done = co_await exchange_h2(attempt, t)) {
+        co_return *done;
+      }
+      continue;  // another try
     }
     auto& conn = *attempt.conn();
 

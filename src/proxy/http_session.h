@@ -131,6 +131,13 @@ class http_session final : public downstream_session, public std::enable_shared_
                                                          bool head_request, const config::upstream& up);
   // Streams the response whose head was read to the client; pools the connection when clean.
   boost::asio::awaitable<next> stream_response(upstream_attempt& attempt, bool close_client, bool request_sent_ok);
+  // One try over an HTTP/2 backend connection (protocol: http2): the request as a stream (its body
+  // without HTTP/1 framing), the answer back as HTTP/1 (chunked when the backend gave no length,
+  // its trailers in the last chunk for a client that accepts them). Returns nothing when another
+  // try is to be made.
+  boost::asio::awaitable<std::optional<next>> exchange_h2(upstream_attempt& attempt, const try_context& t);
+  boost::asio::awaitable<send_result> send_body_h2(h2_call& call, const try_context& t);
+  boost::asio::awaitable<next> stream_h2_response(upstream_attempt& attempt, h2_call& call, const try_context& t);
   // After a 101 answer to an Upgrade: passes the 101 on, then relays bytes both ways until both
   // sides end or nothing moved for the upstream's idle timeout. The connection closes after.
   boost::asio::awaitable<next> tunnel(upstream_connection& conn, const upstream_attempt& attempt);
@@ -145,6 +152,7 @@ class http_session final : public downstream_session, public std::enable_shared_
   std::unique_ptr<http1_state> st_;
 
   upstream_attempt* attempt_ = nullptr;  // the current request's, while it forwards
+  std::shared_ptr<h2_call> h2_call_;     // its try's stream, over an HTTP/2 backend connection
 
   // Request bodies up to this size are kept, so that a try that failed after sending the body can
   // be retried on another host; a bigger body is only ever sent once.

@@ -312,6 +312,33 @@ retry_verdict upstream_attempt::got_grpc_status(int grpc_status, bool can_resend
   return verdict;
 }
 
+retry_verdict upstream_attempt::h2_try_failed(const h2_call& call, bool expired, bool can_resend,
+                                              bool before_deadline) {
+  const auto end = expired          ? try_end::timeout
+                   : call.refused   ? try_end::stale_connection
+                   : call.too_large ? try_end::protocol_error
+                                    : try_end::reset;
+  return try_failed(end, can_resend, before_deadline);
+}
+
+retry_verdict upstream_attempt::got_h2_response(const h2_call& call, bool can_resend) {
+  const int early = call.early_grpc_status();
+  return early >= 0 ? got_grpc_status(early, can_resend) : got_response(call.status, can_resend);
+}
+
+void upstream_attempt::h2_response_ended(const h2_call& call, bool cut_off) {
+  if (cut_off) {
+    if (call.error != 0) {
+      response_failed();  // the backend (or its connection) broke the answer
+    }
+    return;
+  }
+  if (call.early_grpc_status() < 0 && is_grpc(call.header("content-type")) &&
+      http_status_of_grpc(parse_grpc_status(call.trailer("grpc-status"))) >= 500) {
+    response_failed();  // a failing grpc-status in the trailers: outlier detection's to count
+  }
+}
+
 void upstream_attempt::response_failed() {
   conn_.reset();
   report(true, 0, false);

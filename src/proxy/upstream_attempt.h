@@ -86,6 +86,17 @@ class upstream_attempt {
   // A gRPC answer whose grpc-status came with its head (trailers-only): reported as the HTTP status
   // it means (http_status_of_grpc), retried when `retries.on` lists its grpc_* condition.
   retry_verdict got_grpc_status(int grpc_status, bool can_resend);
+  // The same for a try over HTTP/2 (protocol: http2), from its h2_call:
+  //   h2_try_failed    the call closed before its answer's head (`expired`: the try's deadline
+  //                    passed): a refused stream goes to the same host again, as a stale connection
+  //   got_h2_response  the head came: got_grpc_status for a trailers-only gRPC answer, else
+  //                    got_response
+  //   h2_response_ended  the answer was passed on (or cut off by `cut_off`): a backend's reset, or a
+  //                    failing grpc-status in the trailers of a gRPC answer, counts for outlier
+  //                    detection
+  retry_verdict h2_try_failed(const h2_call& call, bool expired, bool can_resend, bool before_deadline);
+  retry_verdict got_h2_response(const h2_call& call, bool can_resend);
+  void h2_response_ended(const h2_call& call, bool cut_off);
   // The request is a gRPC call (see retry_policy::set_grpc).
   void set_grpc(bool grpc) { policy_.set_grpc(grpc); }
 

@@ -9,6 +9,8 @@ gives UNAVAILABLE quickly and a client's deadline gives DEADLINE_EXCEEDED.
 
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -17,7 +19,7 @@ import unittest
 
 import grpc
 
-from harness import Spillway, free_port, wait_until
+from harness import Spillway, free_port, parse_response, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -157,6 +159,104 @@ class GrpcTest(unittest.TestCase):
         self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
         self.assertEqual(e.exception.details(), "failed on purpose")
         self.assertGreater(self.lb.metric('spillway_retries_total{upstream="grpc",result="failure"}', 0), before)
+
+
+def grpc_frame(message):
+    return b"\0" + struct.pack(">I", len(message)) + message
+
+
+def dechunk(body):
+    """The data and the trailer lines of a chunked body."""
+    data = b""
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return data, [l for l in body.split(b"\r\n") if l]
+        data += body[:size]
+        body = body[size + 2:]
+
+
+class Http1ClientTest(unittest.TestCase):
+    """HTTP/1 clients reach `protocol: http2` backends too: the request goes as an HTTP/2 stream
+    (a chunked body without its framing), the answer comes back chunked with the backend's trailers
+    for a client that sent `TE: trailers`, or with a length when it was whole at once."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.a = GrpcBackend("a")
+        cls.addClassCleanup(cls.a.kill)
+        cls.lb = Spillway("""workers: 1
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners:
+  - listen: 127.0.0.1:{port}
+    routes: [ { upstream: grpc } ]
+upstreams:
+  - name: grpc
+    protocol: http2
+    timeouts: { request: 1s }
+    backends: [ { address: 127.0.0.1:%d } ]
+""" % cls.a.port)
+        cls.addClassCleanup(cls.lb.stop)
+
+    def post(self, method, body, te=True, chunk=1000):
+        head = (b"POST /test.Echo/%s HTTP/1.1\r\nHost: grpc.test\r\ncontent-type: application/grpc\r\n"
+                b"%sConnection: close\r\n" % (method.encode(), b"TE: trailers\r\n" if te else b""))
+        if chunk is None:
+            return self.lb.raw(head + b"Content-Length: %d\r\n\r\n" % len(body) + body, timeout=30)
+        out = head + b"Transfer-Encoding: chunked\r\n\r\n"
+        for i in range(0, len(body), chunk):
+            out += b"%x\r\n" % len(body[i:i + chunk]) + body[i:i + chunk] + b"\r\n"
+        return self.lb.raw(out + b"0\r\n\r\n", timeout=30)
+
+    def test_unary_with_trailers(self):
+        for chunk in (None, 3, 1000):
+            status, headers, body = parse_response(self.post("Unary", grpc_frame(b"hello"), chunk=chunk))
+            self.assertEqual(status, 200)
+            self.assertEqual(headers.get("transfer-encoding"), "chunked")
+            data, trailers = dechunk(body)
+            self.assertEqual(data, grpc_frame(b"a:hello"))
+            self.assertEqual(trailers, [b"grpc-status: 0"])
+
+    def test_trailers_only_answers_have_a_length(self):
+        """A trailers-only answer (how gRPC servers answer errors) is whole with its head: it goes to
+        an HTTP/1 client with a length, its status and metadata as header fields."""
+        status, headers, body = parse_response(self.post("Fail", grpc_frame(b"9")))
+        self.assertEqual((status, headers["grpc-status"], headers["x-why"], headers["content-length"], body),
+                         (200, "9", "because", "0", b""))
+        # TE is hop-by-hop: passed on as `trailers` only when the client sent it (gRPC servers want it)
+        status, headers, body = parse_response(self.post("Unary", grpc_frame(b"x"), te=False))
+        self.assertEqual((status, headers["grpc-message"]), (200, "Missing :te header"))
+
+    def test_big_chunked_upload(self):
+        """2,000 messages of 1,000 bytes in one chunked body: each reaches the backend (it counts them),
+        through the backend's flow-control window."""
+        msgs = b"".join(grpc_frame(os.urandom(1000)) for _ in range(2000))
+        status, headers, body = parse_response(self.post("Collect", msgs, chunk=7000))
+        data, trailers = dechunk(body)
+        self.assertEqual(data, grpc_frame(b"a:2000:2000000"))
+        self.assertEqual(trailers, [b"grpc-status: 0"])
+
+    def test_request_deadline(self):
+        """A backend slower than the request timeout: 504 to the client, the stream reset, and the
+        connection to the backend serves the next call."""
+        start = time.monotonic()
+        status, headers, body = parse_response(self.post("Slow", grpc_frame(b"3")))
+        self.assertEqual((status, headers.get("x-spillway-reason")), (504, "upstream_timeout"))
+        self.assertLess(time.monotonic() - start, 2.5)
+        data, trailers = dechunk(parse_response(self.post("Unary", grpc_frame(b"next")))[2])
+        self.assertEqual(data, grpc_frame(b"a:next"))
+
+    def test_keep_alive(self):
+        with socket.create_connection(("127.0.0.1", self.lb.port), timeout=10) as s:
+            for i in range(3):
+                body = grpc_frame(b"%d" % i)
+                s.sendall(b"POST /test.Echo/Unary HTTP/1.1\r\nHost: h\r\ncontent-type: application/grpc\r\n"
+                          b"TE: trailers\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                got = b""
+                while not got.endswith(b"0\r\n\r\n"):
+                    got += s.recv(65536)
+                self.assertIn(grpc_frame(b"a:%d" % i), dechunk(parse_response(got)[2])[0])
 
 
 class KillTest(unittest.TestCase):

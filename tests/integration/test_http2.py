@@ -20,7 +20,7 @@ import time
 import unittest
 
 from h2client import H2Client
-from harness import Spillway, free_port, wait_for_port, wait_until
+from harness import Spillway, free_port, parse_response, wait_for_port, wait_until
 from testd import Testd
 
 CONFIG = """workers: 1
@@ -398,9 +398,27 @@ upstreams:
         out = subprocess.run(["h2load", "-c", "2", "-m", "20", "-n", "4000", "http://127.0.0.1:%d/index.html" % lb.port],
                              capture_output=True, text=True, timeout=60)
         self.assertIn("4000 succeeded", out.stdout, out.stdout + out.stderr)
-        # an HTTP/1 client is not bridged to an http2 upstream yet: a clear 502
-        status, headers, _ = lb.request("GET", "/index.html")
-        self.assertEqual(status, 502)
+        # HTTP/1 clients reach the HTTP/2 backends too: 1.1 with keep-alive, 1.0, HEAD, big bodies
+        c = lb.conn()
+        for _ in range(3):
+            c.request("GET", "/index.html")
+            r = c.getresponse()
+            self.assertEqual((r.status, r.read(), r.getheader("server", "")[:7]), (200, b"hello from nghttpd\n", "nghttpd"))
+        c.close()
+        status, headers, body = lb.request("GET", "/big.bin")
+        self.assertEqual((status, body == big), (200, True))
+        status, headers, body = parse_response(lb.raw(b"GET /big.bin HTTP/1.0\r\n\r\n", timeout=20))
+        self.assertEqual((status, body == big), (200, True))
+        status, headers, body = lb.request("HEAD", "/big.bin")
+        self.assertEqual((status, headers["content-length"], body), (200, str(len(big)), b""))
+        status, headers, body = lb.request("GET", "/missing")
+        self.assertEqual(status, 404)
+        out = subprocess.run(["h2load", "--h1", "-c", "4", "-n", "2000", "http://127.0.0.1:%d/index.html" % lb.port],
+                             capture_output=True, text=True, timeout=60)
+        self.assertIn("2000 succeeded", out.stdout, out.stdout + out.stderr)
+        for port in ports:
+            self.assertGreater(lb.metric('spillway_backend_requests_total{upstream="h2",backend="127.0.0.1:%d"}' % port, 0),
+                               600)
 
 
 class DrainTest(unittest.TestCase):

@@ -133,6 +133,16 @@ class LocalRepliesTest(unittest.TestCase):
             status, headers, body = parse_response(s.recv(65536))
             self.assertEqual(status, 200)
 
+    def test_local_replies_honour_connection_close(self):
+        """A client that says `Connection: close` (or speaks HTTP/1.0 without keep-alive) is closed
+        after an answer Spillway made itself too, not left waiting for the idle timeout."""
+        for request in (b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        b"GET /nowhere HTTP/1.0\r\n\r\n"):
+            start = time.monotonic()
+            status, headers, closed = self.exchange(request)
+            self.assertEqual((status, closed), (404, True), request)
+            self.assertLess(time.monotonic() - start, 3)
+
     def test_408_header_timeout(self):
         with socket.create_connection(("127.0.0.1", self.lb.port), timeout=5) as s:
             s.sendall(b"GET /app/ HTTP/1.1\r\n")

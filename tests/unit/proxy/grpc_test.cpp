@@ -58,5 +58,16 @@ TEST(grpc, timeouts) {
   EXPECT_EQ(parse_grpc_timeout(""), std::nullopt);
 }
 
+TEST(grpc, parse_grpc_status) {
+  EXPECT_EQ(parse_grpc_status("0"), 0);
+  EXPECT_EQ(parse_grpc_status("14"), 14);
+  EXPECT_EQ(parse_grpc_status("123"), 123);
+  EXPECT_EQ(parse_grpc_status(""), -1);
+  EXPECT_EQ(parse_grpc_status("1234"), -1);
+  EXPECT_EQ(parse_grpc_status("-1"), -1);
+  EXPECT_EQ(parse_grpc_status(" 1"), -1);
+  EXPECT_EQ(parse_grpc_status("1a"), -1);
+}
+
 }  // namespace
 }  // namespace spillway::proxy

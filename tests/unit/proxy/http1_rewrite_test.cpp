@@ -546,6 +546,86 @@ void expect_uuid_v4(const std::array<char, 36>& id) {
   EXPECT_NE(std::string_view("89ab").find(s[19]), std::string_view::npos) << s;
 }
 
+// h2_request_fields for `text` (accepted by check_request) to an HTTP/2 backend: name -> values.
+std::vector<std::pair<std::string, std::string>> h2_request(const std::string& text, upstream_head_facts facts = {}) {
+  auto p = parse(text);
+  rewrite_scratch scratch;
+  const char* why = check_request(p->head(), facts.http10, facts.shape, scratch);
+  EXPECT_EQ(why, nullptr) << why;
+  if (facts.client_ip.empty()) {
+    facts.client_ip = "192.0.2.7";
+  }
+  const auto authority = facts.shape.host_override.empty() ? p->head().find("host") : facts.shape.host_override;
+  std::vector<http::header> fields;
+  h2_request_fields(p->head(), facts, "https", authority, facts.shape.forward_target, scratch, fields);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& f : fields) {
+    out.emplace_back(f.name, f.value);
+  }
+  return out;
+}
+
+TEST(http1_rewrite, h2_request_pseudo_fields_first_names_lowered) {
+  upstream_head_facts f;
+  f.request_id = "11111111-2222-4333-8444-555555555555";
+  f.tls = true;
+  const auto got =
+      h2_request("POST /a/../b?q HTTP/1.1\r\nHost: a.example\r\nX-Mixed-Case: V\r\nContent-Length: 3\r\n\r\n", f);
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {":method", "POST"},
+      {":scheme", "https"},
+      {":authority", "a.example"},
+      {":path", "/b?q"},
+      {"x-mixed-case", "V"},
+      {"content-length", "3"},
+      {"x-forwarded-for", "192.0.2.7"},
+      {"x-forwarded-proto", "https"},
+      {"x-request-id", "11111111-2222-4333-8444-555555555555"},
+  };
+  EXPECT_EQ(got, want);
+}
+
+TEST(http1_rewrite, h2_request_drops_connection_specific_fields) {
+  const auto got = h2_request(
+      "POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: 5\r\nX-Secret: s\r\n"
+      "Transfer-Encoding: chunked\r\nUpgrade: websocket\r\nProxy-Connection: x\r\nTE: gzip, trailers\r\n"
+      "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Request-Id: mine\r\n\r\n");
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {":method", "POST"},
+      {":scheme", "https"},
+      {":authority", "a"},
+      {":path", "/"},
+      {"x-request-id", "mine"},
+      {"te", "trailers"},
+      {"x-forwarded-for", "10.0.0.1, 192.0.2.7"},
+      {"x-forwarded-proto", "http"},
+  };
+  EXPECT_EQ(got, want);
+}
+
+TEST(http1_rewrite, h2_request_absolute_form_and_expect) {
+  upstream_head_facts f;
+  f.drop_expect = true;
+  const auto got =
+      h2_request("PUT http://b.example:8080/x HTTP/1.1\r\nHost: ignored\r\nExpect: 100-continue\r\n\r\n", f);
+  EXPECT_EQ(got[2], (std::pair<std::string, std::string>{":authority", "b.example:8080"}));
+  EXPECT_EQ(got[3], (std::pair<std::string, std::string>{":path", "/x"}));
+  for (const auto& [n, v] : got) {
+    EXPECT_NE(n, "expect");
+    EXPECT_NE(n, "host");
+  }
+}
+
+TEST(http1_rewrite, h2_response_fields_lowered) {
+  auto p = parse_response("HTTP/1.1 200 OK\r\nX-Up: 1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+  rewrite_scratch scratch;
+  std::vector<http::header> fields;
+  h2_response_fields(p->head(), scratch, fields);
+  ASSERT_EQ(fields.size(), 1u);
+  EXPECT_EQ(fields[0].name, "x-up");
+  EXPECT_EQ(fields[0].value, "1");
+}
+
 TEST(http1_rewrite, make_request_id_is_uuid_v4) {
   const std::uint64_t samples[][2] = {{0, 0},
                                       {~0ULL, ~0ULL},
