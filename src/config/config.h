@@ -89,8 +89,12 @@ struct backend {
 
 struct health_check {
   bool enabled = true;  // `health_check: false` turns checks off (backends are then always healthy)
-  enum class kind { tcp, http } type = kind::tcp;
+  // tcp: connect; http: GET http_path (over HTTP/2 for a protocol: http2 upstream); grpc: the
+  // grpc.health.v1 Check of grpc_service (protocol: http2 upstreams only).
+  enum class kind { tcp, http, grpc } type = kind::tcp;
   std::string http_path = "/healthz";
+  std::string grpc_service;     // "" asks about the server as a whole
+  std::optional<mark> grpc_at;  // where `grpc` was given
   std::vector<int> expect_status = {200};
   std::string http_host;  // Host header for http checks; empty = the backend's address
   duration interval = std::chrono::seconds(2);

@@ -8,8 +8,8 @@ namespace spillway::config {
 
 bool same_health_check(const health_check& a, const health_check& b) {
   return a.enabled == b.enabled && a.type == b.type && a.http_path == b.http_path &&
-         a.expect_status == b.expect_status && a.http_host == b.http_host && a.interval == b.interval &&
-         a.timeout == b.timeout && a.healthy_threshold == b.healthy_threshold &&
+         a.expect_status == b.expect_status && a.http_host == b.http_host && a.grpc_service == b.grpc_service &&
+         a.interval == b.interval && a.timeout == b.timeout && a.healthy_threshold == b.healthy_threshold &&
          a.unhealthy_threshold == b.unhealthy_threshold;
 }
 

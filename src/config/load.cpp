@@ -173,6 +173,10 @@ void loader::check_upstream_refs() {
     }
   }
   for (const auto& u : cfg_.upstreams) {
+    if (u.health.enabled && u.health.type == health_check::kind::grpc && u.protocol != upstream_protocol::http2) {
+      add(*u.health.grpc_at,
+          fmt::format("upstream {}: a grpc health check needs protocol: http2 (gRPC is HTTP/2)", quote(u.name)));
+    }
     if (u.protocol != upstream_protocol::http2) {
       continue;
     }
@@ -182,11 +186,6 @@ void loader::check_upstream_refs() {
                                        "http2 is for upstreams of http listeners",
                                        quote(u.name), quote(l.name)));
       }
-    }
-    if (u.health.enabled && u.health.type == health_check::kind::http) {
-      add(u.protocol_at, fmt::format("upstream {} speaks http2: its health check must be tcp for now (http checks "
-                                     "speak HTTP/1.1)",
-                                     quote(u.name)));
     }
   }
 }

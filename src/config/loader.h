@@ -228,6 +228,7 @@ class loader {
   // --- policies.cpp ---
   void read_health_check(const Node& v, health_check& hc);
   void read_http_check(const Node& v, health_check& hc);
+  void read_grpc_check(const Node& v, health_check& hc);
   void read_outlier_detection(const Node& v, outlier_detection& od);
   void read_status_list(const Node& value, std::string_view what, unsigned lowest, std::vector<int>& out);
   void read_circuit_breaker(const Node& v, circuit_breaker& cb);

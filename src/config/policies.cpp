@@ -20,6 +20,7 @@ void loader::read_health_check(const Node& v, health_check& hc) {
   }
   std::optional<mark> http_key;
   std::optional<mark> tcp_key;
+  std::optional<mark> grpc_key;
   bool interval_ok = true;
   bool timeout_ok = true;
   std::optional<mark> timeout_at;
@@ -30,6 +31,13 @@ void loader::read_health_check(const Node& v, health_check& hc) {
                   http_key = where(k);
                   hc.type = health_check::kind::http;
                   read_http_check(value, hc);
+                }},
+               {"grpc",
+                [&](const Node& k, const Node& value) {
+                  grpc_key = where(k);
+                  hc.grpc_at = where(k);
+                  hc.type = health_check::kind::grpc;
+                  read_grpc_check(value, hc);
                 }},
                {"tcp",
                 [&](const Node& k, const Node& value) {
@@ -58,8 +66,9 @@ void loader::read_health_check(const Node& v, health_check& hc) {
                {"healthy_threshold", to_uint(hc.healthy_threshold, "healthy_threshold", 1, uint32_max)},
                {"unhealthy_threshold", to_uint(hc.unhealthy_threshold, "unhealthy_threshold", 1, uint32_max)},
            });
-  if (http_key && tcp_key) {
-    add(later(*http_key, *tcp_key), "health_check takes http or tcp, not both");
+  if (int(http_key.has_value()) + int(tcp_key.has_value()) + int(grpc_key.has_value()) > 1) {
+    const auto at = later(later(http_key.value_or(mark{}), tcp_key.value_or(mark{})), grpc_key.value_or(mark{}));
+    add(at, "health_check takes one of http, grpc or tcp");
   }
   if (!timeout_at) {
     // The default timeout (1s) never exceeds the interval it goes with: a default must not
@@ -100,6 +109,28 @@ void loader::read_http_check(const Node& v, health_check& hc) {
                     add(value, fmt::format("invalid health_check host {}: expected a DNS name", quote(*s)));
                   } else if (s) {
                     hc.http_host = *s;
+                  }
+                }},
+           });
+}
+
+void loader::read_grpc_check(const Node& v, health_check& hc) {
+  // `grpc: {}` (or a bare `grpc:`) asks about the server as a whole (service "").
+  if (v.IsNull()) {
+    return;
+  }
+  if (!expect(v, kind::map, "health_check grpc")) {
+    return;
+  }
+  read_map(v, "in health_check grpc",
+           {
+               {"service",
+                [&](const Node& value) {
+                  if (value.IsNull()) {
+                    return;
+                  }
+                  if (auto s = read_string(value, "health_check grpc service")) {
+                    hc.grpc_service = *s;
                   }
                 }},
            });

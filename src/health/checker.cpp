@@ -1,6 +1,8 @@
 #include "health/checker.h"
 
 #include "http/parser.h"
+#include "proxy/grpc.h"
+#include "proxy/h2_upstream.h"
 #include "upstream/connect.h"
 #include "upstream/journal.h"
 
@@ -9,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -38,6 +41,7 @@ struct checker::probe {
 
   upstream::host_ptr host;
   tls::client_context_ptr tls;  // http checks of a TLS upstream speak TLS too (tcp ones only connect)
+  bool h2 = false;              // the upstream speaks HTTP/2 (protocol: http2): so do http checks
   config::health_check cfg;
   health_state state;
   asio::steady_timer timer;
@@ -66,12 +70,14 @@ void checker::update(const std::vector<upstream::cluster_ptr>& clusters) {
       }
       if (auto it = probes_.find(h.get()); it != probes_.end()) {
         it->second->tls = c->tls;  // a reload may change the upstream's TLS settings
+        it->second->h2 = c->cfg.protocol == config::upstream_protocol::http2;
         next.emplace(h.get(), it->second);
         probes_.erase(it);
         continue;
       }
       auto p = std::make_shared<probe>(io_, h, c->cfg.health);
       p->tls = c->tls;
+      p->h2 = c->cfg.protocol == config::upstream_protocol::http2;
       // Unknown until the first answer: no traffic to a host nobody has seen alive.
       h->set_initial(upstream::out_kind::health, false, "not checked yet");
       ++first_pending_;
@@ -165,9 +171,109 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
 }
 
 asio::awaitable<std::string> checker::check_once(probe& p) {
-  tls::stream socket(tcp::socket{io_});
   asio::steady_timer deadline(io_);
   deadline.expires_after(p.cfg.timeout);
+  const bool h2 =
+      p.cfg.type == config::health_check::kind::grpc || (p.h2 && p.cfg.type == config::health_check::kind::http);
+  // (Named first: GCC 12 mishandles a conditional's temporary inside a co_await expression.)
+  auto check = h2 ? check_h2(p) : check_http1(p);
+  auto result = co_await (std::move(check) || deadline.async_wait(nothrow));
+  if (result.index() == 1) {
+    co_return "timeout after " + std::to_string(p.cfg.timeout.count()) + "ms";
+  }
+  co_return std::get<0>(std::move(result));
+}
+
+asio::awaitable<std::string> checker::check_h2(probe& p) {
+  // The check's own connection (not a worker's pooled one: the checker runs on the control
+  // thread), through the same HTTP/2 client as requests, closed when the check ends either way.
+  const bool grpc = p.cfg.type == config::health_check::kind::grpc;
+  auto conn = std::make_unique<proxy::upstream_connection>(tcp::socket{io_}, p.host, nullptr, p.tls);
+  if (auto ec = co_await upstream::connect(conn->stream, *p.host, p.tls.get(), false)) {
+    co_return (conn->stream.is_tls() ? "tls handshake: " : "connect: ") + ec.message();
+  }
+  if (!proxy::h2_upstream::alpn_ok(*conn)) {
+    co_return std::string("tls handshake: the backend did not agree to h2 by ALPN");
+  }
+  auto session = std::make_shared<proxy::h2_upstream>(io_, std::move(conn), nullptr, max_check_response_bytes, 100);
+  struct closer {
+    std::shared_ptr<proxy::h2_upstream>& s;
+    ~closer() { s->close(); }
+  } close_after{session};
+  session->start();
+  const std::string& authority = p.cfg.http_host.empty() ? p.host->address() : p.cfg.http_host;
+  std::vector<nghttp2_nv> fields = {
+      proxy::make_nv(":method", grpc ? "POST" : "GET"),
+      proxy::make_nv(":scheme", p.tls ? "https" : "http"),
+      proxy::make_nv(":authority", authority),
+      proxy::make_nv(":path", grpc ? "/grpc.health.v1.Health/Check" : std::string_view(p.cfg.http_path)),
+      proxy::make_nv("user-agent", "spillway-health-check"),
+  };
+  if (grpc) {
+    fields.push_back(proxy::make_nv("content-type", "application/grpc"));
+    fields.push_back(proxy::make_nv("te", "trailers"));
+  }
+  auto call = session->submit(fields, grpc);
+  if (!call) {
+    co_return std::string("the backend refused a stream");
+  }
+  if (grpc) {
+    call->out = proxy::grpc_health_request(p.cfg.grpc_service);
+    call->out_eof = true;
+    session->resume(*call);
+  }
+  // An http check needs the head only; a gRPC one the whole answer (its status is in the trailers).
+  const auto cancel = co_await asio::this_coro::cancellation_state;
+  while (!(call->head_done && !grpc) && !call->ended) {
+    co_await call->wake.wait();
+    if (cancel.cancelled() != asio::cancellation_type::none) {
+      co_return std::string("cancelled");  // the timeout won: check_once says so
+    }
+  }
+  if (!call->head_done) {
+    co_return call->too_large ? fmt::format("response head over {} KiB", max_check_response_bytes / 1024)
+    : call->refused           ? std::string("stream refused")
+                              : fmt::format("stream closed before a response (HTTP/2 error {})", call->error);
+  }
+  if (!grpc) {
+    for (int expected : p.cfg.expect_status) {
+      if (call->status == expected) {
+        co_return std::string();
+      }
+    }
+    co_return "status " + std::to_string(call->status);
+  }
+  if (call->error != 0) {
+    co_return fmt::format("stream reset (HTTP/2 error {})", call->error);
+  }
+  if (call->status != 200) {
+    co_return "status " + std::to_string(call->status);
+  }
+  auto grpc_status = call->trailer("grpc-status");
+  if (grpc_status.empty()) {
+    grpc_status = call->header("grpc-status");  // a trailers-only answer
+  }
+  if (grpc_status != "0") {
+    const auto message = call->trailers.empty() ? call->header("grpc-message") : call->trailer("grpc-message");
+    co_return fmt::format("grpc-status {}{}{}", grpc_status.empty() ? "missing" : grpc_status,
+                          message.empty() ? "" : ": ", message.substr(0, 200));
+  }
+  switch (proxy::grpc_health_status(call->body)) {
+    case 1:
+      co_return std::string();
+    case 2:
+      co_return std::string("NOT_SERVING");
+    case 3:
+      co_return std::string("SERVICE_UNKNOWN");
+    case 0:
+      co_return std::string("UNKNOWN");
+    default:
+      co_return std::string("malformed HealthCheckResponse");
+  }
+}
+
+asio::awaitable<std::string> checker::check_http1(probe& p) {
+  tls::stream socket(tcp::socket{io_});
   const bool http_check = p.cfg.type == config::health_check::kind::http;
   auto attempt = [&]() -> asio::awaitable<std::string> {
     // The health detail names the failure, so a handshake failure need not be logged twice.
@@ -212,11 +318,7 @@ asio::awaitable<std::string> checker::check_once(probe& p) {
       }
     }
   };
-  auto result = co_await (attempt() || deadline.async_wait(nothrow));
-  if (result.index() == 1) {
-    co_return "timeout after " + std::to_string(p.cfg.timeout.count()) + "ms";
-  }
-  co_return std::get<0>(std::move(result));
+  co_return co_await attempt();
 }
 
 }  // namespace spillway::health

@@ -42,7 +42,12 @@ class checker {
  private:
   struct probe;
   boost::asio::awaitable<void> run(std::shared_ptr<probe> p);
+  // One check within the check timeout: "" when it passed, else why it failed.
   boost::asio::awaitable<std::string> check_once(probe& p);
+  // tcp (connect), and http over HTTP/1.1.
+  boost::asio::awaitable<std::string> check_http1(probe& p);
+  // http over HTTP/2 (protocol: http2), and grpc.health.v1 Check.
+  boost::asio::awaitable<std::string> check_h2(probe& p);
   void first_result_in();
   config::duration jittered(config::duration base, double spread);
 

@@ -1,5 +1,7 @@
 #include "proxy/grpc.h"
 
+#include <cstdint>
+
 namespace spillway::proxy {
 
 bool is_grpc(std::string_view content_type) {
@@ -109,6 +111,101 @@ std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view valu
     default:
       return std::nullopt;
   }
+}
+
+namespace {
+
+// A protobuf varint at `in`; false when it is cut off or longer than 64 bits.
+bool read_varint(std::string_view& in, std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (in.empty()) {
+      return false;
+    }
+    const auto b = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string grpc_health_request(std::string_view service) {
+  std::string message;
+  if (!service.empty()) {
+    message.push_back(0x0a);  // field 1, length-delimited
+    for (auto n = service.size();; n >>= 7) {
+      if (n < 0x80) {
+        message.push_back(static_cast<char>(n));
+        break;
+      }
+      message.push_back(static_cast<char>((n & 0x7f) | 0x80));
+    }
+    message.append(service);
+  }
+  std::string out(5, '\0');  // not compressed, then the length (big-endian)
+  const auto n = static_cast<std::uint32_t>(message.size());
+  out[1] = static_cast<char>(n >> 24);
+  out[2] = static_cast<char>(n >> 16);
+  out[3] = static_cast<char>(n >> 8);
+  out[4] = static_cast<char>(n);
+  return out + message;
+}
+
+int grpc_health_status(std::string_view body) {
+  if (body.size() < 5 || body[0] != 0) {
+    return -1;
+  }
+  const auto n = (std::uint32_t{static_cast<unsigned char>(body[1])} << 24) |
+                 (std::uint32_t{static_cast<unsigned char>(body[2])} << 16) |
+                 (std::uint32_t{static_cast<unsigned char>(body[3])} << 8) | static_cast<unsigned char>(body[4]);
+  std::string_view message = body.substr(5);
+  if (message.size() != n) {
+    return -1;
+  }
+  int status = 0;  // proto3: an absent field is its default, UNKNOWN
+  while (!message.empty()) {
+    std::uint64_t key = 0;
+    std::uint64_t v = 0;
+    if (!read_varint(message, key)) {
+      return -1;
+    }
+    switch (key & 7) {
+      case 0:  // varint
+        if (!read_varint(message, v)) {
+          return -1;
+        }
+        if (key >> 3 == 1) {
+          status = v > 1000 ? -1 : static_cast<int>(v);
+        }
+        break;
+      case 1:  // 64-bit
+        if (message.size() < 8) {
+          return -1;
+        }
+        message.remove_prefix(8);
+        break;
+      case 2:  // length-delimited
+        if (!read_varint(message, v) || v > message.size()) {
+          return -1;
+        }
+        message.remove_prefix(v);
+        break;
+      case 5:  // 32-bit
+        if (message.size() < 4) {
+          return -1;
+        }
+        message.remove_prefix(4);
+        break;
+      default:
+        return -1;
+    }
+  }
+  return status;
 }
 
 }  // namespace spillway::proxy

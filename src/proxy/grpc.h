@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace spillway::proxy {
@@ -29,5 +30,15 @@ int parse_grpc_status(std::string_view value);
 // The `grpc-timeout` header's value: 1 to 8 digits and a unit (H, M, S, m, u, n). nullopt when it
 // is malformed (then the request has no deadline of its own).
 std::optional<std::chrono::nanoseconds> parse_grpc_timeout(std::string_view value);
+
+// grpc.health.v1 (grpc/grpc doc/health-checking.md), without generated code: the two messages are
+// one field each.
+// The request body of Health/Check for `service`: one gRPC message (uncompressed) holding
+// HealthCheckRequest{service}.
+std::string grpc_health_request(std::string_view service);
+// The ServingStatus in the response body of Health/Check (one gRPC message holding
+// HealthCheckResponse): 1 SERVING, 2 NOT_SERVING, 0 UNKNOWN, 3 SERVICE_UNKNOWN; -1 when the body is
+// not exactly one well-formed uncompressed message.
+int grpc_health_status(std::string_view body);
 
 }  // namespace spillway::proxy

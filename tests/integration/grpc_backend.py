@@ -9,6 +9,9 @@ Prints "listening PORT" once serving. Methods of service test.Echo:
   Stream(bytes) -> int(bytes) messages b"NAME:<i>" (server streaming)
   Collect(stream bytes) -> b"NAME:<count>:<total bytes>" (client streaming)
   Fail(bytes)  -> aborts with status int(bytes) and trailing metadata x-why: because
+  SetHealth(b"SERVICE=N") -> grpc.health.v1 answers ServingStatus N for SERVICE from now on
+and grpc.health.v1.Health/Check: SERVING (1) for "" and "test.Echo" until SetHealth says otherwise;
+SERVICE_UNKNOWN (3, as a NOT_FOUND status) for other services. --health-delay S makes Check sleep S.
 """
 
 import argparse
@@ -23,6 +26,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--name", default="grpc")
+    ap.add_argument("--health-delay", type=float, default=0)
     args = ap.parse_args()
     name = args.name.encode()
 
@@ -49,7 +53,26 @@ def main():
         context.abort(grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == int(request.decode()))),
                       "failed on purpose")
 
+    health = {"": 1, "test.Echo": 1}
+
+    def set_health(request, context):
+        service, _, status = request.decode().partition("=")
+        health[service] = int(status)
+        return b"ok"
+
+    def check(request, context):
+        # HealthCheckRequest{service}: field 1, a length under 128 (all the test needs)
+        service = request[2:2 + request[1]].decode() if request else ""
+        time.sleep(args.health_delay)
+        if service not in health:
+            context.abort(grpc.StatusCode.NOT_FOUND, "unknown service")
+        return b"\x08" + bytes([health[service]])
+
+    health_handler = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(check),
+    })
     handler = grpc.method_handlers_generic_handler("test.Echo", {
+        "SetHealth": grpc.unary_unary_rpc_method_handler(set_health),
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "Slow": grpc.unary_unary_rpc_method_handler(slow),
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
@@ -57,7 +80,7 @@ def main():
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
     })
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-    server.add_generic_rpc_handlers((handler,))
+    server.add_generic_rpc_handlers((handler, health_handler))
     port = server.add_insecure_port("127.0.0.1:%d" % args.port)
     server.start()
     print("listening %d" % port, flush=True)

@@ -44,11 +44,12 @@ upstreams:
 
 
 class GrpcBackend:
-    def __init__(self, name, port=None):
+    def __init__(self, name, port=None, extra_args=()):
         self.name = name
         self.port = port or free_port()
         self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "grpc_backend.py"), "--port",
-                                      str(self.port), "--name", name], stdout=subprocess.PIPE, text=True)
+                                      str(self.port), "--name", name, *extra_args], stdout=subprocess.PIPE,
+                                     text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("listening"):
             raise RuntimeError("grpc backend %s did not start: %r" % (name, line))
@@ -257,6 +258,72 @@ upstreams:
                 while not got.endswith(b"0\r\n\r\n"):
                     got += s.recv(65536)
                 self.assertIn(grpc_frame(b"a:%d" % i), dechunk(parse_response(got)[2])[0])
+
+
+class GrpcHealthTest(unittest.TestCase):
+    """grpc.health.v1 checks (`health_check: { grpc: { service } }`): a backend whose Check says
+    NOT_SERVING, that does not know the service, or that answers slower than the check timeout is
+    taken out, with the reason in /status; back in once it serves again."""
+
+    def setUp(self):
+        self.a = GrpcBackend("a")
+        self.addCleanup(self.a.kill)
+        self.b = GrpcBackend("b")
+        self.addCleanup(self.b.kill)
+
+    def balancer(self, service, extra=""):
+        lb = Spillway("""workers: 1
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners:
+  - listen: 127.0.0.1:{port}
+    routes: [ { upstream: grpc } ]
+upstreams:
+  - name: grpc
+    protocol: http2
+    health_check: { grpc: { service: %s }, interval: 200ms, timeout: 150ms, unhealthy_threshold: 1,
+                    healthy_threshold: 1 }
+    backends: [ { address: 127.0.0.1:%d }, { address: 127.0.0.1:%d } ]
+%s""" % (service, self.a.port, self.b.port, extra))
+        self.addCleanup(lb.stop)
+        return lb
+
+    def health(self, lb, backend):
+        st = lb.backend_status("grpc", "127.0.0.1:%d" % backend.port)
+        return st["healthy"], st["health_detail"]
+
+    def test_not_serving_takes_a_backend_out(self):
+        lb = self.balancer("test.Echo")
+        self.assertEqual(self.health(lb, self.a), (True, ""))
+        self.assertEqual(self.health(lb, self.b), (True, ""))
+        with grpc.insecure_channel("127.0.0.1:%d" % self.b.port) as direct:
+            unary(direct, "SetHealth")(b"test.Echo=2", timeout=10)
+        self.assertTrue(wait_until(lambda: self.health(lb, self.b) == (False, "NOT_SERVING"), 5),
+                        self.health(lb, self.b))
+        with grpc.insecure_channel("127.0.0.1:%d" % lb.port) as ch:
+            got = {unary(ch)(b"x", timeout=10) for _ in range(20)}
+        self.assertEqual(got, {b"a:x"})
+        self.assertGreaterEqual(lb.metric('spillway_health_transitions_total{upstream="grpc",backend="127.0.0.1:%d"}' % self.b.port, 0), 1)
+        with grpc.insecure_channel("127.0.0.1:%d" % self.b.port) as direct:
+            unary(direct, "SetHealth")(b"test.Echo=1", timeout=10)
+        self.assertTrue(wait_until(lambda: self.health(lb, self.b) == (True, ""), 5))
+
+    def test_unknown_service_and_whole_server(self):
+        lb = self.balancer("no.Such")
+        healthy, detail = self.health(lb, self.a)
+        self.assertFalse(healthy)
+        self.assertEqual(detail, "grpc-status 5: unknown service")
+        # service "" asks about the server as a whole
+        lb2 = self.balancer('""')
+        self.assertEqual(self.health(lb2, self.a), (True, ""))
+
+    def test_slow_check_times_out(self):
+        slow = GrpcBackend("slow", extra_args=["--health-delay", "1"])
+        self.addCleanup(slow.kill)
+        self.b.kill()
+        self.b = slow
+        lb = self.balancer("test.Echo")
+        self.assertEqual(self.health(lb, slow), (False, "timeout after 150ms"))
+        self.assertEqual(self.health(lb, self.a), (True, ""))
 
 
 class KillTest(unittest.TestCase):

@@ -383,10 +383,20 @@ listeners:
 upstreams:
   - name: h2
     protocol: http2
-    health_check: { interval: 1s }
+    health_check: { http: { path: /index.html }, interval: 1s }
     backends: [ { address: 127.0.0.1:%d }, { address: 127.0.0.1:%d } ]
-""" % tuple(ports))
+  - name: h2bad
+    protocol: http2
+    health_check: { http: { path: /nope }, interval: 1s }
+    backends: [ { address: 127.0.0.1:%d } ]
+""" % (ports[0], ports[1], ports[0]))
         self.addCleanup(lb.stop)
+        # http health checks of an http2 upstream speak HTTP/2 (nghttpd speaks nothing else)
+        for port in ports:
+            st = lb.backend_status("h2", "127.0.0.1:%d" % port)
+            self.assertEqual((st["healthy"], st["health_detail"]), (True, ""))
+        st = lb.backend_status("h2bad", "127.0.0.1:%d" % ports[0])
+        self.assertEqual((st["healthy"], st["health_detail"]), (False, "status 404"))
         rc, out, err = curl_h2("http://127.0.0.1:%d/index.html" % lb.port)
         self.assertEqual(rc, 0, err)
         head, _, body = out.partition(b"\r\n\r\n")

@@ -69,6 +69,32 @@ TEST(config_policies, health_check_timeout_longer_than_its_interval_is_still_an_
                    R"(invalid duration "soon")");
 }
 
+TEST(config_policies, grpc_health_check) {
+  auto hc = health_of("    protocol: http2\n    health_check: { grpc: { service: api.v1.Users } }\n");
+  EXPECT_EQ(hc.type, health_check::kind::grpc);
+  EXPECT_EQ(hc.grpc_service, "api.v1.Users");
+  // `grpc: {}`, a bare `grpc:` and an empty service ask about the whole server
+  for (const char* form : {"{ grpc: {} }", "{ grpc: { service: \"\" } }", "\n      grpc:"}) {
+    hc = health_of(std::string("    protocol: http2\n    health_check: ") + form + "\n");
+    EXPECT_EQ(hc.type, health_check::kind::grpc) << form;
+    EXPECT_EQ(hc.grpc_service, "") << form;
+  }
+  // http checks of an http2 upstream speak HTTP/2: allowed
+  hc = health_of("    protocol: http2\n    health_check: { http: { path: /ready } }\n");
+  EXPECT_EQ(hc.type, health_check::kind::http);
+}
+
+TEST(config_policies, grpc_health_check_errors) {
+  expect_one_error(with_policies("    health_check: { grpc: {} }\n"), 5, 21,
+                   R"(upstream "app": a grpc health check needs protocol: http2 (gRPC is HTTP/2))");
+  expect_one_error(with_policies("    protocol: http2\n    health_check: { grpc: {}, tcp: {} }\n"), 6, 31,
+                   "health_check takes one of http, grpc or tcp");
+  expect_one_error(with_policies("    protocol: http2\n    health_check: { grpc: { name: x } }\n"), 6, 29,
+                   R"(unknown key "name" in health_check grpc)");
+  expect_one_error(with_policies("    protocol: http2\n    health_check: { grpc: { service: [a] } }\n"), 6, 38,
+                   "health_check grpc service must be a single value, got a list");
+}
+
 TEST(config_policies, max_pending_0_means_no_queue) {
   auto r = load(minimal);
   ASSERT_TRUE(r.cfg.has_value()) << all_errors(r);

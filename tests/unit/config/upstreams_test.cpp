@@ -59,7 +59,7 @@ upstreams:
     backends: [ { address: 127.0.0.1:9001 } ]
     health_check: { http: { path: /h }, tcp: {} }
 )",
-                   5, 41, "health_check takes http or tcp, not both");
+                   5, 41, "health_check takes one of http, grpc or tcp");
   expect_one_error(R"(listeners: [ { listen: 0.0.0.0:8080, routes: [ { upstream: app } ] } ]
 upstreams:
   - name: app

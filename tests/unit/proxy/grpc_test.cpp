@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace spillway::proxy {
 namespace {
 
@@ -67,6 +69,35 @@ TEST(grpc, parse_grpc_status) {
   EXPECT_EQ(parse_grpc_status("-1"), -1);
   EXPECT_EQ(parse_grpc_status(" 1"), -1);
   EXPECT_EQ(parse_grpc_status("1a"), -1);
+}
+
+TEST(grpc, health_request) {
+  EXPECT_EQ(grpc_health_request(""), std::string("\0\0\0\0\0", 5));
+  EXPECT_EQ(grpc_health_request("api.v1.Users"), std::string("\0\0\0\0\x0e\x0a\x0c"
+                                                             "api.v1.Users",
+                                                             19));
+  const std::string long_name(200, 's');  // a two-byte length varint
+  const auto r = grpc_health_request(long_name);
+  EXPECT_EQ(r.substr(0, 8), std::string("\0\0\0\0\xcb\x0a\xc8\x01", 8));
+  EXPECT_EQ(r.size(), 5u + 3u + 200u);
+}
+
+TEST(grpc, health_status) {
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x02\x08\x01", 7)), 1);
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x02\x08\x02", 7)), 2);
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\0", 5)), 0);  // absent: UNKNOWN
+  // unknown fields of every wire type are skipped
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x16\x10\x05\x1a\x02xy\x21\x01\x02\x03\x04\x05\x06\x07\x08"
+                                           "\x2d\x01\x02\x03\x04\x08\x01",
+                                           27)),
+            1);
+  EXPECT_EQ(grpc_health_status(""), -1);
+  EXPECT_EQ(grpc_health_status(std::string("\x01\0\0\0\x02\x08\x01", 7)), -1);    // compressed
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x03\x08\x01", 7)), -1);      // length beyond the body
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x02\x08\x01\x00", 8)), -1);  // bytes beyond the message
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x01\x08", 6)), -1);          // cut-off varint
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x02\x0a\x05", 7)), -1);      // cut-off field
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x01\x0b", 6)), -1);          // wire type 3
 }
 
 }  // namespace
