@@ -312,6 +312,9 @@ chunked_decoder::result chunked_decoder::feed(const char* data, std::size_t len)
         if (c != '\n') {
           return fail(i, "expected LF in trailer section");
         }
+        if (trailer_out_ != nullptr) {
+          trailer_out_->push_back(c);
+        }
         state_ = state::trailer_line;
         break;
       case state::final_lf:
@@ -329,6 +332,9 @@ chunked_decoder::result chunked_decoder::feed(const char* data, std::size_t len)
       if (++trailer_bytes_ > limits_.max_trailer_bytes) {
         return fail(i, "trailer section too large", true);
       }
+      if (trailer_out_ != nullptr && state_ >= state::trailer_name && state_ <= state::trailer_lf) {
+        trailer_out_->push_back(c);  // a byte of a field line, up to its CR (its LF: trailer_lf)
+      }
     } else if (state_ >= state::ext_name_start && state_ <= state::ext_value_bws) {
       if (++ext_bytes_ > limits_.max_extension_bytes) {
         return fail(i, "chunk extensions too large", true);
@@ -337,6 +343,32 @@ chunked_decoder::result chunked_decoder::feed(const char* data, std::size_t len)
     ++i;
   }
   return {len, status::need_more};
+}
+
+void split_trailer_fields(std::string_view text, std::vector<std::pair<std::string, std::string>>& out) {
+  auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
+      v.remove_prefix(1);
+    }
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) {
+      v.remove_suffix(1);
+    }
+    return v;
+  };
+  while (!text.empty()) {
+    const auto eol = text.find("\r\n");
+    const auto line = text.substr(0, eol);
+    text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 2);
+    const auto colon = line.find(':');
+    if (colon == std::string_view::npos) {
+      continue;  // never: the decoder checked every line
+    }
+    std::string name(line.substr(0, colon));
+    for (auto& ch : name) {
+      ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch - 'A' + 'a') : ch;
+    }
+    out.emplace_back(std::move(name), std::string(trim(line.substr(colon + 1))));
+  }
 }
 
 }  // namespace spillway::http

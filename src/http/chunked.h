@@ -19,6 +19,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace spillway::http {
 
@@ -52,6 +56,11 @@ class chunked_decoder {
     sink_ = sink;
     sink_ctx_ = ctx;
   }
+
+  // Optional, after reset(): the trailer section's field lines (each with its CRLF) are appended to
+  // `*out` as they are checked, so that a front end that drops the framing can pass them on (see
+  // split_trailer_fields). Bounded by max_trailer_bytes.
+  void set_trailer_capture(std::string* out) { trailer_out_ = out; }
 
   // Why the body was refused, once feed() returned error.
   const char* error() const { return error_; }
@@ -106,6 +115,11 @@ class chunked_decoder {
   bool too_large_ = false;
   data_sink sink_ = nullptr;
   void* sink_ctx_ = nullptr;
+  std::string* trailer_out_ = nullptr;
 };
+
+// The fields of a trailer section captured by set_trailer_capture (checked by the decoder), appended
+// to `out` as (name in lower case, value without its surrounding whitespace). Any thread.
+void split_trailer_fields(std::string_view text, std::vector<std::pair<std::string, std::string>>& out);
 
 }  // namespace spillway::http

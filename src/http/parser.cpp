@@ -213,6 +213,7 @@ struct parser::callbacks {
       s.own_chunked_ = true;
       s.chunk_.reset(s.chunk_limits_);
       s.chunk_.set_sink(s.sink_, s.sink_ctx_);
+      s.chunk_.set_trailer_capture(s.trailer_out_);
       p->flags |= F_SKIPBODY;
     }
     if (bodiless) {

@@ -104,6 +104,12 @@ class parser {
     sink_ctx_ = ctx;
     chunk_.set_sink(sink, ctx);
   }
+  // Optional: a chunked body's trailer field lines go to `*out` (see
+  // chunked_decoder::set_trailer_capture). Takes effect at once, also for a body under way.
+  void set_trailer_capture(std::string* out) {
+    trailer_out_ = out;
+    chunk_.set_trailer_capture(out);
+  }
 
   const message_head& head() const { return head_; }
   const char* error_reason() const;
@@ -152,6 +158,7 @@ class parser {
   bool own_chunked_ = false;
   chunked_decoder::data_sink sink_ = nullptr;
   void* sink_ctx_ = nullptr;
+  std::string* trailer_out_ = nullptr;
 };
 
 // True for a method the strict parser accepts in an HTTP/1 request line (llhttp's HTTP methods; not

@@ -78,6 +78,20 @@ ssize_t pull_body(std::string& out, std::size_t& off, bool eof, uint8_t* buf, st
   return static_cast<ssize_t>(n);
 }
 
+void end_with_trailers(nghttp2_session* ng, std::int32_t id,
+                       const std::vector<std::pair<std::string, std::string>>& trailers, uint32_t* flags) {
+  if ((*flags & NGHTTP2_DATA_FLAG_EOF) == 0 || trailers.empty()) {
+    return;
+  }
+  *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(trailers.size());
+  for (const auto& [name, value] : trailers) {
+    nva.push_back(make_nv(name, value));
+  }
+  nghttp2_submit_trailer(ng, id, nva.data(), nva.size());
+}
+
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),

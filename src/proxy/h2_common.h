@@ -13,6 +13,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace spillway::proxy {
@@ -40,6 +41,11 @@ boost::asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& str
 // NGHTTP2_ERR_DEFERRED when the buffer is empty and the body goes on (resume_data follows).
 // Sets NGHTTP2_DATA_FLAG_EOF in `flags` once the last byte went.
 ssize_t pull_body(std::string& out, std::size_t& off, bool eof, uint8_t* buf, std::size_t length, uint32_t* flags);
+
+// For a data read callback that just set NGHTTP2_DATA_FLAG_EOF in `flags`: when `trailers` is not
+// empty, they end stream `id` instead of the last DATA frame.
+void end_with_trailers(nghttp2_session* ng, std::int32_t id,
+                       const std::vector<std::pair<std::string, std::string>>& trailers, uint32_t* flags);
 
 // An nghttp2 header field over views (nghttp2 copies names and values when a frame is submitted).
 nghttp2_nv make_nv(std::string_view name, std::string_view value);

@@ -115,6 +115,7 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
   std::uint64_t out_bytes = 0;
   bool out_eof = false;
   std::vector<std::pair<std::string, std::string>> trailers;  // sent after the body (gRPC status)
+  std::string trailer_text;                                   // an HTTP/1 backend's chunked trailer section, as checked
   bool responded = false;                                     // the response head was submitted
   bool discard = false;  // the request body is not read any more: acknowledged as it arrives
 
@@ -358,16 +359,7 @@ struct h2_connection::callbacks {
                            uint32_t* data_flags, nghttp2_data_source* source, void*) {
     auto* s = static_cast<h2_stream*>(source->ptr);
     const auto n = pull_body(s->out, s->out_off, s->out_eof, buf, length, data_flags);
-    if ((*data_flags & NGHTTP2_DATA_FLAG_EOF) != 0 && !s->trailers.empty()) {
-      // The backend's trailers (gRPC's status) end the stream instead of this DATA frame.
-      *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      std::vector<nghttp2_nv> nva;
-      nva.reserve(s->trailers.size());
-      for (const auto& [name, value] : s->trailers) {
-        nva.push_back(make_nv(name, value));
-      }
-      nghttp2_submit_trailer(session, stream_id, nva.data(), nva.size());
-    }
+    end_with_trailers(session, stream_id, s->trailers, data_flags);  // the backend's (gRPC's status)
     if (n > 0) {
       s->wake.notify();  // room for more of the answer
       if (s->call) {
@@ -682,6 +674,7 @@ awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_
   s.watch.stop();
   discard_body(s);
   st.response_parser.set_chunked_sink(nullptr, nullptr);
+  st.response_parser.set_trailer_capture(nullptr);
   w.http1_states().give(std::move(s.st));
   (void)keep;
 }
@@ -1074,6 +1067,8 @@ awaitable<h2_connection::head_result> h2_connection::read_response_head(h2_strea
   st.response_parser.set_no_body(s.head.method == "HEAD");
   st.response_parser.set_limits(max_head, max_fields);
   st.response_parser.set_chunked_sink(&h2_stream::append_out, &s);
+  st.response_parser.set_trailer_capture(&s.trailer_text);
+  s.trailer_text.clear();
   st.ubegin = st.uend = 0;
   bool got_bytes = false;
   while (true) {
@@ -1211,7 +1206,7 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
   }
   st.ubegin += rr.consumed;
   bool complete = rr.what == http::parser::event::message_complete;
-  submit_head(s, resp.status, fields, complete && s.out.empty());
+  submit_head(s, resp.status, fields, complete && s.out.empty() && s.trailer_text.empty());
   bool upstream_failed = false;
   bool ok = true;
   while (ok && !complete) {
@@ -1267,6 +1262,7 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
     reset_stream(s, NGHTTP2_INTERNAL_ERROR);
     co_return;
   }
+  http::split_trailer_fields(s.trailer_text, s.trailers);  // a chunked answer's trailers (gRPC's status)
   s.out_eof = true;
   if (!closed_ && !s.closed) {
     nghttp2_session_resume_data(ng_, s.id);

@@ -115,10 +115,11 @@ struct h2_upstream::callbacks {
   }
 
   // The request body, pulled by nghttp2 as the backend's windows allow.
-  static ssize_t read_body(nghttp2_session*, std::int32_t, uint8_t* buf, std::size_t length, uint32_t* data_flags,
-                           nghttp2_data_source* source, void*) {
+  static ssize_t read_body(nghttp2_session* session, std::int32_t stream_id, uint8_t* buf, std::size_t length,
+                           uint32_t* data_flags, nghttp2_data_source* source, void*) {
     auto* c = static_cast<h2_call*>(source->ptr);
     const auto n = pull_body(c->out, c->out_off, c->out_eof, buf, length, data_flags);
+    end_with_trailers(session, stream_id, c->out_trailers, data_flags);
     if (n > 0) {
       c->sent.notify();  // room for more of the request body
     }

@@ -53,6 +53,7 @@ struct h2_call {
   std::string out;
   std::size_t out_off = 0;
   bool out_eof = false;
+  std::vector<std::pair<std::string, std::string>> out_trailers;  // end the request after its body
 
   // Notified on every change of the response and when the stream closes (the front end's answer
   // loop waits on it); `sent` when request body bytes went out or the stream closed (its body pump).

@@ -347,11 +347,17 @@ awaitable<http_session::send_result> http_session::send_body_h2(h2_call& call, c
     call.conn->resume(call);
     co_return send_result::ok;
   }
-  // A chunked body's data goes to the stream without its framing; other bodies are their data.
+  // A chunked body's data goes to the stream without its framing, and its trailers as the
+  // stream's; other bodies are their data.
+  std::string trailer_text;
   st_->request_parser.set_chunked_sink(&append_to, &call.out);
+  st_->request_parser.set_trailer_capture(&trailer_text);
   struct unsink {
     http::parser& p;
-    ~unsink() { p.set_chunked_sink(nullptr, nullptr); }
+    ~unsink() {
+      p.set_chunked_sink(nullptr, nullptr);
+      p.set_trailer_capture(nullptr);
+    }
   } unsink_parser{st_->request_parser};
   std::uint64_t body_bytes = 0;
   bool asked = false;  // Spillway answered the client's Expect: 100-continue
@@ -402,7 +408,10 @@ awaitable<http_session::send_result> http_session::send_body_h2(h2_call& call, c
         st_->replay.append(call.out, before, added);
       }
     }
-    call.out_eof = request_complete_;
+    if (request_complete_) {
+      http::split_trailer_fields(trailer_text, call.out_trailers);
+      call.out_eof = true;
+    }
     if (call.conn != nullptr && (added > 0 || request_complete_)) {
       call.conn->resume(call);
     }

@@ -27,6 +27,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace spillway::fuzz {
 
@@ -125,6 +127,9 @@ inline void run_parser(http::parser::kind k, const std::uint8_t* data, std::size
   const std::size_t len = size - 1 - n_splits;
 
   http::parser p(k);
+  // A chunked body's trailer section, captured as a front end that drops the framing takes it.
+  std::string trailer_text;
+  p.set_trailer_capture(&trailer_text);
   std::size_t pos = 0;        // bytes consumed so far
   std::size_t delivered = 0;  // bytes the "peer" has sent so far (pos <= delivered <= len)
   std::size_t split_index = 0;
@@ -195,6 +200,7 @@ inline void run_parser(http::parser::kind k, const std::uint8_t* data, std::size
         check_head(p.head(), k);
         in_body = true;
         body_bytes = 0;
+        trailer_text.clear();
         break;
       case http::parser::event::message_complete: {
         check(in_body, "message_complete before headers_complete");
@@ -213,6 +219,26 @@ inline void run_parser(http::parser::kind k, const std::uint8_t* data, std::size
           check(body_bytes == h.content_length, "body length differs from Content-Length");
         } else if (!handed_over && !h.chunked && k == http::parser::kind::request) {
           check(body_bytes == 0, "a request body without framing");
+        }
+        if (!trailer_text.empty()) {
+          // Captured trailers are whole field lines, and split into fields a peer may be sent.
+          check(h.chunked, "trailers captured from a body that is not chunked");
+          check(trailer_text.size() >= 4 && trailer_text.substr(trailer_text.size() - 2) == "\r\n",
+                "captured trailers do not end with CRLF");
+          std::vector<std::pair<std::string, std::string>> fields;
+          http::split_trailer_fields(trailer_text, fields);
+          check(!fields.empty(), "captured trailers split into no field");
+          for (const auto& [name, value] : fields) {
+            check(!name.empty(), "empty trailer name");
+            for (char c : name) {
+              check(is_tchar(static_cast<unsigned char>(c)) && !(c >= 'A' && c <= 'Z'),
+                    "trailer name not a lower-case token");
+            }
+            check(!has_cr_lf_nul(value), "CR, LF or NUL in a trailer value");
+            check(value.empty() ||
+                      (value.front() != ' ' && value.front() != '\t' && value.back() != ' ' && value.back() != '\t'),
+                  "trailer value with surrounding whitespace");
+          }
         }
         if (h.chunked && !bodiless && !handed_over) {
           // Chunked framing always ends with the CRLF after the last chunk (or the trailers).

@@ -23,6 +23,8 @@ from h2client import H2Client
 from harness import Spillway, free_port, parse_response, wait_for_port, wait_until
 from testd import Testd
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
 CONFIG = """workers: 1
 admin: { listen: 127.0.0.1:{admin_port} }
 access_log: { path: %(log)s }
@@ -429,6 +431,100 @@ upstreams:
         for port in ports:
             self.assertGreater(lb.metric('spillway_backend_requests_total{upstream="h2",backend="127.0.0.1:%d"}' % port, 0),
                                600)
+
+
+class H2EchoBackend:
+    """h2_backend.py: an HTTP/2 backend that answers with what it received (head, trailers, body size)."""
+
+    def __init__(self, name):
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "h2_backend.py"), "--port", "0",
+                                      "--name", name], stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening"):
+            raise RuntimeError("h2 backend did not start: %r" % line)
+        self.port = int(line.split()[1])
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(10)
+        self.proc.stdout.close()
+
+
+class BridgeTest(unittest.TestCase):
+    """Heads and trailers across the protocol boundary, both ways."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.h2 = H2EchoBackend("echo")
+        cls.addClassCleanup(cls.h2.stop)
+        cls.h1 = Testd(name="h1")
+        cls.addClassCleanup(cls.h1.stop)
+        cls.lb = Spillway("""workers: 1
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners:
+  - listen: 127.0.0.1:{port}
+    routes:
+      - { match: { path_prefix: /h1/ }, upstream: h1 }
+      - { upstream: h2 }
+upstreams:
+  - name: h2
+    protocol: http2
+    health_check: false
+    backends: [ { address: 127.0.0.1:%d } ]
+  - name: h1
+    backends: [ { address: %s } ]
+""" % (cls.h2.port, cls.h1.address))
+        cls.addClassCleanup(cls.lb.stop)
+
+    def test_http1_request_to_http2_backend(self):
+        """An HTTP/1.1 request with a chunked body and trailers reaches an HTTP/2 backend as a stream:
+        pseudo-header fields from the request line and Host, names in lower case, connection-specific
+        fields gone (TE only as trailers), the body without its chunk framing, the trailers as HTTP/2
+        trailers; the answer's trailers come back in the last chunk."""
+        body = os.urandom(5000)
+        chunks = b"".join(b"%x\r\n" % len(body[i:i + 1000]) + body[i:i + 1000] + b"\r\n" for i in range(0, 5000, 1000))
+        raw = (b"POST /api/x?q=1 HTTP/1.1\r\nHost: svc.test\r\nX-Mixed-Case: V\r\nConnection: close, X-Hop\r\n"
+               b"X-Hop: gone\r\nKeep-Alive: 5\r\nTE: trailers\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks +
+               b"0\r\nx-req-sum: 42\r\n\r\n")
+        status, headers, rest = parse_response(self.lb.raw(raw, timeout=10))
+        self.assertEqual((status, headers.get("transfer-encoding")), (200, "chunked"))
+        data, _, trailer_part = rest.partition(b"\r\n0\r\n")
+        size_line, _, data = data.partition(b"\r\n")
+        echo = json.loads(data)
+        self.assertEqual(trailer_part, b"x-echo-trailer: echo\r\n\r\n")
+        fields = echo["headers"]
+        self.assertEqual(fields[:4], [[":method", "POST"], [":scheme", "http"], [":authority", "svc.test"],
+                                      [":path", "/api/x?q=1"]])
+        names = [n for n, _ in fields]
+        self.assertIn(["x-mixed-case", "V"], fields)
+        self.assertIn(["te", "trailers"], fields)
+        for gone in ("host", "connection", "x-hop", "keep-alive", "transfer-encoding"):
+            self.assertNotIn(gone, names)
+        self.assertIn(["x-forwarded-for", "127.0.0.1"], fields)
+        self.assertIn("x-request-id", names)
+        self.assertEqual(echo["body_bytes"], 5000)
+        self.assertEqual(echo["trailers"], [["x-req-sum", "42"]])
+        # without TE: trailers the client gets no trailer fields (nor does the backend get TE)
+        status, headers, rest = parse_response(self.lb.raw(
+            b"GET /y HTTP/1.1\r\nHost: svc.test\r\nConnection: close\r\n\r\n", timeout=10))
+        self.assertEqual(status, 200)
+        self.assertTrue(rest.endswith(b"\r\n0\r\n\r\n"), rest[-40:])
+        self.assertNotIn(["te", "trailers"], json.loads(rest.partition(b"\r\n")[2].rpartition(b"\r\n0\r\n")[0])["headers"])
+
+    def test_http2_client_to_both_kinds_of_backend(self):
+        """Trailers reach an HTTP/2 client from an HTTP/2 backend and from a chunked HTTP/1 answer."""
+        c = H2Client(self.lb.port)
+        self.addCleanup(c.close)
+        s = c.get("/z")
+        self.assertEqual((s.status, s.trailer("x-echo-trailer")), (200, "echo"))
+        for query in ("chunked=1&trailer=x-sum:abc", "chunked=1&size=0&trailer=x-sum:abc",
+                      "chunked=1&size=100k&trailer=grpc-status:0"):
+            s = c.get("/h1/x?" + query)
+            self.assertEqual(s.status, 200, query)
+            name, _, value = query.rpartition("trailer=")[2].partition(":")
+            self.assertEqual(s.trailers, [(name, value)], query)
+        s = c.get("/h1/x?chunked=1")
+        self.assertEqual((s.status, s.trailers), (200, []))
 
 
 class DrainTest(unittest.TestCase):

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <optional>
 #include <random>
@@ -115,6 +116,7 @@ struct overrides {
   std::optional<int> status;
   std::optional<std::int64_t> size;
   std::optional<bool> chunked;
+  std::string_view trailer;  // NAME:VALUE, sent in the last chunk of a chunked answer
   bool close = false;
   bool reset = false;
   bool hang = false;
@@ -144,6 +146,19 @@ std::string_view parse_overrides(std::string_view query, overrides& out) {
       out.size = parse_size(value);
       if (!out.size) {
         error = "bad size (want bytes, e.g. 1024 or 64k)";
+      }
+    } else if (key == "trailer") {
+      // NAME:VALUE of letters, digits, '-', '_' and '.': nothing that needs escaping in a URL.
+      const auto colon = value.find(':');
+      const bool ok =
+          colon != std::string_view::npos && colon > 0 && colon + 1 < value.size() &&
+          std::all_of(value.begin(), value.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.' || c == ':';
+          });
+      if (!ok) {
+        error = "bad trailer (want NAME:VALUE)";
+      } else {
+        out.trailer = value;
       }
     } else if (key == "chunked" || key == "close" || key == "reset" || key == "hang") {
       auto flag = parse_flag(value);
@@ -253,6 +268,8 @@ class session {
   // Reused across requests, so a warm connection does not allocate per request.
   std::string head_;
   std::string body_;
+  std::string last_chunk_;  // "0\r\n", the trailer= field if any, "\r\n"
+  std::string crlf_last_chunk_;
   std::array<std::array<char, 24>, chunks_per_write> chunk_lines_;
 };
 
@@ -382,6 +399,14 @@ asio::awaitable<bool> session::answer() {
     co_return false;
   }
   closing = closing || ov.close;
+  last_chunk_ = "0\r\n";
+  if (!ov.trailer.empty()) {
+    const auto colon = ov.trailer.find(':');
+    fmt::format_to(std::back_inserter(last_chunk_), "{}: {}\r\n", ov.trailer.substr(0, colon),
+                   ov.trailer.substr(colon + 1));
+  }
+  last_chunk_ += "\r\n";
+  crlf_last_chunk_ = "\r\n" + last_chunk_;
 
   // An explicit status= is the test's intent for this request, so it wins over random injection.
   bool sent = false;
@@ -626,8 +651,12 @@ asio::awaitable<bool> session::send(int status, std::string_view content_type, b
   }
 
   static constexpr std::string_view crlf = "\r\n";
-  static constexpr std::string_view crlf_last = "\r\n0\r\n\r\n";
-  static constexpr std::string_view last = "0\r\n\r\n";
+  if (last_chunk_.empty()) {
+    last_chunk_ = "0\r\n\r\n";  // an answer sent before the overrides were read
+    crlf_last_chunk_ = "\r\n0\r\n\r\n";
+  }
+  const std::string_view crlf_last = crlf_last_chunk_;
+  const std::string_view last = last_chunk_;
   std::array<asio::const_buffer, 1 + 3 * chunks_per_write> buffers;
   std::uint64_t pos = 0;
   bool first = true;

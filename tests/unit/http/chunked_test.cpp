@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace spillway::http {
 namespace {
@@ -105,6 +107,34 @@ TEST(chunked, trailers_follow_the_rules_of_headers) {
   }
   // The NUL case, written with its length.
   EXPECT_EQ(decode(std::string("0\r\nX: a\0b\r\n\r\n", 14)).what, st::error);
+}
+
+// The trailer section of `body` as captured, fed whole and byte by byte (both must agree).
+std::string captured(const std::string& body) {
+  std::string whole;
+  chunked_decoder d;
+  d.reset({});
+  d.set_trailer_capture(&whole);
+  EXPECT_EQ(d.feed(body.data(), body.size()).what, st::done) << body;
+  std::string bytewise;
+  chunked_decoder b;
+  b.reset({});
+  b.set_trailer_capture(&bytewise);
+  for (char c : body) {
+    b.feed(&c, 1);
+  }
+  EXPECT_EQ(whole, bytewise);
+  return whole;
+}
+
+TEST(chunked, trailers_captured_and_split) {
+  EXPECT_EQ(captured("5\r\nhello\r\n0\r\n\r\n"), "");
+  EXPECT_EQ(captured("0;ext=1\r\nX-Sum: abc\r\ngrpc-status:0\r\nE:\r\n\r\n"), "X-Sum: abc\r\ngrpc-status:0\r\nE:\r\n");
+  std::vector<std::pair<std::string, std::string>> fields = {{"kept", "1"}};
+  split_trailer_fields("X-Sum: abc \r\ngrpc-status:0\r\nE:\t\r\n", fields);
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"kept", "1"}, {"x-sum", "abc"}, {"grpc-status", "0"}, {"e", ""}};
+  EXPECT_EQ(fields, want);
 }
 
 TEST(chunked, trailer_section_is_bounded) {
