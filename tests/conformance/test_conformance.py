@@ -9,6 +9,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cases  # noqa: E402
+import h2cases  # noqa: E402
 import proxies  # noqa: E402
 import run  # noqa: E402
 import verdicts  # noqa: E402
@@ -59,6 +60,26 @@ class ConformanceTest(unittest.TestCase):
         )
         self.assertEqual(failed, [], "failed:\n" + describe(failed))
         self.assertEqual([r.case.id for r in fixed], [], "KNOWN_FAILURES that pass now: take them off the list")
+
+    def test_spillway_passes_the_h2_corpus(self):
+        """HTTP/2 requests, many malformed the ways that smuggle once downgraded to HTTP/1.1: every
+        verdict SPEC's (not an RFC-only pass), nothing ambiguous forwarded."""
+        outcome = run.run(["spillway"], h2cases.H2_CASES, timeout=TIMEOUT)
+        results, note = outcome["spillway"]
+        self.assertEqual(len(results), len(h2cases.H2_CASES), note)
+        self.assertFalse(note, note)
+        bad = [r for r in results if r.category != verdicts.PASS]
+        self.assertEqual(bad, [], "not passed:\n" + describe(bad))
+
+    @unittest.skipIf(proxies.available("haproxy"), proxies.available("haproxy") or "")
+    def test_spillway_scores_at_least_haproxy_on_h2(self):
+        outcome = run.run(["spillway", "haproxy"], h2cases.H2_CASES, timeout=TIMEOUT)
+        scores = {}
+        for name, (results, note) in outcome.items():
+            self.assertEqual(len(results), len(h2cases.H2_CASES), note)
+            scores[name] = run.summarize(results)
+        summary = run.summary_line(["spillway", "haproxy"], h2cases.H2_CASES, outcome)
+        self.assertGreaterEqual(scores["spillway"][0], scores["haproxy"][0], summary)
 
     @unittest.skipIf(others_missing(), others_missing() or "")
     def test_spillway_scores_at_least_haproxy_and_nginx(self):

@@ -31,6 +31,8 @@ class Observation:
         self.leftover = b""  # bytes after the last complete response (a truncated one)
         self.backend = None  # backend.CaseRecord
         self.elapsed = 0.0
+        self.h2_reset = None  # HTTP/2 cases: the RST_STREAM error code on the request's stream
+        self.h2_goaway = None  # HTTP/2 cases: the GOAWAY error code
 
 
 class Verdict:
