@@ -341,12 +341,24 @@ std::shared_ptr<h2_upstream> h2_pool::find(const upstream::host* h, const tls::c
   if (it == by_host_.end()) {
     return nullptr;
   }
+  const auto version = h->endpoint_version();
+  std::shared_ptr<h2_upstream> found;
+  std::vector<std::shared_ptr<h2_upstream>> moved;
   for (const auto& c : it->second) {
-    if (c->tls() == tls && c->usable()) {
-      return c;
+    if (c->endpoint_version() != version) {
+      moved.push_back(c);
+    } else if (!found && c->tls() == tls && c->usable()) {
+      found = c;
     }
   }
-  return nullptr;
+  for (const auto& c : moved) {
+    if (c->active() == 0) {
+      c->close();  // removes itself from by_host_, which the loop above is done with
+    } else {
+      c->drain();  // its calls finish; it takes no more
+    }
+  }
+  return found;
 }
 
 void h2_pool::add(std::shared_ptr<h2_upstream> c) {

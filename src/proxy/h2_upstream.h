@@ -94,6 +94,8 @@ class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
 
   const upstream::host* host() const { return conn_->host.get(); }
   const tls::client_context* tls() const { return conn_->tls.get(); }
+  // The host's address when connected (see host::endpoint_version).
+  std::uint32_t endpoint_version() const { return conn_->endpoint_version; }
   // Open, not draining, and below the backend's concurrent stream limit.
   bool usable() const;
   std::size_t active() const { return calls_.size(); }
@@ -146,7 +148,8 @@ class h2_pool {
   // The worker is stopping: every connection closes (while the io_context lives), and the pool
   // takes no more.
   void shut_down();
-  // A connection to `h` (with TLS context `tls`) that can take another call, or nullptr.
+  // A connection to `h` (with TLS context `tls`) that can take another call, or nullptr. Connections
+  // made to an address the host no longer has (a DNS refresh moved it) are drained on the way.
   std::shared_ptr<h2_upstream> find(const upstream::host* h, const tls::client_context* tls);
   void add(std::shared_ptr<h2_upstream> c);
   // Called by a connection that closed.

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """An HTTP/2 echo backend for the tests, on Debian's python3-h2 (cleartext, prior knowledge).
 
-    /usr/bin/python3 h2_backend.py --port P --name NAME
+    /usr/bin/python3 h2_backend.py --port P [--host 127.0.0.1] --name NAME
 
 Prints "listening PORT" once serving. Every request is answered 200, `content-type:
 application/json`, with what arrived: {"backend", "headers" (pseudo-headers first, as received),
@@ -67,11 +67,12 @@ def answer(conn, sid, got, name):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--name", default="h2")
     args = ap.parse_args()
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", args.port))
+    srv.bind((args.host, args.port))
     srv.listen(64)
     print("listening %d" % srv.getsockname()[1], flush=True)
     while True:

@@ -4,6 +4,7 @@ Spillway runs in its own mount namespace (`unshare -m`, we are root) where /etc/
 test owns, bind-mounted over the real one; rewriting that file is a DNS change only Spillway sees.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -80,6 +81,42 @@ upstreams:
             self.assertTrue(wait_until(lambda: "cannot resolve" in sw.logs(), 10))
             for _ in range(5):
                 self.assertEqual(sw.request("GET", "/")[1].get("x-backend"), "second")
+        finally:
+            sw.stop()
+            a.stop()
+            b.stop()
+            shutil.rmtree(d, True)
+
+    def test_http2_backend_connections_follow_the_record(self):
+        """protocol: http2 keeps multiplexed connections per backend: when the name moves, the pooled
+        connection to the old address is drained and new calls go to the new one."""
+        from test_http2 import H2EchoBackend
+        port = free_port()
+        a = H2EchoBackend("first", host="127.0.0.1", port=port)
+        b = H2EchoBackend("second", host="127.0.0.2", port=port)
+        d = tempfile.mkdtemp(prefix="spillway-dns-")
+        hosts = os.path.join(d, "hosts")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 localhost\n127.0.0.1 app.test\n")
+        sw = SpillwayInNamespace("""
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners: [ { listen: 127.0.0.1:{port}, routes: [ { upstream: app } ] } ]
+upstreams:
+  - name: app
+    protocol: http2
+    dns_refresh: 500ms
+    health_check: { interval: 300ms, timeout: 200ms }
+    backends: [ { address: app.test:%d } ]
+""" % port, hosts)
+        who = lambda: json.loads(sw.request("GET", "/")[2])["backend"]  # noqa: E731
+        try:
+            self.assertEqual(who(), "first")
+            self.assertEqual(who(), "first")  # the same pooled HTTP/2 connection
+            with open(hosts, "w") as f:
+                f.write("127.0.0.1 localhost\n127.0.0.2 app.test\n")
+            self.assertTrue(wait_until(lambda: who() == "second", 10), sw.logs())
+            for _ in range(5):
+                self.assertEqual(who(), "second")
         finally:
             sw.stop()
             a.stop()

@@ -436,9 +436,9 @@ upstreams:
 class H2EchoBackend:
     """h2_backend.py: an HTTP/2 backend that answers with what it received (head, trailers, body size)."""
 
-    def __init__(self, name):
-        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "h2_backend.py"), "--port", "0",
-                                      "--name", name], stdout=subprocess.PIPE, text=True)
+    def __init__(self, name, host="127.0.0.1", port=0):
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "h2_backend.py"), "--port", str(port),
+                                      "--host", host, "--name", name], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("listening"):
             raise RuntimeError("h2 backend did not start: %r" % line)
