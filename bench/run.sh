@@ -53,6 +53,11 @@ BENCH_IDLE_CONNECTIONS=${BENCH_IDLE_CONNECTIONS:-4000}
 BENCH_COUNTS=${BENCH_COUNTS:-1}
 BENCH_COUNT_CONNECTIONS=${BENCH_COUNT_CONNECTIONS:-64}
 BENCH_COUNT_DURATION=${BENCH_COUNT_DURATION:-3s}
+# Seconds of bench/rapid_reset.py per h2 target (spillway-h2, haproxy-h2): the latency of
+# well-behaved HTTP/2 clients alone and while BENCH_RAPID_RESET_FLOODERS processes flood the proxy
+# with streams reset at once (CVE-2023-44487). 0 skips it.
+BENCH_RAPID_RESET=${BENCH_RAPID_RESET:-5}
+BENCH_RAPID_RESET_FLOODERS=${BENCH_RAPID_RESET_FLOODERS:-2}
 
 BACKEND1_PORT=$((BENCH_PORT_BASE + 1))
 BACKEND2_PORT=$((BENCH_PORT_BASE + 2))
@@ -556,6 +561,23 @@ if [[ $BENCH_COUNTS != 0 ]]; then
   fi
 fi
 
+# ----- rapid reset ----------------------------------------------------------------------------
+
+RAPID_RESULTS="$WORKDIR/rapid_reset.tsv"
+: >"$RAPID_RESULTS"
+if [[ $BENCH_RAPID_RESET != 0 ]]; then
+  for target in "${RUNNING_TARGETS[@]}"; do
+    [[ $target == spillway-h2 || $target == haproxy-h2 ]] || continue
+    log "rapid reset: $target, ${BENCH_RAPID_RESET}s alone and ${BENCH_RAPID_RESET}s under $BENCH_RAPID_RESET_FLOODERS flooders"
+    if out=$(/usr/bin/python3 "$SCRIPT_DIR/rapid_reset.py" --port "${TARGET_PORT[$target]}" --pid "${TARGET_PID[$target]}" \
+      --seconds "$BENCH_RAPID_RESET" --flooders "$BENCH_RAPID_RESET_FLOODERS" --path "$BENCH_PATH" 2>&1); then
+      printf '%s\t%s\n' "$target" "$(grep '^RAPID_RESET' <<<"$out" | sed 's/^RAPID_RESET //')" >>"$RAPID_RESULTS"
+    else
+      TARGET_NOTE[$target]="${TARGET_NOTE[$target]:-}rapid reset failed: $out"
+    fi
+  done
+fi
+
 # ----- report --------------------------------------------------------------------------------
 
 notes=""
@@ -572,7 +594,7 @@ for target in "${RUNNING_TARGETS[@]}"; do
   fi
 done
 
-RESULTS="$RESULTS" IDLE_RESULTS="$IDLE_RESULTS" COUNT_RESULTS="$COUNT_RESULTS" COUNT_DURATION="$BENCH_COUNT_DURATION" IDLE_CONNECTIONS="$BENCH_IDLE_CONNECTIONS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
+RESULTS="$RESULTS" IDLE_RESULTS="$IDLE_RESULTS" RAPID_RESULTS="$RAPID_RESULTS" RAPID_SECONDS="$BENCH_RAPID_RESET" RAPID_FLOODERS="$BENCH_RAPID_RESET_FLOODERS" COUNT_RESULTS="$COUNT_RESULTS" COUNT_DURATION="$BENCH_COUNT_DURATION" IDLE_CONNECTIONS="$BENCH_IDLE_CONNECTIONS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
   DURATION="$BENCH_DURATION" ROUNDS="$BENCH_ROUNDS" WRK_THREADS="$BENCH_WRK_THREADS" BENCH_PATH="$BENCH_PATH" \
   CPUS="$(nproc)" CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
   KERNEL="$(uname -r)" \
@@ -688,6 +710,22 @@ if idle:
         r_m = f"{marginal / base[1]:.2f}×" if base and base[1] > 0 else "-"
         r_p = f"{per / base[0]:.2f}×" if base and base[0] > 0 else "-"
         out.append(f"| {target} | {marginal:.2f} | {r_m} | {per:.2f} | {r_p} |")
+rapid = []
+for line in open(os.environ["RAPID_RESULTS"]):
+    target, fields = line.rstrip("\n").split("\t", 1)
+    rapid.append((target, {k: int(v) for k, v in (kv.split("=") for kv in fields.split())}))
+if rapid:
+    out.append("")
+    out.append(f"Latency of well-behaved HTTP/2 clients (h2load, 4 connections × 1 stream) alone and while "
+               f"{os.environ['RAPID_FLOODERS']} processes flood the proxy with streams reset at once "
+               f"(HEADERS + RST_STREAM, CVE-2023-44487), {os.environ['RAPID_SECONDS']} s each (`bench/rapid_reset.py`; "
+               "the flooders share the machine's CPUs with everything else):")
+    out.append("")
+    out.append("| target | p50 alone | p99 alone | p50 flooded | p99 flooded | streams the flood opened | connections it made |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for target, r in rapid:
+        out.append(f"| {target} | {ms(r['p50_us'])} | {ms(r['p99_us'])} | {ms(r['flood_p50_us'])} | "
+                   f"{ms(r['flood_p99_us'])} | {r['flood_streams']:,} | {r['flood_connections']:,} |")
 counts = {}  # (target, conns) -> {"requests": n, event: count}
 for line in open(os.environ["COUNT_RESULTS"]):
     target, conns, requests, event, count = line.rstrip("\n").split("\t")

@@ -14,6 +14,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -646,7 +647,13 @@ void h2_connection::start_stream(std::int32_t id) {
     h.chunked = true;
     h.headers.push_back({"transfer-encoding", "chunked"});
   }
-  asio::co_spawn(down_.owner().io(), serve(it->second, keep_), asio::detached);
+  // Posted, not spawned here: co_spawn would run serve() at once, inside nghttp2's callback, before
+  // the rest of the bytes read (a RST_STREAM right behind the HEADERS, the rapid-reset pattern)
+  // were seen. Posted, it starts once the whole read is processed, and a stream reset by then
+  // costs no backend anything (serve() returns at once).
+  asio::post(down_.owner().io(), [this, sp = it->second, keep = keep_]() mutable {
+    asio::co_spawn(down_.owner().io(), serve(std::move(sp), std::move(keep)), asio::detached);
+  });
 }
 
 awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_ptr<void> keep) {

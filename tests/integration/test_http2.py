@@ -306,7 +306,9 @@ class Http2Test(unittest.TestCase):
         other = self.client()
         self.assertEqual(other.get("/x").status, 200)
         time.sleep(0.2)
-        self.assertLess(self.a.stats()["requests"] + self.b.stats()["requests"], 150)
+        # Each stream is reset in the same read as its HEADERS: it ends before it starts (the one
+        # request is the other client's; a read that splits a pair may let one more through).
+        self.assertLess(self.a.stats()["requests"] + self.b.stats()["requests"], 5)
 
     def test_ping_flood_ends_the_connection(self):
         before = self.refusals("flood")
