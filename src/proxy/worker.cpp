@@ -237,6 +237,7 @@ void worker::start_sweeper() {
     for (auto* s : sessions_) {
       s->sweep(now);
     }
+    http1_states_.trim();
     flush_log();
     start_sweeper();
   });

@@ -134,7 +134,9 @@ class worker {
   proxy::h2_pool h2_pool_;  // HTTP/2 connections to backends (protocol: http2)
   // Per-request state of HTTP/1 connections (buffers, parsers) while a request is under way;
   // outlives io_ for the same reason.
-  recycler<http1_state> http1_states_{64};
+  // 64 kept at rest; up to 512 (17 MiB) while that many requests or HTTP/2 streams were in flight
+  // lately (see recycler::trim, every second).
+  recycler<http1_state> http1_states_{64, 512};
   std::size_t idle_waits_ = 0;
   boost::asio::io_context io_{1};
   std::thread thread_;

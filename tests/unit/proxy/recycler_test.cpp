@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
+#include <vector>
 
 namespace spillway::proxy {
 namespace {
@@ -31,6 +33,46 @@ TEST(recycler, hands_back_what_it_kept_and_frees_beyond_keep) {
   EXPECT_EQ(r.kept(), 0u);
   r.give(nullptr);  // ignored
   EXPECT_EQ(r.kept(), 0u);
+}
+
+TEST(recycler, keeps_as_many_as_were_in_use_lately_up_to_cap) {
+  recycler<thing> r(2, 10);
+  std::vector<std::unique_ptr<thing>> held;
+  for (int i = 0; i < 6; ++i) {
+    held.push_back(r.take());
+  }
+  EXPECT_EQ(r.in_use(), 6u);
+  EXPECT_EQ(r.bound(), 6u);  // the current period's peak
+  for (auto& p : held) {
+    r.give(std::move(p));
+  }
+  held.clear();
+  EXPECT_EQ(r.kept(), 6u);  // steady load of 6 allocates nothing next time
+  for (int i = 0; i < 6; ++i) {
+    held.push_back(r.take());
+  }
+  EXPECT_EQ(r.allocated(), 6u);
+  for (auto& p : held) {
+    r.give(std::move(p));
+  }
+  held.clear();
+  r.trim();  // the peak of 6 is remembered for one more period
+  EXPECT_EQ(r.kept(), 6u);
+  r.trim();  // a quiet period: back to `keep`
+  EXPECT_EQ(r.bound(), 2u);
+  EXPECT_EQ(r.kept(), 2u);
+  // never more than `cap`
+  for (int i = 0; i < 20; ++i) {
+    held.push_back(r.take());
+  }
+  for (auto& p : held) {
+    r.give(std::move(p));
+  }
+  held.clear();
+  EXPECT_EQ(r.kept(), 10u);
+  r.trim();
+  r.trim();
+  EXPECT_EQ(r.kept(), 2u);
 }
 
 TEST(http1_state, reset_makes_a_recycled_state_as_good_as_new) {
