@@ -73,7 +73,7 @@ chunked_decoder::result chunked_decoder::fail(std::size_t consumed, const char* 
   return {consumed, status::error};
 }
 
-bool chunked_decoder::forbidden_trailer() const {
+bool forbidden_trailer(std::string_view lower_name) {
   // Fields that frame, route, authorise or describe the content of a message.
   static constexpr std::string_view names[] = {
       "content-length",
@@ -97,11 +97,12 @@ bool chunked_decoder::forbidden_trailer() const {
       "max-forwards",
       "range",
   };
-  if (name_len_ > sizeof(name_)) {
-    return false;  // longer than any name above
-  }
-  std::string_view name(name_, name_len_);
-  return std::find(std::begin(names), std::end(names), name) != std::end(names);
+  return std::find(std::begin(names), std::end(names), lower_name) != std::end(names);
+}
+
+bool chunked_decoder::forbidden_trailer() const {
+  // A name longer than name_ is longer than any forbidden one.
+  return name_len_ <= sizeof(name_) && http::forbidden_trailer(std::string_view(name_, name_len_));
 }
 
 chunked_decoder::result chunked_decoder::feed(const char* data, std::size_t len) {

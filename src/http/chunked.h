@@ -118,6 +118,10 @@ class chunked_decoder {
   std::string* trailer_out_ = nullptr;
 };
 
+// True for a field a trailer section may not carry (RFC 9110 section 6.5.1: fields that frame, route,
+// authorise or describe the content of a message); `lower_name` in lower case. Any thread.
+bool forbidden_trailer(std::string_view lower_name);
+
 // The fields of a trailer section captured by set_trailer_capture (checked by the decoder), appended
 // to `out` as (name in lower case, value without its surrounding whitespace). Any thread.
 void split_trailer_fields(std::string_view text, std::vector<std::pair<std::string, std::string>>& out);

@@ -117,8 +117,11 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
   bool out_eof = false;
   std::vector<std::pair<std::string, std::string>> trailers;  // sent after the body (gRPC status)
   std::string trailer_text;                                   // an HTTP/1 backend's chunked trailer section, as checked
-  bool responded = false;                                     // the response head was submitted
-  bool discard = false;  // the request body is not read any more: acknowledged as it arrives
+  std::vector<std::pair<std::string, std::string>> request_trailers;  // the client's, for the backend
+  std::size_t trailer_bytes = 0;
+  std::string last_chunk;  // the chunked request body's end, with the trailers
+  bool responded = false;  // the response head was submitted
+  bool discard = false;    // the request body is not read any more: acknowledged as it arrives
 
   bool closed = false;           // nghttp2 closed the stream (done, or reset)
   bool reset_by_client = false;  // the client sent RST_STREAM
@@ -166,8 +169,11 @@ struct h2_connection::callbacks {
                        void* user_data) {
     auto& c = self(user_data);
     auto* s = stream(session, frame->hd.stream_id);
-    if (s == nullptr || frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
-      return 0;  // request trailers are not forwarded (an HTTP/1 backend gets a plain body)
+    if (s == nullptr) {
+      return 0;
+    }
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+      return on_trailer(c, *s, name_p, name_len, value_p, value_len);
     }
     // Held to the listener's limits as an HTTP/1 head would be (name, ": ", value, CRLF): an HPACK
     // bomb (small frames that decode to a huge list) stops here, before anything is kept.
@@ -209,6 +215,26 @@ struct h2_connection::callbacks {
     s->raw.append(value);
     s->spans.push_back({at, static_cast<std::uint32_t>(name_len), static_cast<std::uint32_t>(at + name_len),
                         static_cast<std::uint32_t>(value_len)});
+    return 0;
+  }
+
+  // A request trailer field: held to the head's limits and strictness, and to what a trailer may
+  // carry (no framing, routing or authorisation: http::forbidden_trailer), as HTTP/1's chunked
+  // trailers are; kept for the backend. One that breaks a rule resets the stream (its request is
+  // under way already, and never completes at the backend).
+  static int on_trailer(h2_connection& c, h2_stream& s, const uint8_t* name_p, std::size_t name_len,
+                        const uint8_t* value_p, std::size_t value_len) {
+    const std::string_view name(reinterpret_cast<const char*>(name_p), name_len);
+    const std::string_view value(reinterpret_cast<const char*>(value_p), value_len);
+    s.trailer_bytes += name_len + value_len + 4;
+    const bool too_large =
+        s.trailer_bytes > c.max_request_headers_ || s.request_trailers.size() >= c.max_request_fields_;
+    if (too_large || !strict_value(value, false) || http::forbidden_trailer(name)) {
+      c.count_refusal(static_cast<std::size_t>(too_large ? stats::h2_refusal::headers_too_large
+                                                         : stats::h2_refusal::protocol_error));
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // RST_STREAM
+    }
+    s.request_trailers.emplace_back(name, value);
     return 0;
   }
 
@@ -868,6 +894,7 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
   } forget_call{s};
   if (s.body_started) {
     call->out = st.replay;  // a retry: the body was kept whole
+    call->out_trailers = s.request_trailers;
     call->out_eof = true;
     up2.resume(*call);
   } else if (has_body) {
@@ -975,6 +1002,7 @@ awaitable<void> h2_connection::pump_body(std::shared_ptr<h2_stream> sp, std::sha
       continue;
     }
     if (s.end_stream && s.body.empty()) {
+      call->out_trailers = s.request_trailers;
       call->out_eof = true;
       s.request_complete = true;
       if (call->conn != nullptr) {
@@ -1033,7 +1061,15 @@ awaitable<h2_connection::send_result> h2_connection::send_request(h2_stream& s, 
       size_line[size_len++] = '\n';
     }
     static constexpr std::string_view crlf = "\r\n";
-    static constexpr std::string_view last_chunk = "0\r\n\r\n";
+    if (chunked && last) {
+      // The last chunk, with the client's trailers (a body with a length has nowhere to put them).
+      s.last_chunk.assign("0\r\n");
+      for (const auto& [name, value] : s.request_trailers) {
+        s.last_chunk.append(name).append(": ").append(value).append("\r\n");
+      }
+      s.last_chunk.append("\r\n");
+    }
+    const std::string_view last_chunk = s.last_chunk;
     std::array<asio::const_buffer, 5> bufs{asio::buffer(st.out.data(), head_sent ? 0 : st.out.size()),
                                            asio::buffer(size_line, size_len), asio::buffer(s.sending),
                                            asio::buffer(crlf.data(), chunked && n > 0 ? crlf.size() : 0),

@@ -131,7 +131,7 @@ case("h2-base-post-no-length", "RFC 9113 8.1: a body of unknown length, chunked 
      Forward(method="POST", body=b"hello"))
 case("h2-base-trailers-end-request", "RFC 9113 8.1: trailers end the request",
      [request(method=b"POST", end_stream=False), data(b"hello", end_stream=False),
-      headers([(b"x-sum", b"1")])], Forward(method="POST", body=b"hello"))
+      headers([(b"x-sum", b"1")])], Forward(method="POST", body=b"hello", trailers=[("x-sum", "1")]))
 case("h2-base-host-without-authority", "RFC 9113 8.3.1: Host instead of :authority",
      request([(b"host", b"other.test")], authority=None), Forward(host="other.test"))
 case("h2-base-te-trailers", "RFC 9113 8.2.2: TE: trailers is the one TE allowed",
@@ -201,6 +201,15 @@ case("h2-content-length-not-number", "RFC 9110 8.6",
      [request([(b"content-length", b"5x")], method=b"POST", end_stream=False), data(b"hello")], REFUSE)
 case("h2-trailer-pseudo", "RFC 9113 8.1: no pseudo-header fields in trailers",
      [request(method=b"POST", end_stream=False), data(b"hi", end_stream=False), headers([(b":path", b"/x")])], REFUSE)
+case("h2-trailer-framing-field", "RFC 9110 6.5.1: no content-length in trailers (as in HTTP/1 chunked trailers)",
+     [request(method=b"POST", end_stream=False), data(b"hi", end_stream=False),
+      headers([(b"content-length", b"2")])], REFUSE)
+case("h2-trailer-host", "RFC 9110 6.5.1: no routing field in trailers",
+     [request(method=b"POST", end_stream=False), data(b"hi", end_stream=False), headers([(b"host", b"evil.test")])],
+     REFUSE)
+case("h2-trailer-value-ctl", "RFC 9113 8.2.1: trailers are held to the head's rules",
+     [request(method=b"POST", end_stream=False), data(b"hi", end_stream=False), headers([(b"x-a", b"1\x01")])],
+     REFUSE)
 case("h2-trailers-without-end-stream", "RFC 9113 8.1: a second HEADERS must end the stream",
      [request(method=b"POST", end_stream=False), headers([(b"x-a", b"1")], end_stream=False), data(b"x")], REFUSE)
 

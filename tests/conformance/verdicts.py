@@ -52,7 +52,8 @@ class Forward(Verdict):
 
     Checks on the first forwarded request (or, with `each`, a dict of checks per request):
     `body` bytes, `host` (case-insensitive), `target`, `method`, `version`, `absent` header names,
-    `present` {name: value or None}, `listener` (which backend listener got it), `notes_ok`
+    `present` {name: value or None}, `trailers` [(name, value)] that must arrive, `listener` (which
+    backend listener got it), `notes_ok`
     (irregular-but-harmless bytes allowed); `close_after`: the client connection must be closed
     after the answer (RFC 9112 6.3 for a message with CL and TE); `status`: the status the client
     must see (200 from the recording backend; 101 for an upgrade)."""
@@ -122,6 +123,9 @@ def check_request(req, checks):
             return "header %s missing" % name
         if value is not None and value not in values:
             return "header %s is %r, expected %r" % (name, values, value)
+    for name, value in checks.get("trailers", ()):
+        if not any(n.lower() == name and v == value for n, v in req.trailers):
+            return "trailer %s: %s missing (got %r)" % (name, value, req.trailers)
     for name in checks.get("trailers_absent", FRAMING_TRAILERS):
         if any(n == name for n, _ in req.trailers):
             return "trailer %s forwarded" % name

@@ -467,6 +467,7 @@ listeners:
   - listen: 127.0.0.1:{port}
     routes:
       - { match: { path_prefix: /h1/ }, upstream: h1 }
+      - { match: { path_prefix: /echo }, upstream: h1 }
       - { upstream: h2 }
 upstreams:
   - name: h2
@@ -512,6 +513,33 @@ upstreams:
         self.assertEqual(status, 200)
         self.assertTrue(rest.endswith(b"\r\n0\r\n\r\n"), rest[-40:])
         self.assertNotIn(["te", "trailers"], json.loads(rest.partition(b"\r\n")[2].rpartition(b"\r\n0\r\n")[0])["headers"])
+
+    def test_http2_client_trailers_reach_both_kinds_of_backend(self):
+        """An HTTP/2 request's trailers go on: as HTTP/2 trailers to an HTTP/2 backend, and in the
+        last chunk of a chunked body to an HTTP/1 one (testd's echo counts the body; the trailer
+        section must have been well-formed for it to answer)."""
+        c = H2Client(self.lb.port)
+        self.addCleanup(c.close)
+        body = os.urandom(70000)  # over one flow-control window
+        sid = c.request("POST", "/t", body=body, end=False)
+        c.conn.send_headers(sid, [("x-req-sum", "42"), ("grpc-status", "0")], end_stream=True)
+        c.flush()
+        s = c.response(sid)
+        echo = json.loads(bytes(s.body))
+        self.assertEqual((s.status, echo["body_bytes"]), (200, 70000))
+        self.assertEqual(echo["trailers"], [["x-req-sum", "42"], ["grpc-status", "0"]])
+        sid = c.request("POST", "/echo", body=b"hello", end=False)
+        c.conn.send_headers(sid, [("x-req-sum", "42")], end_stream=True)
+        c.flush()
+        s = c.response(sid)
+        echo = json.loads(bytes(s.body))
+        self.assertEqual((s.status, echo["body_bytes"]), (200, 5))
+        # a trailer that frames or routes is refused, as in HTTP/1 chunked trailers
+        sid = c.request("POST", "/t", body=b"hi", end=False)
+        c.conn.send_headers(sid, [("content-length", "2")], end_stream=True)
+        c.flush()
+        s = c.response(sid)
+        self.assertIsNotNone(s.reset)
 
     def test_http2_client_to_both_kinds_of_backend(self):
         """Trailers reach an HTTP/2 client from an HTTP/2 backend and from a chunked HTTP/1 answer."""
