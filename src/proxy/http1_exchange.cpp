@@ -343,6 +343,7 @@ awaitable<http_session::send_result> http_session::send_body_h2(h2_call& call, c
   if (body_started_) {
     // A retry after the body was read on an earlier try: it was kept whole (as data, no framing).
     call.out = st_->replay;
+    call.out_trailers = h2_trailers_;
     call.out_eof = true;
     call.conn->resume(call);
     co_return send_result::ok;
@@ -410,6 +411,7 @@ awaitable<http_session::send_result> http_session::send_body_h2(h2_call& call, c
     }
     if (request_complete_) {
       http::split_trailer_fields(trailer_text, call.out_trailers);
+      h2_trailers_ = call.out_trailers;  // for a retry
       call.out_eof = true;
     }
     if (call.conn != nullptr && (added > 0 || request_complete_)) {

@@ -474,6 +474,7 @@ http_session::try_context http_session::begin_forward(const worker_view& view, c
   }
   st_->facts.request_id = st_->have_request_id ? std::string_view(st_->request_id.data(), st_->request_id.size()) : "";
   st_->replay.clear();
+  h2_trailers_.clear();
   replay_ok_ = true;
   body_started_ = false;
   phase_ = phase::upstream;

@@ -153,6 +153,8 @@ class http_session final : public downstream_session, public std::enable_shared_
 
   upstream_attempt* attempt_ = nullptr;  // the current request's, while it forwards
   std::shared_ptr<h2_call> h2_call_;     // its try's stream, over an HTTP/2 backend connection
+  // A chunked request's trailers as sent to an HTTP/2 backend, kept for a retry.
+  std::vector<std::pair<std::string, std::string>> h2_trailers_;
 
   // Request bodies up to this size are kept, so that a try that failed after sending the body can
   // be retried on another host; a bigger body is only ever sent once.
