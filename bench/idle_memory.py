@@ -13,6 +13,7 @@ Prints one line: `IDLE connections=N rss_before_kib=.. rss_after_kib=.. per_conn
 
 import argparse
 import os
+import resource
 import socket
 import sys
 import time
@@ -82,6 +83,9 @@ def main():
     ap.add_argument("--hold", type=float, default=0.0,
                     help="seconds to keep the connections idle after the measurement (for a heap profiler)")
     args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
 
     request = f"GET {args.path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
     # Warm-up: a few hundred connections opened and closed, so that pools, caches and the allocator's

@@ -46,6 +46,10 @@ BENCH_KEEP_WORKDIR=${BENCH_KEEP_WORKDIR:-0}
 # Idle keep-alive connections opened against each http proxy (and `direct`) after the wrk runs, for
 # the memory-per-idle-connection table; 0 skips it.
 BENCH_IDLE_CONNECTIONS=${BENCH_IDLE_CONNECTIONS:-4000}
+# Idle keep-alive connections held open against spillway while a wrk -c64 run of BENCH_DURATION goes
+# through the same listener, next to a run without them (issue #14: req/s within 10%, no errors);
+# 0 skips it. Spillway only: the HAProxy and NGINX configs here cap connections below this.
+BENCH_IDLE_LOAD=${BENCH_IDLE_LOAD:-15000}
 # What each request costs, counted rather than timed: system calls (perf's syscalls:sys_enter_*
 # tracepoints) and heap allocations (uprobes on libc's malloc, calloc and realloc) of the proxy's
 # processes during a wrk run of BENCH_COUNT_DURATION at each of BENCH_COUNT_CONNECTIONS, for every
@@ -509,6 +513,41 @@ if ((BENCH_IDLE_CONNECTIONS > 0)); then
   done
 fi
 
+# ----- idle connections under load -------------------------------------------------------------
+
+IDLE_LOAD_RESULTS="$WORKDIR/idle_load.tsv"  # target conns base_requests base_us loaded_requests loaded_us errors first_failed second_ok
+: >"$IDLE_LOAD_RESULTS"
+if ((BENCH_IDLE_LOAD > 0)) && [[ -n ${TARGET_PID[spillway]:-} ]]; then
+  log "idle under load: wrk -c64 through spillway alone, then beside $BENCH_IDLE_LOAD idle connections"
+  run_wrk spillway 64 "$BENCH_DURATION"
+  base_line=$WRK_LINE
+  hold=$((${BENCH_DURATION%s} + 10))
+  python3 "$SCRIPT_DIR/idle_memory.py" --port "${TARGET_PORT[spillway]}" --pid "${TARGET_PID[spillway]}" \
+    --connections "$BENCH_IDLE_LOAD" --batch 200 --settle 1 --hold "$hold" --path "$BENCH_PATH" \
+    >"$WORKDIR/idle-load.out" 2>&1 &
+  idle_pid=$!
+  STARTED_PIDS+=("$idle_pid")
+  for ((i = 0; i < 600; i++)); do
+    grep -q '^holding ' "$WORKDIR/idle-load.out" 2>/dev/null && break
+    kill -0 "$idle_pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if grep -q '^holding ' "$WORKDIR/idle-load.out"; then
+    run_wrk spillway 64 "$BENCH_DURATION"
+    wait "$idle_pid" || true
+    read -r b_req b_us _ <<<"$(sed -E 's/BENCH requests=([0-9]+) duration_us=([0-9]+).*/\1 \2 x/' <<<"$base_line")"
+    read -r l_req l_us _ <<<"$(sed -E 's/BENCH requests=([0-9]+) duration_us=([0-9]+).*/\1 \2 x/' <<<"$WRK_LINE")"
+    read -r s_err c_err r_err w_err t_err <<<"$(sed -E 's/.*status_errors=([0-9]+) connect=([0-9]+) read=([0-9]+) write=([0-9]+) timeout=([0-9]+).*/\1 \2 \3 \4 \5/' <<<"$WRK_LINE")"
+    idle_out=$(grep '^IDLE' "$WORKDIR/idle-load.out" || echo "first_failed=? second_ok=?")
+    printf 'spillway\t64\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b_req" "$b_us" "$l_req" "$l_us" \
+      "$((s_err + c_err + r_err + w_err + t_err))" "$(sed -E 's/.*first_failed=([0-9?]+).*/\1/' <<<"$idle_out")" \
+      "$(sed -E 's/.*second_ok=([0-9?]+).*/\1/' <<<"$idle_out")" >>"$IDLE_LOAD_RESULTS"
+  else
+    TARGET_NOTE[spillway]="${TARGET_NOTE[spillway]:-}idle under load: the idle connections were not opened: $(tail -n 3 "$WORKDIR/idle-load.out" | tr '\n' ' ')"
+    kill "$idle_pid" 2>/dev/null || true
+  fi
+fi
+
 # ----- counts: system calls and allocations per request -------------------------------------
 
 # Adds uprobes on libc's allocators unless present (recording them in ADDED_PROBES, removed on
@@ -594,7 +633,7 @@ for target in "${RUNNING_TARGETS[@]}"; do
   fi
 done
 
-RESULTS="$RESULTS" IDLE_RESULTS="$IDLE_RESULTS" RAPID_RESULTS="$RAPID_RESULTS" RAPID_SECONDS="$BENCH_RAPID_RESET" RAPID_FLOODERS="$BENCH_RAPID_RESET_FLOODERS" COUNT_RESULTS="$COUNT_RESULTS" COUNT_DURATION="$BENCH_COUNT_DURATION" IDLE_CONNECTIONS="$BENCH_IDLE_CONNECTIONS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
+RESULTS="$RESULTS" IDLE_RESULTS="$IDLE_RESULTS" IDLE_LOAD_RESULTS="$IDLE_LOAD_RESULTS" IDLE_LOAD="$BENCH_IDLE_LOAD" RAPID_RESULTS="$RAPID_RESULTS" RAPID_SECONDS="$BENCH_RAPID_RESET" RAPID_FLOODERS="$BENCH_RAPID_RESET_FLOODERS" COUNT_RESULTS="$COUNT_RESULTS" COUNT_DURATION="$BENCH_COUNT_DURATION" IDLE_CONNECTIONS="$BENCH_IDLE_CONNECTIONS" NOTES="$notes" CLK_TCK=$(getconf CLK_TCK) \
   DURATION="$BENCH_DURATION" ROUNDS="$BENCH_ROUNDS" WRK_THREADS="$BENCH_WRK_THREADS" BENCH_PATH="$BENCH_PATH" \
   CPUS="$(nproc)" CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
   KERNEL="$(uname -r)" \
@@ -710,6 +749,19 @@ if idle:
         r_m = f"{marginal / base[1]:.2f}×" if base and base[1] > 0 else "-"
         r_p = f"{per / base[0]:.2f}×" if base and base[0] > 0 else "-"
         out.append(f"| {target} | {marginal:.2f} | {r_m} | {per:.2f} | {r_p} |")
+idle_load = [line.rstrip("\n").split("\t") for line in open(os.environ["IDLE_LOAD_RESULTS"]) if line.strip()]
+if idle_load:
+    out.append("")
+    out.append(f"wrk -c64 ({os.environ['DURATION']}) through the same listener alone, then while "
+               f"{os.environ['IDLE_LOAD']} idle keep-alive connections are held open (`bench/idle_memory.py --hold`; "
+               "each made one request first, and makes a second one after the run):")
+    out.append("")
+    out.append("| target | req/s alone | req/s beside the idle connections | ratio | wrk errors | idle: first requests failed | idle: second requests served |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for target, conns, b_req, b_us, l_req, l_us, errors, failed, second in idle_load:
+        base = int(b_req) * 1e6 / max(int(b_us), 1)
+        loaded = int(l_req) * 1e6 / max(int(l_us), 1)
+        out.append(f"| {target} | {base:,.0f} | {loaded:,.0f} | {loaded / base:.2f}× | {errors} | {failed} | {second} |")
 rapid = []
 for line in open(os.environ["RAPID_RESULTS"]):
     target, fields = line.rstrip("\n").split("\t", 1)

@@ -922,10 +922,10 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     call->cancel();
     co_return true;
   }
-  std::vector<std::pair<std::string_view, std::string_view>> fields;
-  fields.reserve(call->headers.size());
+  auto& fields = st.h2_fields;
+  fields.clear();
   for (const auto& [name, value] : call->headers) {
-    fields.emplace_back(name, value);
+    fields.push_back({name, value});
   }
   st.rec.status = call->status;
   const bool whole = call->whole_with_head();
@@ -1146,15 +1146,14 @@ awaitable<h2_connection::head_result> h2_connection::read_response_head(h2_strea
   }
 }
 
-void h2_connection::submit_head(h2_stream& s, int status,
-                                const std::vector<std::pair<std::string_view, std::string_view>>& fields, bool end) {
+void h2_connection::submit_head(h2_stream& s, int status, const std::vector<http::header>& fields, bool end) {
   char digits[4];
   const auto r = std::to_chars(digits, digits + sizeof digits, status);
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size() + 1);
+  auto& nva = nva_;  // reused: nghttp2 copies the fields when the response is submitted
+  nva.clear();
   nva.push_back(make_nv(":status", std::string_view(digits, static_cast<std::size_t>(r.ptr - digits))));
-  for (const auto& [name, value] : fields) {
-    nva.push_back(make_nv(name, value));
+  for (const auto& f : fields) {
+    nva.push_back(make_nv(f.name, f.value));
   }
   nghttp2_data_provider prd{};
   prd.source.ptr = &s;
@@ -1191,7 +1190,7 @@ void h2_connection::reply_local(h2_stream& s, error_kind kind, config::duration 
   const int status = status_of(kind);
   const auto name = to_string(kind);
   st.rec.local = kind;
-  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  std::vector<http::header> fields;
   if (is_grpc(s.head.find("content-type"))) {
     // gRPC clients read the status from grpc-status: an HTTP 200 with the trailers-only answer.
     st.rec.status = 200;
@@ -1211,7 +1210,7 @@ void h2_connection::reply_local(h2_stream& s, error_kind kind, config::duration 
   const auto retry = std::to_string((retry_after.count() + 999) / 1000);
   fields = {{"content-type", "text/plain"}, {"content-length", length}, {"x-spillway-reason", name}};
   if (status == 503) {
-    fields.emplace_back("retry-after", retry);
+    fields.push_back({"retry-after", retry});
   }
   if (head_request) {
     s.out.clear();
@@ -1230,11 +1229,7 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
   const bool until_close = st.response_parser.body_until_close();
   // The head: field names in lower case (RFC 9113 section 8.2.1), connection-specific ones out.
   h2_response_fields(resp, st.scratch, st.h2_fields);
-  std::vector<std::pair<std::string_view, std::string_view>> fields;
-  fields.reserve(st.h2_fields.size());
-  for (const auto& f : st.h2_fields) {
-    fields.emplace_back(f.name, f.value);
-  }
+  const auto& fields = st.h2_fields;
   auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
   if (rr.what == http::parser::event::error) {
     // Bad framing right after the head: nothing has reached the client yet.

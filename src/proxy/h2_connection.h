@@ -116,8 +116,7 @@ class h2_connection {
   // Answers the stream itself (gRPC-shaped for a gRPC request); `retry_after` for a 503.
   void reply_local(h2_stream& s, error_kind kind, config::duration retry_after = std::chrono::seconds(1));
   // Submits the response head (and, unless `end`, a body pulled from the stream's buffer).
-  void submit_head(h2_stream& s, int status, const std::vector<std::pair<std::string_view, std::string_view>>& fields,
-                   bool end);
+  void submit_head(h2_stream& s, int status, const std::vector<http::header>& fields, bool end);
   void reset_stream(h2_stream& s, std::uint32_t code);
   // The stream reads no more of its request body: what came and what comes is acknowledged.
   void discard_body(h2_stream& s);
@@ -128,6 +127,7 @@ class h2_connection {
   std::shared_ptr<void> keep_;  // the owner, while run() runs (for the streams it spawns)
   std::array<char, 16384> rbuf_;
   std::string wbuf_;
+  std::vector<nghttp2_nv> nva_;  // submit_head's, reused
   wakeup write_wake_;
   wakeup writer_done_;
   bool writer_running_ = false;
