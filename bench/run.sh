@@ -286,6 +286,7 @@ admin:
 listeners:
   - name: bench
     listen: 127.0.0.1:$port
+    max_connections: 19000  # room for BENCH_IDLE_LOAD's idle connections beside wrk's (default 10000)
     $listener
 upstreams:
   - name: testd
