@@ -108,18 +108,19 @@ process_tree() {
   done
 }
 
-# Sum of utime+stime, in clock ticks, over a process and its descendants (nginx and haproxy
-# workers included).
+# Sum of utime+stime, and of stime alone, in clock ticks, over a process and its descendants (nginx
+# and haproxy workers included): "TOTAL SYSTEM".
 cpu_ticks() {
-  local total=0 pid line rest
+  local total=0 system=0 pid line rest
   local -a fields
   for pid in $(process_tree "$1"); do
     line=$(cat /proc/"$pid"/stat 2>/dev/null) || continue
     rest=${line##*) }          # drop "pid (comm) ": comm may contain spaces
     read -r -a fields <<<"$rest"
     total=$((total + fields[11] + fields[12]))  # stat fields 14 and 15
+    system=$((system + fields[12]))
   done
-  echo "$total"
+  echo "$total $system"
 }
 
 cleanup() {
@@ -472,19 +473,22 @@ for conns in $BENCH_CONNECTIONS; do
       target=${RUNNING_TARGETS[(k + round - 1) % n]}
       before=-
       if [[ -n ${TARGET_PID[$target]:-} ]]; then
-        before=$(cpu_ticks "${TARGET_PID[$target]}")
+        read -r before before_sys <<<"$(cpu_ticks "${TARGET_PID[$target]}")"
       fi
       run_wrk "$target" "$conns" "$BENCH_DURATION"
       cpu=-
+      cpu_sys=-
       if [[ $before != - ]]; then
-        cpu=$(($(cpu_ticks "${TARGET_PID[$target]}") - before))
+        read -r after after_sys <<<"$(cpu_ticks "${TARGET_PID[$target]}")"
+        cpu=$((after - before))
+        cpu_sys=$((after_sys - before_sys))
       fi
       # line: BENCH requests=.. duration_us=.. p50_us=.. p99_us=.. status_errors=.. connect=.. read=.. write=.. timeout=..
       read -r requests duration p50 p99 status_err c_err r_err w_err t_err \
         <<<"$(sed -E 's/[a-z0-9_]+=//g; s/^BENCH //' <<<"$WRK_LINE")"
       errors=$((status_err + c_err + r_err + w_err + t_err))
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$target" "$conns" "$round" "$requests" "$duration" "$p50" "$p99" "$errors" "$cpu" >>"$RESULTS"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$target" "$conns" "$round" "$requests" "$duration" "$p50" "$p99" "$errors" "$cpu" "$cpu_sys" >>"$RESULTS"
       log "$(printf '%-18s c=%-4s round %s: %s req/s, p50 %s us, p99 %s us, errors %s, cpu ticks %s' \
         "$target" "$conns" "$round" "$((requests * 1000000 / (duration > 0 ? duration : 1)))" "$p50" "$p99" "$errors" "$cpu")"
     done
@@ -649,10 +653,10 @@ import statistics
 rows = {}
 order = []
 for line in open(os.environ["RESULTS"]):
-    target, conns, _round, requests, duration, p50, p99, errors, cpu = line.rstrip("\n").split("\t")
+    target, conns, _round, requests, duration, p50, p99, errors, cpu, cpu_sys = line.rstrip("\n").split("\t")
     key = (target, int(conns))
     if key not in rows:
-        rows[key] = {"requests": 0, "duration": 0, "p50": [], "p99": [], "errors": 0, "cpu": None}
+        rows[key] = {"requests": 0, "duration": 0, "p50": [], "p99": [], "errors": 0, "cpu": None, "sys": None}
         order.append(key)
     r = rows[key]
     r["requests"] += int(requests)
@@ -662,6 +666,7 @@ for line in open(os.environ["RESULTS"]):
     r["errors"] += int(errors)
     if cpu != "-":
         r["cpu"] = (r["cpu"] or 0) + int(cpu)
+        r["sys"] = (r["sys"] or 0) + int(cpu_sys)
 
 ticks = int(os.environ["CLK_TCK"])
 
@@ -707,8 +712,8 @@ out.append(
     f"Spillway: {os.environ['SPILLWAY_VERSION']}."
 )
 out.append("")
-out.append("| mode | target | conns | req/s | p50 | p99 | errors | proxy CPU-s / 100k req | req/s vs HAProxy | CPU vs HAProxy |")
-out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+out.append("| mode | target | conns | req/s | p50 | p99 | errors | proxy CPU-s / 100k req | kernel share | req/s vs HAProxy | CPU vs HAProxy |")
+out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for target, conns in order:
     r = rows[(target, conns)]
     base = rows.get((baseline(target), conns))
@@ -716,15 +721,17 @@ for target, conns in order:
     rps_ratio = f"{rps(r) / rps(base):.2f}×" if base and rps(base) else "-"
     base_cpu = cpu_per_100k(base) if base else None
     cpu_ratio = f"{cpu / base_cpu:.2f}×" if cpu is not None and base_cpu else "-"
+    share = f"{r['sys'] / r['cpu']:.0%}" if r["cpu"] else "-"
     out.append(
         f"| {mode(target)} | {target} | {conns} | {rps(r):,.0f} | {ms(statistics.median(r['p50']))} | "
         f"{ms(statistics.median(r['p99']))} | {r['errors']} | "
-        f"{'-' if cpu is None else f'{cpu:.3f}'} | {rps_ratio} | {cpu_ratio} |"
+        f"{'-' if cpu is None else f'{cpu:.3f}'} | {share} | {rps_ratio} | {cpu_ratio} |"
     )
 out.append("")
 out.append("- errors: responses with status ≥ 400 plus socket errors (connect, read, write, timeout), as wrk counts them.")
 out.append("- proxy CPU: utime+stime of the proxy's processes (Spillway, HAProxy, NGINX master and worker) over each run, "
-           "per 100k requests; `direct` has no proxy.")
+           "per 100k requests; `direct` has no proxy. kernel share: the part of it that is stime (system calls, "
+           "and the TCP work loopback does in the sender's context).")
 out.append("- p50/p99: median over rounds of wrk's exact percentiles; req/s: all requests over all run time.")
 out.append("- modes: http = L7 proxying; tcp = L4 (`protocol: tcp` / HAProxy `mode tcp`), wrk's keep-alive HTTP "
            "carried as bytes; https = TLS 1.3 terminated at the proxy (ECDSA P-256), plain HTTP to the backends; "
