@@ -4,13 +4,17 @@
 #include "config/config.h"
 #include "server/server.h"
 #include "tls/context.h"
+#include "upstream/host.h"
 
 #include <llhttp.h>
 #include <openssl/crypto.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/version.hpp>
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -34,6 +38,42 @@ void raise_open_file_limit() {
   lim.rlim_cur = lim.rlim_max;
   if (setrlimit(RLIMIT_NOFILE, &lim) == 0) {
     spillway::log::info("open files: limit raised from {} to {}", was, lim.rlim_cur);
+  }
+}
+
+// validate: what each hostname backend resolves to from here, each address a backend of its own
+// (the running Spillway looks names up again every dns_refresh). A name that does not resolve here
+// is reported, not an error: it may resolve only where Spillway runs.
+void print_names(const spillway::config::config& cfg) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::resolver resolver(io);
+  for (const auto& u : cfg.upstreams) {
+    for (const auto& b : u.backends) {
+      if (b.addr.is_ip) {
+        continue;
+      }
+      boost::system::error_code ec;
+      auto results = resolver.resolve(b.addr.host, std::to_string(b.addr.port), ec);
+      std::vector<std::string> addresses;
+      for (const auto& r : results) {
+        auto text = spillway::upstream::endpoint_text(r.endpoint());
+        if (std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
+          addresses.push_back(text);
+        }
+      }
+      std::sort(addresses.begin(), addresses.end());
+      if (ec || addresses.empty()) {
+        std::printf("upstream \"%s\": %s does not resolve here (%s); Spillway keeps it out of traffic until it does\n",
+                    u.name.c_str(), b.addr.text.c_str(), ec ? ec.message().c_str() : "no addresses");
+        continue;
+      }
+      std::string list;
+      for (const auto& a : addresses) {
+        list += list.empty() ? a : ", " + a;
+      }
+      std::printf("upstream \"%s\": %s resolves to %s (each address a backend)\n", u.name.c_str(), b.addr.text.c_str(),
+                  list.c_str());
+    }
   }
 }
 
@@ -162,6 +202,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::printf("%s: %s\n", opts.config.c_str(), config::summary(*result.cfg).c_str());
+    print_names(*result.cfg);
     if (!opts.diff_against.empty()) {
       auto old = config::load_file(opts.diff_against);
       if (!old.cfg) {

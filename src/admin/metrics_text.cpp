@@ -18,6 +18,7 @@ class metrics_writer {
 
   std::string render() {
     host_families();
+    dns_families();
     upstream_families();
     breaker_families();
     limit_families();
@@ -71,11 +72,17 @@ class metrics_writer {
     pw.each([&](const auto& slot) { t.add(field(slot)); });
     w_.histogram(name, labels, t);
   }
+  // A hostname's addresses carry the name too: backend="10.0.0.7:8080",name="api.internal:8080".
   static std::string backend_labels(const upstream::cluster& c, const host& h) {
-    return label_set({{"upstream", c.cfg.name}, {"backend", h.address()}});
+    auto labels = label_set({{"upstream", c.cfg.name}, {"backend", h.address()}});
+    if (h.from_name()) {
+      labels = fmt::format("{},{}", labels, label_set({{"name", h.name()}}));
+    }
+    return labels;
   }
 
   void host_families();
+  void dns_families();
   void upstream_families();
   void breaker_families();
   void limit_families();
@@ -116,6 +123,33 @@ void metrics_writer::host_families() {
   per_host("spillway_ejections_total", [](const host& h) { return h.transitions(upstream::out_kind::ejection); });
 }
 
+void metrics_writer::dns_families() {
+  // One sample per hostname backend.
+  auto per_name = [&](std::string_view family, auto value) {
+    for (const auto& c : s_.clusters) {
+      for (const auto& n : c->names) {
+        w_.sample(family, label_set({{"upstream", c->cfg.name}, {"name", n->name}}), value(*n));
+      }
+    }
+  };
+  w_.family("spillway_dns_addresses", "gauge", "addresses a hostname backend resolves to (each one a backend)");
+  per_name("spillway_dns_addresses", [](const upstream::name_stats& n) { return n.addresses; });
+  w_.family("spillway_dns_lookups_total", "counter", "answers to lookups of a hostname backend");
+  per_name("spillway_dns_lookups_total", [](const upstream::name_stats& n) { return n.lookups; });
+  w_.family("spillway_dns_lookup_failures_total", "counter",
+            "lookups that failed or came back empty (the last good addresses stayed)");
+  per_name("spillway_dns_lookup_failures_total", [](const upstream::name_stats& n) { return n.failures; });
+  w_.family("spillway_dns_address_changes_total", "counter", "addresses that appeared in or left a hostname's answer");
+  for (const auto& c : s_.clusters) {
+    for (const auto& n : c->names) {
+      w_.sample("spillway_dns_address_changes_total",
+                label_set({{"upstream", c->cfg.name}, {"name", n->name}, {"change", "added"}}), n->added);
+      w_.sample("spillway_dns_address_changes_total",
+                label_set({{"upstream", c->cfg.name}, {"name", n->name}, {"change", "removed"}}), n->removed);
+    }
+  }
+}
+
 void metrics_writer::upstream_families() {
   w_.family("spillway_upstream_requests_active", "gauge", "client requests in flight to the upstream");
   per_upstream("spillway_upstream_requests_active", [](const upstream_stats& st) { return st.active_requests.load(); });
@@ -148,10 +182,8 @@ void metrics_writer::breaker_families() {
     for (const auto& h : c->hosts) {
       for (std::size_t k = 0; k < upstream::host::breaker_transition_kinds; ++k) {
         w_.sample("spillway_breaker_transitions_total",
-                  label_set({{"upstream", c->cfg.name},
-                             {"backend", h->address()},
-                             {"from", kinds[k].first},
-                             {"to", kinds[k].second}}),
+                  fmt::format("{},{}", backend_labels(*c, *h),
+                              label_set({{"from", kinds[k].first}, {"to", kinds[k].second}})),
                   h->breaker_transitions(k));
       }
     }

@@ -48,12 +48,12 @@ std::string traffic_json(const stats::per_worker<Traffic>& pw) {
 std::string backend_json(const upstream::host& h, breaker::clock::time_point now) {
   const char* out_reason = h.out_reason();
   return fmt::format(
-      "{{\"address\":{},\"weight\":{},\"backup\":{},\"available\":{},\"out_reason\":{},\"healthy\":{},"
+      "{{\"address\":{},\"name\":{},\"weight\":{},\"backup\":{},\"available\":{},\"out_reason\":{},\"healthy\":{},"
       "\"health_detail\":{},\"ejected\":{},\"ejection_detail\":{},\"breaker\":\"{}\","
       "\"active_requests\":{},\"requests_total\":{},\"failures_total\":{},\"connect_failures_total\":{},"
       "\"consecutive_failures\":{},\"health_check_failures_total\":{},\"ejections_total\":{},"
       "\"connections_active\":{},\"retried_total\":{},\"breaker_window\":{},{}}}",
-      json_string(h.address()), h.weight(), h.backup(), out_reason == nullptr,
+      json_string(h.address()), json_string(h.name()), h.weight(), h.backup(), out_reason == nullptr,
       out_reason == nullptr ? std::string("null") : json_string(out_reason), h.is_healthy(),
       json_string(h.detail(upstream::out_kind::health)), h.is_ejected(),
       json_string(h.is_ejected() ? h.detail(upstream::out_kind::ejection) : ""), upstream::to_string(h.breaker_now()),
@@ -70,6 +70,15 @@ std::string upstream_json(const upstream::cluster& c, breaker::clock::time_point
       out.push_back(',');
     }
     out += backend_json(*c.hosts[i], now);
+  }
+  out += "],\"names\":[";
+  for (std::size_t i = 0; i < c.names.size(); ++i) {
+    const auto& n = *c.names[i];
+    out += fmt::format(
+        "{}{{\"name\":{},\"addresses\":{},\"lookups\":{},\"failures\":{},\"added\":{},\"removed\":{},"
+        "\"last_error\":{}}}",
+        i > 0 ? "," : "", json_string(n.name), n.addresses, n.lookups, n.failures, n.added, n.removed,
+        n.last_error.empty() ? std::string("null") : json_string(n.last_error));
   }
   const auto& st = *c.stats;
   out += fmt::format(

@@ -160,8 +160,8 @@ void diff_backends(const upstream& was, const upstream& u, bool state_kept, std:
       }
     }
     if (old_b == nullptr) {
-      out.push_back(
-          fmt::format("backend added: \"{}\" {} (starts unknown until its first check)", u.name, b.addr.text));
+      out.push_back(fmt::format("backend added: \"{}\" {} ({}starts unknown until its first check)", u.name,
+                                b.addr.text, b.addr.is_ip ? "" : "a hostname: each address it resolves to "));
     } else if (!state_kept) {
       out.push_back(
           fmt::format("backend reset: \"{}\" {} (health check or breaker settings changed: its state "

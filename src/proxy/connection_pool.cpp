@@ -13,11 +13,7 @@ namespace spillway::proxy {
 
 upstream_connection::upstream_connection(boost::asio::ip::tcp::socket s, upstream::host_ptr h,
                                          std::shared_ptr<upstream::upstream_stats> st, tls::client_context_ptr t)
-    : stream(std::move(s)),
-      tls(std::move(t)),
-      host(std::move(h)),
-      stats(std::move(st)),
-      endpoint_version(host->endpoint_version()) {
+    : stream(std::move(s)), tls(std::move(t)), host(std::move(h)), stats(std::move(st)) {
   host->connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -55,8 +51,8 @@ upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls
     // idle timeout.
     auto conn = std::move(list.back());
     list.pop_back();
-    if (conn->tls.get() != tls || conn->endpoint_version != h->endpoint_version()) {
-      continue;  // made before a reload changed TLS settings, or before DNS moved the host: closed
+    if (conn->tls.get() != tls) {
+      continue;  // made before a reload changed TLS settings: closed
     }
     // Every reuse is checked, however recently the connection was used: bytes a backend sent
     // after its response (a body behind a 204, an answer to nothing) would otherwise be read as
@@ -74,8 +70,7 @@ void connection_pool::put(upstream_connection_ptr conn) {
     if (w->woken || w->stats != conn->stats.get()) {
       continue;
     }
-    if (w->host == conn->host.get() && w->tls == conn->tls.get() &&
-        conn->endpoint_version == conn->host->endpoint_version()) {
+    if (w->host == conn->host.get() && w->tls == conn->tls.get()) {
       w->handed = std::move(conn);
       wake(*w);
       return;
@@ -106,6 +101,10 @@ void connection_pool::sweep(std::chrono::steady_clock::time_point now, std::chro
 }
 
 void connection_pool::clear() { idle_.clear(); }
+
+void connection_pool::keep_only(const std::function<bool(const upstream::host*)>& configured) {
+  std::erase_if(idle_, [&](const auto& item) { return !configured(item.first); });
+}
 
 void connection_pool::wake(waiter& w) {
   w.woken = true;

@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <functional>
 #include <list>
 #include <memory>
 #include <unordered_map>
@@ -39,8 +40,7 @@ struct upstream_connection {
   upstream::host_ptr host;      // keeps the host alive while the connection exists
   std::shared_ptr<upstream::upstream_stats> stats;
   std::chrono::steady_clock::time_point idle_since;
-  std::uint64_t requests = 0;      // requests sent on this connection so far
-  std::uint32_t endpoint_version;  // the host's address when connected (see host::endpoint_version)
+  std::uint64_t requests = 0;  // requests sent on this connection so far
   // Told when this connection closes, so that a request waiting for a connection slot of its
   // upstream is woken (null: nobody to tell). Set by connection_pool::adopt().
   connection_pool* pool = nullptr;
@@ -101,6 +101,9 @@ class connection_pool {
 
   // Closes every idle connection (drain). Worker thread only.
   void clear();
+  // Closes the idle connections to hosts for which `configured` is false: backends a reload removed,
+  // addresses a hostname no longer resolves to. Worker thread only.
+  void keep_only(const std::function<bool(const upstream::host*)>& configured);
 
   std::size_t idle_count() const;
   std::size_t waiting() const { return waiters_.size(); }

@@ -341,24 +341,28 @@ std::shared_ptr<h2_upstream> h2_pool::find(const upstream::host* h, const tls::c
   if (it == by_host_.end()) {
     return nullptr;
   }
-  const auto version = h->endpoint_version();
-  std::shared_ptr<h2_upstream> found;
-  std::vector<std::shared_ptr<h2_upstream>> moved;
   for (const auto& c : it->second) {
-    if (c->endpoint_version() != version) {
-      moved.push_back(c);
-    } else if (!found && c->tls() == tls && c->usable()) {
-      found = c;
+    if (c->tls() == tls && c->usable()) {
+      return c;
     }
   }
-  for (const auto& c : moved) {
+  return nullptr;
+}
+
+void h2_pool::keep_only(const std::function<bool(const upstream::host*)>& configured) {
+  std::vector<std::shared_ptr<h2_upstream>> gone;
+  for (const auto& [h, v] : by_host_) {
+    if (!configured(h)) {
+      gone.insert(gone.end(), v.begin(), v.end());
+    }
+  }
+  for (const auto& c : gone) {
     if (c->active() == 0) {
-      c->close();  // removes itself from by_host_, which the loop above is done with
+      c->close();  // removes itself from by_host_
     } else {
       c->drain();  // its calls finish; it takes no more
     }
   }
-  return found;
 }
 
 void h2_pool::add(std::shared_ptr<h2_upstream> c) {

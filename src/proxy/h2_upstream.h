@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -94,8 +95,6 @@ class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
 
   const upstream::host* host() const { return conn_->host.get(); }
   const tls::client_context* tls() const { return conn_->tls.get(); }
-  // The host's address when connected (see host::endpoint_version).
-  std::uint32_t endpoint_version() const { return conn_->endpoint_version; }
   // Open, not draining, and below the backend's concurrent stream limit.
   bool usable() const;
   std::size_t active() const { return calls_.size(); }
@@ -148,9 +147,11 @@ class h2_pool {
   // The worker is stopping: every connection closes (while the io_context lives), and the pool
   // takes no more.
   void shut_down();
-  // A connection to `h` (with TLS context `tls`) that can take another call, or nullptr. Connections
-  // made to an address the host no longer has (a DNS refresh moved it) are drained on the way.
+  // A connection to `h` (with TLS context `tls`) that can take another call, or nullptr.
   std::shared_ptr<h2_upstream> find(const upstream::host* h, const tls::client_context* tls);
+  // Drains the connections to hosts for which `configured` is false (removed by a reload, or an
+  // address its hostname no longer resolves to): their calls finish, they take no more.
+  void keep_only(const std::function<bool(const upstream::host*)>& configured);
   void add(std::shared_ptr<h2_upstream> c);
   // Called by a connection that closed.
   void remove(h2_upstream* c);

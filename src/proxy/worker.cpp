@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <ctime>
 #include <stdexcept>
+#include <unordered_set>
 
 namespace spillway::proxy {
 
@@ -146,6 +147,16 @@ std::future<void> worker::install(snapshot_ptr snap) {
     if (!draining_) {
       view_ = make_view(snap, random_);
       sync_listeners(*snap);
+      // Pooled connections to backends the snapshot no longer has close (h2: drain).
+      std::unordered_set<const upstream::host*> hosts;
+      for (const auto& c : snap->clusters) {
+        for (const auto& h : c->hosts) {
+          hosts.insert(h.get());
+        }
+      }
+      auto configured = [&](const upstream::host* h) { return hosts.contains(h); };
+      pool_.keep_only(configured);
+      h2_pool_.keep_only(configured);
     }
     done->set_value();
   });

@@ -194,6 +194,39 @@ void server::install_on_workers() {
   }
 }
 
+void server::hosts_changed() {
+  if (rebuild_posted_) {
+    return;
+  }
+  rebuild_posted_ = true;
+  asio::post(io_, [this] {
+    rebuild_posted_ = false;
+    rebuild_clusters();
+  });
+}
+
+void server::rebuild_clusters() {
+  if (draining_ || !snapshot_) {
+    return;
+  }
+  // The running config again, with each hostname's current addresses: the same generation (no
+  // config changed), the same TLS contexts and access log.
+  std::vector<tls::client_context_ptr> upstream_tls;
+  for (const auto& c : snapshot_->clusters) {
+    upstream_tls.push_back(c->tls);
+  }
+  std::vector<tls::server_context_ptr> listener_tls;
+  for (const auto& l : snapshot_->listeners) {
+    listener_tls.push_back(l.tls);
+  }
+  auto clusters = registry_.build(*cfg_, upstream_tls);
+  snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation, std::move(listener_tls), &traffic_,
+                                   snapshot_->log);
+  install_on_workers();
+  checker_.update(snapshot_->clusters);
+  outlier_.update(snapshot_->clusters);
+}
+
 void server::wait_signals() {
   signals_.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) {
@@ -272,6 +305,7 @@ int server::run() {
       }
       return 1;
     }
+    clusters = registry_.build(*cfg_, tls.upstreams);  // with every address the names resolved to
     snapshot_ =
         proxy::make_snapshot(cfg_, std::move(clusters), 1, std::move(tls.listeners), &traffic_, access_log_for(*cfg_));
     for (unsigned i = 0; i < n; ++i) {
@@ -293,6 +327,7 @@ int server::run() {
     reload(how == change_seen::event ? admin::reload_trigger::file : admin::reload_trigger::poll, true);
   });
   watcher_->start();
+  registry_.on_change([this] { hosts_changed(); });
   registry_.start_refresh();
   admin_->start();
   outlier_.update(snapshot_->clusters);

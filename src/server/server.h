@@ -42,6 +42,10 @@ class server {
   std::shared_ptr<proxy::access_log> access_log_for(const config::config& cfg);
   // Hands snapshot_ to every worker and waits (boundedly) until each has taken it.
   void install_on_workers();
+  // A hostname's addresses changed (the registry says so): one posted rebuild of the snapshot's
+  // clusters, however many answers came in the same round.
+  void hosts_changed();
+  void rebuild_clusters();
   void wait_signals();
   void drain();
 
@@ -59,6 +63,7 @@ class server {
   control_events events_{io_, outlier_};
   // Hosts and per-upstream counters across reloads, and DNS (after journal_, which hosts point to).
   upstream::host_registry registry_{io_, &journal_};
+  bool rebuild_posted_ = false;
   proxy::traffic_registry traffic_;  // listener and route counters across reloads
   std::string last_reload_error_;
   std::string applied_text_;   // the config file's content that runs

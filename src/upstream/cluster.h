@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace spillway::upstream {
@@ -52,9 +53,23 @@ struct upstream_stats {
   }
 };
 
+// The lookups of one hostname backend. Control thread only: written by the host registry, read by
+// the admin API.
+struct name_stats {
+  std::string name;            // "name:port" as configured
+  std::uint64_t lookups = 0;   // answers received
+  std::uint64_t failures = 0;  // failed or empty answers (the last good set stayed)
+  std::uint64_t added = 0;     // addresses that appeared after the first answer
+  std::uint64_t removed = 0;   // addresses that went away
+  std::size_t addresses = 0;   // in the current set
+  std::string last_error;      // of the last lookup; empty when it answered
+};
+
 struct cluster {
   config::upstream cfg;
-  std::vector<host_ptr> hosts;  // in config order
+  // In config order; a hostname's addresses in address order where the name stands.
+  std::vector<host_ptr> hosts;
+  std::vector<std::shared_ptr<const name_stats>> names;  // its hostname backends' lookups
   std::shared_ptr<upstream_stats> stats;
   tls::client_context_ptr tls;  // set when the upstream speaks TLS to its backends
 };

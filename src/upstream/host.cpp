@@ -26,7 +26,13 @@ host::host(std::string upstream_name, const config::backend& cfg, boost::asio::i
       cfg_(cfg),
       weight_(cfg.weight),
       backup_(cfg.backup),
-      endpoint_(std::make_shared<const boost::asio::ip::tcp::endpoint>(std::move(endpoint))) {}
+      endpoint_(endpoint),
+      address_(cfg.addr.is_ip || endpoint.port() == 0 ? cfg.addr.text : endpoint_text(endpoint)) {}
+
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return a.is_v6() ? fmt::format("[{}]:{}", a.to_string(), ep.port()) : fmt::format("{}:{}", a.to_string(), ep.port());
+}
 
 bool host::is_in(out_kind kind) const {
   switch (kind) {
@@ -154,10 +160,8 @@ void host::report(out_kind kind, bool in, bool was_known, const std::string& det
       break;
     case out_kind::dns:
       // A name that has not resolved yet is a new backend that never took traffic: logged, not an
-      // incident (the journal's "dns" events are moves of a known backend, see host_registry).
-      if (in) {
-        log::info("dns: {} {} resolved to {}", upstream_name_, address(), endpoint().address().to_string());
-      } else {
+      // incident (the journal's "dns" events are addresses coming and going, see host_registry).
+      if (!in) {
         log::warn("dns: {} {}: cannot resolve ({}); it takes no traffic until it does", upstream_name_, address(),
                   detail);
       }

@@ -43,6 +43,8 @@ class journal;
 // name has not resolved yet (a name that resolved once keeps its last answer).
 enum class out_kind : std::uint8_t { health, ejection, dns };
 const char* to_string(out_kind k);
+// "10.0.0.1:8080", "[::1]:8080".
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep);
 
 class host : public std::enable_shared_from_this<host> {
  public:
@@ -51,8 +53,15 @@ class host : public std::enable_shared_from_this<host> {
        const time_source& clock = time_source::real());
 
   const std::string& upstream_name() const { return upstream_name_; }
-  // The address as configured ("10.0.0.1:8080" or "name:8080").
-  const std::string& address() const { return cfg_.addr.text; }
+  // What the host is known by, in /status, /metrics, logs and the journal: "10.0.0.1:8080" for a
+  // backend written as an address and for each address a hostname resolves to ("[::1]:8080" for
+  // IPv6); the name as configured ("name:8080") for a hostname with no answer yet.
+  const std::string& address() const { return address_; }
+  // The backend as configured ("10.0.0.1:8080" or "name:8080"): several hosts share the name of a
+  // hostname that resolves to several addresses.
+  const std::string& name() const { return cfg_.addr.text; }
+  // True for a host made from a hostname (one of its addresses, or the name waiting for one).
+  bool from_name() const { return !cfg_.addr.is_ip; }
   const config::backend& cfg() const { return cfg_; }
   // Weight and role can change on reload without losing what is known about the host; a balancer
   // reads them when it is built for a snapshot (and weight on every pick). Any thread.
@@ -61,16 +70,9 @@ class host : public std::enable_shared_from_this<host> {
   // Control thread, before the snapshot that carries the new values is posted.
   void set_weight(std::uint32_t w) { weight_.store(w, std::memory_order_relaxed); }
   void set_backup(bool b) { backup_.store(b, std::memory_order_relaxed); }
-  // The resolved endpoint to connect to. A backend written as a hostname may move when it is
-  // re-resolved (dns_refresh); `endpoint_version` then changes, so pooled connections to the old
-  // address are not reused. Any thread.
-  boost::asio::ip::tcp::endpoint endpoint() const { return *std::atomic_load(&endpoint_); }
-  std::uint32_t endpoint_version() const { return endpoint_version_.load(std::memory_order_acquire); }
-  // Control thread.
-  void set_endpoint(const boost::asio::ip::tcp::endpoint& ep) {
-    std::atomic_store(&endpoint_, std::make_shared<const boost::asio::ip::tcp::endpoint>(ep));
-    endpoint_version_.fetch_add(1, std::memory_order_release);
-  }
+  // The endpoint to connect to, fixed for the host's life (a hostname's new address is a new
+  // host). Unspecified for a hostname with no answer yet, which is never resolved. Any thread.
+  const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
 
   // True when the host may take a new request: healthy, not ejected, breaker not open, address
   // known. Any thread; relaxed reads, so a decision made elsewhere is seen within a few requests.
@@ -288,8 +290,8 @@ class host : public std::enable_shared_from_this<host> {
   config::backend cfg_;
   std::atomic<std::uint32_t> weight_;
   std::atomic<bool> backup_;
-  std::shared_ptr<const boost::asio::ip::tcp::endpoint> endpoint_;  // atomic_load/atomic_store only
-  std::atomic<std::uint32_t> endpoint_version_{0};
+  boost::asio::ip::tcp::endpoint endpoint_;
+  std::string address_;
 };
 
 using host_ptr = std::shared_ptr<host>;

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace spillway::upstream {
 
 namespace asio = boost::asio;
@@ -22,12 +24,15 @@ host_registry::host_registry(asio::io_context& io, journal* events, resolve_fn r
     : events_(events), clock_(clock), resolver_(io), resolve_(std::move(resolve)), timer_(io) {
   if (!resolve_) {
     resolve_ = [this](const std::string& name, std::uint16_t port, resolve_done done) {
-      resolver_.async_resolve(name, std::to_string(port),
+      // Every address, IPv4 and IPv6 (no AI_ADDRCONFIG: whether an address is reachable is for
+      // its health check to say, not for this machine's interface list).
+      resolver_.async_resolve(name, std::to_string(port), tcp::resolver::flags{},
                               [done = std::move(done)](boost::system::error_code ec, tcp::resolver::results_type r) {
-                                if (!ec && r.empty()) {
-                                  ec = asio::error::host_not_found;
+                                std::vector<tcp::endpoint> eps;
+                                for (const auto& e : r) {
+                                  eps.push_back(e.endpoint());
                                 }
-                                done(ec, ec ? tcp::endpoint() : r.begin()->endpoint());
+                                done(ec, std::move(eps));
                               });
     };
   }
@@ -38,7 +43,7 @@ std::vector<cluster_ptr> host_registry::build(const config::config& cfg,
   std::vector<cluster_ptr> clusters;
   std::map<std::string, entry> next;
   std::map<std::string, schedule> next_dns;
-  std::vector<host_ptr> to_look_up;
+  std::vector<std::string> to_look_up;
   const auto now = clock_.steady_now();
   for (std::size_t ui = 0; ui < cfg.upstreams.size(); ++ui) {
     const auto& u = cfg.upstreams[ui];
@@ -49,30 +54,49 @@ std::vector<cluster_ptr> host_registry::build(const config::config& cfg,
       const std::string key = key_of(u.name, b.addr.text);
       const auto it = hosts_.find(key);
       const entry* old = it != hosts_.end() ? &it->second : nullptr;
-      host_ptr h;
-      if (old != nullptr && config::same_health_check(old->health, u.health) &&
-          config::same_breaker(old->breaker, u.breaker)) {
-        h = old->host;
+      const bool keep = old != nullptr && config::same_health_check(old->health, u.health) &&
+                        config::same_breaker(old->breaker, u.breaker);
+      if (old != nullptr && !keep) {
+        log::info("reload: {} {} starts fresh (health check or breaker settings changed)", u.name, b.addr.text);
+      }
+      entry e{u.name, b, u.health, u.breaker, nullptr, {}, nullptr};
+      // A kept host takes the new weight and role; a fresh one is made for the same address.
+      auto carry = [&](const host_ptr& h, const tcp::endpoint& ep) {
+        if (!keep) {
+          return make_host(e, ep);
+        }
         h->set_weight(b.weight);
         h->set_backup(b.backup);
+        return h;
+      };
+      if (b.addr.is_ip) {
+        const tcp::endpoint ep(asio::ip::make_address(b.addr.host), b.addr.port);
+        e.host = old != nullptr ? carry(old->host, ep) : make_host(e, ep);
+        c->hosts.push_back(e.host);
       } else {
+        e.dns = old != nullptr ? old->dns : std::make_shared<name_stats>();
+        e.dns->name = b.addr.text;
         if (old != nullptr) {
-          log::info("reload: {} {} starts fresh (health check or breaker settings changed)", u.name, b.addr.text);
+          for (const auto& [ep, h] : old->addresses) {
+            // The name's answer stands: no lookup to wait for.
+            c->hosts.push_back(e.addresses.emplace(ep, carry(h, ep)).first->second);
+          }
         }
-        h = make_host(u, b, key, old);
-        if (!h->is_resolved()) {
-          to_look_up.push_back(h);
+        if (e.addresses.empty()) {
+          e.host = keep && old->host ? old->host : make_host(e, {});
+          c->hosts.push_back(e.host);
+          if (!e.host->known(out_kind::dns) || !keep) {
+            to_look_up.push_back(key);
+          }
         }
-      }
-      c->hosts.push_back(h);
-      next[key] = entry{h, u.health, u.breaker};
-      if (!b.addr.is_ip) {
+        c->names.push_back(e.dns);
         auto sit = dns_.find(u.name);
-        auto& s = next_dns[u.name];
-        s.every = u.dns_refresh;
+        auto& sched = next_dns[u.name];
+        sched.every = u.dns_refresh;
         // A changed dns_refresh counts from now; an unchanged one keeps its rhythm.
-        s.due = sit != dns_.end() && sit->second.every == u.dns_refresh ? sit->second.due : now + u.dns_refresh;
+        sched.due = sit != dns_.end() && sit->second.every == u.dns_refresh ? sit->second.due : now + u.dns_refresh;
       }
+      next[key] = std::move(e);
     }
     auto& stats = stats_[u.name];
     if (!stats) {
@@ -83,84 +107,130 @@ std::vector<cluster_ptr> host_registry::build(const config::config& cfg,
   }
   hosts_ = std::move(next);
   dns_ = std::move(next_dns);
-  // Once the hosts are registered, so that an answer (even one given at once) finds its host.
-  for (const auto& h : to_look_up) {
-    look_up(h);
+  // Once the entries are registered, so that an answer (even one given at once) finds its entry.
+  for (const auto& key : to_look_up) {
+    look_up(key, hosts_.at(key));
   }
   return clusters;
 }
 
-host_ptr host_registry::make_host(const config::upstream& u, const config::backend& b, const std::string& key,
-                                  const entry* old) {
-  tcp::endpoint ep;
-  bool resolved = true;
-  if (b.addr.is_ip) {
-    ep = tcp::endpoint(asio::ip::make_address(b.addr.host), b.addr.port);
-  } else if (old != nullptr && old->host->is_resolved()) {
-    ep = old->host->endpoint();  // the same name: no need to wait for a lookup
-  } else {
-    resolved = false;
-  }
-  auto h = std::make_shared<host>(u.name, b, ep, clock_);
+host_ptr host_registry::make_host(const entry& e, const tcp::endpoint& ep) {
+  auto h = std::make_shared<host>(e.upstream, e.cfg, ep, clock_);
   h->events_journal = events_;
-  if (u.breaker.enabled) {
-    h->circuit = std::make_unique<breaker::circuit_breaker>(u.breaker, std::hash<std::string>{}(key) ^ seed_++);
+  if (e.breaker.enabled) {
+    h->circuit = std::make_unique<breaker::circuit_breaker>(
+        e.breaker, std::hash<std::string>{}(key_of(e.upstream, h->address())) ^ seed_++);
   }
-  if (!resolved) {
+  if (!e.cfg.addr.is_ip && ep.port() == 0) {
     h->set_initial(out_kind::dns, false, "resolving");
+  }
+  if (e.health.enabled) {
+    // Unknown until its first check (the checker starts one as soon as it sees the host): no
+    // traffic to a host nobody has seen alive, even in the instant before the checker does.
+    h->set_initial(out_kind::health, false, "not checked yet");
   }
   return h;
 }
 
-void host_registry::look_up(const host_ptr& h) {
-  if (stopped_ || !in_flight_.insert(h.get()).second) {
-    return;  // one lookup per host at a time
+void host_registry::look_up(const std::string& key, const entry& e) {
+  if (stopped_ || !in_flight_.insert(key).second) {
+    return;  // one lookup per name at a time
   }
-  const auto& addr = h->cfg().addr;
-  resolve_(addr.host, addr.port,
-           [this, h](boost::system::error_code ec, const tcp::endpoint& ep) { answer(h, ec, ep); });
+  resolve_(e.cfg.addr.host, e.cfg.addr.port, [this, key](boost::system::error_code ec, std::vector<tcp::endpoint> eps) {
+    answer(key, ec, std::move(eps));
+  });
 }
 
-void host_registry::answer(const host_ptr& h, boost::system::error_code ec, const tcp::endpoint& ep) {
-  in_flight_.erase(h.get());
+void host_registry::answer(const std::string& key, boost::system::error_code ec, std::vector<tcp::endpoint> eps) {
+  in_flight_.erase(key);
   if (stopped_) {
     return;
   }
-  auto it = hosts_.find(key_of(h->upstream_name(), h->address()));
-  if (it == hosts_.end() || it->second.host != h) {
-    return;  // removed or replaced by a reload meanwhile
+  auto it = hosts_.find(key);
+  if (it == hosts_.end()) {
+    return;  // removed by a reload meanwhile
+  }
+  auto& e = it->second;
+  auto& st = *e.dns;
+  ++st.lookups;
+  std::sort(eps.begin(), eps.end());
+  eps.erase(std::unique(eps.begin(), eps.end()), eps.end());
+  if (!ec && eps.empty()) {
+    ec = asio::error::host_not_found;  // an empty answer is no reason to drop every address
   }
   if (ec) {
-    if (!h->is_resolved()) {
-      h->mark_out(out_kind::dns, ec.message());  // logged the first time only
+    ++st.failures;
+    const bool first_failure = st.last_error.empty();
+    st.last_error = ec.message();
+    if (e.addresses.empty()) {
+      e.host->mark_out(out_kind::dns, ec.message());  // logged the first time only
       return;
     }
-    // Keep the last good address: a resolver hiccup must not take a backend out.
-    log::warn("dns: {} {}: cannot resolve ({}); keeping {}", h->upstream_name(), h->address(), ec.message(),
-              h->endpoint().address().to_string());
+    if (first_failure) {
+      log::warn("dns: {} {}: cannot resolve ({}); keeping its {} address(es)", e.upstream, e.cfg.addr.text,
+                ec.message(), e.addresses.size());
+    }
     return;
   }
-  if (!h->is_resolved()) {
-    h->set_endpoint(ep);  // before mark_in, which publishes it
-    h->mark_in(out_kind::dns);
+  if (!st.last_error.empty() && !e.addresses.empty()) {
+    log::info("dns: {} {} resolves again", e.upstream, e.cfg.addr.text);
+  }
+  st.last_error.clear();
+  const bool first = e.addresses.empty();
+  std::vector<std::string> added;
+  std::vector<std::string> removed;
+  for (auto a = e.addresses.begin(); a != e.addresses.end();) {
+    if (std::binary_search(eps.begin(), eps.end(), a->first)) {
+      ++a;
+      continue;
+    }
+    // Gone from the answer: out of the next snapshot; its in-flight requests finish.
+    removed.push_back(a->second->address());
+    if (events_ != nullptr) {
+      events_->transition(*a->second, "dns", "present", "removed", fmt::format("no longer in {}", e.cfg.addr.text));
+    }
+    a = e.addresses.erase(a);
+  }
+  for (const auto& ep : eps) {
+    if (e.addresses.contains(ep)) {
+      continue;
+    }
+    auto h = make_host(e, ep);
+    added.push_back(h->address());
+    if (events_ != nullptr && !first) {
+      events_->transition(*h, "dns", "absent", "added", fmt::format("new in {}", e.cfg.addr.text));
+    }
+    e.addresses.emplace(ep, std::move(h));
+  }
+  st.addresses = e.addresses.size();
+  if (added.empty() && removed.empty()) {
     return;
   }
-  const auto old = h->endpoint();
-  if (ep == old) {
-    return;
+  e.host = nullptr;  // the placeholder, if any: the name has addresses now
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& a : v) {
+      out += out.empty() ? a : ", " + a;
+    }
+    return out;
+  };
+  if (first) {
+    log::info("dns: {} {} resolved to {}", e.upstream, e.cfg.addr.text, list(added));
+  } else {
+    st.added += added.size();
+    st.removed += removed.size();
+    log::info("dns: {} {}: {}{}{}", e.upstream, e.cfg.addr.text, added.empty() ? "" : "added " + list(added),
+              added.empty() || removed.empty() ? "" : "; ", removed.empty() ? "" : "removed " + list(removed));
   }
-  h->set_endpoint(ep);
-  auto detail = fmt::format("{} -> {}", old.address().to_string(), ep.address().to_string());
-  log::info("dns: {} {} moved: {}", h->upstream_name(), h->address(), detail);
-  if (events_ != nullptr) {
-    events_->transition(*h, "dns", old.address().to_string(), ep.address().to_string(), detail);
+  if (on_change_) {
+    on_change_();
   }
 }
 
 std::vector<std::string> host_registry::unresolved() const {
   std::vector<std::string> out;
   for (const auto& [key, e] : hosts_) {
-    if (!e.host->is_resolved() && e.host->known(out_kind::dns)) {
+    if (e.host && !e.host->is_resolved() && e.host->known(out_kind::dns)) {
       out.push_back(fmt::format("backend {} of upstream \"{}\": cannot resolve: {}", e.host->address(),
                                 e.host->upstream_name(), e.host->detail(out_kind::dns)));
     }
@@ -189,8 +259,8 @@ void host_registry::refresh(std::chrono::steady_clock::time_point now) {
     s.due = now + s.every;
     const std::string prefix = name + "\n";
     for (auto it = hosts_.lower_bound(prefix); it != hosts_.end() && it->first.starts_with(prefix); ++it) {
-      if (!it->second.host->cfg().addr.is_ip) {
-        look_up(it->second.host);
+      if (!it->second.cfg.addr.is_ip) {
+        look_up(it->first, it->second);
       }
     }
   }
@@ -203,8 +273,22 @@ void host_registry::stop() {
 }
 
 host_ptr host_registry::find(const std::string& upstream, const std::string& address) const {
+  auto all = find_all(upstream, address);
+  return all.empty() ? nullptr : all.front();
+}
+
+std::vector<host_ptr> host_registry::find_all(const std::string& upstream, const std::string& address) const {
+  std::vector<host_ptr> out;
   auto it = hosts_.find(key_of(upstream, address));
-  return it != hosts_.end() ? it->second.host : nullptr;
+  if (it != hosts_.end()) {
+    if (it->second.host) {
+      out.push_back(it->second.host);
+    }
+    for (const auto& [ep, h] : it->second.addresses) {
+      out.push_back(h);
+    }
+  }
+  return out;
 }
 
 }  // namespace spillway::upstream

@@ -6,10 +6,15 @@
 // counts, while its health check and breaker settings stay the same too (weight and role may
 // change); anything else starts fresh. Per-upstream counters are kept by upstream name.
 //
-// Hostnames are resolved asynchronously on the control thread's io_context, so a reload never waits
-// for DNS: a new hostname backend is out of traffic (out_kind::dns) until its name first resolves,
-// and is looked up again every dns_refresh; a lookup that fails later keeps the last answer. A host
-// whose name moves keeps its state (it is the same backend by name); the move is journaled.
+// A backend written as a hostname is one host per address its name resolves to (IPv4 and IPv6),
+// each with its own state, kept across refreshes while the address stays. Names are looked up
+// asynchronously on the control thread's io_context (the system resolver runs off-thread), so
+// neither a reload nor a refresh waits for DNS: a new name is one placeholder host, out of traffic
+// (out_kind::dns), until it first resolves; it is looked up again every dns_refresh. When an
+// answer adds or removes addresses, `on_change` is told, and the next build() gives the new set: a
+// new address is a new host (out of traffic until its first health check passes), a vanished one
+// is dropped (its in-flight requests finish; workers close its pooled connections). A lookup that
+// fails or comes back empty keeps the last good set, logged and counted.
 
 #include "common/time_source.h"
 #include "config/config.h"
@@ -34,12 +39,12 @@ namespace spillway::upstream {
 class host_registry {
  public:
   // Looks up `name`:`port` and calls `done` once, on the registry's io_context, with an error or
-  // the address to use. Injected so that tests answer lookups themselves.
-  using resolve_done = std::function<void(boost::system::error_code, boost::asio::ip::tcp::endpoint)>;
+  // the addresses. Injected so that tests answer lookups themselves.
+  using resolve_done = std::function<void(boost::system::error_code, std::vector<boost::asio::ip::tcp::endpoint>)>;
   using resolve_fn = std::function<void(const std::string& name, std::uint16_t port, resolve_done done)>;
 
   // `events` (may be null) and `clock` must outlive the registry and its hosts. Lookups go to the
-  // system resolver (asio's, on `io`), the first address returned is used.
+  // system resolver (asio's, on `io`).
   host_registry(boost::asio::io_context& io, journal* events, const time_source& clock = time_source::real());
   host_registry(boost::asio::io_context& io, journal* events, resolve_fn resolve, const time_source& clock);
   host_registry(const host_registry&) = delete;
@@ -56,6 +61,10 @@ class host_registry {
   // `backend NAME:PORT of upstream "u": cannot resolve: WHY`. Control thread.
   std::vector<std::string> unresolved() const;
 
+  // Called (control thread) after an answer changed a name's addresses; build() then gives the new
+  // hosts. Not called for answers that change nothing.
+  void on_change(std::function<void()> fn) { on_change_ = std::move(fn); }
+
   // Starts the refresh timer: every second, the hostnames of each upstream whose dns_refresh is
   // due are looked up again. Control thread.
   void start_refresh();
@@ -64,23 +73,31 @@ class host_registry {
   // Stops the timer and the lookups under way; answers that still arrive are ignored. Control thread.
   void stop();
 
-  // The host of `address` in `upstream`, or null. Control thread.
+  // The host of backend `address` (as configured) in `upstream`, or null; for a hostname, the host
+  // of its first address (or its placeholder). Control thread.
   host_ptr find(const std::string& upstream, const std::string& address) const;
+  // Every host of backend `address` in `upstream`, addresses in order. Control thread.
+  std::vector<host_ptr> find_all(const std::string& upstream, const std::string& address) const;
 
  private:
+  // One configured backend.
   struct entry {
-    host_ptr host;
-    config::health_check health;  // the settings the host was made for
+    std::string upstream;
+    config::backend cfg;
+    config::health_check health;  // the settings its hosts were made for
     config::circuit_breaker breaker;
+    host_ptr host;  // an address backend, or a hostname's placeholder until its first answer
+    std::map<boost::asio::ip::tcp::endpoint, host_ptr> addresses;  // a hostname's hosts
+    std::shared_ptr<name_stats> dns;                               // a hostname's lookups (kept by name)
   };
   struct schedule {
     config::duration every{};
     std::chrono::steady_clock::time_point due{};
   };
 
-  host_ptr make_host(const config::upstream& u, const config::backend& b, const std::string& key, const entry* old);
-  void look_up(const host_ptr& h);
-  void answer(const host_ptr& h, boost::system::error_code ec, const boost::asio::ip::tcp::endpoint& ep);
+  host_ptr make_host(const entry& e, const boost::asio::ip::tcp::endpoint& ep);
+  void look_up(const std::string& key, const entry& e);
+  void answer(const std::string& key, boost::system::error_code ec, std::vector<boost::asio::ip::tcp::endpoint> eps);
   void arm_timer();
 
   journal* events_;
@@ -91,8 +108,9 @@ class host_registry {
   std::map<std::string, entry> hosts_;                            // by "upstream\naddress"
   std::map<std::string, std::shared_ptr<upstream_stats>> stats_;  // by upstream name
   std::map<std::string, schedule> dns_;  // by upstream name, upstreams with hostname backends only
-  std::set<const host*> in_flight_;      // hosts with a lookup under way (the lookup holds a host_ptr)
-  std::uint64_t seed_ = 0x5b1e;          // breakers' jitter seeds
+  std::set<std::string> in_flight_;      // entries (keys) with a lookup under way
+  std::function<void()> on_change_;
+  std::uint64_t seed_ = 0x5b1e;  // breakers' jitter seeds
   bool stopped_ = false;
 };
 

@@ -168,6 +168,13 @@ class Spillway:
                         return b
         raise KeyError(address)
 
+    def backends_named(self, upstream, name):
+        """The backends of a configured backend `name`: one per address a hostname resolves to."""
+        for u in self.status()["upstreams"]:
+            if u["name"] == upstream:
+                return [b for b in u["backends"] if b["name"] == name]
+        raise KeyError(upstream)
+
     def rss_kib(self):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:

@@ -1,4 +1,4 @@
-"""dns_refresh: a backend written as a hostname follows its DNS record.
+"""dns_refresh: a backend written as a hostname is one backend per address its name resolves to.
 
 Spillway runs in its own mount namespace (`unshare -m`, we are root) where /etc/hosts is a file the
 test owns, bind-mounted over the real one; rewriting that file is a DNS change only Spillway sees.
@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import SPILLWAY_BIN, free_port, wait_until
@@ -43,7 +44,7 @@ class SpillwayInNamespace(harness.Spillway):
 
 @unittest.skipUnless(namespaces_work(), "needs root and mount namespaces (unshare -m)")
 class DnsRefreshTest(unittest.TestCase):
-    def test_backend_follows_its_dns_record(self):
+    def test_a_moved_record_is_a_new_backend_and_the_old_address_leaves(self):
         port = free_port()
         # Two servers on the same port, on two loopback addresses: the name decides which one.
         a = Testd(host="127.0.0.1", port=port, name="first")
@@ -70,17 +71,20 @@ upstreams:
                 f.write("127.0.0.1 localhost\n127.0.0.2 app.test\n")
             self.assertTrue(wait_until(lambda: sw.request("GET", "/")[1].get("x-backend") == "second", 10),
                             sw.logs())
-            # The backend is the same one by name: still healthy, and the move is an event.
-            b_status = sw.backend_status("app", "app.test:%d" % port)
-            self.assertTrue(b_status["healthy"])
-            moves = [e for e in sw.status()["events"] if e["kind"] == "dns"]
-            self.assertEqual([(m["from"], m["to"]) for m in moves], [("127.0.0.1", "127.0.0.2")])
+            # One backend per address, under its name: the new address, the old one gone; both events.
+            named = sw.backends_named("app", "app.test:%d" % port)
+            self.assertEqual([b["address"] for b in named], ["127.0.0.2:%d" % port])
+            self.assertTrue(wait_until(lambda: sw.backends_named("app", "app.test:%d" % port)[0]["healthy"], 5))
+            moves = [(e["backend"], e["to"]) for e in sw.status()["events"] if e["kind"] == "dns"]
+            self.assertEqual(sorted(moves), [("127.0.0.1:%d" % port, "removed"), ("127.0.0.2:%d" % port, "added")])
             # A name that stops resolving keeps the last good address.
             with open(hosts, "w") as f:
                 f.write("127.0.0.1 localhost\n")
             self.assertTrue(wait_until(lambda: "cannot resolve" in sw.logs(), 10))
             for _ in range(5):
                 self.assertEqual(sw.request("GET", "/")[1].get("x-backend"), "second")
+            self.assertGreaterEqual(
+                sw.metric('spillway_dns_lookup_failures_total{upstream="app",name="app.test:%d"}' % port, 0), 1)
         finally:
             sw.stop()
             a.stop()
@@ -147,7 +151,7 @@ upstreams:
             code, body = sw.admin("POST", "/reload")
             self.assertEqual(code, 200, body)  # accepted at once: the name is looked up in the background
             self.assertTrue(wait_until(lambda: "cannot resolve" in sw.logs(), 10), sw.logs())
-            st = sw.backend_status("app", named)
+            st = sw.backend_status("app", named)  # the name itself, until it has an address
             self.assertFalse(st["available"])
             self.assertEqual(st["out_reason"], "unresolved")
             for _ in range(5):
@@ -155,13 +159,128 @@ upstreams:
             # The name appears: the backend takes traffic once its first health check passes.
             with open(hosts, "w") as f:
                 f.write("127.0.0.1 localhost\n127.0.0.2 later.test\n")
-            self.assertTrue(wait_until(lambda: sw.backend_status("app", named)["available"], 10), sw.logs())
+            self.assertTrue(wait_until(lambda: [b["available"] for b in sw.backends_named("app", named)] == [True], 10),
+                            sw.logs())
+            self.assertEqual(sw.backends_named("app", named)[0]["address"], "127.0.0.2:%d" % b.port)
             seen = set(sw.request("GET", "/")[1].get("x-backend") for _ in range(20))
             self.assertEqual(seen, {"ip", "named"})
         finally:
             sw.stop()
             a.stop()
             b.stop()
+            shutil.rmtree(d, True)
+
+    def test_addresses_come_and_go_under_load_without_a_failed_request(self):
+        """A headless-service style name: three servers on one port, the name's addresses changing
+        while wrk runs. New addresses take traffic once checked, gone ones stop getting any, the
+        address that stays keeps its state, and wrk sees no error."""
+        port = free_port()
+        servers = {ip: Testd(host=ip, port=port, name=ip) for ip in ("127.0.0.2", "127.0.0.3", "127.0.0.4")}
+        d = tempfile.mkdtemp(prefix="spillway-dns-")
+        hosts = os.path.join(d, "hosts")
+
+        def publish(*ips):
+            with open(hosts, "w") as f:
+                f.write("127.0.0.1 localhost\n" + "".join("%s svc.test\n" % ip for ip in ips))
+
+        publish("127.0.0.2", "127.0.0.3")
+        name = "svc.test:%d" % port
+        sw = SpillwayInNamespace("""
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners: [ { listen: 127.0.0.1:{port}, routes: [ { upstream: app } ] } ]
+upstreams:
+  - name: app
+    dns_refresh: 200ms
+    health_check: { http: { path: /healthz }, interval: 200ms, timeout: 200ms }
+    backends: [ { address: %s, weight: 2 } ]
+""" % name, hosts)
+        wrk = None
+
+        def by_address():
+            return {b["address"]: b for b in sw.backends_named("app", name)}
+
+        def served(ip):
+            return by_address().get("%s:%d" % (ip, port), {}).get("requests_total", 0)
+
+        try:
+            self.assertEqual(sorted(by_address()), ["127.0.0.2:%d" % port, "127.0.0.3:%d" % port])
+            self.assertEqual({b["weight"] for b in by_address().values()}, {2})  # the weight applies to each
+            report = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "report.lua")
+            wrk = subprocess.Popen(["wrk", "-t2", "-c16", "-d8s", "-s", report, "http://127.0.0.1:%d/" % sw.port],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.assertTrue(wait_until(lambda: served("127.0.0.2") > 0 and served("127.0.0.3") > 0, 5), sw.logs())
+            stays = by_address()["127.0.0.3:%d" % port]
+
+            # An address appears: it takes traffic once its first check passed.
+            publish("127.0.0.2", "127.0.0.3", "127.0.0.4")
+            self.assertTrue(wait_until(lambda: served("127.0.0.4") > 0, 5), sw.logs())
+            # An address goes: out of rotation, its in-flight requests finish, nothing more reaches it.
+            publish("127.0.0.3", "127.0.0.4")
+            self.assertTrue(wait_until(lambda: "127.0.0.2:%d" % port not in by_address(), 5), sw.logs())
+            time.sleep(0.3)
+            gone_count = servers["127.0.0.2"].stats()["requests"]
+            now = by_address()["127.0.0.3:%d" % port]
+            # The address that stayed is the same backend: its counters went on, it never flipped.
+            self.assertGreaterEqual(now["requests_total"], stays["requests_total"])
+            self.assertTrue(now["healthy"])
+            out, err = wrk.communicate(timeout=30)
+            wrk = None
+            self.assertEqual(servers["127.0.0.2"].stats()["requests"], gone_count)
+            line = [l for l in out.splitlines() if l.startswith("BENCH ")]
+            self.assertTrue(line, out + err)
+            fields = dict(kv.split("=") for kv in line[0].split()[1:])
+            print("\nDNS UNDER LOAD: %s requests; errors: status %s, connect %s, read %s, write %s, timeout %s" % (
+                fields["requests"], fields["status_errors"], fields["connect"], fields["read"], fields["write"],
+                fields["timeout"]))
+            self.assertGreater(int(fields["requests"]), 1000)
+            for k in ("status_errors", "connect", "read", "write", "timeout"):
+                self.assertEqual(fields[k], "0", k)
+            self.assertGreater(servers["127.0.0.4"].stats()["requests"], 0)
+            self.assertEqual(sw.metric('spillway_dns_address_changes_total{upstream="app",name="%s",change="added"}'
+                                       % name), 1)
+            self.assertEqual(sw.metric('spillway_dns_address_changes_total{upstream="app",name="%s",change="removed"}'
+                                       % name), 1)
+            self.assertEqual(sw.metric('spillway_dns_addresses{upstream="app",name="%s"}' % name), 2)
+            self.assertIn('backend="127.0.0.4:%d",name="%s"' % (port, name), sw.admin("GET", "/metrics")[1].decode())
+        finally:
+            if wrk is not None:
+                wrk.kill()
+                wrk.communicate()
+            sw.stop()
+            for s in servers.values():
+                s.stop()
+            shutil.rmtree(d, True)
+
+    def test_a_name_with_ipv4_and_ipv6_addresses_is_a_backend_for_each(self):
+        v4 = Testd(host="127.0.0.1", name="v4")
+        v6 = Testd(host="[::1]", port=v4.port, name="v6")
+        d = tempfile.mkdtemp(prefix="spillway-dns-")
+        hosts = os.path.join(d, "hosts")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 localhost\n127.0.0.1 dual.test\n::1 dual.test\n")
+        sw = SpillwayInNamespace("""
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners: [ { listen: 127.0.0.1:{port}, routes: [ { upstream: app } ] } ]
+upstreams:
+  - name: app
+    balance: round_robin
+    health_check: { http: { path: /healthz }, interval: 200ms, timeout: 200ms }
+    backends: [ { address: dual.test:%d } ]
+""" % v4.port, hosts)
+        try:
+            named = sw.backends_named("app", "dual.test:%d" % v4.port)
+            self.assertEqual(sorted(b["address"] for b in named), ["127.0.0.1:%d" % v4.port, "[::1]:%d" % v4.port])
+            seen = set(sw.request("GET", "/")[1].get("x-backend") for _ in range(10))
+            self.assertEqual(seen, {"v4", "v6"})
+            # validate shows what the name resolves to from where it runs.
+            out = subprocess.run(["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts,
+                                  SPILLWAY_BIN, "validate", "-c", sw.config_path], capture_output=True, text=True)
+            self.assertIn('upstream "app": dual.test:%d resolves to 127.0.0.1:%d, [::1]:%d (each address a backend)'
+                          % (v4.port, v4.port, v4.port), out.stdout)
+        finally:
+            sw.stop()
+            v4.stop()
+            v6.stop()
             shutil.rmtree(d, True)
 
 

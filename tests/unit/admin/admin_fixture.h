@@ -13,12 +13,19 @@
 
 namespace spillway::admin::testing {
 
-inline upstream::host_ptr make_host(const std::string& upstream, const std::string& address) {
+// A backend written as `address`; `resolved` (for a hostname) is the address it resolved to.
+inline upstream::host_ptr make_host(const std::string& upstream, const std::string& address,
+                                    const char* resolved = nullptr) {
   config::backend b;
   b.addr.text = address;
-  b.addr.host = "127.0.0.1";
-  b.addr.port = 1;
-  return std::make_shared<upstream::host>(upstream, b, boost::asio::ip::tcp::endpoint{});
+  b.addr.host = address.substr(0, address.rfind(':'));
+  b.addr.port = static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+  b.addr.is_ip = resolved == nullptr;
+  boost::asio::ip::tcp::endpoint ep;
+  if (resolved != nullptr) {
+    ep = {boost::asio::ip::make_address(resolved), b.addr.port};
+  }
+  return std::make_shared<upstream::host>(upstream, b, ep);
 }
 
 // Adds `n` requests answered with `status` in `ms` milliseconds to per-worker traffic.
@@ -70,7 +77,7 @@ struct admin_fixture {
     }
     unhealthy->mark_out(upstream::out_kind::health, "connect: connection refused");  // one transition
 
-    ejected = make_host("app", "backend.internal:9003");
+    ejected = make_host("app", "backend.internal:9003", "10.1.2.3");
     for (int i = 0; i < 3; ++i) {
       ejected->failures_total.fetch_add(1);
       ejected->record_outcome(true, true);
@@ -88,6 +95,15 @@ struct admin_fixture {
     auto app = std::make_shared<upstream::cluster>();
     app->cfg.name = "app";
     app->hosts = {up, unhealthy, ejected};
+    auto name = std::make_shared<upstream::name_stats>();
+    name->name = "backend.internal:9003";
+    name->lookups = 12;
+    name->failures = 2;
+    name->added = 3;
+    name->removed = 1;
+    name->addresses = 1;
+    name->last_error = "Host not found";
+    app->names = {name};
     app->stats = app_stats;
     app_stats->active_requests = 3;
     app_stats->retries_success = 1;

@@ -21,7 +21,7 @@ TEST(admin_degradation_report, json_lists_each_incident) {
   ASSERT_EQ(incidents.size(), 1u);
   const auto& i = incidents[0].as_object();
   EXPECT_EQ(i.at("upstream"), "app");
-  EXPECT_EQ(i.at("backend"), "backend.internal:9003");
+  EXPECT_EQ(i.at("backend"), "10.1.2.3:9003");
   EXPECT_EQ(i.at("reason"), "ejected");
   EXPECT_EQ(i.at("failed_before_out"), 3);
   EXPECT_EQ(i.at("retried_before_out"), 1);
@@ -52,7 +52,7 @@ TEST(admin_degradation_report, text_is_a_table_with_a_legend) {
   testing::admin_fixture f;
   const auto text = degradation_text(f.s);
   EXPECT_EQ(text.rfind("upstream     backend                reason        failed at (UTC)", 0), 0u) << text;
-  const auto row = text.find("\napp          backend.internal:9003  ejected       ");
+  const auto row = text.find("\napp          10.1.2.3:9003          ejected       ");
   ASSERT_NE(row, std::string::npos) << text;
   EXPECT_NE(text.find("       3        1        -         -\n", row), std::string::npos) << text;
   EXPECT_NE(text.find("\ndetect_s: first failure to out of rotation"), std::string::npos);

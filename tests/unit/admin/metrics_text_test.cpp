@@ -86,8 +86,18 @@ TEST(admin_metrics_text, a_hosts_counters_and_states_appear_with_its_labels) {
            "spillway_breaker_transitions_total{" + app + ",from=\"closed\",to=\"open\"} 5",
            std::string("spillway_backend_healthy{upstream=\"app\",backend=\"127.0.0.1:9002\"} 0"),
            std::string("spillway_health_check_failures_total{upstream=\"app\",backend=\"127.0.0.1:9002\"} 7"),
-           std::string("spillway_backend_ejected{upstream=\"app\",backend=\"backend.internal:9003\"} 1"),
-           std::string("spillway_ejections_total{upstream=\"app\",backend=\"backend.internal:9003\"} 1"),
+           // A hostname's address carries the name too.
+           std::string("spillway_backend_ejected{upstream=\"app\",backend=\"10.1.2.3:9003\","
+                       "name=\"backend.internal:9003\"} 1"),
+           std::string("spillway_ejections_total{upstream=\"app\",backend=\"10.1.2.3:9003\","
+                       "name=\"backend.internal:9003\"} 1"),
+           std::string("spillway_dns_addresses{upstream=\"app\",name=\"backend.internal:9003\"} 1"),
+           std::string("spillway_dns_lookups_total{upstream=\"app\",name=\"backend.internal:9003\"} 12"),
+           std::string("spillway_dns_lookup_failures_total{upstream=\"app\",name=\"backend.internal:9003\"} 2"),
+           std::string("spillway_dns_address_changes_total{upstream=\"app\",name=\"backend.internal:9003\","
+                       "change=\"added\"} 3"),
+           std::string("spillway_dns_address_changes_total{upstream=\"app\",name=\"backend.internal:9003\","
+                       "change=\"removed\"} 1"),
            std::string("spillway_breaker_state{upstream=\"we\\\"ird\\\\up\\nstream\",backend=\"10.0.0.1:80\"} 1"),
        }) {
     EXPECT_TRUE(has_line(text, line)) << line;

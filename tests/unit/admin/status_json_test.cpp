@@ -67,6 +67,25 @@ TEST(admin_status_json, a_backend_out_of_rotation_says_why) {
   EXPECT_EQ(backend(v, 1, 0).at("out_reason"), "breaker_open");
 }
 
+TEST(admin_status_json, a_hostnames_addresses_show_under_their_name) {
+  testing::admin_fixture f;
+  auto v = json::parse(status_json(f.s, f.now));
+  EXPECT_EQ(backend(v, 0, 0).at("name"), "127.0.0.1:9001");  // an address backend is its own name
+  const auto& resolved = backend(v, 0, 2);
+  EXPECT_EQ(resolved.at("address"), "10.1.2.3:9003");
+  EXPECT_EQ(resolved.at("name"), "backend.internal:9003");
+  const auto& names = v.at("upstreams").at(0).at("names").as_array();
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0].at("name"), "backend.internal:9003");
+  EXPECT_EQ(names[0].at("addresses"), 1);
+  EXPECT_EQ(names[0].at("lookups"), 12);
+  EXPECT_EQ(names[0].at("failures"), 2);
+  EXPECT_EQ(names[0].at("added"), 3);
+  EXPECT_EQ(names[0].at("removed"), 1);
+  EXPECT_EQ(names[0].at("last_error"), "Host not found");
+  EXPECT_TRUE(v.at("upstreams").at(1).at("names").as_array().empty());
+}
+
 TEST(admin_status_json, traffic_upstream_counters_listeners_and_events) {
   testing::admin_fixture f;
   auto v = json::parse(status_json(f.s, f.now));
@@ -86,7 +105,7 @@ TEST(admin_status_json, traffic_upstream_counters_listeners_and_events) {
   const auto& events = v.at("events").as_array();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].at("kind"), "ejection");
-  EXPECT_EQ(events[0].at("backend"), "backend.internal:9003");
+  EXPECT_EQ(events[0].at("backend"), "10.1.2.3:9003");
   EXPECT_EQ(events[1].at("kind"), "reload");
   EXPECT_EQ(events[1].at("to"), "rejected");
 }

@@ -1,5 +1,6 @@
 // The host registry: host state across reloads, address changes and removals, and asynchronous DNS
-// with a resolver the test answers itself (no system resolver, no sleeping).
+// with a resolver the test answers itself (no system resolver, no sleeping): a hostname is one host
+// per address it resolves to.
 
 #include "upstream/host_registry.h"
 
@@ -8,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <deque>
+#include <initializer_list>
 #include <string>
 
 namespace spillway::upstream {
@@ -49,11 +51,15 @@ struct fake_dns {
       pending.push_back({name, std::move(done)});
     };
   }
-  void answer(const char* ip, std::uint16_t port = 80) {
+  void answer(std::initializer_list<const char*> ips, std::uint16_t port = 80) {
     ASSERT_FALSE(pending.empty());
     auto l = std::move(pending.front());
     pending.pop_front();
-    l.done({}, tcp::endpoint(asio::ip::make_address(ip), port));
+    std::vector<tcp::endpoint> eps;
+    for (const char* ip : ips) {
+      eps.emplace_back(asio::ip::make_address(ip), port);
+    }
+    l.done({}, std::move(eps));
   }
   void fail() {
     ASSERT_FALSE(pending.empty());
@@ -64,12 +70,31 @@ struct fake_dns {
 };
 
 struct fixture {
+  fixture() {
+    registry.on_change([this] { ++changes; });
+  }
   asio::io_context io;
   manual_time_source clk;
   journal events{clk};
   fake_dns dns;
   host_registry registry{io, &events, dns.fn(), clk};
+  int changes = 0;
+
+  void next_refresh() {
+    clk.advance(std::chrono::seconds(5));
+    registry.refresh(clk.steady_now());
+  }
 };
+
+std::vector<std::string> addresses(const cluster_ptr& c) {
+  std::vector<std::string> out;
+  for (const auto& h : c->hosts) {
+    out.push_back(h->address());
+  }
+  return out;
+}
+
+using strings = std::vector<std::string>;
 
 TEST(HostRegistry, AReloadKeepsTheHostAndItsStateWhileTheBackendStays) {
   fixture f;
@@ -89,23 +114,36 @@ TEST(HostRegistry, AReloadKeepsTheHostAndItsStateWhileTheBackendStays) {
   EXPECT_EQ(a->weight(), 5u);
   EXPECT_EQ(second[0]->stats, first[0]->stats);  // per-upstream counters survive too
   EXPECT_EQ(f.registry.find("app", "10.0.0.1:80"), a);
+  EXPECT_FALSE(a->from_name());
+  EXPECT_EQ(a->name(), "10.0.0.1:80");
+  EXPECT_TRUE(second[0]->names.empty());
 }
 
-TEST(HostRegistry, AnAddressChangeIsANewHostAndARemovedHostIsForgotten) {
+TEST(HostRegistry, AnAddressChangeIsANewHostUncheckedAndARemovedHostIsForgotten) {
   fixture f;
   auto first = f.registry.build(one_upstream({backend("10.0.0.1", 80), backend("10.0.0.2", 80)}), {});
   auto b = first[0]->hosts[1];
+  b->mark_in(out_kind::health);
   b->mark_out(out_kind::health, "status 503");
   auto second = f.registry.build(one_upstream({backend("10.0.0.1", 80), backend("10.0.0.3", 80)}), {});
   ASSERT_EQ(second[0]->hosts.size(), 2u);
   EXPECT_EQ(second[0]->hosts[0], first[0]->hosts[0]);
   EXPECT_NE(second[0]->hosts[1], b);
-  EXPECT_TRUE(second[0]->hosts[1]->available());  // nothing known about 10.0.0.3 yet
+  // Nothing is known about 10.0.0.3: no traffic before its first health check passes.
+  EXPECT_STREQ(second[0]->hosts[1]->out_reason(), "unhealthy");
+  EXPECT_EQ(second[0]->hosts[1]->detail(out_kind::health), "not checked yet");
   EXPECT_EQ(f.registry.find("app", "10.0.0.2:80"), nullptr);
   // Put back later, 10.0.0.2 starts fresh.
   auto third = f.registry.build(one_upstream({backend("10.0.0.2", 80)}), {});
   EXPECT_NE(third[0]->hosts[0], b);
-  EXPECT_TRUE(third[0]->hosts[0]->is_healthy());
+  EXPECT_EQ(third[0]->hosts[0]->detail(out_kind::health), "not checked yet");
+}
+
+TEST(HostRegistry, WithoutHealthChecksANewHostTakesTrafficAtOnce) {
+  fixture f;
+  auto cfg = one_upstream({backend("10.0.0.1", 80)});
+  cfg.upstreams[0].health.enabled = false;
+  EXPECT_TRUE(f.registry.build(cfg, {})[0]->hosts[0]->available());
 }
 
 TEST(HostRegistry, ChangedHealthCheckSettingsStartTheHostFresh) {
@@ -119,82 +157,148 @@ TEST(HostRegistry, ChangedHealthCheckSettingsStartTheHostFresh) {
   EXPECT_FALSE(second[0]->hosts[0]->is_ejected());
 }
 
-TEST(HostRegistry, ANewNameIsOutOfTrafficUntilItResolvesAndTheBuildDoesNotWait) {
+TEST(HostRegistry, ANameIsOnePlaceholderUntilItResolvesThenOneHostPerAddress) {
   fixture f;
-  auto clusters = f.registry.build(one_upstream({backend("app.test", 80)}), {});
-  auto h = clusters[0]->hosts[0];
-  EXPECT_FALSE(h->available());
-  EXPECT_STREQ(h->out_reason(), "unresolved");
+  auto cfg = one_upstream({backend("app.test", 80, 3)});
+  auto clusters = f.registry.build(cfg, {});
+  ASSERT_EQ(clusters[0]->hosts.size(), 1u);
+  auto placeholder = clusters[0]->hosts[0];
+  EXPECT_FALSE(placeholder->available());
+  EXPECT_STREQ(placeholder->out_reason(), "unresolved");
+  EXPECT_EQ(placeholder->address(), "app.test:80");
   EXPECT_EQ(f.registry.lookups_in_flight(), 1u);
   EXPECT_TRUE(f.registry.unresolved().empty());  // no answer yet is not a failure
-  f.dns.answer("127.0.0.7");
+  EXPECT_EQ(f.dns.pending.front().name, "app.test");
+
+  f.dns.answer({"127.0.0.8", "127.0.0.7", "::1", "127.0.0.7"});  // duplicates count once
   EXPECT_EQ(f.registry.lookups_in_flight(), 0u);
-  EXPECT_TRUE(h->available());
-  EXPECT_EQ(h->endpoint().address().to_string(), "127.0.0.7");
+  EXPECT_EQ(f.changes, 1);
+  auto next = f.registry.build(cfg, {});
+  EXPECT_EQ(addresses(next[0]), (strings{"127.0.0.7:80", "127.0.0.8:80", "[::1]:80"}));
+  EXPECT_EQ(f.registry.lookups_in_flight(), 0u);  // building again does not look up again
+  for (const auto& h : next[0]->hosts) {
+    EXPECT_TRUE(h->is_resolved());
+    EXPECT_TRUE(h->from_name());
+    EXPECT_EQ(h->name(), "app.test:80");
+    EXPECT_EQ(h->weight(), 3u);  // the backend's weight applies to each address
+    EXPECT_EQ(h->detail(out_kind::health), "not checked yet");
+    EXPECT_EQ(h->endpoint().port(), 80);
+  }
+  EXPECT_EQ(f.registry.find_all("app", "app.test:80").size(), 3u);
+  ASSERT_EQ(next[0]->names.size(), 1u);
+  EXPECT_EQ(next[0]->names[0]->name, "app.test:80");
+  EXPECT_EQ(next[0]->names[0]->addresses, 3u);
+  EXPECT_EQ(next[0]->names[0]->added, 0u);  // a first answer adds nothing: it is where the name starts
+  EXPECT_TRUE(f.events.recent().empty());
 }
 
 TEST(HostRegistry, AFailedFirstLookupIsReportedAndRetriedAtTheRefresh) {
   fixture f;
-  auto clusters = f.registry.build(one_upstream({backend("app.test", 80)}), {});
+  auto cfg = one_upstream({backend("app.test", 80)});
+  auto clusters = f.registry.build(cfg, {});
   auto h = clusters[0]->hosts[0];
   f.dns.fail();
+  EXPECT_EQ(f.changes, 0);
   ASSERT_EQ(f.registry.unresolved().size(), 1u);
   EXPECT_EQ(f.registry.unresolved()[0].rfind("backend app.test:80 of upstream \"app\": cannot resolve: ", 0), 0u);
   EXPECT_FALSE(h->available());
   f.registry.refresh(f.clk.steady_now());  // not due yet
   EXPECT_TRUE(f.dns.pending.empty());
-  f.clk.advance(std::chrono::seconds(5));
-  f.registry.refresh(f.clk.steady_now());
-  f.dns.answer("127.0.0.8");
-  EXPECT_TRUE(h->available());
+  f.next_refresh();
+  f.dns.answer({"127.0.0.8"});
+  EXPECT_EQ(f.changes, 1);
+  EXPECT_EQ(addresses(f.registry.build(cfg, {})[0]), (strings{"127.0.0.8:80"}));
   EXPECT_TRUE(f.registry.unresolved().empty());
 }
 
-TEST(HostRegistry, ARefreshMovesTheHostKeepingItsStateAndAFailureKeepsTheLastAnswer) {
-  fixture f;
-  auto clusters = f.registry.build(one_upstream({backend("app.test", 80)}), {});
-  auto h = clusters[0]->hosts[0];
-  f.dns.answer("127.0.0.1");
-  h->requests_total.fetch_add(10);
-  const auto version = h->endpoint_version();
-  f.clk.advance(std::chrono::seconds(5));
-  f.registry.refresh(f.clk.steady_now());
-  f.dns.answer("127.0.0.2");
-  EXPECT_EQ(h->endpoint().address().to_string(), "127.0.0.2");
-  EXPECT_GT(h->endpoint_version(), version);
-  EXPECT_EQ(h->requests_total.load(), 10u);
-  auto moves = f.events.recent();
-  ASSERT_EQ(moves.size(), 1u);
-  EXPECT_EQ(moves[0].kind, "dns");
-  EXPECT_EQ(moves[0].from, "127.0.0.1");
-  EXPECT_EQ(moves[0].to, "127.0.0.2");
-  f.clk.advance(std::chrono::seconds(5));
-  f.registry.refresh(f.clk.steady_now());
-  f.dns.fail();
-  EXPECT_TRUE(h->available());
-  EXPECT_EQ(h->endpoint().address().to_string(), "127.0.0.2");
-}
-
-TEST(HostRegistry, AHostThatStartsFreshKeepsItsNamesAnswer) {
+TEST(HostRegistry, ARefreshKeepsTheAddressesThatStayAddsNewOnesAndDropsTheGone) {
   fixture f;
   auto cfg = one_upstream({backend("app.test", 80)});
+  f.registry.build(cfg, {});
+  f.dns.answer({"127.0.0.1", "127.0.0.2"});
   auto first = f.registry.build(cfg, {});
-  f.dns.answer("127.0.0.3");
-  cfg.upstreams[0].breaker.enabled = !cfg.upstreams[0].breaker.enabled;
+  auto one = first[0]->hosts[0];
+  auto two = first[0]->hosts[1];
+  two->mark_in(out_kind::health);
+  two->requests_total.fetch_add(10);
+  two->mark_out(out_kind::ejection, "5 consecutive failures");
+
+  f.next_refresh();
+  f.dns.answer({"127.0.0.3", "127.0.0.2"});
+  EXPECT_EQ(f.changes, 2);
   auto second = f.registry.build(cfg, {});
-  EXPECT_NE(second[0]->hosts[0], first[0]->hosts[0]);
-  EXPECT_TRUE(second[0]->hosts[0]->available());  // no lookup to wait for
-  EXPECT_EQ(second[0]->hosts[0]->endpoint().address().to_string(), "127.0.0.3");
-  EXPECT_EQ(f.registry.lookups_in_flight(), 0u);
+  EXPECT_EQ(addresses(second[0]), (strings{"127.0.0.2:80", "127.0.0.3:80"}));
+  EXPECT_EQ(second[0]->hosts[0], two);  // its state stays with it
+  EXPECT_EQ(two->requests_total.load(), 10u);
+  EXPECT_TRUE(two->is_ejected());
+  EXPECT_EQ(second[0]->hosts[1]->detail(out_kind::health), "not checked yet");
+  const auto& st = *second[0]->names[0];
+  EXPECT_EQ(st.added, 1u);
+  EXPECT_EQ(st.removed, 1u);
+  EXPECT_EQ(st.addresses, 2u);
+  EXPECT_EQ(st.lookups, 2u);
+  strings events;
+  for (const auto& e : f.events.recent()) {
+    if (e.kind == "dns") {
+      events.push_back(e.backend + " " + e.to);
+    }
+  }
+  EXPECT_EQ(events, (strings{"127.0.0.1:80 removed", "127.0.0.3:80 added"}));
+
+  // The same answer again changes nothing.
+  f.next_refresh();
+  f.dns.answer({"127.0.0.2", "127.0.0.3"});
+  EXPECT_EQ(f.changes, 2);
+  EXPECT_EQ(st.lookups, 3u);
+  (void)one;
 }
 
-TEST(HostRegistry, AnAnswerForARemovedHostIsIgnored) {
+TEST(HostRegistry, AFailedOrEmptyLookupKeepsTheLastGoodAddresses) {
+  fixture f;
+  auto cfg = one_upstream({backend("app.test", 80)});
+  f.registry.build(cfg, {});
+  f.dns.answer({"127.0.0.1", "127.0.0.2"});
+  auto first = f.registry.build(cfg, {});
+  f.next_refresh();
+  f.dns.fail();
+  f.next_refresh();
+  f.dns.answer({});
+  EXPECT_EQ(f.changes, 1);
+  auto second = f.registry.build(cfg, {});
+  EXPECT_EQ(second[0]->hosts, first[0]->hosts);
+  const auto& st = *second[0]->names[0];
+  EXPECT_EQ(st.failures, 2u);
+  EXPECT_FALSE(st.last_error.empty());
+  EXPECT_EQ(st.addresses, 2u);
+  f.next_refresh();
+  f.dns.answer({"127.0.0.1", "127.0.0.2"});
+  EXPECT_TRUE(st.last_error.empty());
+  EXPECT_EQ(f.changes, 1);
+}
+
+TEST(HostRegistry, HostsThatStartFreshKeepTheirNamesAnswer) {
+  fixture f;
+  auto cfg = one_upstream({backend("app.test", 80)});
+  f.registry.build(cfg, {});
+  f.dns.answer({"127.0.0.3", "127.0.0.4"});
+  auto first = f.registry.build(cfg, {});
+  cfg.upstreams[0].breaker.enabled = !cfg.upstreams[0].breaker.enabled;
+  auto second = f.registry.build(cfg, {});
+  EXPECT_EQ(addresses(second[0]), (strings{"127.0.0.3:80", "127.0.0.4:80"}));
+  EXPECT_NE(second[0]->hosts[0], first[0]->hosts[0]);
+  EXPECT_TRUE(second[0]->hosts[0]->is_resolved());  // no lookup to wait for
+  EXPECT_EQ(f.registry.lookups_in_flight(), 0u);
+  EXPECT_EQ(second[0]->names[0], first[0]->names[0]);  // the name's counters are kept
+}
+
+TEST(HostRegistry, AnAnswerForARemovedNameIsIgnored) {
   fixture f;
   auto first = f.registry.build(one_upstream({backend("app.test", 80)}), {});
   auto h = first[0]->hosts[0];
   f.registry.build(one_upstream({backend("10.0.0.1", 80)}), {});
-  f.dns.answer("127.0.0.4");
+  f.dns.answer({"127.0.0.4"});
   EXPECT_FALSE(h->is_resolved());
+  EXPECT_EQ(f.changes, 0);
   EXPECT_EQ(f.registry.lookups_in_flight(), 0u);
 }
 

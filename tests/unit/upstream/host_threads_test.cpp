@@ -29,18 +29,10 @@ TEST(HostThreads, WorkersCountWhileTheControlThreadDecidesAndTheAdminApiReads) {
   constexpr int workers = 3;
   constexpr int requests = 5000;
   std::atomic<int> running{workers};
-  std::atomic<bool> version_went_back{false};
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
-      std::uint32_t last_version = 0;
       for (int i = 0; i < requests; ++i) {
-        const auto version = h->endpoint_version();
-        if (version < last_version) {
-          version_went_back.store(true);
-        }
-        last_version = version;
-        [[maybe_unused]] auto ep = h->endpoint();
         if (!h->available()) {
           continue;
         }
@@ -58,7 +50,7 @@ TEST(HostThreads, WorkersCountWhileTheControlThreadDecidesAndTheAdminApiReads) {
       running.fetch_sub(1);
     });
   }
-  // The control thread: health flips, ejections, address moves, each recorded in the journal.
+  // The control thread: health flips and ejections, each recorded in the journal.
   log::set_level(log::level::error);  // thousands of flips, each logged once
   threads.emplace_back([&] {
     for (std::uint32_t i = 0; running.load() > 0 && i < 2000; ++i) {
@@ -73,7 +65,6 @@ TEST(HostThreads, WorkersCountWhileTheControlThreadDecidesAndTheAdminApiReads) {
         h->mark_in(out_kind::ejection, "ejection time over");
       }
       if (i % 10 == 0) {
-        h->set_endpoint(asio::ip::tcp::endpoint(asio::ip::make_address_v4(0x7f000001 + i % 3), 8080));
         j.sign_of_life(*h);
       }
       std::this_thread::yield();
@@ -93,7 +84,6 @@ TEST(HostThreads, WorkersCountWhileTheControlThreadDecidesAndTheAdminApiReads) {
     t.join();
   }
   log::set_level(log::level::info);
-  EXPECT_FALSE(version_went_back.load());
   EXPECT_EQ(h->active_requests.load(), 0);
   EXPECT_TRUE(h->available());
   for (const auto& inc : j.incidents()) {
