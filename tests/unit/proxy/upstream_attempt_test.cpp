@@ -260,6 +260,29 @@ TEST(attempt_pool, a_pooled_connection_is_handed_to_the_waiting_request) {
   EXPECT_EQ(stats->connections.load(), 1);
 }
 
+// A snapshot without a host (removed by a reload, or an address its name no longer resolves to)
+// closes the idle connections to it; the others stay pooled.
+TEST(attempt_pool, idle_connections_to_hosts_no_longer_configured_close) {
+  asio::io_context io;
+  tcp::acceptor acc(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  config::backend b;
+  b.addr.text = "127.0.0.1";
+  auto kept = std::make_shared<upstream::host>("app", b, acc.local_endpoint());
+  auto gone = std::make_shared<upstream::host>("app", b, acc.local_endpoint());
+  connection_pool pool;
+  for (const auto& h : {kept, gone}) {
+    auto conn = std::make_unique<upstream_connection>(tcp::socket(io), h);
+    conn->stream.socket().connect(acc.local_endpoint());
+    pool.put(std::move(conn));
+  }
+  EXPECT_EQ(pool.idle_count(), 2u);
+  EXPECT_EQ(gone->connections_active.load(), 1);
+  pool.keep_only([&](const upstream::host* h) { return h == kept.get(); });
+  EXPECT_EQ(pool.idle_count(), 1u);
+  EXPECT_EQ(gone->connections_active.load(), 0);  // closed, not just forgotten
+  EXPECT_NE(pool.take(kept.get()), nullptr);
+}
+
 INSTANTIATE_TEST_SUITE_P(paths, attempt_test, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? std::string("http") : std::string("l4"); });
 
