@@ -5,7 +5,9 @@
 #include "server/server.h"
 #include "tls/context.h"
 #include "upstream/host.h"
+#include "upstream/srv.h"
 
+#include <fmt/format.h>
 #include <llhttp.h>
 #include <openssl/crypto.h>
 #include <boost/asio/io_context.hpp>
@@ -53,12 +55,22 @@ void print_names(const spillway::config::config& cfg) {
         continue;
       }
       boost::system::error_code ec;
-      auto results = resolver.resolve(b.addr.host, std::to_string(b.addr.port), ec);
       std::vector<std::string> addresses;
-      for (const auto& r : results) {
-        auto text = spillway::upstream::endpoint_text(r.endpoint());
+      auto add = [&](std::string text) {
         if (std::find(addresses.begin(), addresses.end(), text) == addresses.end()) {
-          addresses.push_back(text);
+          addresses.push_back(std::move(text));
+        }
+      };
+      if (b.addr.srv) {
+        std::vector<spillway::upstream::srv_address> found;
+        ec = spillway::upstream::lookup_srv(b.addr.host, found);
+        for (const auto& a : found) {
+          add(fmt::format("{} ({} weight {}{})", spillway::upstream::endpoint_text(a.endpoint), a.target, a.weight,
+                          a.backup ? ", backup" : ""));
+        }
+      } else {
+        for (const auto& r : resolver.resolve(b.addr.host, std::to_string(b.addr.port), ec)) {
+          add(spillway::upstream::endpoint_text(r.endpoint()));
         }
       }
       std::sort(addresses.begin(), addresses.end());

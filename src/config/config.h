@@ -24,6 +24,7 @@ struct address {
   std::uint16_t port = 0;
   bool is_ip = false;  // true when `host` is an IPv4/IPv6 literal (no DNS needed)
   std::string text;    // as written in the file, for logs and /status
+  bool srv = false;    // "srv:_http._tcp.NAME": `host` is the SRV name, ports come from its records
 };
 
 struct tls_certificate {

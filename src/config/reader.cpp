@@ -213,6 +213,10 @@ std::optional<address> loader::read_address(const Node& v, std::string_view what
     add(v, fmt::format("invalid address {}: {}", quote(v.Scalar()), why));
     return std::nullopt;
   }
+  if (must_be_ip && a->srv) {
+    add(v, fmt::format("{} {} must be an IP address and port, not an SRV name", what, quote(v.Scalar())));
+    return std::nullopt;
+  }
   if (must_be_ip && !a->is_ip) {
     add(v, fmt::format("{} {} must be an IP address, not a hostname (e.g. 127.0.0.1:{} or 0.0.0.0:{})", what,
                        quote(v.Scalar()), a->port, a->port));

@@ -265,6 +265,19 @@ std::optional<address> parse_address(const std::string& text, std::string* why) 
   }
   address a;
   a.text = text;
+  if (s.starts_with("srv:")) {
+    // An SRV name: its records give the targets, ports, weights and priorities. Labels may start
+    // with '_' (_service._proto.name).
+    auto name = s.substr(4);
+    std::string plain(name);
+    std::replace(plain.begin(), plain.end(), '_', 'x');
+    if (name.empty() || name.find(':') != std::string_view::npos || !detail::valid_hostname(plain)) {
+      return fail(fmt::format("invalid SRV name \"{}\": expected srv:_service._proto.name (no port)", name));
+    }
+    a.host = std::string(name);
+    a.srv = true;
+    return a;
+  }
   std::string_view port;
   if (s.front() == '[') {
     auto close = s.find(']');

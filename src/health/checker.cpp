@@ -201,7 +201,7 @@ asio::awaitable<std::string> checker::check_h2(probe& p) {
     ~closer() { s->close(); }
   } close_after{session};
   session->start();
-  const std::string& authority = p.cfg.http_host.empty() ? p.host->name() : p.cfg.http_host;
+  const std::string& authority = p.cfg.http_host.empty() ? p.host->authority() : p.cfg.http_host;
   std::vector<nghttp2_nv> fields = {
       proxy::make_nv(":method", grpc ? "POST" : "GET"),
       proxy::make_nv(":scheme", p.tls ? "https" : "http"),
@@ -284,7 +284,7 @@ asio::awaitable<std::string> checker::check_http1(probe& p) {
     if (!http_check) {
       co_return std::string();
     }
-    const std::string& host = p.cfg.http_host.empty() ? p.host->name() : p.cfg.http_host;
+    const std::string& host = p.cfg.http_host.empty() ? p.host->authority() : p.cfg.http_host;
     std::string request = "GET " + p.cfg.http_path + " HTTP/1.1\r\nHost: " + host +
                           "\r\nUser-Agent: spillway-health-check\r\nConnection: close\r\n\r\n";
     auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(request), nothrow);

@@ -814,7 +814,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
       reply_local(s, *error, up.degrade.retry_after);
       co_return;
     }
-    st.facts.default_host = attempt.host()->name();
+    st.facts.default_host = attempt.host()->authority();
     if (attempt.h2()) {
       if (co_await forward_h2(s, attempt, request_deadline)) {
         continue;  // another try

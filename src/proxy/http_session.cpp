@@ -506,7 +506,7 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
     if (error) {
       co_return co_await send_local(*error, !request_complete_, &up);
     }
-    st_->facts.default_host = attempt.host()->name();
+    st_->facts.default_host = attempt.host()->authority();
     if (attempt.h2()) {
       if (auto done = co_await exchange_h2(attempt, t)) {
         co_return *done;

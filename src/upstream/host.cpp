@@ -27,7 +27,8 @@ host::host(std::string upstream_name, const config::backend& cfg, boost::asio::i
       weight_(cfg.weight),
       backup_(cfg.backup),
       endpoint_(endpoint),
-      address_(cfg.addr.is_ip || endpoint.port() == 0 ? cfg.addr.text : endpoint_text(endpoint)) {}
+      address_(cfg.addr.is_ip || endpoint.port() == 0 ? cfg.addr.text : endpoint_text(endpoint)),
+      authority_(cfg.addr.srv ? fmt::format("{}:{}", cfg.addr.host, cfg.addr.port) : cfg.addr.text) {}
 
 std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
   const auto a = ep.address();

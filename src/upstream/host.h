@@ -62,6 +62,9 @@ class host : public std::enable_shared_from_this<host> {
   const std::string& name() const { return cfg_.addr.text; }
   // True for a host made from a hostname (one of its addresses, or the name waiting for one).
   bool from_name() const { return !cfg_.addr.is_ip; }
+  // host:port for a Host header where the client gave none, and for health checks: the backend as
+  // configured, or an SRV record's target and port.
+  const std::string& authority() const { return authority_; }
   const config::backend& cfg() const { return cfg_; }
   // Weight and role can change on reload without losing what is known about the host; a balancer
   // reads them when it is built for a snapshot (and weight on every pick). Any thread.
@@ -292,6 +295,7 @@ class host : public std::enable_shared_from_this<host> {
   std::atomic<bool> backup_;
   boost::asio::ip::tcp::endpoint endpoint_;
   std::string address_;
+  std::string authority_;
 };
 
 using host_ptr = std::shared_ptr<host>;

@@ -1,6 +1,7 @@
 #include "upstream/host_registry.h"
 
 #include "common/log.h"
+#include "upstream/srv.h"
 
 #include <fmt/format.h>
 
@@ -21,21 +22,41 @@ host_registry::host_registry(asio::io_context& io, journal* events, const time_s
     : host_registry(io, events, nullptr, clock) {}
 
 host_registry::host_registry(asio::io_context& io, journal* events, resolve_fn resolve, const time_source& clock)
-    : events_(events), clock_(clock), resolver_(io), resolve_(std::move(resolve)), timer_(io) {
+    : events_(events), clock_(clock), io_(io), resolver_(io), resolve_(std::move(resolve)), timer_(io) {
   if (!resolve_) {
-    resolve_ = [this](const std::string& name, std::uint16_t port, resolve_done done) {
+    resolve_ = [this](const config::address& addr, resolve_done done) {
+      if (addr.srv) {
+        resolve_srv(addr.host, std::move(done));
+        return;
+      }
       // Every address, IPv4 and IPv6 (no AI_ADDRCONFIG: whether an address is reachable is for
       // its health check to say, not for this machine's interface list).
-      resolver_.async_resolve(name, std::to_string(port), tcp::resolver::flags{},
+      resolver_.async_resolve(addr.host, std::to_string(addr.port), tcp::resolver::flags{},
                               [done = std::move(done)](boost::system::error_code ec, tcp::resolver::results_type r) {
-                                std::vector<tcp::endpoint> eps;
+                                std::vector<resolved> found;
                                 for (const auto& e : r) {
-                                  eps.push_back(e.endpoint());
+                                  found.push_back({e.endpoint(), {}, 0, false});
                                 }
-                                done(ec, std::move(eps));
+                                done(ec, std::move(found));
                               });
     };
   }
+}
+
+void host_registry::resolve_srv(const std::string& name, resolve_done done) {
+  // res_nquery and getaddrinfo block: on a thread of their own, the answer posted back.
+  if (!srv_thread_) {
+    srv_thread_ = std::make_unique<asio::thread_pool>(1);
+  }
+  asio::post(*srv_thread_, [this, name, done = std::move(done)]() mutable {
+    std::vector<srv_address> addresses;
+    auto ec = lookup_srv(name, addresses);
+    std::vector<resolved> found;
+    for (auto& a : addresses) {
+      found.push_back({a.endpoint, std::move(a.target), a.weight, a.backup});
+    }
+    asio::post(io_, [done = std::move(done), ec, found = std::move(found)]() mutable { done(ec, std::move(found)); });
+  });
 }
 
 std::vector<cluster_ptr> host_registry::build(const config::config& cfg,
@@ -60,30 +81,32 @@ std::vector<cluster_ptr> host_registry::build(const config::config& cfg,
         log::info("reload: {} {} starts fresh (health check or breaker settings changed)", u.name, b.addr.text);
       }
       entry e{u.name, b, u.health, u.breaker, nullptr, {}, nullptr};
-      // A kept host takes the new weight and role; a fresh one is made for the same address.
-      auto carry = [&](const host_ptr& h, const tcp::endpoint& ep) {
+      // A kept host takes the new weight and role (an SRV record's own, for its addresses); a fresh
+      // one is made for the same address.
+      auto carry = [&](const host_ptr& h, const resolved& r) {
         if (!keep) {
-          return make_host(e, ep);
+          return make_host(e, r);
         }
-        h->set_weight(b.weight);
-        h->set_backup(b.backup);
+        h->set_weight(r.weight != 0 ? r.weight : b.weight);
+        h->set_backup(r.weight != 0 ? r.backup : b.backup);
         return h;
       };
       if (b.addr.is_ip) {
-        const tcp::endpoint ep(asio::ip::make_address(b.addr.host), b.addr.port);
-        e.host = old != nullptr ? carry(old->host, ep) : make_host(e, ep);
+        const resolved r{tcp::endpoint(asio::ip::make_address(b.addr.host), b.addr.port), {}, 0, false};
+        e.host = old != nullptr ? carry(old->host, r) : make_host(e, r);
         c->hosts.push_back(e.host);
       } else {
         e.dns = old != nullptr ? old->dns : std::make_shared<name_stats>();
         e.dns->name = b.addr.text;
         if (old != nullptr) {
-          for (const auto& [ep, h] : old->addresses) {
+          for (const auto& [ep, m] : old->addresses) {
             // The name's answer stands: no lookup to wait for.
-            c->hosts.push_back(e.addresses.emplace(ep, carry(h, ep)).first->second);
+            auto kept = e.addresses.emplace(ep, entry::member{carry(m.host, m.answer), m.answer});
+            c->hosts.push_back(kept.first->second.host);
           }
         }
         if (e.addresses.empty()) {
-          e.host = keep && old->host ? old->host : make_host(e, {});
+          e.host = keep && old->host ? old->host : make_host(e, resolved{});
           c->hosts.push_back(e.host);
           if (!e.host->known(out_kind::dns) || !keep) {
             to_look_up.push_back(key);
@@ -114,8 +137,16 @@ std::vector<cluster_ptr> host_registry::build(const config::config& cfg,
   return clusters;
 }
 
-host_ptr host_registry::make_host(const entry& e, const tcp::endpoint& ep) {
-  auto h = std::make_shared<host>(e.upstream, e.cfg, ep, clock_);
+host_ptr host_registry::make_host(const entry& e, const resolved& r) {
+  const auto& ep = r.endpoint;
+  auto b = e.cfg;
+  if (r.weight != 0) {  // an SRV record's address: its target, port, weight and role
+    b.addr.host = r.target;
+    b.addr.port = ep.port();
+    b.weight = r.weight;
+    b.backup = r.backup;
+  }
+  auto h = std::make_shared<host>(e.upstream, b, ep, clock_);
   h->events_journal = events_;
   if (e.breaker.enabled) {
     h->circuit = std::make_unique<breaker::circuit_breaker>(
@@ -136,12 +167,12 @@ void host_registry::look_up(const std::string& key, const entry& e) {
   if (stopped_ || !in_flight_.insert(key).second) {
     return;  // one lookup per name at a time
   }
-  resolve_(e.cfg.addr.host, e.cfg.addr.port, [this, key](boost::system::error_code ec, std::vector<tcp::endpoint> eps) {
-    answer(key, ec, std::move(eps));
+  resolve_(e.cfg.addr, [this, key](boost::system::error_code ec, std::vector<resolved> found) {
+    answer(key, ec, std::move(found));
   });
 }
 
-void host_registry::answer(const std::string& key, boost::system::error_code ec, std::vector<tcp::endpoint> eps) {
+void host_registry::answer(const std::string& key, boost::system::error_code ec, std::vector<resolved> found) {
   in_flight_.erase(key);
   if (stopped_) {
     return;
@@ -153,9 +184,11 @@ void host_registry::answer(const std::string& key, boost::system::error_code ec,
   auto& e = it->second;
   auto& st = *e.dns;
   ++st.lookups;
-  std::sort(eps.begin(), eps.end());
-  eps.erase(std::unique(eps.begin(), eps.end()), eps.end());
-  if (!ec && eps.empty()) {
+  std::map<tcp::endpoint, resolved> now;  // by address: duplicates count once
+  for (auto& r : found) {
+    now.emplace(r.endpoint, std::move(r));
+  }
+  if (!ec && now.empty()) {
     ec = asio::error::host_not_found;  // an empty answer is no reason to drop every address
   }
   if (ec) {
@@ -179,31 +212,42 @@ void host_registry::answer(const std::string& key, boost::system::error_code ec,
   const bool first = e.addresses.empty();
   std::vector<std::string> added;
   std::vector<std::string> removed;
+  bool roles_changed = false;
   for (auto a = e.addresses.begin(); a != e.addresses.end();) {
-    if (std::binary_search(eps.begin(), eps.end(), a->first)) {
+    auto n = now.find(a->first);
+    if (n != now.end()) {
+      // Stays. An SRV record may give it another weight or priority.
+      auto& m = a->second;
+      if (n->second.weight != m.answer.weight || n->second.backup != m.answer.backup) {
+        m.answer = n->second;
+        m.host->set_weight(m.answer.weight != 0 ? m.answer.weight : e.cfg.weight);
+        m.host->set_backup(m.answer.weight != 0 ? m.answer.backup : e.cfg.backup);
+        roles_changed = true;
+      }
       ++a;
       continue;
     }
     // Gone from the answer: out of the next snapshot; its in-flight requests finish.
-    removed.push_back(a->second->address());
+    removed.push_back(a->second.host->address());
     if (events_ != nullptr) {
-      events_->transition(*a->second, "dns", "present", "removed", fmt::format("no longer in {}", e.cfg.addr.text));
+      events_->transition(*a->second.host, "dns", "present", "removed",
+                          fmt::format("no longer in {}", e.cfg.addr.text));
     }
     a = e.addresses.erase(a);
   }
-  for (const auto& ep : eps) {
+  for (const auto& [ep, r] : now) {
     if (e.addresses.contains(ep)) {
       continue;
     }
-    auto h = make_host(e, ep);
+    auto h = make_host(e, r);
     added.push_back(h->address());
     if (events_ != nullptr && !first) {
       events_->transition(*h, "dns", "absent", "added", fmt::format("new in {}", e.cfg.addr.text));
     }
-    e.addresses.emplace(ep, std::move(h));
+    e.addresses.emplace(ep, entry::member{std::move(h), r});
   }
   st.addresses = e.addresses.size();
-  if (added.empty() && removed.empty()) {
+  if (added.empty() && removed.empty() && !roles_changed) {
     return;
   }
   e.host = nullptr;  // the placeholder, if any: the name has addresses now
@@ -216,11 +260,13 @@ void host_registry::answer(const std::string& key, boost::system::error_code ec,
   };
   if (first) {
     log::info("dns: {} {} resolved to {}", e.upstream, e.cfg.addr.text, list(added));
-  } else {
+  } else if (!added.empty() || !removed.empty()) {
     st.added += added.size();
     st.removed += removed.size();
     log::info("dns: {} {}: {}{}{}", e.upstream, e.cfg.addr.text, added.empty() ? "" : "added " + list(added),
               added.empty() || removed.empty() ? "" : "; ", removed.empty() ? "" : "removed " + list(removed));
+  } else {
+    log::info("dns: {} {}: SRV weights or priorities changed", e.upstream, e.cfg.addr.text);
   }
   if (on_change_) {
     on_change_();
@@ -270,6 +316,9 @@ void host_registry::stop() {
   stopped_ = true;
   timer_.cancel();
   resolver_.cancel();
+  if (srv_thread_) {
+    srv_thread_->stop();  // a lookup under way finishes; its answer is ignored
+  }
 }
 
 host_ptr host_registry::find(const std::string& upstream, const std::string& address) const {
@@ -284,8 +333,8 @@ std::vector<host_ptr> host_registry::find_all(const std::string& upstream, const
     if (it->second.host) {
       out.push_back(it->second.host);
     }
-    for (const auto& [ep, h] : it->second.addresses) {
-      out.push_back(h);
+    for (const auto& [ep, m] : it->second.addresses) {
+      out.push_back(m.host);
     }
   }
   return out;

@@ -25,6 +25,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
 #include <functional>
@@ -38,13 +39,21 @@ namespace spillway::upstream {
 
 class host_registry {
  public:
-  // Looks up `name`:`port` and calls `done` once, on the registry's io_context, with an error or
-  // the addresses. Injected so that tests answer lookups themselves.
-  using resolve_done = std::function<void(boost::system::error_code, std::vector<boost::asio::ip::tcp::endpoint>)>;
-  using resolve_fn = std::function<void(const std::string& name, std::uint16_t port, resolve_done done)>;
+  // One address a name stands for.
+  struct resolved {
+    boost::asio::ip::tcp::endpoint endpoint;
+    std::string target;        // SRV: the record's target (the TLS server name and Host); else empty
+    std::uint32_t weight = 0;  // SRV: the record's weight; 0: the backend's own
+    bool backup = false;       // SRV: a record of a priority above the lowest
+  };
+  // Looks up a hostname (`addr.host`:`addr.port`) or an SRV name (`addr.srv`) and calls `done`
+  // once, on the registry's io_context, with an error or the addresses. Injected so that tests
+  // answer lookups themselves.
+  using resolve_done = std::function<void(boost::system::error_code, std::vector<resolved>)>;
+  using resolve_fn = std::function<void(const config::address& addr, resolve_done done)>;
 
   // `events` (may be null) and `clock` must outlive the registry and its hosts. Lookups go to the
-  // system resolver (asio's, on `io`).
+  // system resolver (asio's, on `io`; SRV names on a thread of the registry's own).
   host_registry(boost::asio::io_context& io, journal* events, const time_source& clock = time_source::real());
   host_registry(boost::asio::io_context& io, journal* events, resolve_fn resolve, const time_source& clock);
   host_registry(const host_registry&) = delete;
@@ -87,22 +96,29 @@ class host_registry {
     config::health_check health;  // the settings its hosts were made for
     config::circuit_breaker breaker;
     host_ptr host;  // an address backend, or a hostname's placeholder until its first answer
-    std::map<boost::asio::ip::tcp::endpoint, host_ptr> addresses;  // a hostname's hosts
-    std::shared_ptr<name_stats> dns;                               // a hostname's lookups (kept by name)
+    struct member {
+      host_ptr host;
+      resolved answer;  // what made it (SRV: its record's weight and role)
+    };
+    std::map<boost::asio::ip::tcp::endpoint, member> addresses;  // a hostname's hosts
+    std::shared_ptr<name_stats> dns;                             // a hostname's lookups (kept by name)
   };
   struct schedule {
     config::duration every{};
     std::chrono::steady_clock::time_point due{};
   };
 
-  host_ptr make_host(const entry& e, const boost::asio::ip::tcp::endpoint& ep);
+  host_ptr make_host(const entry& e, const resolved& r);
   void look_up(const std::string& key, const entry& e);
-  void answer(const std::string& key, boost::system::error_code ec, std::vector<boost::asio::ip::tcp::endpoint> eps);
+  void answer(const std::string& key, boost::system::error_code ec, std::vector<resolved> found);
+  void resolve_srv(const std::string& name, resolve_done done);
   void arm_timer();
 
   journal* events_;
   const time_source& clock_;
+  boost::asio::io_context& io_;
   boost::asio::ip::tcp::resolver resolver_;
+  std::unique_ptr<boost::asio::thread_pool> srv_thread_;  // made at the first SRV lookup
   resolve_fn resolve_;
   boost::asio::steady_timer timer_;
   std::map<std::string, entry> hosts_;                            // by "upstream\naddress"

@@ -47,19 +47,22 @@ struct fake_dns {
   std::deque<lookup> pending;
 
   host_registry::resolve_fn fn() {
-    return [this](const std::string& name, std::uint16_t, host_registry::resolve_done done) {
-      pending.push_back({name, std::move(done)});
+    return [this](const config::address& addr, host_registry::resolve_done done) {
+      pending.push_back({(addr.srv ? "srv:" : "") + addr.host, std::move(done)});
     };
   }
   void answer(std::initializer_list<const char*> ips, std::uint16_t port = 80) {
+    std::vector<host_registry::resolved> found;
+    for (const char* ip : ips) {
+      found.push_back({tcp::endpoint(asio::ip::make_address(ip), port), {}, 0, false});
+    }
+    answer_with(std::move(found));
+  }
+  void answer_with(std::vector<host_registry::resolved> found) {
     ASSERT_FALSE(pending.empty());
     auto l = std::move(pending.front());
     pending.pop_front();
-    std::vector<tcp::endpoint> eps;
-    for (const char* ip : ips) {
-      eps.emplace_back(asio::ip::make_address(ip), port);
-    }
-    l.done({}, std::move(eps));
+    l.done({}, std::move(found));
   }
   void fail() {
     ASSERT_FALSE(pending.empty());
@@ -289,6 +292,47 @@ TEST(HostRegistry, HostsThatStartFreshKeepTheirNamesAnswer) {
   EXPECT_TRUE(second[0]->hosts[0]->is_resolved());  // no lookup to wait for
   EXPECT_EQ(f.registry.lookups_in_flight(), 0u);
   EXPECT_EQ(second[0]->names[0], first[0]->names[0]);  // the name's counters are kept
+}
+
+// srv:NAME: each record's target address is a backend with the record's port and weight; records
+// above the lowest priority are backups. A record's new weight or priority is applied in place.
+TEST(HostRegistry, AnSrvNameGivesEachAddressItsRecordsPortWeightAndRole) {
+  fixture f;
+  config::backend b;
+  b.addr.text = "srv:_http._tcp.app.test";
+  b.addr.host = "_http._tcp.app.test";
+  b.addr.srv = true;
+  auto cfg = one_upstream({b});
+  f.registry.build(cfg, {});
+  ASSERT_EQ(f.dns.pending.size(), 1u);
+  EXPECT_EQ(f.dns.pending.front().name, "srv:_http._tcp.app.test");
+  auto ep = [](const char* ip, std::uint16_t port) { return tcp::endpoint(asio::ip::make_address(ip), port); };
+  f.dns.answer_with({{ep("127.0.0.1", 8001), "a.test", 10, false},
+                     {ep("127.0.0.2", 8002), "b.test", 30, false},
+                     {ep("127.0.0.3", 8003), "c.test", 1, true}});
+  auto first = f.registry.build(cfg, {});
+  ASSERT_EQ(addresses(first[0]), (strings{"127.0.0.1:8001", "127.0.0.2:8002", "127.0.0.3:8003"}));
+  const auto& hosts = first[0]->hosts;
+  EXPECT_EQ(hosts[0]->weight(), 10u);
+  EXPECT_EQ(hosts[1]->weight(), 30u);
+  EXPECT_FALSE(hosts[1]->backup());
+  EXPECT_TRUE(hosts[2]->backup());
+  EXPECT_EQ(hosts[1]->authority(), "b.test:8002");  // Host and TLS name: the record's target
+  EXPECT_EQ(hosts[1]->cfg().addr.host, "b.test");
+  EXPECT_EQ(hosts[1]->name(), "srv:_http._tcp.app.test");
+
+  // The same addresses, other weights and priorities: same hosts, new roles, a rebuild asked for.
+  f.next_refresh();
+  f.dns.answer_with({{ep("127.0.0.1", 8001), "a.test", 5, true},
+                     {ep("127.0.0.2", 8002), "b.test", 30, false},
+                     {ep("127.0.0.3", 8003), "c.test", 1, false}});
+  EXPECT_EQ(f.changes, 2);
+  auto second = f.registry.build(cfg, {});  // a rebuild keeps the records' roles
+  EXPECT_EQ(second[0]->hosts, hosts);
+  EXPECT_EQ(hosts[0]->weight(), 5u);
+  EXPECT_TRUE(hosts[0]->backup());
+  EXPECT_FALSE(hosts[2]->backup());
+  EXPECT_EQ(second[0]->names[0]->added, 0u);
 }
 
 TEST(HostRegistry, AnAnswerForARemovedNameIsIgnored) {
