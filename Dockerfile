@@ -18,7 +18,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPILLWAY_TESTS=OFF
 FROM debian:bookworm
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       libssl3 libyaml-cpp0.7 libfmt9 libnghttp2-14 ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && groupadd --system --gid 10001 spillway \
     && useradd --system --uid 10001 --gid 10001 --no-create-home spillway
 COPY --from=build /src/build/spillway /usr/local/bin/spillway
