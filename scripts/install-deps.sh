@@ -15,6 +15,7 @@ packages=(
   python3-grpcio      # real gRPC clients and servers for the gRPC tests
   libgtest-dev libgmock-dev
   python3 curl wrk procps clang-format git
+  python3-yaml        # tests/integration/test_kubernetes.py reads deploy/kubernetes/*.yaml
   openssl             # tests make a throwaway CA and certificates
   python3-websockets  # a real WebSocket client and server for the Upgrade tunnel tests
   redis-server redis-tools  # a real TCP protocol behind a tcp listener (redis-benchmark drives it)

@@ -246,6 +246,9 @@ void admin_server::add_routes() {
     const bool ready = get_state_().ready;
     return {ready ? 200 : 503, "text/plain", ready ? "ready\n" : "draining\n"};
   });
+  // A liveness probe: 200 whenever the control thread answers, through startup and drain alike (a
+  // drain must not get the process restarted). It reads no state, so it costs next to nothing.
+  routes_.add("GET", "/live", [](const request&) -> response { return {200, "text/plain", "alive\n"}; });
   routes_.add("GET", "/status", [this](const request&) -> response {
     return {200, "application/json", status_json(get_state_())};
   });

@@ -124,6 +124,14 @@ bool bearer_matches(std::string_view authorization, std::string_view token) {
   return CRYPTO_memcmp(a, b, sizeof a) == 0;
 }
 
+bool probe_request(std::string_view method, std::string_view url) {
+  if (method != "GET" && method != "HEAD") {
+    return false;
+  }
+  const auto path = url.substr(0, url.find('?'));
+  return path == "/ready" || path == "/live";
+}
+
 std::optional<refusal> admit(const http::message_head& head, const admission_policy& policy) {
   const std::size_t hosts = head.count("host");
   if (hosts > 1 || (hosts == 0 && (head.version_major > 1 || head.version_minor >= 1))) {
@@ -132,7 +140,9 @@ std::optional<refusal> admit(const http::message_head& head, const admission_pol
   if (hosts == 1 && !host_allowed(head.find("host"), policy.listen)) {
     return refusal{rejection::host, 403, "forbidden: Host must be the admin address, localhost or an IP address\n", {}};
   }
-  if (!policy.token.empty() && !bearer_matches(head.find("authorization"), policy.token)) {
+  // The Host check above still applies to probes: kubelet sends the pod's IP address as Host.
+  if (!policy.token.empty() && !probe_request(head.method, head.url) &&
+      !bearer_matches(head.find("authorization"), policy.token)) {
     return refusal{rejection::token, 401, "unauthorized: send Authorization: Bearer TOKEN\n",
                    "www-authenticate: Bearer realm=\"spillway-admin\"\r\n"};
   }

@@ -26,6 +26,10 @@ bool form_content_type(std::string_view content_type);
 // True when `authorization` is "Bearer <token>" (scheme case-insensitive). Compares SHA-256 digests
 // with CRYPTO_memcmp, so that neither the token's bytes nor its length leak through timing.
 bool bearer_matches(std::string_view authorization, std::string_view token);
+// True for a probe that needs no token: GET or HEAD of /ready or /live (any query). Kubernetes'
+// kubelet and load balancers' health checks cannot send a bearer token, and these answers say only
+// "serving", "draining" or "alive". Pure; any thread.
+bool probe_request(std::string_view method, std::string_view url);
 
 // What the server is configured to accept.
 struct admission_policy {
@@ -44,10 +48,10 @@ struct refusal {
 };
 
 // Checks a request head before it is routed, in this order: one Host header (none is allowed only
-// from HTTP/1.0), an allowed Host, the bearer token when one is set, a method the API knows (GET,
-// HEAD, POST), for POST neither an Origin header nor a form's content type (what a cross-site page
-// can send), and a declared body within max_body. Returns the first refusal, or nothing when the
-// request may be routed. Pure; any thread.
+// from HTTP/1.0), an allowed Host, the bearer token when one is set (not for a probe_request), a
+// method the API knows (GET, HEAD, POST), for POST neither an Origin header nor a form's content
+// type (what a cross-site page can send), and a declared body within max_body. Returns the first
+// refusal, or nothing when the request may be routed. Pure; any thread.
 std::optional<refusal> admit(const http::message_head& head, const admission_policy& policy);
 
 }  // namespace spillway::admin

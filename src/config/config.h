@@ -233,6 +233,10 @@ struct config {
   std::string path;      // the file it was loaded from (as given on the command line)
   unsigned workers = 0;  // 0 = auto (number of CPUs)
   duration drain_timeout = std::chrono::seconds(10);
+  // On SIGTERM/SIGINT, GET /ready answers 503 at once but the listeners keep accepting and serving
+  // for this long before the drain (drain_timeout) begins: time for a load balancer or Kubernetes
+  // to take the instance out of rotation. 0 = drain at once.
+  duration drain_delay{0};
   admin admin_api;
   // Spillway extension: `metrics: false` stops per-request counting (status classes, bytes,
   // latency histograms); only there to measure what counting costs. Gauges the balancer needs stay.

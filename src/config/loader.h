@@ -4,7 +4,7 @@
 //
 // The loader is one class whose member functions live with the section they read:
 //   reader.cpp       positions, errors, read_map (unknown and repeated keys) and the typed readers
-//   top_level.cpp    workers, drain_timeout, metrics, admin, access_log
+//   top_level.cpp    workers, drain_timeout, drain_delay, metrics, admin, access_log
 //   listeners.cpp    listeners, their tls, routes and matches
 //   upstreams.cpp    upstreams, their tls and backends
 //   policies.cpp     per-upstream health_check, outlier_detection, circuit_breaker, limits,

@@ -1,5 +1,5 @@
-// The top level of a config file: workers, drain_timeout, metrics, admin and access_log, and the
-// dispatch to listeners.cpp and upstreams.cpp.
+// The top level of a config file: workers, drain_timeout, drain_delay, metrics, admin and
+// access_log, and the dispatch to listeners.cpp and upstreams.cpp.
 
 #include <algorithm>
 #include <cctype>
@@ -16,6 +16,7 @@ void loader::read_top(const Node& root) {
            {
                {"workers", [this](const Node& v) { read_workers(v); }},
                {"drain_timeout", to_duration(cfg_.drain_timeout, "drain_timeout", true)},
+               {"drain_delay", to_duration(cfg_.drain_delay, "drain_delay", true)},
                {"admin", [this](const Node& v) { read_admin(v); }},
                {"listeners",
                 [&](const Node& v) {

@@ -248,7 +248,24 @@ void server::wait_signals() {
 }
 
 void server::drain() {
-  draining_ = true;
+  if (!draining_) {
+    draining_ = true;  // GET /ready answers 503 from now on
+    // Kubernetes removes a terminating pod from its Services' endpoints while it sends SIGTERM, and
+    // a load balancer polling /ready needs a moment too: until they have, connections keep coming,
+    // so the listeners keep accepting (and health checks, reloads and all keep running) for
+    // drain_delay. A process not serving yet has no traffic to wait for.
+    if (serving_ && cfg_->drain_delay.count() > 0) {
+      log::info("not ready; accepting for {} ms more (drain_delay), then draining", cfg_->drain_delay.count());
+      drain_delay_timer_.expires_after(cfg_->drain_delay);
+      drain_delay_timer_.async_wait([this](boost::system::error_code ec) {
+        if (!ec) {
+          log::info("drain_delay over: draining");
+          drain();
+        }
+      });
+      return;
+    }
+  }
   registry_.stop();
   if (watcher_) {
     watcher_->stop();

@@ -15,6 +15,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <array>
 #include <memory>
@@ -47,11 +48,14 @@ class server {
   void hosts_changed();
   void rebuild_clusters();
   void wait_signals();
+  // On the first SIGTERM/SIGINT: GET /ready answers 503 at once; after drain_delay (while the
+  // listeners keep serving), stops accepting and lets the workers drain. Control thread.
   void drain();
 
   std::string config_path_;
   boost::asio::io_context io_{1};
   boost::asio::signal_set signals_{io_};
+  boost::asio::steady_timer drain_delay_timer_{io_};  // drain_delay: from the signal to the drain
   // Declared before everything that may point to it (hosts, workers), so that it outlives them.
   mutable upstream::journal journal_;  // mutable: the admin API (const state) may clear incidents
   std::shared_ptr<const config::config> cfg_;

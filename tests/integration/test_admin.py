@@ -259,6 +259,39 @@ class AdminTokenTest(unittest.TestCase):
         finally:
             lb.stop()
 
+    def test_probes_answer_without_the_token(self):
+        # What kubelet sends for an httpGet probe: the pod's address as Host, no Authorization.
+        lb = Spillway(CONFIG % (", token_file: " + self.token_path, self.backend.address))
+        try:
+            host = b"Host: 127.0.0.1:%d\r\n" % lb.admin_port
+            for path in (b"/ready", b"/live"):
+                status, _, body = admin_raw(lb, b"GET " + path + b" HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n")
+                self.assertEqual(status, 200, path)
+                self.assertIn(body, (b"ready\n", b"alive\n"))
+                status, _, _ = admin_raw(lb, b"HEAD " + path + b" HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n")
+                self.assertEqual(status, 200, path)
+            # Nothing else is waived: other paths and methods still need the token, and a foreign
+            # Host is still refused.
+            for request in (b"GET /status HTTP/1.1\r\n", b"GET /readyz HTTP/1.1\r\n", b"POST /ready HTTP/1.1\r\n"):
+                status, headers, _ = admin_raw(lb, request + host + b"Connection: close\r\n\r\n")
+                self.assertEqual(status, 401, request)
+            status, _, _ = admin_raw(lb, b"GET /ready HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+            self.assertEqual(status, 403)
+            self.assertEqual(self.get(lb, "/live", "Bearer s3cret-token-1")[0], 200)
+            # Through a drain: /ready turns 503, /live stays 200 (a drain is no reason to restart).
+            self.backend.set(latency="2s")
+            c = lb.conn(timeout=10)
+            c.request("GET", "/")
+            time.sleep(0.2)
+            lb.signal(signal.SIGTERM)
+            self.assertTrue(wait_until(lambda: self.get(lb, "/ready")[0] == 503, 5))
+            self.assertEqual(self.get(lb, "/live")[:3:2], (200, b"alive\n"))
+            self.assertEqual(c.getresponse().status, 200)
+            c.close()
+            self.assertEqual(lb.proc.wait(10), 0)
+        finally:
+            lb.stop()
+
     def test_non_loopback_admin_needs_a_token(self):
         with open(os.path.join(self.dir, "c.yaml"), "w") as f:
             f.write(CONFIG.replace("127.0.0.1:{admin_port}", "0.0.0.0:19901").replace("{port}", "19900") %

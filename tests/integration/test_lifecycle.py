@@ -7,7 +7,7 @@ import threading
 import time
 import unittest
 
-from harness import UNDER_TSAN, Spillway
+from harness import UNDER_TSAN, Spillway, wait_until
 from testd import Testd
 
 CONFIG = """
@@ -93,6 +93,24 @@ class LifecycleTest(unittest.TestCase):
         self.assertIn("second signal", lb.logs())
         lb.stop(expect_clean=False)
         t.join(10)
+
+    def test_drain_delay_keeps_serving_and_a_second_signal_still_exits_at_once(self):
+        # (tests/integration/test_kubernetes.py follows a whole delayed drain to its exit 0.)
+        lb = Spillway(CONFIG.replace("drain_timeout: 5s", "drain_timeout: 5s\ndrain_delay: 30s") % backends_yaml(
+            "address: " + self.a.address))
+        self.assertEqual(lb.admin("GET", "/ready")[0], 200)
+        lb.signal(signal.SIGTERM)
+        self.assertTrue(wait_until(lambda: lb.admin("GET", "/ready")[0] == 503, 5))
+        time.sleep(0.3)
+        # Still accepting and serving, on new connections too.
+        self.assertEqual(lb.request("GET", "/")[0], 200)
+        self.assertIsNone(lb.proc.poll())
+        start = time.monotonic()
+        lb.signal(signal.SIGTERM)
+        lb.proc.wait(5)
+        self.assertLess(time.monotonic() - start, 1.0)
+        self.assertIn("second signal", lb.logs())
+        lb.stop(expect_clean=False)
 
     @staticmethod
     def _ignore(fn, *args, **kw):

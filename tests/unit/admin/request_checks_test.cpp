@@ -69,6 +69,28 @@ TEST(admin_admit, a_missing_or_wrong_token_is_401_with_a_challenge) {
   EXPECT_EQ(why(head("DELETE", {{"host", "localhost"}}), token_policy), rejection::token);
 }
 
+TEST(admin_admit, probes_need_no_token_but_an_allowed_host) {
+  auto probe = [](std::string_view method, std::string_view url, std::string_view host) {
+    auto h = head(method, {{"host", host}});
+    h.url = url;
+    return h;
+  };
+  // What kubelet sends: the pod's address as Host, no Authorization.
+  for (auto url : {"/ready", "/live", "/ready?verbose=1"}) {
+    EXPECT_FALSE(admit(probe("GET", url, "10.244.1.7:9901"), token_policy)) << url;
+    EXPECT_FALSE(admit(probe("HEAD", url, "[fd00::7]:9901"), token_policy)) << url;
+  }
+  // Everything else still needs the token, POST to a probe path and look-alike paths included.
+  for (auto url : {"/status", "/metrics", "/", "/ready/", "/readyz", "/live/x", "//ready"}) {
+    EXPECT_EQ(why(probe("GET", url, "localhost"), token_policy), rejection::token) << url;
+  }
+  EXPECT_EQ(why(probe("POST", "/ready", "localhost"), token_policy), rejection::token);
+  // The DNS-rebinding check is not waived.
+  EXPECT_EQ(why(probe("GET", "/ready", "evil.example"), token_policy), rejection::host);
+  EXPECT_TRUE(probe_request("GET", "/live"));
+  EXPECT_FALSE(probe_request("DELETE", "/live"));
+}
+
 TEST(admin_admit, methods_other_than_get_head_post_are_405) {
   for (const char* m : {"PUT", "DELETE", "OPTIONS", "PATCH", "get"}) {
     auto r = admit(head(m, {{"host", "localhost"}}), open_policy);

@@ -1,5 +1,5 @@
-// The top level of a config (src/config/top_level.cpp): workers, drain_timeout, metrics, access_log
-// and admin (token_file: SPEC section 5).
+// The top level of a config (src/config/top_level.cpp): workers, drain_timeout, drain_delay,
+// metrics, access_log and admin (token_file: SPEC section 5).
 
 #include <gtest/gtest.h>
 
@@ -17,6 +17,26 @@ TEST(config_load, workers_and_durations) {
   ASSERT_TRUE(r.cfg.has_value()) << all_errors(r);
   EXPECT_EQ(r.cfg->workers, 4u);
   EXPECT_EQ(r.cfg->drain_timeout, milliseconds(1500));
+}
+
+TEST(config_load, drain_delay) {
+  auto r = load(std::string("drain_timeout: 20s\ndrain_delay: 5s\n").append(minimal));
+  ASSERT_TRUE(r.cfg.has_value()) << all_errors(r);
+  EXPECT_EQ(r.cfg->drain_delay, seconds(5));
+  EXPECT_EQ(r.cfg->drain_timeout, seconds(20));
+  // Off unless set (a drain begins at once, as before the key existed); 0s is allowed.
+  auto d = load(minimal);
+  ASSERT_TRUE(d.cfg.has_value());
+  EXPECT_EQ(d.cfg->drain_delay, seconds(0));
+  auto zero = load(std::string("drain_delay: 0s\n").append(minimal));
+  ASSERT_TRUE(zero.cfg.has_value()) << all_errors(zero);
+  EXPECT_EQ(zero.cfg->drain_delay, seconds(0));
+}
+
+TEST(config_errors, drain_delay_is_a_duration) {
+  expect_one_error(std::string("drain_delay: 5\n") + std::string(minimal), 1, 14, R"(invalid duration "5")");
+  expect_one_error(std::string("workers: 2\ndrain_delay: [5s]\n") + std::string(minimal), 2, 14, "drain_delay");
+  expect_one_error(std::string("drain_dealy: 5s\n") + std::string(minimal), 1, 1, "drain_dealy");
 }
 
 TEST(config_errors, workers_range) {
