@@ -7,8 +7,11 @@ test owns, bind-mounted over the real one; rewriting that file is a DNS change o
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -31,15 +34,85 @@ def namespaces_work():
 
 
 class SpillwayInNamespace(harness.Spillway):
-    """The real binary, exec'd (same PID) by a shell in a new mount namespace with /etc/hosts replaced."""
+    """The real binary, exec'd (same PID) by a shell in a new mount namespace with /etc/hosts (and,
+    with `resolv_path`, /etc/resolv.conf) replaced."""
 
-    def __init__(self, config_text, hosts_path):
+    def __init__(self, config_text, hosts_path, resolv_path=None):
         self.hosts_path = hosts_path
+        self.resolv_path = resolv_path
         super().__init__(config_text)
 
     def command(self, extra_args=()):
-        return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', self.hosts_path,
+        mounts = 'mount --bind "$0" /etc/hosts'
+        if self.resolv_path:
+            mounts += ' && mount --bind "%s" /etc/resolv.conf' % self.resolv_path
+        return ["unshare", "-m", "sh", "-c", mounts + ' && exec "$@"', self.hosts_path,
                 SPILLWAY_BIN, "run", "-c", self.config_path, *extra_args]
+
+
+class SrvServer:
+    """A DNS server on 127.0.0.153:53 (UDP) that answers SRV queries for one name from `records`
+    (a list of (priority, weight, port, target)), which the test may change at any time; any other
+    query gets NXDOMAIN."""
+
+    ADDRESS = ("127.0.0.153", 53)
+
+    def __init__(self, name):
+        self.name = name.lower()
+        self.records = []
+        self.queries = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(self.ADDRESS)
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def encode(name):
+        return b"".join(bytes([len(p)]) + p.encode() for p in name.split(".") if p) + b"\0"
+
+    def serve(self):
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            self.queries += 1
+            qid = data[:2]
+            i, labels = 12, []
+            while i < len(data) and data[i] != 0:
+                labels.append(data[i + 1:i + 1 + data[i]].decode(errors="replace"))
+                i += 1 + data[i]
+            question = data[12:i + 5]
+            qtype = struct.unpack("!H", data[i + 1:i + 3])[0] if i + 3 <= len(data) else 0
+            match = ".".join(labels).lower() == self.name and qtype == 33
+            records = list(self.records) if match else []
+            rcode = 0 if match else 3
+            out = qid + struct.pack("!HHHHH", 0x8400 | rcode, 1, len(records), 0, 0) + question
+            for prio, weight, port, target in records:
+                rdata = struct.pack("!HHH", prio, weight, port) + self.encode(target)
+                out += b"\xc0\x0c" + struct.pack("!HHIH", 33, 1, 5, len(rdata)) + rdata
+            self.sock.sendto(out, peer)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+def srv_server_works():
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(SrvServer.ADDRESS)
+        s.close()
+        return True
+    except OSError:
+        return False
 
 
 @unittest.skipUnless(namespaces_work(), "needs root and mount namespaces (unshare -m)")
@@ -281,6 +354,60 @@ upstreams:
             sw.stop()
             v4.stop()
             v6.stop()
+            shutil.rmtree(d, True)
+
+    @unittest.skipUnless(srv_server_works(), "needs to bind 127.0.0.153:53 (root, port free)")
+    def test_srv_records_give_each_target_its_port_weight_and_role(self):
+        a, b, c = Testd(name="a"), Testd(name="b"), Testd(name="c")
+        dns = SrvServer("_http._tcp.svc.test")
+        dns.records = [(10, 1, a.port, "a.svc.test"), (10, 1, b.port, "b.svc.test"), (20, 1, c.port, "c.svc.test")]
+        d = tempfile.mkdtemp(prefix="spillway-dns-")
+        hosts = os.path.join(d, "hosts")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 localhost\n127.0.0.1 a.svc.test b.svc.test c.svc.test\n")
+        resolv = os.path.join(d, "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver %s\noptions timeout:1 attempts:2\n" % SrvServer.ADDRESS[0])
+        name = "srv:_http._tcp.svc.test"
+        sw = SpillwayInNamespace("""
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners: [ { listen: 127.0.0.1:{port}, routes: [ { upstream: app } ] } ]
+upstreams:
+  - name: app
+    balance: round_robin
+    dns_refresh: 200ms
+    health_check: { http: { path: /healthz }, interval: 200ms, timeout: 200ms }
+    backends: [ { address: "%s" } ]
+""" % name, hosts, resolv)
+        try:
+            named = {x["address"]: x for x in sw.backends_named("app", name)}
+            self.assertEqual(sorted(named), sorted("127.0.0.1:%d" % s.port for s in (a, b, c)))
+            self.assertTrue(named["127.0.0.1:%d" % c.port]["backup"])  # priority 20 waits for the 10s
+            self.assertFalse(named["127.0.0.1:%d" % a.port]["backup"])
+            seen = set(sw.request("GET", "/")[1].get("x-backend") for _ in range(10))
+            self.assertEqual(seen, {"a", "b"})
+            # The records change: a goes, c becomes a primary.
+            dns.records = [(10, 1, b.port, "b.svc.test"), (10, 1, c.port, "c.svc.test")]
+            self.assertTrue(wait_until(lambda: len(sw.backends_named("app", name)) == 2, 5), sw.logs())
+            self.assertTrue(wait_until(
+                lambda: set(sw.request("GET", "/")[1].get("x-backend") for _ in range(6)) == {"b", "c"}, 5), sw.logs())
+            self.assertFalse(any(x["backup"] for x in sw.backends_named("app", name)))
+            # validate shows the records from where it runs.
+            out = subprocess.run(["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && mount --bind "$1" '
+                                  '/etc/resolv.conf && exec "$2" validate -c "$3"', hosts, resolv, SPILLWAY_BIN,
+                                  sw.config_path], capture_output=True, text=True)
+            self.assertIn("127.0.0.1:%d (c.svc.test weight 1)" % c.port, out.stdout)
+            # The DNS server goes away: the last records keep serving.
+            dns.stop()
+            self.assertTrue(wait_until(lambda: sw.metric(
+                'spillway_dns_lookup_failures_total{upstream="app",name="%s"}' % name, 0) >= 1, 10), sw.logs())
+            self.assertEqual(len(sw.backends_named("app", name)), 2)
+            self.assertEqual(sw.request("GET", "/")[0], 200)
+        finally:
+            sw.stop()
+            dns.stop()
+            for s in (a, b, c):
+                s.stop()
             shutil.rmtree(d, True)
 
 
