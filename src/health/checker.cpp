@@ -68,6 +68,11 @@ void checker::update(const std::vector<upstream::cluster_ptr>& clusters) {
         h->set_initial(upstream::out_kind::health, true);
         continue;
       }
+      if (!h->is_resolved()) {
+        // A hostname with no answer yet: nothing to probe (startup does not wait for it). Its
+        // addresses, once it resolves, are new hosts with probes of their own.
+        continue;
+      }
       if (auto it = probes_.find(h.get()); it != probes_.end()) {
         it->second->tls = c->tls;  // a reload may change the upstream's TLS settings
         it->second->h2 = c->cfg.protocol == config::upstream_protocol::http2;
@@ -130,13 +135,6 @@ asio::awaitable<void> checker::run(std::shared_ptr<probe> p) {
   p->timer.expires_after(first_delay);
   co_await p->timer.async_wait(nothrow);
   while (!p->stopped) {
-    if (!p->host->is_resolved()) {
-      // A new hostname backend whose name has no answer yet: nothing to probe, and no result to
-      // count against it. The host registry takes it out until the name resolves.
-      p->timer.expires_after(jittered(p->cfg.interval, 0.1));
-      co_await p->timer.async_wait(nothrow);
-      continue;
-    }
     std::string error = co_await check_once(*p);
     if (p->stopped) {
       break;

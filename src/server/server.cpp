@@ -311,16 +311,15 @@ int server::run() {
     unsigned n = cfg_->workers != 0 ? cfg_->workers : std::max(1U, std::thread::hardware_concurrency());
     stats::set_worker_count(n);  // before any counters are made
     auto clusters = registry_.build(*cfg_, tls.upstreams);
-    // At startup, a name that does not resolve is an error: wait for the first answers (nothing
-    // else runs on the io_context yet).
+    // Wait for the first answers (nothing else runs on the io_context yet), so that traffic
+    // starts with every address known. A name that does not resolve is not fatal: a Kubernetes
+    // headless Service with no ready pod has no address yet, and a fleet member must start
+    // anyway. Its backend stays out of traffic (`unresolved`) and is looked up every dns_refresh.
     while (registry_.lookups_in_flight() > 0 && io_.run_one() > 0) {
     }
     io_.restart();
-    if (auto failed = registry_.unresolved(); !failed.empty()) {
-      for (const auto& f : failed) {
-        log::error("{}", f);
-      }
-      return 1;
+    for (const auto& f : registry_.unresolved()) {
+      log::warn("{}; it takes no traffic until it resolves", f);
     }
     clusters = registry_.build(*cfg_, tls.upstreams);  // with every address the names resolved to
     snapshot_ =

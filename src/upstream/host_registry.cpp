@@ -48,7 +48,9 @@ void host_registry::resolve_srv(const std::string& name, resolve_done done) {
   if (!srv_thread_) {
     srv_thread_ = std::make_unique<asio::thread_pool>(1);
   }
-  asio::post(*srv_thread_, [this, name, done = std::move(done)]() mutable {
+  // The guard keeps io_ from running out of work meanwhile (startup runs it until every first
+  // answer is in), as asio's own resolver does.
+  asio::post(*srv_thread_, [this, name, done = std::move(done), busy = asio::make_work_guard(io_)]() mutable {
     std::vector<srv_address> addresses;
     auto ec = lookup_srv(name, addresses);
     std::vector<resolved> found;
@@ -56,6 +58,7 @@ void host_registry::resolve_srv(const std::string& name, resolve_done done) {
       found.push_back({a.endpoint, std::move(a.target), a.weight, a.backup});
     }
     asio::post(io_, [done = std::move(done), ec, found = std::move(found)]() mutable { done(ec, std::move(found)); });
+    busy.reset();
   });
 }
 

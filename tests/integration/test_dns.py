@@ -243,6 +243,37 @@ upstreams:
             b.stop()
             shutil.rmtree(d, True)
 
+    def test_spillway_starts_with_a_name_that_does_not_resolve_yet(self):
+        """A headless Service with no ready pod: Spillway starts, the name's backend out of traffic,
+        and serves it once the name resolves."""
+        a = Testd(host="127.0.0.2", name="later")
+        d = tempfile.mkdtemp(prefix="spillway-dns-")
+        hosts = os.path.join(d, "hosts")
+        with open(hosts, "w") as f:
+            f.write("127.0.0.1 localhost\n")
+        name = "pods.test:%d" % a.port
+        sw = SpillwayInNamespace("""
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners: [ { listen: 127.0.0.1:{port}, routes: [ { upstream: app } ] } ]
+upstreams:
+  - name: app
+    dns_refresh: 200ms
+    health_check: { http: { path: /healthz }, interval: 200ms, timeout: 200ms }
+    backends: [ { address: %s } ]
+""" % name, hosts)
+        try:
+            self.assertIn("cannot resolve", sw.logs())
+            self.assertEqual(sw.backend_status("app", name)["out_reason"], "unresolved")
+            self.assertEqual(sw.request("GET", "/")[0], 503)
+            self.assertEqual(sw.admin("GET", "/ready")[0], 200)
+            with open(hosts, "w") as f:
+                f.write("127.0.0.1 localhost\n127.0.0.2 pods.test\n")
+            self.assertTrue(wait_until(lambda: sw.request("GET", "/")[1].get("x-backend") == "later", 10), sw.logs())
+        finally:
+            sw.stop()
+            a.stop()
+            shutil.rmtree(d, True)
+
     def test_addresses_come_and_go_under_load_without_a_failed_request(self):
         """A headless-service style name: three servers on one port, the name's addresses changing
         while wrk runs. New addresses take traffic once checked, gone ones stop getting any, the
@@ -385,7 +416,7 @@ upstreams:
             self.assertTrue(named["127.0.0.1:%d" % c.port]["backup"])  # priority 20 waits for the 10s
             self.assertFalse(named["127.0.0.1:%d" % a.port]["backup"])
             seen = set(sw.request("GET", "/")[1].get("x-backend") for _ in range(10))
-            self.assertEqual(seen, {"a", "b"})
+            self.assertEqual(seen, {"a", "b"}, sw.logs())
             # The records change: a goes, c becomes a primary.
             dns.records = [(10, 1, b.port, "b.svc.test"), (10, 1, c.port, "c.svc.test")]
             self.assertTrue(wait_until(lambda: len(sw.backends_named("app", name)) == 2, 5), sw.logs())
