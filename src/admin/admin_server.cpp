@@ -156,7 +156,8 @@ struct admin_server::connection : std::enable_shared_from_this<connection> {
     const bool is_head = method == "HEAD";
     const bool close = !head.keep_alive;
     const bool has_body = head.chunked || (head.has_content_length && head.content_length > 0);
-    if (auto refused = admit(head, {server_.listen_text_, server_.token_, server_.limits_.max_body})) {
+    if (auto refused =
+            admit(head, {server_.listen_text_, server_.token_, server_.limits_.max_body, server_.open_probes_})) {
       co_await refuse(*refused, is_head);
       co_return false;
     }
@@ -222,6 +223,7 @@ admin_server::admin_server(asio::io_context& io, const config::admin& cfg, state
       acceptor_(io),
       listen_text_(cfg.listen.text),
       token_(cfg.token),
+      open_probes_(cfg.open_probes),
       limits_(lim),
       get_state_(std::move(get_state)),
       reload_(std::move(reload)) {

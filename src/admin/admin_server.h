@@ -57,6 +57,7 @@ class admin_server {
   // Takes a reloaded config's token (empty: none required); the listen address is kept until the
   // next start. Control thread.
   void set_token(std::string token) { token_ = std::move(token); }
+  void set_open_probes(bool open) { open_probes_ = open; }
 
   // Admin connections open now. Control thread.
   std::size_t connections_active() const;
@@ -80,6 +81,7 @@ class admin_server {
   boost::asio::ip::tcp::acceptor acceptor_;
   std::string listen_text_;
   std::string token_;
+  bool open_probes_ = false;
   limits limits_;
   state_fn get_state_;
   reload_fn reload_;

@@ -141,7 +141,7 @@ std::optional<refusal> admit(const http::message_head& head, const admission_pol
     return refusal{rejection::host, 403, "forbidden: Host must be the admin address, localhost or an IP address\n", {}};
   }
   // The Host check above still applies to probes: kubelet sends the pod's IP address as Host.
-  if (!policy.token.empty() && !probe_request(head.method, head.url) &&
+  if (!policy.token.empty() && !(policy.open_probes && probe_request(head.method, head.url)) &&
       !bearer_matches(head.find("authorization"), policy.token)) {
     return refusal{rejection::token, 401, "unauthorized: send Authorization: Bearer TOKEN\n",
                    "www-authenticate: Bearer realm=\"spillway-admin\"\r\n"};

@@ -36,6 +36,7 @@ struct admission_policy {
   std::string_view listen;  // the admin address as configured (for host_allowed)
   std::string_view token;   // empty: no token required
   std::uint64_t max_body = 0;
+  bool open_probes = false;  // GET/HEAD /ready and /live need no token (admin.open_probes)
 };
 
 // A refused request: the answer to send (text/plain, then the connection is closed: its body is

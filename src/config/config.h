@@ -213,6 +213,9 @@ struct admin {
   std::string token_file;
   std::string token;
   mark token_file_at;
+  // Spillway extension (`open_probes: true`): GET/HEAD /ready and /live answer without the token,
+  // for probes that cannot send one (kubelet). Off by default: with a token, every request needs it.
+  bool open_probes = false;
 };
 
 // The fields an access log line can carry ({name} in a template; every one in "json").

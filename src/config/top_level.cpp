@@ -81,6 +81,12 @@ void loader::read_admin(const Node& v) {
                   }
                 }},
                {"token_file", [&](const Node& value) { read_admin_token(value); }},
+               {"open_probes",
+                [&](const Node& value) {
+                  if (auto b = read_bool(value, "admin open_probes")) {
+                    cfg_.admin_api.open_probes = *b;
+                  }
+                }},
            });
   if (!listen_given) {
     use_default_admin_listen();

@@ -161,6 +161,7 @@ admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_
   outlier_.update(snapshot_->clusters);
   if (admin_) {
     admin_->set_token(cfg_->admin_api.token);  // a reload is how a token is rotated
+    admin_->set_open_probes(cfg_->admin_api.open_probes);
   }
   last_reload_error_.clear();
   applied_text_ = std::move(rejected_text_);

@@ -259,9 +259,16 @@ class AdminTokenTest(unittest.TestCase):
         finally:
             lb.stop()
 
-    def test_probes_answer_without_the_token(self):
-        # What kubelet sends for an httpGet probe: the pod's address as Host, no Authorization.
+    def test_probes_answer_without_the_token_only_with_open_probes(self):
+        # SPEC: with a token, every request needs it; /ready and /live included by default.
         lb = Spillway(CONFIG % (", token_file: " + self.token_path, self.backend.address))
+        try:
+            for path in ("/ready", "/live"):
+                self.assertEqual(self.get(lb, path)[0], 401, path)
+        finally:
+            lb.stop()
+        # What kubelet sends for an httpGet probe: the pod's address as Host, no Authorization.
+        lb = Spillway(CONFIG % (", token_file: " + self.token_path + ", open_probes: true", self.backend.address))
         try:
             host = b"Host: 127.0.0.1:%d\r\n" % lb.admin_port
             for path in (b"/ready", b"/live"):

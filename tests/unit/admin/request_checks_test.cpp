@@ -69,12 +69,16 @@ TEST(admin_admit, a_missing_or_wrong_token_is_401_with_a_challenge) {
   EXPECT_EQ(why(head("DELETE", {{"host", "localhost"}}), token_policy), rejection::token);
 }
 
-TEST(admin_admit, probes_need_no_token_but_an_allowed_host) {
+TEST(admin_admit, with_open_probes_probes_need_no_token_but_an_allowed_host) {
   auto probe = [](std::string_view method, std::string_view url, std::string_view host) {
     auto h = head(method, {{"host", host}});
     h.url = url;
     return h;
   };
+  // By default (SPEC section 5) every request needs the token, probes included.
+  EXPECT_EQ(why(probe("GET", "/ready", "localhost"), token_policy), rejection::token);
+  // With admin.open_probes: true, the probes are served without it.
+  constexpr admission_policy token_policy{"127.0.0.1:9901", "s3cret", 1024, true};
   // What kubelet sends: the pod's address as Host, no Authorization.
   for (auto url : {"/ready", "/live", "/ready?verbose=1"}) {
     EXPECT_FALSE(admit(probe("GET", url, "10.244.1.7:9901"), token_policy)) << url;
