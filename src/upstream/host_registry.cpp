@@ -49,7 +49,9 @@ void host_registry::resolve_srv(const std::string& name, resolve_done done) {
     srv_thread_ = std::make_unique<asio::thread_pool>(1);
   }
   // The guard keeps io_ from running out of work meanwhile (startup runs it until every first
-  // answer is in), as asio's own resolver does.
+  // answer is in), as asio's own resolver does. It travels with the answer and ends on io_'s
+  // thread: released here, on the lookup's thread, it could be the last work after startup's loop
+  // has run the answer and restarted io_, and stop io_ for good (the process would exit at once).
   asio::post(*srv_thread_, [this, name, done = std::move(done), busy = asio::make_work_guard(io_)]() mutable {
     std::vector<srv_address> addresses;
     auto ec = lookup_srv(name, addresses);
@@ -57,8 +59,9 @@ void host_registry::resolve_srv(const std::string& name, resolve_done done) {
     for (auto& a : addresses) {
       found.push_back({a.endpoint, std::move(a.target), a.weight, a.backup});
     }
-    asio::post(io_, [done = std::move(done), ec, found = std::move(found)]() mutable { done(ec, std::move(found)); });
-    busy.reset();
+    asio::post(io_, [done = std::move(done), ec, found = std::move(found), busy = std::move(busy)]() mutable {
+      done(ec, std::move(found));
+    });
   });
 }
 

@@ -73,8 +73,14 @@ class Spillway:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.command(extra_args), stdout=self.log, stderr=subprocess.STDOUT)
         if wait:
-            wait_for_port(self.port, proc=self.proc)
-            wait_for_port(self.admin_port, proc=self.proc)
+            try:
+                wait_for_port(self.port, proc=self.proc)
+                wait_for_port(self.admin_port, proc=self.proc)
+            except (RuntimeError, TimeoutError) as e:
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                raise type(e)("%s; its log:\n%s" % (e, self.logs()[-4000:])) from None
 
     def command(self, extra_args=()):
         """The command line that starts the binary (a subclass may wrap it; it must exec, same PID)."""
