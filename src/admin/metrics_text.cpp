@@ -23,6 +23,7 @@ class metrics_writer {
     breaker_families();
     limit_families();
     listener_families();
+    rate_limit_families();
     route_and_upstream_traffic();
     backend_traffic();
     process_families();
@@ -87,6 +88,7 @@ class metrics_writer {
   void breaker_families();
   void limit_families();
   void listener_families();
+  void rate_limit_families();
   void route_and_upstream_traffic();
   void backend_traffic();
   void process_families();
@@ -263,6 +265,28 @@ void metrics_writer::listener_families() {
   for (const auto& l : s_.listeners) {
     histogram_of("spillway_listener_request_duration_seconds", label_set({{"listener", l.name}}), *l.traffic,
                  [](const traffic& t) -> const stats::histogram& { return t.duration; });
+  }
+}
+
+void metrics_writer::rate_limit_families() {
+  w_.family("spillway_rate_limit_decisions_total", "counter",
+            "requests (tcp listeners: connections) a rate limit policy judged, by result (dry_run_limited: would "
+            "have been limited, admitted by dry_run)");
+  for (const auto& r : s_.rate_limits) {
+    const std::pair<const char*, std::uint64_t> results[] = {
+        {"admitted", r.admitted}, {"limited", r.limited}, {"dry_run_limited", r.dry_run_limited}};
+    for (const auto& [result, n] : results) {
+      w_.sample("spillway_rate_limit_decisions_total", label_set({{"policy", r.name}, {"result", result}}), n);
+    }
+  }
+  w_.family("spillway_rate_limit_keys", "gauge", "keys (clients, header values, routes) a policy remembers");
+  for (const auto& r : s_.rate_limits) {
+    w_.sample("spillway_rate_limit_keys", label_set({{"policy", r.name}}), r.keys);
+  }
+  w_.family("spillway_rate_limit_evictions_total", "counter",
+            "keys dropped while their budget was in use, because the policy's max_keys was reached");
+  for (const auto& r : s_.rate_limits) {
+    w_.sample("spillway_rate_limit_evictions_total", label_set({{"policy", r.name}}), r.evictions);
   }
 }
 

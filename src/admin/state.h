@@ -31,6 +31,21 @@ struct listener_info {
   std::vector<route_info> routes;
 };
 
+// A rate limit policy and what it decided (summed over workers by the control thread).
+struct rate_limit_info {
+  std::string name;
+  std::string key;   // client_ip, header:NAME, route or global
+  std::string rate;  // as configured: "100/s"
+  std::uint64_t burst = 0;
+  bool dry_run = false;
+  std::uint64_t admitted = 0;
+  std::uint64_t limited = 0;
+  std::uint64_t dry_run_limited = 0;  // would have been limited; admitted by dry_run
+  std::uint64_t keys = 0;             // keys remembered now
+  std::uint64_t max_keys = 0;
+  std::uint64_t evictions = 0;  // keys dropped while in use, for room
+};
+
 // What made Spillway read its config file again (the `trigger` label of
 // spillway_config_reload_triggers_total): a file event, the identity poll, SIGHUP, POST /reload.
 enum class reload_trigger { file, poll, signal, api, count_ };
@@ -42,6 +57,7 @@ const char* trigger_name(reload_trigger t);
 struct state {
   std::vector<upstream::cluster_ptr> clusters;
   std::vector<listener_info> listeners;
+  std::vector<rate_limit_info> rate_limits;
   upstream::journal* journal = nullptr;  // transitions and incidents (may be null in tests)
   unsigned workers = 0;
   bool metrics = true;  // per-request counting on

@@ -129,6 +129,15 @@ std::string status_json(const state& s, breaker::clock::time_point now) {
     }
     out += listener_json(s.listeners[i]);
   }
+  out += "],\"rate_limits\":[";
+  for (std::size_t i = 0; i < s.rate_limits.size(); ++i) {
+    const auto& r = s.rate_limits[i];
+    out += fmt::format(
+        "{}{{\"name\":{},\"key\":{},\"rate\":{},\"burst\":{},\"dry_run\":{},\"admitted\":{},\"limited\":{},"
+        "\"dry_run_limited\":{},\"keys\":{},\"max_keys\":{},\"evictions\":{}}}",
+        i > 0 ? "," : "", json_string(r.name), json_string(r.key), json_string(r.rate), r.burst, r.dry_run, r.admitted,
+        r.limited, r.dry_run_limited, r.keys, r.max_keys, r.evictions);
+  }
   out += "],\"events\":[";
   if (s.journal != nullptr) {
     const auto events = s.journal->recent(50);

@@ -33,6 +33,7 @@ enum class error_kind : std::uint8_t {
   upstream_overloaded,
   upstream_timeout,
   method_not_allowed,
+  rate_limited,
   // L4 only: how a relayed connection ended other than by an EOF.
   idle_timeout,
 };
@@ -47,7 +48,7 @@ struct error_info {
   bool retryable;
 };
 
-inline constexpr std::array<error_info, 13> error_table = {{
+inline constexpr std::array<error_info, 14> error_table = {{
     {"malformed_request", 400, "DPE", error_source::downstream, false},
     {"no_route", 404, "NR", error_source::internal, false},
     {"header_timeout", 408, "DT", error_source::downstream, false},
@@ -60,11 +61,12 @@ inline constexpr std::array<error_info, 13> error_table = {{
     {"upstream_overloaded", 503, "UO", error_source::internal, false},
     {"upstream_timeout", 504, "UT", error_source::upstream, true},
     {"method_not_allowed", 405, "DPE", error_source::downstream, false},
+    {"rate_limited", 429, "RL", error_source::downstream, false},
     {"idle_timeout", 0, nullptr, error_source::internal, false},
 }};
 
 // The kinds an HTTP client can get as an answer: they come first in the table.
-inline constexpr std::size_t local_reply_count = 12;
+inline constexpr std::size_t local_reply_count = 13;
 
 constexpr const error_info& info(error_kind k) { return error_table[static_cast<std::size_t>(k)]; }
 constexpr std::string_view to_string(error_kind k) { return info(k).name; }

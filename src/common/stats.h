@@ -175,6 +175,13 @@ struct listener_traffic : request_traffic {
   counter tls_handshake_failures;
 };
 
+// What a rate limit policy decided (requests, or a tcp listener's connections).
+struct rate_limit_traffic {
+  counter admitted;
+  counter limited;          // answered 429 (or the connection closed)
+  counter dry_run_limited;  // would have been limited: admitted by dry_run
+};
+
 struct upstream_traffic : request_traffic {
   histogram connect_time;  // new connections to backends (TCP, plus TLS when spoken)
 };

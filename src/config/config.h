@@ -54,6 +54,7 @@ struct route_match {
 struct route {
   route_match match;  // empty match = catch-all
   std::string upstream;
+  std::string rate_limit;  // a rate_limits policy name, or empty
   mark where;
 };
 
@@ -66,6 +67,7 @@ struct listener {
   std::optional<listener_tls> tls;
   std::vector<route> routes;  // http only
   std::string upstream;       // tcp only
+  std::string rate_limit;     // tcp only: a rate_limits policy for new connections, or empty
   // Spillway extensions (documented in README): request size limits for http listeners.
   std::uint64_t max_request_headers = 64 * 1024;  // bytes; larger header blocks get 431
   std::uint64_t max_request_body = 0;             // bytes; 0 = unlimited; larger bodies get 413
@@ -232,6 +234,22 @@ struct access_log {
   mark format_at;
 };
 
+// A rate limit policy (`rate_limits`), referenced by name from routes and tcp listeners. A
+// generic cell rate algorithm: one request every `period / count` on average, `burst` at once.
+struct rate_limit {
+  enum class key_kind { client_ip, header, route, global };
+  std::string name;
+  key_kind key = key_kind::client_ip;  // client_ip: IPv4 address, IPv6 /64
+  std::string header;                  // key: header:NAME (lower-cased)
+  std::uint64_t count = 0;             // `rate: COUNT/UNIT`
+  duration period = std::chrono::seconds(1);
+  std::uint64_t burst = 0;          // default: the rate per second, rounded up (at least 1)
+  bool dry_run = false;             // count what would be limited, limit nothing
+  std::uint64_t max_keys = 100000;  // keys remembered; beyond it the least useful are evicted
+  std::string rate_text;            // as written ("100/s"), for /status and logs
+  mark where;
+};
+
 struct config {
   std::string path;      // the file it was loaded from (as given on the command line)
   unsigned workers = 0;  // 0 = auto (number of CPUs)
@@ -247,6 +265,7 @@ struct config {
   std::optional<struct access_log> access_log;
   std::vector<listener> listeners;
   std::vector<upstream> upstreams;
+  std::vector<rate_limit> rate_limits;
 
   // Returns the upstream with that name, or nullptr.
   const upstream* find_upstream(const std::string& name) const;
@@ -296,5 +315,10 @@ std::vector<std::string> diff(const config& old_cfg, const config& new_cfg);
 // Settings whose change makes a backend start over (its health, ejection and breaker state reset).
 bool same_health_check(const health_check& a, const health_check& b);
 bool same_breaker(const circuit_breaker& a, const circuit_breaker& b);
+// The rate limit policy named `name`, or nullptr.
+const rate_limit* find_rate_limit(const config& cfg, const std::string& name);
+// True when two policies give the same budgets (key, rate, burst, max_keys): a reload keeps the
+// budgets clients have used. dry_run may differ.
+bool same_rate_limit_budget(const rate_limit& a, const rate_limit& b);
 
 }  // namespace spillway::config

@@ -44,11 +44,12 @@ bool same_match(const route_match& a, const route_match& b) {
 }
 
 bool same_routes(const listener& a, const listener& b) {
-  if (a.routes.size() != b.routes.size() || a.upstream != b.upstream) {
+  if (a.routes.size() != b.routes.size() || a.upstream != b.upstream || a.rate_limit != b.rate_limit) {
     return false;
   }
   for (std::size_t i = 0; i < a.routes.size(); ++i) {
-    if (a.routes[i].upstream != b.routes[i].upstream || !same_match(a.routes[i].match, b.routes[i].match)) {
+    if (a.routes[i].upstream != b.routes[i].upstream || a.routes[i].rate_limit != b.routes[i].rate_limit ||
+        !same_match(a.routes[i].match, b.routes[i].match)) {
       return false;
     }
   }
@@ -206,10 +207,45 @@ void diff_upstreams(const config& old_cfg, const config& new_cfg, std::vector<st
 
 }  // namespace
 
+// Rate limit policies added, removed or changed. A changed policy starts with full budgets.
+static void diff_rate_limits(const config& old_cfg, const config& new_cfg, std::vector<std::string>& out) {
+  for (const auto& n : new_cfg.rate_limits) {
+    const auto* o = find_rate_limit(old_cfg, n.name);
+    if (o == nullptr) {
+      out.push_back(fmt::format("rate limit \"{}\" added", n.name));
+    } else if (!same_rate_limit_budget(*o, n)) {
+      out.push_back(fmt::format("rate limit \"{}\" changed (its budgets start full)", n.name));
+    } else if (o->dry_run != n.dry_run) {
+      out.push_back(
+          fmt::format("rate limit \"{}\" {}", n.name, n.dry_run ? "now only counts (dry_run)" : "now limits"));
+    }
+  }
+  for (const auto& o : old_cfg.rate_limits) {
+    if (find_rate_limit(new_cfg, o.name) == nullptr) {
+      out.push_back(fmt::format("rate limit \"{}\" removed", o.name));
+    }
+  }
+}
+
+const rate_limit* find_rate_limit(const config& cfg, const std::string& name) {
+  for (const auto& r : cfg.rate_limits) {
+    if (r.name == name) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+bool same_rate_limit_budget(const rate_limit& a, const rate_limit& b) {
+  return a.key == b.key && a.header == b.header && a.count == b.count && a.period == b.period && a.burst == b.burst &&
+         a.max_keys == b.max_keys;
+}
+
 std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
   std::vector<std::string> out;
   diff_listeners(old_cfg, new_cfg, out);
   diff_upstreams(old_cfg, new_cfg, out);
+  diff_rate_limits(old_cfg, new_cfg, out);
   if (old_cfg.workers != new_cfg.workers) {
     out.emplace_back("workers changed: takes effect only at the next start");
   }

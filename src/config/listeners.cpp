@@ -23,6 +23,8 @@ struct loader::listener_draft {
   std::vector<mark> http_only_keys;
   std::optional<mark> http2_key;
   std::vector<std::pair<std::string, mark>> route_refs;
+  std::optional<mark> rate_limit_key;
+  std::optional<mark> rate_limit_value;
 };
 
 void loader::read_listeners(const Node& v) {
@@ -106,6 +108,14 @@ void loader::read_listener_keys(const Node& n, listener_draft& d) {
                     d.upstream_value = where(v);
                   }
                 }},
+               {"rate_limit",
+                [&](const Node& k, const Node& v) {
+                  d.rate_limit_key = where(k);
+                  if (auto s = read_name(v, "rate_limit")) {
+                    l.rate_limit = *s;
+                    d.rate_limit_value = where(v);
+                  }
+                }},
                {"max_request_headers", request_limit},
                {"max_request_body", request_limit},
                {"max_request_header_fields", request_limit},
@@ -162,6 +172,11 @@ void loader::check_listener_protocol(const Node& n, listener_draft& d) {
       add(*d.upstream_key,
           fmt::format("\"upstream\" is for tcp listeners; http listener \"{}\" uses \"routes\"", l.name));
     }
+    if (d.rate_limit_key) {
+      add(*d.rate_limit_key,
+          fmt::format("a listener's \"rate_limit\" counts tcp connections; http listener \"{}\" takes one per route",
+                      l.name));
+    }
     if (!d.routes_key) {
       add(n, fmt::format("http listener \"{}\" needs at least one route", l.name));
     } else {
@@ -184,6 +199,9 @@ void loader::check_listener_protocol(const Node& n, listener_draft& d) {
       add(n, fmt::format("tcp listener \"{}\" needs an \"upstream\"", l.name));
     } else if (d.upstream_value) {
       upstream_refs_.push_back({l.upstream, *d.upstream_value, fmt::format("listener \"{}\"", l.name)});
+    }
+    if (d.rate_limit_value) {
+      rate_limit_refs_.push_back({l.rate_limit, *d.rate_limit_value, fmt::format("listener \"{}\"", l.name), true});
     }
   }
 }
@@ -313,6 +331,13 @@ void loader::read_routes(const Node& v, std::vector<route>& out, std::vector<std
                       refs.emplace_back(*s, where(value));
                     }
                   }},
+                 {"rate_limit",
+                  [&](const Node& value) {
+                    if (auto s = read_name(value, "rate_limit")) {
+                      r.rate_limit = *s;
+                      rate_limit_refs_.push_back({*s, where(value), "route", false});
+                    }
+                  }},
              });
     if (!upstream_given) {
       add(item, "route needs an \"upstream\"");
@@ -376,11 +401,7 @@ void loader::read_header_matches(const Node& v, std::vector<header_match>& out) 
     }
     // RFC 9110 token characters: anything else could never appear in a request.
     const auto& name = key.Scalar();
-    bool valid = !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
-             std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-    });
-    if (!valid) {
+    if (!is_token(name)) {
       add(key, fmt::format("invalid header name {}", quote(name)));
       continue;
     }

@@ -119,6 +119,7 @@ load_result loader::load(const std::string& text) {
   }
   check_bindings();
   check_upstream_refs();
+  check_rate_limit_refs();
 
   std::stable_sort(errors_.begin(), errors_.end(),
                    [](const error& a, const error& b) { return std::tie(a.line, a.col) < std::tie(b.line, b.col); });

@@ -9,6 +9,7 @@
 //   upstreams.cpp    upstreams, their tls and backends
 //   policies.cpp     per-upstream health_check, outlier_detection, circuit_breaker, limits,
 //                    retries, timeouts and degradation
+//   rate_limits.cpp  rate_limits policies and the checks of the routes and listeners using them
 //   load.cpp         the public entry points (load_file, load_string, summary), the loader's
 //                    driver and the checks across sections (listen-address clashes, upstream names)
 // and the free functions below in:
@@ -49,6 +50,8 @@ std::string lower(std::string_view s);
 bool is_digit(char c);
 // True for a non-empty run of 0-9.
 bool all_digits(std::string_view s);
+// True for an RFC 9110 token (a header name): anything else could never appear in a request.
+bool is_token(std::string_view s);
 // `s` in double quotes, cut short with "..." when long, for echoing a value in a message.
 std::string quote(std::string_view s);
 // "a, b, c or d"
@@ -146,6 +149,14 @@ class loader {
     std::string who;
   };
 
+  // A use of a rate limit policy's name (by a route, or by a tcp listener), checked at the end.
+  struct rate_limit_ref {
+    std::string name;
+    mark at;
+    std::string who;
+    bool connections = false;  // a tcp listener's: the policy counts connections
+  };
+
   // --- reader.cpp: errors and positions ---
   mark where(const Node& n) const;
   void add(mark m, std::string message);
@@ -238,6 +249,12 @@ class loader {
   void read_timeouts(const Node& v, timeouts& t);
   void read_degradation(const Node& v, degradation& d);
 
+  // --- rate_limits.cpp ---
+  void read_rate_limits(const Node& v);
+  void read_rate_limit(const Node& n);
+  void read_rate(const Node& v, rate_limit& rl);
+  void check_rate_limit_refs();
+
   // --- load.cpp: checks across sections, once everything is read ---
   void check_bindings();
   void check_upstream_refs();
@@ -253,6 +270,8 @@ class loader {
   std::map<std::string, mark> listener_names_;
   std::map<std::string, mark> upstream_names_;
   std::vector<upstream_ref> upstream_refs_;
+  std::map<std::string, mark> rate_limit_names_;
+  std::vector<rate_limit_ref> rate_limit_refs_;
 };
 
 }  // namespace spillway::config::detail

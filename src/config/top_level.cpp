@@ -24,6 +24,7 @@ void loader::read_top(const Node& root) {
                   read_listeners(v);
                 }},
                {"upstreams", [this](const Node& v) { read_upstreams(v); }},
+               {"rate_limits", [this](const Node& v) { read_rate_limits(v); }},
                {"metrics",
                 [this](const Node& v) {
                   if (auto b = read_bool(v, "metrics")) {

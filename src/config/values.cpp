@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -41,6 +42,13 @@ std::string quote(std::string_view s) {
     return fmt::format("\"{}...\"", s.substr(0, max_shown));
   }
   return fmt::format("\"{}\"", s);
+}
+
+bool is_token(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
 }
 
 std::string one_of(const std::vector<std::string_view>& names) {

@@ -21,7 +21,8 @@ downstream_connection::downstream_connection(worker& w, std::string listen, tcp:
   boost::system::error_code ec;
   auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) {
-    client_ip_ = ep.address().to_string();
+    client_address_ = ep.address();
+    client_ip_ = client_address_.to_string();
   }
   stream_.socket().set_option(tcp::no_delay(true), ec);
   if (tls_) {

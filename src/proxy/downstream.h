@@ -40,6 +40,7 @@ class downstream_connection {
   tls::stream& stream() { return stream_; }
   // The client's address as text ("" when it could not be read).
   const std::string& client_ip() const { return client_ip_; }
+  const boost::asio::ip::address& client_address() const { return client_address_; }
   bool tls() const { return tls_ != nullptr; }
   // This worker's counters of the listener, or null when the listener was gone at accept.
   stats::listener_traffic* traffic() const {
@@ -73,6 +74,7 @@ class downstream_connection {
   tls::server_context_ptr tls_;  // kept for the SNI callback while the handshake runs
   tls::stream stream_;
   std::string client_ip_;
+  boost::asio::ip::address client_address_;
   downstream_session* owner_;
   std::list<downstream_session*>::iterator registration_;
   std::shared_ptr<stats::per_worker<stats::listener_traffic>> listener_traffic_;

@@ -26,6 +26,7 @@ int grpc_status_of(error_kind kind) {
       return 4;  // DEADLINE_EXCEEDED
     case error_kind::body_too_large:
     case error_kind::headers_too_large:
+    case error_kind::rate_limited:
       return 8;  // RESOURCE_EXHAUSTED
     case error_kind::no_route:
     case error_kind::method_not_allowed:

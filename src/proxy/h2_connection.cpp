@@ -765,6 +765,14 @@ awaitable<void> h2_connection::handle(h2_stream& s) {
     co_return;
   }
   st.rec.route = static_cast<int>(route - lv->routes.data());
+  if (route->rate_limit >= 0) {
+    auto r = check_rate_limit(*view->snap, route->rate_limit, down_.owner().index(), down_.client_address(), &h,
+                              route->route_key, st.rate_key);
+    if (r.limited) {
+      reply_local(s, error_kind::rate_limited, {}, answer_of(r));
+      co_return;
+    }
+  }
   co_await forward(s, route->upstream_index);
 }
 
@@ -1184,7 +1192,20 @@ void h2_connection::discard_body(h2_stream& s) {
   s.body.clear();
 }
 
-void h2_connection::reply_local(h2_stream& s, error_kind kind, config::duration retry_after) {
+namespace {
+
+void add_rate_limit_fields(const rate_limit_answer& limit, std::vector<http::header>& fields) {
+  if (limit.policy != nullptr) {
+    fields.push_back({"retry-after", limit.retry_after});
+    fields.push_back({"ratelimit-policy", *limit.policy});
+    fields.push_back({"ratelimit", limit.state});
+  }
+}
+
+}  // namespace
+
+void h2_connection::reply_local(h2_stream& s, error_kind kind, config::duration retry_after,
+                                const rate_limit_answer& limit) {
   auto& st = *s.st;
   discard_body(s);
   const int status = status_of(kind);
@@ -1199,6 +1220,7 @@ void h2_connection::reply_local(h2_stream& s, error_kind kind, config::duration 
               {"grpc-status", code},
               {"grpc-message", name},
               {"x-spillway-reason", name}};
+    add_rate_limit_fields(limit, fields);
     submit_head(s, 200, fields, true);
     return;
   }
@@ -1212,6 +1234,7 @@ void h2_connection::reply_local(h2_stream& s, error_kind kind, config::duration 
   if (status == 503) {
     fields.push_back({"retry-after", retry});
   }
+  add_rate_limit_fields(limit, fields);
   if (head_request) {
     s.out.clear();
   } else {

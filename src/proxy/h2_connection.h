@@ -25,6 +25,7 @@
 
 #include "proxy/downstream.h"
 #include "proxy/h2_common.h"
+#include "proxy/rate_check.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -114,7 +115,8 @@ class h2_connection {
                                                          std::size_t max_fields);
   boost::asio::awaitable<void> stream_response(h2_stream& s, upstream_attempt& attempt, bool request_sent_ok);
   // Answers the stream itself (gRPC-shaped for a gRPC request); `retry_after` for a 503.
-  void reply_local(h2_stream& s, error_kind kind, config::duration retry_after = std::chrono::seconds(1));
+  void reply_local(h2_stream& s, error_kind kind, config::duration retry_after = std::chrono::seconds(1),
+                   const rate_limit_answer& limit = {});
   // Submits the response head (and, unless `end`, a body pulled from the stream's buffer).
   void submit_head(h2_stream& s, int status, const std::vector<http::header>& fields, bool end);
   void reset_stream(h2_stream& s, std::uint32_t code);

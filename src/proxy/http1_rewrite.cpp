@@ -367,7 +367,7 @@ void h2_request_fields(const http::message_head& req, const upstream_head_facts&
 }
 
 void build_local_reply(error_kind kind, bool close, bool http10, bool head_request, std::uint32_t retry_after_seconds,
-                       std::string& out) {
+                       std::string& out, std::string_view extra) {
   const int status = status_of(kind);
   const auto name = to_string(kind);
   out.clear();
@@ -377,6 +377,7 @@ void build_local_reply(error_kind kind, bool close, bool http10, bool head_reque
   if (status == 503) {
     fmt::format_to(std::back_inserter(out), "retry-after: {}\r\n", retry_after_seconds);
   }
+  out.append(extra);
   if (close) {
     out.append("connection: close\r\n");
   } else if (http10) {

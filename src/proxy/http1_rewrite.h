@@ -88,8 +88,9 @@ void h2_request_fields(const http::message_head& req, const upstream_head_facts&
                        std::vector<http::header>& out);
 
 // Writes a whole answer Spillway makes itself for `kind` into `out` (cleared first): status,
-// x-spillway-reason, `retry-after` (seconds) with a 503, no body for a HEAD request. Any thread.
+// x-spillway-reason, `retry-after` (seconds) with a 503, `extra` (whole header lines, as a 429's
+// rate limit headers), no body for a HEAD request. Any thread.
 void build_local_reply(error_kind kind, bool close, bool http10, bool head_request, std::uint32_t retry_after_seconds,
-                       std::string& out);
+                       std::string& out, std::string_view extra = {});
 
 }  // namespace spillway::proxy

@@ -57,6 +57,7 @@ struct http1_state {
   std::size_t uend = 0;
   std::string out;  // a head being written; reused so that a warm connection does not allocate
   std::string host_scratch;
+  std::string rate_key;  // a rate limit's key for this request
   rewrite_scratch scratch;
   std::vector<http::header> h2_fields;  // a head for (or from) HTTP/2, see h2_request_fields
   upstream_head_facts facts;            // of the current request (shape, client, upgrade, request id)

@@ -2,6 +2,7 @@
 
 #include "common/log.h"
 #include "common/plain_allocator.h"
+#include "proxy/rate_check.h"
 #include "proxy/retry_policy.h"
 #include "proxy/upstream_attempt.h"
 
@@ -392,6 +393,13 @@ awaitable<http_session::next> http_session::handle_request() {
   if (route == nullptr) {
     co_return co_await send_local(refusal, close);
   }
+  if (route->rate_limit >= 0) {
+    auto r = check_rate_limit(*view->snap, route->rate_limit, down_.owner().index(), down_.client_address(),
+                              &st_->request_parser.head(), route->route_key, st_->rate_key);
+    if (r.limited) {
+      co_return co_await send_local(error_kind::rate_limited, false, nullptr, header_lines(answer_of(r)));
+    }
+  }
   co_return co_await forward(view, route->upstream_index);
 }
 
@@ -436,13 +444,14 @@ const compiled_route* http_session::route_request(const listener_view& lv, error
   return route;
 }
 
-awaitable<http_session::next> http_session::send_local(error_kind kind, bool close, const config::upstream* up) {
+awaitable<http_session::next> http_session::send_local(error_kind kind, bool close, const config::upstream* up,
+                                                       std::string_view extra_headers) {
   // A request whose body was not read to the end leaves the connection in an unknown state; and a
   // client that said `Connection: close` (or HTTP/1.0 without keep-alive) gets what it asked for.
   close = close || !request_complete_ || draining_ || !st_->request_parser.head().keep_alive;
   const auto retry_after = up != nullptr ? up->degrade.retry_after : config::degradation{}.retry_after;
   build_local_reply(kind, close, st_->facts.http10, st_->request_parser.head().method == "HEAD",
-                    static_cast<std::uint32_t>((retry_after.count() + 999) / 1000), st_->out);
+                    static_cast<std::uint32_t>((retry_after.count() + 999) / 1000), st_->out, extra_headers);
   phase_ = phase::streaming;
   st_->rec.status = status_of(kind);
   st_->rec.local = kind;

@@ -92,7 +92,8 @@ class http_session final : public downstream_session, public std::enable_shared_
   // Sends the request to upstream `cluster_index` through an upstream_attempt, try after try.
   boost::asio::awaitable<next> forward(const std::shared_ptr<worker_view>& view, std::size_t cluster_index);
   // Answers the request itself with `kind`'s status; `up` gives the Retry-After of a 503.
-  boost::asio::awaitable<next> send_local(error_kind kind, bool close, const config::upstream* up = nullptr);
+  boost::asio::awaitable<next> send_local(error_kind kind, bool close, const config::upstream* up = nullptr,
+                                          std::string_view extra_headers = {});
 
   // Hands the connection to an h2_connection until it ends; `initial`: bytes read already.
   boost::asio::awaitable<void> serve_h2(std::string initial);

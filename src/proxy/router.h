@@ -12,6 +12,8 @@ namespace spillway::proxy {
 struct compiled_route {
   const config::route* cfg = nullptr;
   std::size_t upstream_index = 0;  // into snapshot::clusters
+  int rate_limit = -1;             // into snapshot::rate_limits, or none
+  std::string route_key;           // the rate limit key of `key: route` (listener and position)
 };
 
 // Returns the Host header's host part, lower-cased into `out`: "API.example.com:8080" ->

@@ -25,6 +25,26 @@ snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vecto
     }
     return upstreams.size();  // unreachable for a validated config
   };
+  for (const auto& rl : snap->cfg->rate_limits) {
+    auto& st = reg.rate_limits[rl.name];
+    if (!st.table || !config::same_rate_limit_budget(st.cfg, rl)) {
+      st.table = std::make_shared<ratelimit::limiter>(ratelimit::params::of(rl));
+    }
+    if (!st.counts) {
+      st.counts = std::make_shared<stats::per_worker<stats::rate_limit_traffic>>();
+    }
+    st.cfg = rl;
+    snap->rate_limits.push_back({&rl, st.table, st.counts, ratelimit::policy_header(rl)});
+    next.rate_limits[rl.name] = st;
+  }
+  auto rate_limit_of = [&](const std::string& name) {
+    for (std::size_t i = 0; i < snap->rate_limits.size(); ++i) {
+      if (snap->rate_limits[i].cfg->name == name) {
+        return static_cast<int>(i);
+      }
+    }
+    return -1;
+  };
   for (std::size_t li = 0; li < snap->cfg->listeners.size(); ++li) {
     const auto& l = snap->cfg->listeners[li];
     listener_view view;
@@ -48,7 +68,7 @@ snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vecto
     next.listeners[l.listen.text] = lt;
     for (std::size_t ri = 0; ri < l.routes.size(); ++ri) {
       const auto& r = l.routes[ri];
-      compiled_route cr{&r, index_of(r.upstream)};
+      compiled_route cr{&r, index_of(r.upstream), rate_limit_of(r.rate_limit), ratelimit::route_key(l.name, ri)};
       account(cr.upstream_index);
       view.routes.push_back(cr);
       auto key = l.listen.text + "\n" + std::to_string(ri) + "\n" + r.upstream;
@@ -59,6 +79,7 @@ snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vecto
       view.route_traffic.push_back(rt);
       next.routes[key] = rt;
     }
+    view.rate_limit = rate_limit_of(l.rate_limit);
     if (!l.upstream.empty()) {
       view.tcp_upstream = index_of(l.upstream);
       account(view.tcp_upstream);

@@ -7,6 +7,7 @@
 #include "config/config.h"
 #include "proxy/access_log.h"
 #include "proxy/router.h"
+#include "ratelimit/keys.h"
 #include "upstream/cluster.h"
 
 #include <chrono>
@@ -29,12 +30,28 @@ struct listener_view {
   // Counters, kept across reloads by listener address (and by route position and upstream).
   std::shared_ptr<stats::per_worker<stats::listener_traffic>> traffic;
   std::vector<std::shared_ptr<stats::per_worker<stats::route_traffic>>> route_traffic;  // aligned with routes
+  int rate_limit = -1;  // tcp listeners: into snapshot::rate_limits (new connections), or none
+};
+
+// A rate limit policy as the proxy runs it: its budgets and counters outlive snapshots while the
+// policy keeps its name (and, for the budgets, its key, rate, burst and max_keys).
+struct rate_limit_view {
+  const config::rate_limit* cfg = nullptr;
+  std::shared_ptr<ratelimit::limiter> table;
+  std::shared_ptr<stats::per_worker<stats::rate_limit_traffic>> counts;
+  std::string policy_header;  // the RateLimit-Policy value of its answers
 };
 
 // Traffic counters that outlive snapshots. Control thread.
 struct traffic_registry {
   std::map<std::string, std::shared_ptr<stats::per_worker<stats::listener_traffic>>> listeners;  // by address
   std::map<std::string, std::shared_ptr<stats::per_worker<stats::route_traffic>>> routes;  // "address\nindex\nupstream"
+  struct rate_limit_state {
+    config::rate_limit cfg;  // what the table was made for
+    std::shared_ptr<ratelimit::limiter> table;
+    std::shared_ptr<stats::per_worker<stats::rate_limit_traffic>> counts;
+  };
+  std::map<std::string, rate_limit_state> rate_limits;  // by policy name
 };
 
 struct snapshot {
@@ -43,6 +60,7 @@ struct snapshot {
   std::chrono::system_clock::time_point loaded_at;
   std::vector<upstream::cluster_ptr> clusters;  // aligned with cfg->upstreams
   std::vector<listener_view> listeners;         // aligned with cfg->listeners
+  std::vector<rate_limit_view> rate_limits;     // aligned with cfg->rate_limits
   std::shared_ptr<access_log> log;              // null when the access log is off
 
   // The listener bound to `listen` ("ip:port" as configured), or nullptr when this snapshot has

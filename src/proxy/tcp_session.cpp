@@ -1,6 +1,7 @@
 #include "proxy/tcp_session.h"
 
 #include "common/log.h"
+#include "proxy/rate_check.h"
 #include "proxy/relay.h"
 #include "proxy/upstream_attempt.h"
 
@@ -44,6 +45,15 @@ void tcp_session::deadline_passed() {
 asio::awaitable<void> tcp_session::run() {
   auto view = down_.owner().view();
   const auto* lv = view->snap->find_listener(down_.listen());
+  if (lv != nullptr && lv->rate_limit >= 0) {
+    // Before the TLS handshake: a connection over the rate costs no more than its accept.
+    std::string key;
+    if (check_rate_limit(*view->snap, lv->rate_limit, down_.owner().index(), down_.client_address(), nullptr, {}, key)
+            .limited) {
+      finish(*view->snap, nullptr, error_kind::rate_limited);
+      lv = nullptr;
+    }
+  }
   if (lv != nullptr && co_await down_.handshake()) {
     upstream_attempt attempt(down_.owner(), *view, lv->tcp_upstream, down_.watch(), down_.client_ip(), false, false);
     attempt_ = &attempt;

@@ -59,6 +59,28 @@ admin::state server::admin_state() const {
     }
     s.listeners.push_back(std::move(li));
   }
+  for (const auto& r : snapshot_->rate_limits) {
+    admin::rate_limit_info ri;
+    const auto& c = *r.cfg;
+    ri.name = c.name;
+    using kind = config::rate_limit::key_kind;
+    ri.key = c.key == kind::client_ip ? "client_ip"
+             : c.key == kind::header  ? "header:" + c.header
+             : c.key == kind::route   ? "route"
+                                      : "global";
+    ri.rate = c.rate_text;
+    ri.burst = c.burst;
+    ri.dry_run = c.dry_run;
+    r.counts->each([&](const stats::rate_limit_traffic& t) {
+      ri.admitted += t.admitted.get();
+      ri.limited += t.limited.get();
+      ri.dry_run_limited += t.dry_run_limited.get();
+    });
+    ri.keys = r.table->keys();
+    ri.max_keys = c.max_keys;
+    ri.evictions = r.table->evictions();
+    s.rate_limits.push_back(std::move(ri));
+  }
   return s;
 }
 
