@@ -1,0 +1,192 @@
+"""Rate limits through the real binary: a rate held under wrk, the 429 answer and its headers on
+HTTP/1.1, HTTP/2 and gRPC, keys (client, header, route), dry_run, max_keys, tcp connection rates,
+and budgets kept across a reload."""
+
+import os
+import socket
+import subprocess
+import time
+import unittest
+
+from h2client import H2Client
+from harness import Spillway, wait_until
+from testd import Testd
+
+REPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "report.lua")
+
+
+def wrk(url, seconds, connections=8, threads=2):
+    """Runs wrk with bench/report.lua; returns its BENCH fields as ints."""
+    out = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % seconds, "-s", REPORT, url],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    line = [l for l in out.splitlines() if l.startswith("BENCH ")]
+    assert line, out
+    return {k: int(v) for k, v in (kv.split("=") for kv in line[0].split()[1:])}
+
+
+class RateLimitTest(unittest.TestCase):
+    def setUp(self):
+        self.backend = Testd(name="b")
+
+    def tearDown(self):
+        self.backend.stop()
+
+    def spillway(self, policies, route_extra="", workers=2):
+        return Spillway("""
+workers: %d
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners:
+  - listen: 127.0.0.1:{port}
+    routes:
+      - { match: { path_prefix: /limited }, upstream: app, rate_limit: limit %s}
+      - { upstream: app }
+upstreams: [ { name: app, backends: [ { address: %s } ] } ]
+rate_limits:
+%s""" % (workers, route_extra, self.backend.address, policies))
+
+    def decisions(self, sw, result, policy="limit"):
+        return sw.metric('spillway_rate_limit_decisions_total{policy="%s",result="%s"}' % (policy, result), 0)
+
+    def test_a_rate_is_held_under_wrk_across_workers(self):
+        with self.spillway("  - { name: limit, rate: 400/s, burst: 20 }\n") as sw:
+            start = time.monotonic()
+            r = wrk("http://127.0.0.1:%d/limited" % sw.port, 5)
+            elapsed = time.monotonic() - start
+            admitted = sw.wait_metric('spillway_rate_limit_decisions_total{policy="limit",result="admitted"}', 1)
+            limited = self.decisions(sw, "limited")
+            # wrk's run is within `elapsed` (its start-up and the metrics read are the slack).
+            rate = (admitted - 20) / (r["duration_us"] / 1e6)
+            print("\nRATE LIMIT: 400/s asked, %.1f/s admitted over %.2f s (%d admitted, %d limited, %d requests)" % (
+                rate, r["duration_us"] / 1e6, admitted, limited, r["requests"]))
+            self.assertGreater(r["requests"], 4 * admitted)  # wrk pushed well past the rate
+            self.assertLessEqual(admitted, 400 * elapsed + 20 + 1)
+            self.assertAlmostEqual(rate, 400, delta=400 * 0.03)
+            # wrk does not count the answers in flight when it stops (one per connection at most).
+            self.assertAlmostEqual(admitted + limited, r["requests"], delta=8)
+            self.assertEqual(sw.metric('spillway_listener_local_replies_total{listener="listener_0",'
+                                       'reason="rate_limited"}'), limited)
+            # The route without a policy is not limited.
+            self.assertEqual(wrk("http://127.0.0.1:%d/other" % sw.port, 1)["status_errors"], 0)
+
+    def test_the_429_answer_on_http1_http2_and_grpc(self):
+        with self.spillway("  - { name: limit, rate: 1/m, burst: 2 }\n") as sw:
+            self.assertEqual(sw.request("GET", "/limited")[0], 200)
+            code, headers, _ = sw.request("GET", "/limited")
+            self.assertEqual(code, 200)
+            self.assertEqual(headers.get("ratelimit"), None)  # admitted answers are the backend's own
+            code, headers, body = sw.request("GET", "/limited")
+            self.assertEqual(code, 429)
+            self.assertEqual(headers["x-spillway-reason"], "rate_limited")
+            self.assertEqual(headers["ratelimit-policy"], '"limit";q=1;w=60')
+            self.assertEqual(headers["ratelimit"], '"limit";r=0;t=120')  # two requests' worth to refill
+            self.assertEqual(headers["retry-after"], "60")
+            self.assertEqual(body, b"rate_limited\n")
+            # The connection stays open: a limited client may keep it (HTTP/1.1 keep-alive).
+            c = sw.conn()
+            c.request("GET", "/limited")
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 429)
+            c.request("GET", "/other")
+            self.assertEqual(c.getresponse().status, 200)
+            c.close()
+
+            h2 = H2Client(sw.port)
+            try:
+                s = h2.get("/limited")
+                self.assertEqual(s.status, 429)
+                self.assertEqual(s.header("retry-after"), "60")
+                self.assertEqual(s.header("ratelimit-policy"), '"limit";q=1;w=60')
+                g = h2.response(h2.request("POST", "/limited", headers=[("content-type", "application/grpc"),
+                                                                        ("te", "trailers")], body=b""))
+                self.assertEqual(g.status, 200)
+                self.assertEqual(g.header("grpc-status"), "8")  # RESOURCE_EXHAUSTED
+                self.assertEqual(g.header("x-spillway-reason"), "rate_limited")
+            finally:
+                h2.close()
+            self.assertEqual(self.decisions(sw, "admitted"), 2)
+            self.assertEqual(self.decisions(sw, "limited"), 4)
+            status = [p for p in sw.status()["rate_limits"] if p["name"] == "limit"][0]
+            self.assertEqual((status["rate"], status["burst"], status["key"], status["limited"]), ("1/m", 2,
+                                                                                                    "client_ip", 4))
+
+    def test_header_and_route_keys_and_dry_run(self):
+        with self.spillway("""  - { name: limit, rate: 1/m, burst: 1, key: "header:X-Tenant" }
+  - { name: per-route, rate: 1/m, burst: 1, key: route }
+  - { name: watch, rate: 1/m, burst: 1, dry_run: true }
+""") as sw:
+            def get(path, tenant=None):
+                return sw.request("GET", path, headers={"X-Tenant": tenant} if tenant else {})[0]
+            self.assertEqual(get("/limited", "a"), 200)
+            self.assertEqual(get("/limited", "a"), 429)
+            self.assertEqual(get("/limited", "b"), 200)  # another tenant, another budget
+            self.assertEqual(get("/limited"), 200)  # no header: one shared budget for all without it
+            self.assertEqual(get("/limited"), 429)
+            self.assertEqual(sw.metric('spillway_rate_limit_keys{policy="limit"}'), 3)
+
+        with self.spillway("""  - { name: limit, rate: 1/m, burst: 1, key: route }
+""", route_extra="}\n      - { match: { path_prefix: /second }, upstream: app, rate_limit: limit") as sw:
+            self.assertEqual(sw.request("GET", "/limited")[0], 200)
+            self.assertEqual(sw.request("GET", "/limited")[0], 429)
+            self.assertEqual(sw.request("GET", "/second")[0], 200)  # the same policy, another route's budget
+
+        with self.spillway("  - { name: limit, rate: 1/m, burst: 1, dry_run: true }\n") as sw:
+            for _ in range(5):
+                self.assertEqual(sw.request("GET", "/limited")[0], 200)
+            self.assertEqual(self.decisions(sw, "admitted"), 1)
+            self.assertEqual(self.decisions(sw, "dry_run_limited"), 4)
+            self.assertEqual(self.decisions(sw, "limited"), 0)
+
+    def test_max_keys_bounds_the_table_and_counts_evictions(self):
+        with self.spillway('  - { name: limit, rate: 1/m, burst: 1, key: "header:X-Tenant", max_keys: 16 }\n') as sw:
+            for i in range(100):
+                self.assertEqual(sw.request("GET", "/limited", headers={"X-Tenant": "t%d" % i})[0], 200)
+            self.assertLessEqual(sw.metric('spillway_rate_limit_keys{policy="limit"}'), 16)
+            self.assertGreater(sw.metric('spillway_rate_limit_evictions_total{policy="limit"}'), 0)
+
+    def test_a_reload_keeps_budgets_of_unchanged_policies(self):
+        with self.spillway("  - { name: limit, rate: 1/m, burst: 1 }\n") as sw:
+            self.assertEqual(sw.request("GET", "/limited")[0], 200)
+            self.assertEqual(sw.request("GET", "/limited")[0], 429)
+            with open(sw.config_path) as f:
+                text = f.read()
+            sw.write_config(text.replace("path_prefix: /limited", "path_prefix: /limited/"))
+            self.assertEqual(sw.admin("POST", "/reload")[0], 200)
+            self.assertEqual(sw.request("GET", "/limited/x")[0], 429)  # the budget was kept
+            sw.write_config(text.replace("burst: 1", "burst: 2"))
+            self.assertEqual(sw.admin("POST", "/reload")[0], 200)
+            self.assertEqual(sw.request("GET", "/limited")[0], 200)  # a changed policy starts full
+            self.assertEqual(sw.request("GET", "/limited")[0], 200)
+            self.assertEqual(sw.request("GET", "/limited")[0], 429)
+
+
+class ConnectionRateTest(unittest.TestCase):
+    def test_a_tcp_listener_closes_connections_over_the_rate(self):
+        with Testd(name="b") as backend, Spillway("""
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners:
+  - { name: relay, listen: 127.0.0.1:{port}, protocol: tcp, upstream: app, rate_limit: conns }
+upstreams: [ { name: app, backends: [ { address: %s } ] } ]
+rate_limits: [ { name: conns, rate: 1/m, burst: 3 } ]
+""" % backend.address) as sw:
+            def get():
+                with socket.create_connection(("127.0.0.1", sw.port), timeout=5) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    data = b""
+                    while True:
+                        b = s.recv(65536)
+                        if not b:
+                            return data
+                        data += b
+            # The harness's own connect (waiting for the port) took one of the three.
+            sw.wait_metric('spillway_listener_connections_total{listener="relay"}', 1)
+            self.assertEqual(sw.metric('spillway_rate_limit_decisions_total{policy="conns",result="admitted"}'), 1)
+            self.assertTrue(get().startswith(b"HTTP/1.1 200"))
+            self.assertTrue(get().startswith(b"HTTP/1.1 200"))
+            self.assertEqual(get(), b"")  # the third connection is closed at once
+            self.assertEqual(sw.metric('spillway_rate_limit_decisions_total{policy="conns",result="limited"}'), 1)
+            self.assertEqual(backend.stats()["requests"], 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
