@@ -51,7 +51,8 @@ TEST(config_rate_limits, a_policy_with_its_defaults_and_every_key) {
 }
 
 TEST(config_rate_limits, bad_rates_and_keys_say_where_and_why) {
-  expect_one_error(with_rate_limits("a", "  - { name: a, rate: 100 }\n"), 6, 22, "expected COUNT/s, COUNT/m or COUNT/h");
+  expect_one_error(with_rate_limits("a", "  - { name: a, rate: 100 }\n"), 6, 22,
+                   "expected COUNT/s, COUNT/m or COUNT/h");
   expect_one_error(with_rate_limits("a", "  - { name: a, rate: 100/d }\n"), 6, 22, "invalid rate \"100/d\"");
   expect_one_error(with_rate_limits("a", "  - { name: a, rate: 0/s }\n"), 6, 22, "the count must be from 1");
   expect_one_error(with_rate_limits("a", "  - { name: a, rate: -5/s }\n"), 6, 22, "invalid rate");
@@ -99,9 +100,7 @@ TEST(config_rate_limits, a_reload_summary_names_policies_that_changed) {
   auto b = load(with_rate_limits("a", "  - { name: a, rate: 20/s }\n  - { name: c, rate: 1/s, dry_run: true }\n"));
   ASSERT_TRUE(a.cfg && b.cfg) << all_errors(a) << all_errors(b);
   auto changes = diff(*a.cfg, *b.cfg);
-  auto has = [&](std::string_view line) {
-    return std::find(changes.begin(), changes.end(), line) != changes.end();
-  };
+  auto has = [&](std::string_view line) { return std::find(changes.begin(), changes.end(), line) != changes.end(); };
   EXPECT_TRUE(has("rate limit \"a\" changed (its budgets start full)"));
   EXPECT_TRUE(has("rate limit \"c\" added"));
   EXPECT_TRUE(has("rate limit \"b\" removed"));
