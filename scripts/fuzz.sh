@@ -13,13 +13,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-${SPILLWAY_FUZZ_SECONDS:-60}}
-read -r -a targets <<<"${SPILLWAY_FUZZ_TARGETS:-fuzz_request_parser fuzz_response_parser fuzz_config fuzz_proxy fuzz_h2 fuzz_srv}"
+read -r -a targets <<<"${SPILLWAY_FUZZ_TARGETS:-fuzz_request_parser fuzz_response_parser fuzz_config fuzz_proxy fuzz_h2 fuzz_srv fuzz_resp}"
 # Inputs bigger than a few heads buy nothing but slower runs; the proxy's limits are 8 KiB of head
 # and 64 KiB of body in its fuzz config, so 8 KiB inputs reach the 431 path.
 declare -A max_len=([fuzz_request_parser]=16384 [fuzz_response_parser]=16384 [fuzz_config]=4096
-  [fuzz_proxy]=8192 [fuzz_h2]=8192 [fuzz_srv]=2048)
+  [fuzz_proxy]=8192 [fuzz_h2]=8192 [fuzz_srv]=2048 [fuzz_resp]=4096)
 declare -A dict=([fuzz_request_parser]=http.dict [fuzz_response_parser]=http.dict [fuzz_config]=config.dict
-  [fuzz_proxy]=http.dict [fuzz_h2]=h2.dict [fuzz_srv]=dns.dict)
+  [fuzz_proxy]=http.dict [fuzz_h2]=h2.dict [fuzz_srv]=dns.dict [fuzz_resp]=resp.dict)
 
 # -gline-tables-only: stack traces with lines, and a smaller, faster build than -g.
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -279,6 +279,18 @@ void metrics_writer::rate_limit_families() {
       w_.sample("spillway_rate_limit_decisions_total", label_set({{"policy", r.name}, {"result", result}}), n);
     }
   }
+  w_.family("spillway_rate_limit_redis_calls_total", "counter",
+            "calls to the Redis of a shared policy, by how they ended (timeout, unavailable, error: on_unavailable "
+            "decided)");
+  for (const auto& r : s_.rate_limits) {
+    if (r.shared.empty()) {
+      continue;
+    }
+    for (std::size_t k = 0; k < redis_results.size(); ++k) {
+      w_.sample("spillway_rate_limit_redis_calls_total", label_set({{"policy", r.name}, {"result", redis_results[k]}}),
+                r.redis[k]);
+    }
+  }
   w_.family("spillway_rate_limit_keys", "gauge", "keys (clients, header values, routes) a policy remembers");
   for (const auto& r : s_.rate_limits) {
     w_.sample("spillway_rate_limit_keys", label_set({{"policy", r.name}}), r.keys);

@@ -44,7 +44,12 @@ struct rate_limit_info {
   std::uint64_t keys = 0;             // keys remembered now
   std::uint64_t max_keys = 0;
   std::uint64_t evictions = 0;  // keys dropped while in use, for room
+  std::string shared;           // "redis://HOST:PORT", or empty for a policy of this instance alone
+  std::string on_unavailable;   // local, allow or deny
+  // Calls to Redis by how they ended: ok, timeout, unavailable, error.
+  std::array<std::uint64_t, 4> redis{};
 };
+inline constexpr std::array<const char*, 4> redis_results = {"ok", "timeout", "unavailable", "error"};
 
 // What made Spillway read its config file again (the `trigger` label of
 // spillway_config_reload_triggers_total): a file event, the identity poll, SIGHUP, POST /reload.

@@ -134,9 +134,18 @@ std::string status_json(const state& s, breaker::clock::time_point now) {
     const auto& r = s.rate_limits[i];
     out += fmt::format(
         "{}{{\"name\":{},\"key\":{},\"rate\":{},\"burst\":{},\"dry_run\":{},\"admitted\":{},\"limited\":{},"
-        "\"dry_run_limited\":{},\"keys\":{},\"max_keys\":{},\"evictions\":{}}}",
+        "\"dry_run_limited\":{},\"keys\":{},\"max_keys\":{},\"evictions\":{},\"shared\":{}",
         i > 0 ? "," : "", json_string(r.name), json_string(r.key), json_string(r.rate), r.burst, r.dry_run, r.admitted,
-        r.limited, r.dry_run_limited, r.keys, r.max_keys, r.evictions);
+        r.limited, r.dry_run_limited, r.keys, r.max_keys, r.evictions,
+        r.shared.empty() ? std::string("null") : json_string(r.shared));
+    if (!r.shared.empty()) {
+      out += fmt::format(",\"on_unavailable\":{},\"redis\":{{", json_string(r.on_unavailable));
+      for (std::size_t k = 0; k < redis_results.size(); ++k) {
+        out += fmt::format("{}\"{}\":{}", k > 0 ? "," : "", redis_results[k], r.redis[k]);
+      }
+      out += "}";
+    }
+    out += "}";
   }
   out += "],\"events\":[";
   if (s.journal != nullptr) {

@@ -180,6 +180,11 @@ struct rate_limit_traffic {
   counter admitted;
   counter limited;          // answered 429 (or the connection closed)
   counter dry_run_limited;  // would have been limited: admitted by dry_run
+  // Shared policies: how each call to Redis ended (ok, or why on_unavailable decided instead).
+  counter redis_ok;
+  counter redis_timeout;      // no answer within shared_timeout
+  counter redis_unavailable;  // no connection (refused, lost, or Redis stopped answering)
+  counter redis_error;        // an answer that was an error
 };
 
 struct upstream_traffic : request_traffic {

@@ -247,6 +247,11 @@ struct rate_limit {
   bool dry_run = false;             // count what would be limited, limit nothing
   std::uint64_t max_keys = 100000;  // keys remembered; beyond it the least useful are evicted
   std::string rate_text;            // as written ("100/s"), for /status and logs
+  // `shared: redis://HOST:PORT`: one budget across every Spillway naming this Redis.
+  std::optional<address> shared;
+  enum class unavailable { local, allow, deny };
+  unavailable on_unavailable = unavailable::local;  // Redis down or slower than shared_timeout
+  duration shared_timeout{5};                       // per call to Redis
   mark where;
 };
 

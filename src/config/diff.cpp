@@ -238,7 +238,8 @@ const rate_limit* find_rate_limit(const config& cfg, const std::string& name) {
 
 bool same_rate_limit_budget(const rate_limit& a, const rate_limit& b) {
   return a.key == b.key && a.header == b.header && a.count == b.count && a.period == b.period && a.burst == b.burst &&
-         a.max_keys == b.max_keys;
+         a.max_keys == b.max_keys && (a.shared ? a.shared->text : "") == (b.shared ? b.shared->text : "") &&
+         a.on_unavailable == b.on_unavailable && a.shared_timeout == b.shared_timeout;
 }
 
 std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {

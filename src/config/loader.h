@@ -253,6 +253,7 @@ class loader {
   void read_rate_limits(const Node& v);
   void read_rate_limit(const Node& n);
   void read_rate(const Node& v, rate_limit& rl);
+  void read_shared(const Node& v, rate_limit& rl);
   void check_rate_limit_refs();
 
   // --- load.cpp: checks across sections, once everything is read ---

@@ -25,6 +25,8 @@ void loader::read_rate_limit(const Node& n) {
   std::optional<mark> name_at;
   bool rate_given = false;
   bool burst_given = false;
+  std::optional<mark> unavailable_at;
+  std::optional<mark> timeout_at;
   read_map(n, "in rate limit",
            {
                {"name",
@@ -77,7 +79,39 @@ void loader::read_rate_limit(const Node& n) {
                   }
                 }},
                {"max_keys", to_uint(rl.max_keys, "rate limit max_keys", 1, 10000000)},
+               {"shared", [&](const Node& v) { read_shared(v, rl); }},
+               {"on_unavailable",
+                [&](const Node& k, const Node& v) {
+                  unavailable_at = where(k);
+                  rl.on_unavailable = read_enum<rate_limit::unavailable>(v, "on_unavailable",
+                                                                         {{"local", rate_limit::unavailable::local},
+                                                                          {"allow", rate_limit::unavailable::allow},
+                                                                          {"deny", rate_limit::unavailable::deny}})
+                                          .value_or(rl.on_unavailable);
+                }},
+               {"shared_timeout",
+                [&](const Node& k, const Node& v) {
+                  timeout_at = where(k);
+                  if (auto d = read_duration(v, "shared_timeout", false)) {
+                    if (*d > std::chrono::seconds(1)) {
+                      add(v, fmt::format("shared_timeout {} is over 1s: every request of the policy may wait that "
+                                         "long for Redis",
+                                         quote(v.Scalar())));
+                    } else {
+                      rl.shared_timeout = *d;
+                    }
+                  }
+                }},
            });
+  if (!rl.shared) {
+    for (const auto& at : {unavailable_at, timeout_at}) {
+      if (at) {
+        add(*at, fmt::format("rate limit {}: on_unavailable and shared_timeout apply to a shared policy only (add "
+                             "shared: redis://HOST:PORT)",
+                             quote(rl.name)));
+      }
+    }
+  }
   if (!name_at) {
     add(n, "rate limit needs a \"name\" (routes refer to it)");
   }
@@ -129,6 +163,37 @@ void loader::read_rate(const Node& v, rate_limit& rl) {
   rl.count = *count;
   rl.period = period;
   rl.rate_text = text;
+}
+
+// redis://HOST:PORT (the port defaults to 6379); no database, user or password.
+void loader::read_shared(const Node& v, rate_limit& rl) {
+  auto s = read_name(v, "rate limit shared");
+  if (!s) {
+    return;
+  }
+  constexpr std::string_view scheme = "redis://";
+  if (s->rfind(scheme, 0) != 0) {
+    add(v, fmt::format("invalid shared {}: expected redis://HOST:PORT", quote(*s)));
+    return;
+  }
+  auto rest = s->substr(scheme.size());
+  if (rest.find_first_of("/@?") != std::string::npos) {
+    add(v, fmt::format("invalid shared {}: only redis://HOST:PORT (no database, user or password)", quote(*s)));
+    return;
+  }
+  const bool has_port = rest.rfind(']') != std::string::npos ? rest.rfind("]:") != std::string::npos
+                                                             : rest.find(':') != std::string::npos;
+  if (!has_port) {
+    rest += ":6379";
+  }
+  std::string why;
+  auto a = parse_address(rest, &why);
+  if (!a || a->port == 0 || a->srv) {
+    add(v,
+        fmt::format("invalid shared {}: expected redis://HOST:PORT{}", quote(*s), why.empty() ? "" : " (" + why + ")"));
+    return;
+  }
+  rl.shared = *a;
 }
 
 void loader::check_rate_limit_refs() {

@@ -766,8 +766,8 @@ awaitable<void> h2_connection::handle(h2_stream& s) {
   }
   st.rec.route = static_cast<int>(route - lv->routes.data());
   if (route->rate_limit >= 0) {
-    auto r = check_rate_limit(*view->snap, route->rate_limit, down_.owner().index(), down_.client_address(), &h,
-                              route->route_key, st.rate_key);
+    auto r = co_await check_rate_limit(*view->snap, route->rate_limit, down_.owner(), down_.client_address(), &h,
+                                       route->route_key, st.rate_key);
     if (r.limited) {
       reply_local(s, error_kind::rate_limited, {}, answer_of(r));
       co_return;

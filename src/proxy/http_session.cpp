@@ -394,8 +394,8 @@ awaitable<http_session::next> http_session::handle_request() {
     co_return co_await send_local(refusal, close);
   }
   if (route->rate_limit >= 0) {
-    auto r = check_rate_limit(*view->snap, route->rate_limit, down_.owner().index(), down_.client_address(),
-                              &st_->request_parser.head(), route->route_key, st_->rate_key);
+    auto r = co_await check_rate_limit(*view->snap, route->rate_limit, down_.owner(), down_.client_address(),
+                                       &st_->request_parser.head(), route->route_key, st_->rate_key);
     if (r.limited) {
       co_return co_await send_local(error_kind::rate_limited, false, nullptr, header_lines(answer_of(r)));
     }

@@ -4,6 +4,9 @@
 
 #include "http/parser.h"
 #include "proxy/snapshot.h"
+#include "proxy/worker.h"
+
+#include <boost/asio/awaitable.hpp>
 
 #include <boost/asio/ip/address.hpp>
 
@@ -27,8 +30,11 @@ rate_limit_answer answer_of(const rate_outcome& r);
 // The same as HTTP/1 header lines.
 std::string header_lines(const rate_limit_answer& a);
 
-// `head` is null for a connection; `route_key` empty for one. `key` is scratch space. Worker thread.
-rate_outcome check_rate_limit(const snapshot& snap, int policy, unsigned worker, const boost::asio::ip::address& client,
-                              const http::message_head* head, const std::string& route_key, std::string& key);
+// `head` is null for a connection; `route_key` empty for one. `key` is scratch space. A shared
+// policy asks Redis (waiting at most its shared_timeout); the others decide at once. Worker thread.
+boost::asio::awaitable<rate_outcome> check_rate_limit(const snapshot& snap, int policy, worker& w,
+                                                      const boost::asio::ip::address& client,
+                                                      const http::message_head* head, const std::string& route_key,
+                                                      std::string& key);
 
 }  // namespace spillway::proxy

@@ -48,7 +48,8 @@ asio::awaitable<void> tcp_session::run() {
   if (lv != nullptr && lv->rate_limit >= 0) {
     // Before the TLS handshake: a connection over the rate costs no more than its accept.
     std::string key;
-    if (check_rate_limit(*view->snap, lv->rate_limit, down_.owner().index(), down_.client_address(), nullptr, {}, key)
+    if ((co_await check_rate_limit(*view->snap, lv->rate_limit, down_.owner(), down_.client_address(), nullptr, {},
+                                   key))
             .limited) {
       finish(*view->snap, nullptr, error_kind::rate_limited);
       lv = nullptr;

@@ -314,6 +314,14 @@ void worker::maybe_finish_drain() {
   }
 }
 
+ratelimit::redis_client& worker::redis(const config::address& a) {
+  auto& c = redis_[a.text];
+  if (!c) {
+    c = ratelimit::redis_client::make(io_, a.host, a.port);
+  }
+  return *c;
+}
+
 void worker::stop_now() {
   stopping_ = true;
   flush_log();

@@ -10,6 +10,7 @@
 #include "proxy/recycler.h"
 #include "proxy/snapshot.h"
 #include "proxy/watchdog.h"
+#include "ratelimit/redis_client.h"
 #include "upstream/events.h"
 
 #include <boost/asio/io_context.hpp>
@@ -20,6 +21,7 @@
 #include <functional>
 #include <future>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -87,6 +89,8 @@ class worker {
   // HTTP/1 connections waiting idle in their coroutine (not parked) on this worker.
   std::size_t& idle_waits() { return idle_waits_; }
   balancer::random_source& random() { return random_; }
+  // This worker's connection to the Redis at `a` (a shared rate limit's).
+  ratelimit::redis_client& redis(const config::address& a);
   upstream::host_events* events() const { return events_; }
   bool draining() const { return draining_; }
   // Whether `snap`'s access log takes the request or connection that is ending (there is one, and
@@ -147,6 +151,8 @@ class worker {
   boost::asio::steady_timer sweeper_{io_};
   boost::asio::steady_timer drain_timer_{io_};
   std::string log_buffer_;
+  // Connections to the Redis of shared rate limits, by address (made at first use).
+  std::map<std::string, std::shared_ptr<ratelimit::redis_client>> redis_;
 };
 
 }  // namespace spillway::proxy

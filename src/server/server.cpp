@@ -75,7 +75,16 @@ admin::state server::admin_state() const {
       ri.admitted += t.admitted.get();
       ri.limited += t.limited.get();
       ri.dry_run_limited += t.dry_run_limited.get();
+      ri.redis[0] += t.redis_ok.get();
+      ri.redis[1] += t.redis_timeout.get();
+      ri.redis[2] += t.redis_unavailable.get();
+      ri.redis[3] += t.redis_error.get();
     });
+    if (c.shared) {
+      ri.shared = "redis://" + c.shared->text;
+      using u = config::rate_limit::unavailable;
+      ri.on_unavailable = c.on_unavailable == u::local ? "local" : c.on_unavailable == u::allow ? "allow" : "deny";
+    }
     ri.keys = r.table->keys();
     ri.max_keys = c.max_keys;
     ri.evictions = r.table->evictions();

@@ -1,5 +1,6 @@
 // rate_limits and the routes and tcp listeners that name them (src/config/rate_limits.cpp).
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -63,7 +64,36 @@ TEST(config_rate_limits, bad_rates_and_keys_say_where_and_why) {
   expect_one_error(with_rate_limits("a", "  - { name: a, rate: 1/s, key: \"header:bad name\" }\n"), 6, 32,
                    "header:NAME needs a header name");
   expect_one_error(with_rate_limits("a", "  - { name: a }\n"), 6, 5, "needs a \"rate\"");
-  expect_one_error(with_rate_limits("a", "  - { name: a, rate: 1/s, shared: x }\n"), 6, 27, "shared");
+  expect_one_error(with_rate_limits("a", "  - { name: a, rate: 1/s, on_unavailable: deny }\n"), 6, 27,
+                   "apply to a shared policy only");
+}
+
+TEST(config_rate_limits, a_shared_policy_names_its_redis) {
+  auto r =
+      load(with_rate_limits("a", R"(  - { name: a, rate: 1/s, shared: "redis://127.0.0.1:6390", on_unavailable: deny }
+  - { name: b, rate: 1/s, shared: "redis://redis.internal", shared_timeout: 20ms }
+)"));
+  ASSERT_TRUE(r.cfg) << all_errors(r);
+  const auto& a = r.cfg->rate_limits[0];
+  ASSERT_TRUE(a.shared);
+  EXPECT_EQ(a.shared->text, "127.0.0.1:6390");
+  EXPECT_EQ(a.on_unavailable, rate_limit::unavailable::deny);
+  EXPECT_EQ(a.shared_timeout, milliseconds(5));
+  const auto& b = r.cfg->rate_limits[1];
+  EXPECT_EQ(b.shared->host, "redis.internal");
+  EXPECT_EQ(b.shared->port, 6379);
+  EXPECT_EQ(b.on_unavailable, rate_limit::unavailable::local);
+  EXPECT_EQ(b.shared_timeout, milliseconds(20));
+
+  for (const char* bad : {"http://127.0.0.1:6379", "redis://127.0.0.1:6379/2", "redis://user@h:6379", "redis://:6379",
+                          "redis://srv:_redis._tcp.x"}) {
+    expect_one_error(with_rate_limits("a", fmt::format("  - {{ name: a, rate: 1/s, shared: \"{}\" }}\n", bad)), 6, 35,
+                     "invalid shared");
+  }
+  expect_one_error(with_rate_limits("a", "  - { name: a, rate: 1/s, shared: \"redis://h\", shared_timeout: 2s }\n"), 6,
+                   64, "over 1s");
+  expect_one_error(with_rate_limits("a", "  - { name: a, rate: 1/s, shared: \"redis://h\", on_unavailable: open }\n"),
+                   6, 64, "unknown on_unavailable");
 }
 
 TEST(config_rate_limits, names_are_unique_and_references_must_exist) {
