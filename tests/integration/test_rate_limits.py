@@ -1,15 +1,17 @@
 """Rate limits through the real binary: a rate held under wrk, the 429 answer and its headers on
 HTTP/1.1, HTTP/2 and gRPC, keys (client, header, route), dry_run, max_keys, tcp connection rates,
-and budgets kept across a reload."""
+budgets kept across a reload, and shared budgets in Debian's redis-server (two instances, Redis
+killed mid-run, on_unavailable)."""
 
 import os
+import shutil
 import socket
 import subprocess
 import time
 import unittest
 
 from h2client import H2Client
-from harness import Spillway, wait_until
+from harness import Spillway, free_port, wait_for_port, wait_until
 from testd import Testd
 
 REPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "report.lua")
@@ -158,6 +160,115 @@ rate_limits:
             self.assertEqual(sw.request("GET", "/limited")[0], 200)  # a changed policy starts full
             self.assertEqual(sw.request("GET", "/limited")[0], 200)
             self.assertEqual(sw.request("GET", "/limited")[0], 429)
+
+
+class Redis:
+    """Debian's redis-server on a free loopback port, in memory only; stopped by PID."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, proc=self.proc)
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True,
+                              timeout=10).stdout
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@unittest.skipUnless(shutil.which("redis-server") and shutil.which("redis-cli"), "needs redis-server (Debian)")
+class SharedRateLimitTest(unittest.TestCase):
+    def setUp(self):
+        self.redis = Redis()
+        self.backend = Testd(name="b")
+
+    def tearDown(self):
+        self.redis.kill()
+        self.backend.stop()
+
+    def spillway(self, rate="300/s", burst=15, on_unavailable="local"):
+        return Spillway("""
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners:
+  - listen: 127.0.0.1:{port}
+    routes:
+      - { match: { path_prefix: /limited }, upstream: app, rate_limit: fleet }
+      - { upstream: app }
+upstreams: [ { name: app, backends: [ { address: %s } ] } ]
+rate_limits:
+  - { name: fleet, key: global, rate: %s, burst: %d, shared: "redis://127.0.0.1:%d", on_unavailable: %s }
+""" % (self.backend.address, rate, burst, self.redis.port, on_unavailable))
+
+    @staticmethod
+    def count(sw, result):
+        return sw.metric('spillway_rate_limit_decisions_total{policy="fleet",result="%s"}' % result, 0)
+
+    @staticmethod
+    def redis_calls(sw, result):
+        return sw.metric('spillway_rate_limit_redis_calls_total{policy="fleet",result="%s"}' % result, 0)
+
+    def test_two_instances_together_admit_the_rate_not_twice_it(self):
+        with self.spillway() as a, self.spillway() as b:
+            runs = [subprocess.Popen(["wrk", "-t1", "-c8", "-d5s", "-s", REPORT, "http://127.0.0.1:%d/limited" % sw.port],
+                                     stdout=subprocess.PIPE, text=True) for sw in (a, b)]
+            outs = [r.communicate(timeout=60)[0] for r in runs]
+            seconds = max(int(l.split("duration_us=")[1].split()[0]) for o in outs for l in o.splitlines()
+                          if l.startswith("BENCH ")) / 1e6
+            a.wait_metric('spillway_rate_limit_decisions_total{policy="fleet",result="admitted"}', 1)
+            admitted = self.count(a, "admitted") + self.count(b, "admitted")
+            rate = (admitted - 15) / seconds
+            print("\nSHARED RATE LIMIT: 300/s asked of two instances, %.1f/s admitted together (%d + %d over %.2f s)"
+                  % (rate, self.count(a, "admitted"), self.count(b, "admitted"), seconds))
+            self.assertAlmostEqual(rate, 300, delta=300 * 0.05)
+            for sw in (a, b):
+                self.assertGreater(self.count(sw, "admitted"), 0)
+                self.assertGreater(self.count(sw, "limited"), 0)
+                self.assertEqual(self.redis_calls(sw, "unavailable") + self.redis_calls(sw, "error"), 0, sw.logs())
+            # Redis forgets the script (a restart, SCRIPT FLUSH): it is sent once in full, then by SHA.
+            self.assertEqual(self.redis.cli("SCRIPT", "FLUSH").strip(), "OK")
+            before = self.redis_calls(a, "ok")
+            self.assertEqual(a.request("GET", "/limited")[0], 200)
+            self.assertEqual(self.redis_calls(a, "ok"), before + 1)
+            self.assertEqual(self.redis_calls(a, "error"), 0)
+
+    def test_redis_killed_mid_run_falls_back_without_failing_or_holding_requests(self):
+        with self.spillway() as sw:
+            wrk = subprocess.Popen(["wrk", "-t1", "-c8", "-d4s", "-s", REPORT, "http://127.0.0.1:%d/limited" % sw.port],
+                                   stdout=subprocess.PIPE, text=True)
+            time.sleep(1.5)
+            self.redis.kill()
+            # Requests to the other route are untouched meanwhile.
+            for _ in range(20):
+                self.assertEqual(sw.request("GET", "/other")[0], 200)
+            out = wrk.communicate(timeout=60)[0]
+            fields = {k: int(v) for k, v in (kv.split("=") for kv in
+                                             [l for l in out.splitlines() if l.startswith("BENCH ")][0].split()[1:])}
+            for k in ("connect", "read", "write", "timeout"):
+                self.assertEqual(fields[k], 0, (k, out))
+            self.assertGreater(self.redis_calls(sw, "ok"), 0)
+            self.assertGreater(self.redis_calls(sw, "unavailable"), 0)
+            # on_unavailable: local: this instance went on limiting alone, at the same rate.
+            admitted = self.count(sw, "admitted")
+            self.assertAlmostEqual(admitted, 300 * fields["duration_us"] / 1e6 + 15, delta=300 * 4 * 0.1)
+            self.assertIn("lost Redis", sw.logs())
+            self.assertEqual(sw.status()["rate_limits"][0]["on_unavailable"], "local")
+
+    def test_on_unavailable_allow_and_deny(self):
+        self.redis.kill()
+        with self.spillway(rate="1/m", burst=1, on_unavailable="allow") as sw:
+            for _ in range(3):
+                self.assertEqual(sw.request("GET", "/limited")[0], 200)
+            self.assertEqual(self.redis_calls(sw, "unavailable"), 3)
+        with self.spillway(rate="1/m", burst=1, on_unavailable="deny") as sw:
+            code, headers, _ = sw.request("GET", "/limited")
+            self.assertEqual(code, 429)
+            self.assertEqual(headers["retry-after"], "1")
+            self.assertEqual(sw.request("GET", "/other")[0], 200)
 
 
 class ConnectionRateTest(unittest.TestCase):
