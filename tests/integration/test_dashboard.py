@@ -69,6 +69,7 @@ class DashboardDom(HTMLParser):
     def __init__(self, html):
         super().__init__(convert_charrefs=True)
         self.rows = {}  # address -> {"upstream", "state", "reason"}
+        self.rate_limits = {}  # policy name -> limited count as the page shows it
         self.banner_shown = False
         self.banner_text = ""
         self._row = None
@@ -84,6 +85,8 @@ class DashboardDom(HTMLParser):
             self._reason_depth += 1
         if self._banner_depth:
             self._banner_depth += 1
+        if "data-rate-limit" in a:
+            self.rate_limits[a["data-rate-limit"]] = a.get("data-limited")
         if tag == "tr" and "data-backend" in a:
             self._row = {"upstream": a.get("data-upstream"), "state": a.get("data-state"), "reason": ""}
             self.rows[a["data-backend"]] = self._row
@@ -157,7 +160,10 @@ admin: { listen: 127.0.0.1:{admin_port} }
 listeners:
   - name: public
     listen: 127.0.0.1:{port}
-    routes: [ { upstream: app } ]
+    routes:
+      - { match: { path_prefix: /limited }, upstream: app, rate_limit: per-client }
+      - { upstream: app }
+rate_limits: [ { name: per-client, rate: 1/m, burst: 1 } ]
 upstreams:
   - name: app
     backends: [ { address: %s }, { address: %s } ]
@@ -196,6 +202,12 @@ upstreams:
         # Links an operator needs during an incident.
         self.assertIn('href="/degradation?format=text"', html)
         self.assertIn('href="/metrics"', html)
+
+    def test_rate_limit_policies_are_shown_with_what_they_limited(self):
+        self.assertEqual(self.sw.request("GET", "/limited")[0], 200)
+        self.assertEqual(self.sw.request("GET", "/limited")[0], 429)
+        dom = DashboardDom(dump_dom(self.url, 2000))
+        self.assertEqual(dom.rate_limits, {"per-client": "1"})
 
     def test_a_killed_backend_shows_down_with_its_reason(self):
         rows = self.rows()
