@@ -191,7 +191,7 @@ class SharedRateLimitTest(unittest.TestCase):
         self.redis.kill()
         self.backend.stop()
 
-    def spillway(self, rate="300/s", burst=15, on_unavailable="local"):
+    def spillway(self, rate="300/s", burst=15, on_unavailable="local", timeout="100ms"):
         return Spillway("""
 admin: { listen: 127.0.0.1:{admin_port} }
 listeners:
@@ -201,8 +201,9 @@ listeners:
       - { upstream: app }
 upstreams: [ { name: app, backends: [ { address: %s } ] } ]
 rate_limits:
-  - { name: fleet, key: global, rate: %s, burst: %d, shared: "redis://127.0.0.1:%d", on_unavailable: %s }
-""" % (self.backend.address, rate, burst, self.redis.port, on_unavailable))
+  - { name: fleet, key: global, rate: %s, burst: %d, shared: "redis://127.0.0.1:%d", on_unavailable: %s,
+      shared_timeout: %s }
+""" % (self.backend.address, rate, burst, self.redis.port, on_unavailable, timeout))
 
     @staticmethod
     def count(sw, result):
@@ -224,6 +225,10 @@ rate_limits:
             rate = (admitted - 15) / seconds
             print("\nSHARED RATE LIMIT: 300/s asked of two instances, %.1f/s admitted together (%d + %d over %.2f s)"
                   % (rate, self.count(a, "admitted"), self.count(b, "admitted"), seconds))
+            # (A generous shared_timeout: on a loaded machine a call may take more than the default 5 ms,
+            # and each instance would then decide alone.)
+            for sw in (a, b):
+                self.assertEqual(self.redis_calls(sw, "timeout"), 0, sw.logs())
             self.assertAlmostEqual(rate, 300, delta=300 * 0.05)
             for sw in (a, b):
                 self.assertGreater(self.count(sw, "admitted"), 0)

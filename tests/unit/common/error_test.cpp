@@ -60,7 +60,7 @@ TEST(error_table, find_error) {
 // overflow, UT timeout, UC upstream reset, UPE upstream protocol error, DPE malformed request, DT
 // header timeout (DC, client gone, is not an answer Spillway makes).
 TEST(error_table, flags_are_the_documented_envoy_ones) {
-  const std::set<std::string> documented = {"NR", "UH", "UF", "UO", "UT", "UC", "UPE", "DPE", "DT"};
+  const std::set<std::string> documented = {"NR", "UH", "UF", "UO", "UT", "UC", "UPE", "DPE", "DT", "RL"};
   for (const auto& row : error_table) {
     if (row.flag != nullptr) {
       EXPECT_TRUE(documented.contains(row.flag)) << row.name << " " << row.flag;
@@ -76,6 +76,7 @@ TEST(error_table, flags_are_the_documented_envoy_ones) {
       {error_kind::upstream_protocol_error, "UPE"},
       {error_kind::malformed_request, "DPE"},
       {error_kind::header_timeout, "DT"},
+      {error_kind::rate_limited, "RL"},
   };
   for (const auto& [kind, flag] : named) {
     ASSERT_NE(info(kind).flag, nullptr) << to_string(kind);
