@@ -222,9 +222,9 @@ struct admin {
 
 // The fields an access log line can carry ({name} in a template; every one in "json").
 inline constexpr const char* access_log_fields[] = {
-    "time",        "client",   "listener", "route",    "method",    "path",        "host",
-    "status",      "upstream", "backend",  "bytes_in", "bytes_out", "duration_ms", "connect_ms",
-    "upstream_ms", "tries",    "retries",  "reason",   "flags",     "request_id",  "tls"};
+    "time",     "client",  "listener", "route",      "method",      "path",       "host",        "status",
+    "upstream", "backend", "bytes_in", "bytes_out",  "duration_ms", "connect_ms", "upstream_ms", "tries",
+    "retries",  "reason",  "flags",    "request_id", "tls",         "trace_id"};
 
 // Spillway extension: one line per request (off unless configured).
 struct access_log {
@@ -232,6 +232,19 @@ struct access_log {
   std::string format = "json";  // "json", or a template with {field} placeholders
   double sample = 100;          // percent of requests logged
   mark format_at;
+};
+
+// W3C Trace Context and span export (`tracing`). Without the section, traceparent and tracestate
+// pass through untouched like any header.
+struct tracing_config {
+  double sample = 1;  // percent of new traces (no sampled traceparent came in) that are sampled
+  // OTLP/HTTP (JSON) collector: "http://HOST:PORT/PATH"; spans are only counted without one.
+  std::optional<address> otlp;
+  std::string otlp_path = "/v1/traces";
+  std::string otlp_text;  // as written
+  std::string service_name = "spillway";
+  std::uint32_t max_queue = 8192;  // spans waiting for export; beyond it they are dropped (counted)
+  mark where;
 };
 
 // A rate limit policy (`rate_limits`), referenced by name from routes and tcp listeners. A
@@ -271,6 +284,7 @@ struct config {
   std::vector<listener> listeners;
   std::vector<upstream> upstreams;
   std::vector<rate_limit> rate_limits;
+  std::optional<tracing_config> tracing;
 
   // Returns the upstream with that name, or nullptr.
   const upstream* find_upstream(const std::string& name) const;

@@ -214,6 +214,7 @@ class loader {
   void use_default_admin_listen();
   void read_access_log(const Node& v);
   void check_log_template(const Node& v, const std::string& format);
+  void read_tracing(const Node& v);
 
   // --- listeners.cpp ---
   void read_listeners(const Node& v);

@@ -1,5 +1,5 @@
-// The top level of a config file: workers, drain_timeout, drain_delay, metrics, admin and
-// access_log, and the dispatch to listeners.cpp and upstreams.cpp.
+// The top level of a config file: workers, drain_timeout, drain_delay, metrics, admin, access_log
+// and tracing, and the dispatch to listeners.cpp, upstreams.cpp and rate_limits.cpp.
 
 #include <algorithm>
 #include <cctype>
@@ -25,6 +25,7 @@ void loader::read_top(const Node& root) {
                 }},
                {"upstreams", [this](const Node& v) { read_upstreams(v); }},
                {"rate_limits", [this](const Node& v) { read_rate_limits(v); }},
+               {"tracing", [this](const Node& v) { read_tracing(v); }},
                {"metrics",
                 [this](const Node& v) {
                   if (auto b = read_bool(v, "metrics")) {
@@ -167,6 +168,53 @@ void loader::read_access_log(const Node& v) {
     return;
   }
   cfg_.access_log = std::move(log);
+}
+
+void loader::read_tracing(const Node& v) {
+  if (!expect(v, kind::map, "tracing")) {
+    return;
+  }
+  tracing_config t;
+  t.where = where(v);
+  read_map(v, "in tracing",
+           {
+               {"sample", to_percent(t.sample, "tracing sample", true)},
+               {"otlp",
+                [&](const Node& value) {
+                  auto s = read_name(value, "tracing otlp");
+                  if (!s) {
+                    return;
+                  }
+                  constexpr std::string_view scheme = "http://";
+                  if (s->rfind(scheme, 0) != 0) {
+                    add(value, fmt::format("invalid tracing otlp {}: expected http://HOST:PORT/PATH (an OTLP/HTTP "
+                                           "collector; https is not supported)",
+                                           quote(*s)));
+                    return;
+                  }
+                  auto rest = s->substr(scheme.size());
+                  auto slash = rest.find('/');
+                  auto authority = rest.substr(0, slash);
+                  std::string why;
+                  auto a = parse_address(authority, &why);
+                  if (!a || a->srv || a->port == 0) {
+                    add(value, fmt::format("invalid tracing otlp {}: expected http://HOST:PORT/PATH{}", quote(*s),
+                                           why.empty() ? "" : " (" + why + ")"));
+                    return;
+                  }
+                  t.otlp = *a;
+                  t.otlp_path = slash == std::string::npos ? "/v1/traces" : rest.substr(slash);
+                  t.otlp_text = *s;
+                }},
+               {"service_name",
+                [&](const Node& value) {
+                  if (auto s = read_name(value, "tracing service_name")) {
+                    t.service_name = *s;
+                  }
+                }},
+               {"max_queue", to_uint(t.max_queue, "tracing max_queue", 1, 1000000)},
+           });
+  cfg_.tracing = std::move(t);
 }
 
 // A template names known fields in braces: "{client} {status} {duration_ms}".

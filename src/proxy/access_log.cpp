@@ -237,6 +237,12 @@ void field(std::string& out, std::string_view name, const access_record& r, bool
     str(r.request_id);
   } else if (name == "tls") {
     out.append(r.tls ? "true" : "false");
+  } else if (name == "trace_id") {
+    if (r.trace_id.empty()) {
+      out.append(json ? "null" : "-");
+    } else {
+      str(r.trace_id);
+    }
   }
 }
 

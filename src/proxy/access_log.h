@@ -77,6 +77,7 @@ struct access_record {
   std::string_view flags;   // Envoy-style response flags, "-" when none
   std::string_view request_id;
   bool tls = false;
+  std::string_view trace_id;  // 32 hex digits when tracing is on, else empty
 };
 
 // A duration as the log shows it: milliseconds, or -1 (null) for a negative one (never measured).

@@ -717,6 +717,7 @@ awaitable<void> h2_connection::handle(h2_stream& s) {
   const auto view = down_.owner().view();
   st.rec.view = view;
   st.rec.bytes_in += s.head_bytes;
+  begin_trace(st.rec, *view->snap->cfg, s.head, down_.owner().random());
   const auto* lv = view->snap->find_listener(down_.listen());
   if (lv == nullptr) {
     reply_local(s, error_kind::no_route);
@@ -822,6 +823,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
       reply_local(s, *error, up.degrade.retry_after);
       co_return;
     }
+    trace_try(st.rec, st.facts, down_.owner().random());
     st.facts.default_host = attempt.host()->authority();
     if (attempt.h2()) {
       if (co_await forward_h2(s, attempt, request_deadline)) {

@@ -77,6 +77,12 @@ bool listed_in_connection(std::string_view name, const std::vector<std::string_v
 
 // Appends `name` in lower case to `buf` and returns a view of it there: `buf` is reserved by the
 // caller for every name, so that the views stay valid.
+// Tracing forwards its own traceparent, and the client's tracestate only with the client's trace.
+bool replaced_by_trace(std::string_view name, const upstream_head_facts& facts) {
+  return (!facts.traceparent.empty() && http::iequals(name, "traceparent")) ||
+         (facts.drop_tracestate && http::iequals(name, "tracestate"));
+}
+
 std::string_view lowered(std::string_view name, std::string& buf) {
   const auto at = buf.size();
   for (char c : name) {
@@ -234,7 +240,13 @@ void build_upstream_head(const http::message_head& req, const upstream_head_fact
     if (http::iequals(h.name, "x-request-id")) {
       have_request_id = true;
     }
+    if (replaced_by_trace(h.name, facts)) {
+      continue;
+    }
     append_header(out, h.name, h.value);
+  }
+  if (!facts.traceparent.empty()) {
+    append_header(out, "traceparent", facts.traceparent);
   }
   out.append("x-forwarded-for: ");
   if (have_xff) {
@@ -353,7 +365,13 @@ void h2_request_fields(const http::message_head& req, const upstream_head_facts&
       continue;
     }
     have_request_id = have_request_id || http::iequals(h.name, "x-request-id");
+    if (replaced_by_trace(h.name, facts)) {
+      continue;
+    }
     out.push_back({lowered(h.name, scratch.lower), h.value});
+  }
+  if (!facts.traceparent.empty()) {
+    out.push_back({"traceparent", facts.traceparent});
   }
   if (te_trailers) {
     out.push_back({"te", "trailers"});

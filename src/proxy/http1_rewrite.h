@@ -53,6 +53,8 @@ struct upstream_head_facts {
   bool upgrade = false;           // the Upgrade is passed on
   std::string_view request_id;    // X-Request-Id to add when the request has none
   std::string_view default_host;  // Host for an HTTP/1.0 request without one (the backend's address)
+  std::string_view traceparent;   // tracing: replaces the client's traceparent (this try's span)
+  bool drop_tracestate = false;   // tracing: the client's traceparent was not continued
 };
 
 // True when `req` carries an X-Request-Id (so none is generated). Any thread.

@@ -383,6 +383,7 @@ awaitable<http_session::next> http_session::handle_request() {
   const auto view = down_.owner().view();
   st_->rec.view = view;
   st_->rec.bytes_in += st_->request_parser.head_bytes();
+  begin_trace(st_->rec, *view->snap->cfg, st_->request_parser.head(), down_.owner().random());
   const auto* found = view->snap->find_listener(down_.listen());
   if (found == nullptr) {
     co_return co_await send_local(error_kind::no_route, true);  // removed while the head arrived
@@ -515,6 +516,7 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
     if (error) {
       co_return co_await send_local(*error, !request_complete_, &up);
     }
+    trace_try(st_->rec, st_->facts, down_.owner().random());
     st_->facts.default_host = attempt.host()->authority();
     if (attempt.h2()) {
       if (auto done = co_await exchange_h2(attempt, t)) {

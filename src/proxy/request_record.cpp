@@ -78,7 +78,33 @@ void record_request(downstream_connection& down, const http_request_record& rec,
   r.flags = flags_of(rec.local, rec.status);
   r.request_id = f.request_id;
   r.tls = down.tls();
+  std::array<char, 32> trace_hex{};
+  if (rec.traced) {
+    trace_hex = tracing::hex(rec.trace.trace);
+    r.trace_id = std::string_view(trace_hex.data(), trace_hex.size());
+  }
   w.log_access(snap, r);
+}
+
+void begin_trace(http_request_record& rec, const config::config& cfg, const http::message_head& head,
+                 const std::function<std::uint64_t()>& random) {
+  if (!cfg.tracing) {
+    return;
+  }
+  rec.traced = true;
+  rec.trace = tracing::begin(head.count("traceparent") == 1 ? head.find("traceparent") : std::string_view(),
+                             cfg.tracing->sample, random);
+}
+
+void trace_try(http_request_record& rec, upstream_head_facts& facts, const std::function<std::uint64_t()>& random) {
+  if (!rec.traced) {
+    facts.traceparent = {};
+    facts.drop_tracestate = false;
+    return;
+  }
+  rec.traceparent = tracing::format_traceparent(rec.trace, tracing::new_span(random));
+  facts.traceparent = std::string_view(rec.traceparent.data(), rec.traceparent.size());
+  facts.drop_tracestate = !rec.trace.continued;
 }
 
 }  // namespace spillway::proxy

@@ -3,13 +3,21 @@
 // front end (HTTP/1, an HTTP/2 stream) served it.
 
 #include "common/error.h"
+#include "tracing/context.h"
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
 
+namespace spillway::config {
+struct config;
+}  // namespace spillway::config
+namespace spillway::http {
+struct message_head;
+}  // namespace spillway::http
 namespace spillway::upstream {
 struct cluster;
 class host;
@@ -17,6 +25,7 @@ class host;
 
 namespace spillway::proxy {
 
+struct upstream_head_facts;
 struct worker_view;
 class downstream_connection;
 
@@ -34,7 +43,20 @@ struct http_request_record {
   std::uint64_t bytes_out = 0;
   std::chrono::steady_clock::duration connect_time{-1};
   std::chrono::steady_clock::duration upstream_time{-1};  // to the response head
+  // Tracing (the snapshot has a `tracing` section): the request's context, and the traceparent of
+  // its current try (what the backend gets).
+  bool traced = false;
+  tracing::context trace;
+  tracing::traceparent_text traceparent{};
 };
+
+// Starts `rec`'s trace from the request's traceparent (several of them are as good as none) when
+// `cfg` traces. Worker thread.
+void begin_trace(http_request_record& rec, const config::config& cfg, const http::message_head& head,
+                 const std::function<std::uint64_t()>& random);
+// A try begins: a new span id for it, its traceparent in rec.traceparent and in `facts`. Worker
+// thread.
+void trace_try(http_request_record& rec, upstream_head_facts& facts, const std::function<std::uint64_t()>& random);
 
 // What the access log says of the request beyond its record (views valid for the call).
 struct request_fields {

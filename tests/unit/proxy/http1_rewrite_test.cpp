@@ -696,3 +696,40 @@ TEST(http1_rewrite, thousands_of_connection_tokens_and_fields) {
 
 }  // namespace
 }  // namespace spillway::proxy
+
+namespace spillway::proxy {
+namespace {
+
+// Tracing: the backend gets this try's traceparent in place of the client's, and the client's
+// tracestate only when its trace was continued. Both for HTTP/1.1 and HTTP/2 backends.
+TEST(http1_rewrite, tracing_replaces_traceparent_and_keeps_tracestate_with_the_trace) {
+  const std::string request =
+      "GET / HTTP/1.1\r\nHost: a\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n"
+      "tracestate: rojo=00f067aa0ba902b7\r\n\r\n";
+  const std::string ours = "00-0af7651916cd43dd8448eb211c80319c-1111111111111111-01";
+  upstream_head_facts f;
+  f.traceparent = ours;
+  auto h1 = upstream(request, f);
+  EXPECT_EQ(h1.all("traceparent"), std::vector<std::string>{ours});
+  EXPECT_EQ(h1.all("tracestate"), std::vector<std::string>{"rojo=00f067aa0ba902b7"});
+  f.drop_tracestate = true;
+  EXPECT_TRUE(upstream(request, f).all("tracestate").empty());
+  std::vector<std::string> h2_trace;
+  bool h2_state = false;
+  for (const auto& [name, value] : h2_request(request, f)) {
+    if (name == "traceparent") {
+      h2_trace.push_back(value);
+    }
+    h2_state = h2_state || name == "tracestate";
+  }
+  EXPECT_EQ(h2_trace, std::vector<std::string>{ours});
+  EXPECT_FALSE(h2_state);
+  // Without tracing, both pass through as they came.
+  auto plain = upstream(request);
+  EXPECT_EQ(plain.all("traceparent"),
+            std::vector<std::string>{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"});
+  EXPECT_EQ(plain.all("tracestate").size(), 1u);
+}
+
+}  // namespace
+}  // namespace spillway::proxy
