@@ -1,6 +1,7 @@
 // spillway: the command line (SPEC section 1).
 
 #include "common/log.h"
+#include "common/version.h"
 #include "config/config.h"
 #include "server/server.h"
 #include "tls/context.h"
@@ -25,7 +26,7 @@
 
 namespace {
 
-constexpr const char* version = "0.1.0";
+using spillway::version;
 
 // Every client and backend connection is a file descriptor, and the soft limit most shells and
 // service managers start a process with (often 1024) would cap a proxy far below what listeners'

@@ -24,6 +24,7 @@ class metrics_writer {
     limit_families();
     listener_families();
     rate_limit_families();
+    tracing_families();
     route_and_upstream_traffic();
     backend_traffic();
     process_families();
@@ -89,6 +90,7 @@ class metrics_writer {
   void limit_families();
   void listener_families();
   void rate_limit_families();
+  void tracing_families();
   void route_and_upstream_traffic();
   void backend_traffic();
   void process_families();
@@ -300,6 +302,23 @@ void metrics_writer::rate_limit_families() {
   for (const auto& r : s_.rate_limits) {
     w_.sample("spillway_rate_limit_evictions_total", label_set({{"policy", r.name}}), r.evictions);
   }
+}
+
+void metrics_writer::tracing_families() {
+  if (!s_.tracing) {
+    return;
+  }
+  const auto& t = *s_.tracing;
+  w_.family("spillway_tracing_spans_total", "counter",
+            "spans of sampled requests, by what became of them (exported: the collector took them; dropped_queue_full, "
+            "dropped_export_failed: lost)");
+  w_.sample("spillway_tracing_spans_total", label_set({{"result", "exported"}}), t.exported);
+  w_.sample("spillway_tracing_spans_total", label_set({{"result", "dropped_queue_full"}}), t.dropped_full);
+  w_.sample("spillway_tracing_spans_total", label_set({{"result", "dropped_export_failed"}}), t.dropped_failed);
+  w_.family("spillway_tracing_export_failures_total", "counter", "batches of spans the collector did not take");
+  w_.sample("spillway_tracing_export_failures_total", label_set({}), t.batches_failed);
+  w_.family("spillway_tracing_queue_spans", "gauge", "spans waiting for export");
+  w_.sample("spillway_tracing_queue_spans", label_set({}), t.queued);
 }
 
 void metrics_writer::route_and_upstream_traffic() {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,17 @@ struct rate_limit_info {
 };
 inline constexpr std::array<const char*, 4> redis_results = {"ok", "timeout", "unavailable", "error"};
 
+// Tracing (present when the config has a `tracing` section) and its span exporter.
+struct tracing_info {
+  double sample = 0;  // percent
+  std::string otlp;   // the collector, or empty (spans are not exported)
+  std::uint64_t exported = 0;
+  std::uint64_t dropped_full = 0;    // the queue was full
+  std::uint64_t dropped_failed = 0;  // the collector did not take their batch
+  std::uint64_t batches_failed = 0;
+  std::uint64_t queued = 0;
+};
+
 // What made Spillway read its config file again (the `trigger` label of
 // spillway_config_reload_triggers_total): a file event, the identity poll, SIGHUP, POST /reload.
 enum class reload_trigger { file, poll, signal, api, count_ };
@@ -63,6 +75,7 @@ struct state {
   std::vector<upstream::cluster_ptr> clusters;
   std::vector<listener_info> listeners;
   std::vector<rate_limit_info> rate_limits;
+  std::optional<tracing_info> tracing;
   upstream::journal* journal = nullptr;  // transitions and incidents (may be null in tests)
   unsigned workers = 0;
   bool metrics = true;  // per-request counting on

@@ -147,7 +147,16 @@ std::string status_json(const state& s, breaker::clock::time_point now) {
     }
     out += "}";
   }
-  out += "],\"events\":[";
+  out += "]";
+  if (s.tracing) {
+    const auto& t = *s.tracing;
+    out += fmt::format(
+        ",\"tracing\":{{\"sample\":{},\"otlp\":{},\"spans_exported\":{},\"spans_dropped_queue_full\":{},"
+        "\"spans_dropped_export_failed\":{},\"batches_failed\":{},\"queued\":{}}}",
+        t.sample, t.otlp.empty() ? std::string("null") : json_string(t.otlp), t.exported, t.dropped_full,
+        t.dropped_failed, t.batches_failed, t.queued);
+  }
+  out += ",\"events\":[";
   if (s.journal != nullptr) {
     const auto events = s.journal->recent(50);
     for (std::size_t i = 0; i < events.size(); ++i) {

@@ -789,6 +789,9 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
   } forget_attempt{s.attempt};
   s.attempt = &attempt;
   attempt.set_grpc(is_grpc(h.find("content-type")));
+  if (st.rec.traced) {
+    attempt.trace_tries(&st.rec.tries_traced);
+  }
   const auto& up = attempt.cfg();
   st.rec.cluster = &attempt.cluster();
   auto request_deadline = s.first_byte + up.timeout.request;
@@ -823,7 +826,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
       reply_local(s, *error, up.degrade.retry_after);
       co_return;
     }
-    trace_try(st.rec, st.facts, down_.owner().random());
+    trace_try(st.rec, st.facts);
     st.facts.default_host = attempt.host()->authority();
     if (attempt.h2()) {
       if (co_await forward_h2(s, attempt, request_deadline)) {

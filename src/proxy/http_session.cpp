@@ -503,6 +503,9 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
     ~forget() { slot = nullptr; }
   } forget_attempt{attempt_};
   attempt_ = &attempt;
+  if (st_->rec.traced) {
+    attempt.trace_tries(&st_->rec.tries_traced);
+  }
   const auto& up = attempt.cfg();
   const auto t = begin_forward(*view, attempt);
   if (!attempt.admit()) {
@@ -516,7 +519,7 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
     if (error) {
       co_return co_await send_local(*error, !request_complete_, &up);
     }
-    trace_try(st_->rec, st_->facts, down_.owner().random());
+    trace_try(st_->rec, st_->facts);
     st_->facts.default_host = attempt.host()->authority();
     if (attempt.h2()) {
       if (auto done = co_await exchange_h2(attempt, t)) {

@@ -4,6 +4,8 @@
 #include "proxy/downstream.h"
 #include "upstream/cluster.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace spillway::proxy {
@@ -15,6 +17,89 @@ const char* flags_of(const std::optional<error_kind>& local, int status) {
     return info(*local).flag;
   }
   return status == 0 ? "DC" : "-";  // DC: the client went away before an answer
+}
+
+}  // namespace
+
+namespace {
+
+// The spans of a sampled request: Spillway's (server) and one per try (client), its children.
+void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const http_request_record& rec,
+                const request_fields& f, std::chrono::steady_clock::duration elapsed) {
+  const auto now_steady = std::chrono::steady_clock::now();
+  const auto now_unix =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  auto unix_of = [&](std::chrono::steady_clock::time_point t) {
+    return now_unix - std::chrono::duration_cast<std::chrono::nanoseconds>(now_steady - t).count();
+  };
+  tracing::span req;
+  req.trace = rec.trace.trace;
+  req.id = rec.trace.span;
+  req.parent = rec.trace.parent;
+  req.type = tracing::span::kind::server;
+  req.name = rec.cluster != nullptr ? fmt::format("{} {}", f.method, rec.cluster->cfg.name) : std::string(f.method);
+  req.start_unix_ns = unix_of(now_steady - elapsed);
+  req.end_unix_ns = now_unix;
+  req.add("http.request.method", f.method);
+  req.add("url.path", f.path);
+  if (lv != nullptr) {
+    req.add("spillway.listener", lv->cfg->name);
+  }
+  if (rec.route >= 0) {
+    req.add("spillway.route", static_cast<std::int64_t>(rec.route));
+  }
+  if (rec.cluster != nullptr) {
+    req.add("spillway.upstream", rec.cluster->cfg.name);
+  }
+  if (rec.host != nullptr) {
+    req.add("spillway.backend", rec.host->address());
+  }
+  req.add("http.response.status_code", static_cast<std::int64_t>(rec.status));
+  req.add("spillway.tries", static_cast<std::int64_t>(rec.tries));
+  if (!f.request_id.empty()) {
+    req.add("spillway.request_id", f.request_id);
+  }
+  if (rec.local) {
+    req.add("spillway.reason", to_string(*rec.local));  // x-spillway-reason
+  }
+  req.error = rec.status >= 500 || rec.status == 0;
+  if (req.error) {
+    req.status_message = rec.local         ? std::string(to_string(*rec.local))
+                         : rec.status == 0 ? std::string("no answer")
+                                           : fmt::format("status {}", rec.status);
+  }
+  w.trace(snap, std::move(req));
+  for (std::size_t i = 0; i < rec.tries_traced.size(); ++i) {
+    const auto& t = rec.tries_traced[i];
+    tracing::span s;
+    s.trace = rec.trace.trace;
+    s.id = t.span;
+    s.parent = rec.trace.span;
+    s.type = tracing::span::kind::client;
+    s.name = fmt::format("{} {}", f.method, t.host != nullptr ? t.host->address() : std::string_view("-"));
+    s.start_unix_ns = unix_of(t.start);
+    s.end_unix_ns = t.end == std::chrono::steady_clock::time_point{} ? now_unix : unix_of(t.end);
+    s.add("spillway.try", static_cast<std::int64_t>(i + 1));
+    if (t.host != nullptr) {
+      s.add("spillway.backend", t.host->address());
+    }
+    if (t.status != 0) {
+      s.add("http.response.status_code", static_cast<std::int64_t>(t.status));
+    }
+    if (!t.error.empty()) {
+      s.add("error.type", t.error);
+    }
+    if (i > 0) {
+      const auto& prev = rec.tries_traced[i - 1];
+      s.add("spillway.retry_reason", prev.status != 0 ? fmt::format("status {}", prev.status)
+                                                      : std::string(prev.error.empty() ? "unknown" : prev.error));
+    }
+    s.error = t.failed;
+    if (t.failed) {
+      s.status_message = t.status != 0 ? fmt::format("status {}", t.status) : std::string(t.error);
+    }
+    w.trace(snap, std::move(s));
+  }
 }
 
 }  // namespace
@@ -48,6 +133,9 @@ void record_request(downstream_connection& down, const http_request_record& rec,
     if (rec.host != nullptr) {
       count(rec.host->traffic.local(w.index()));
     }
+  }
+  if (rec.traced && rec.trace.sampled && snap.tracer) {
+    emit_spans(w, snap, lv, rec, f, elapsed);
   }
   if (!w.log_sampled(snap)) {
     return;
@@ -96,13 +184,13 @@ void begin_trace(http_request_record& rec, const config::config& cfg, const http
                              cfg.tracing->sample, random);
 }
 
-void trace_try(http_request_record& rec, upstream_head_facts& facts, const std::function<std::uint64_t()>& random) {
-  if (!rec.traced) {
+void trace_try(http_request_record& rec, upstream_head_facts& facts) {
+  if (!rec.traced || rec.tries_traced.empty()) {
     facts.traceparent = {};
     facts.drop_tracestate = false;
     return;
   }
-  rec.traceparent = tracing::format_traceparent(rec.trace, tracing::new_span(random));
+  rec.traceparent = tracing::format_traceparent(rec.trace, rec.tries_traced.back().span);
   facts.traceparent = std::string_view(rec.traceparent.data(), rec.traceparent.size());
   facts.drop_tracestate = !rec.trace.continued;
 }

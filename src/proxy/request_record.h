@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 namespace spillway::config {
 struct config;
@@ -28,6 +29,17 @@ namespace spillway::proxy {
 struct upstream_head_facts;
 struct worker_view;
 class downstream_connection;
+
+// One try of a traced request (its span, once the request ends).
+struct traced_try {
+  tracing::span_id span{};  // the parent the backend saw
+  upstream::host* host = nullptr;
+  std::chrono::steady_clock::time_point start{};
+  std::chrono::steady_clock::time_point end{};  // unset while under way
+  int status = 0;                               // the response's, 0 without one
+  bool failed = false;
+  std::string_view error;  // a failed try without a status: the error_kind name
+};
 
 // What one request did, for metrics and the access log.
 struct http_request_record {
@@ -48,15 +60,16 @@ struct http_request_record {
   bool traced = false;
   tracing::context trace;
   tracing::traceparent_text traceparent{};
+  std::vector<traced_try> tries_traced;  // filled by upstream_attempt when traced
 };
 
 // Starts `rec`'s trace from the request's traceparent (several of them are as good as none) when
 // `cfg` traces. Worker thread.
 void begin_trace(http_request_record& rec, const config::config& cfg, const http::message_head& head,
                  const std::function<std::uint64_t()>& random);
-// A try begins: a new span id for it, its traceparent in rec.traceparent and in `facts`. Worker
-// thread.
-void trace_try(http_request_record& rec, upstream_head_facts& facts, const std::function<std::uint64_t()>& random);
+// A try's request is about to go: its traceparent (the try's span as parent) in rec.traceparent
+// and in `facts`. Worker thread.
+void trace_try(http_request_record& rec, upstream_head_facts& facts);
 
 // What the access log says of the request beyond its record (views valid for the call).
 struct request_fields {

@@ -6,7 +6,8 @@ namespace spillway::proxy {
 
 snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vector<upstream::cluster_ptr> clusters,
                            std::uint64_t generation, std::vector<tls::server_context_ptr> listener_tls,
-                           traffic_registry* registry, std::shared_ptr<access_log> log) {
+                           traffic_registry* registry, std::shared_ptr<access_log> log,
+                           std::shared_ptr<tracing::exporter> tracer) {
   traffic_registry local;
   traffic_registry& reg = registry != nullptr ? *registry : local;
   traffic_registry next;  // what this config uses; the rest is forgotten
@@ -16,6 +17,7 @@ snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vecto
   snap->loaded_at = std::chrono::system_clock::now();
   snap->clusters = std::move(clusters);
   snap->log = std::move(log);
+  snap->tracer = std::move(tracer);
   const auto& upstreams = snap->cfg->upstreams;
   auto index_of = [&](const std::string& name) -> std::size_t {
     for (std::size_t i = 0; i < upstreams.size(); ++i) {

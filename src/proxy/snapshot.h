@@ -8,6 +8,7 @@
 #include "proxy/access_log.h"
 #include "proxy/router.h"
 #include "ratelimit/keys.h"
+#include "tracing/exporter.h"
 #include "upstream/cluster.h"
 
 #include <chrono>
@@ -62,6 +63,7 @@ struct snapshot {
   std::vector<listener_view> listeners;         // aligned with cfg->listeners
   std::vector<rate_limit_view> rate_limits;     // aligned with cfg->rate_limits
   std::shared_ptr<access_log> log;              // null when the access log is off
+  std::shared_ptr<tracing::exporter> tracer;    // null unless tracing has an otlp collector
 
   // The listener bound to `listen` ("ip:port" as configured), or nullptr when this snapshot has
   // none there (it was removed by a reload). Any thread.
@@ -82,6 +84,7 @@ using snapshot_ptr = std::shared_ptr<const snapshot>;
 // Control thread.
 snapshot_ptr make_snapshot(std::shared_ptr<const config::config> cfg, std::vector<upstream::cluster_ptr> clusters,
                            std::uint64_t generation, std::vector<tls::server_context_ptr> listener_tls = {},
-                           traffic_registry* registry = nullptr, std::shared_ptr<access_log> log = nullptr);
+                           traffic_registry* registry = nullptr, std::shared_ptr<access_log> log = nullptr,
+                           std::shared_ptr<tracing::exporter> tracer = nullptr);
 
 }  // namespace spillway::proxy

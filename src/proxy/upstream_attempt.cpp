@@ -35,6 +35,12 @@ upstream_attempt::upstream_attempt(worker& w, const worker_view& view, std::size
 }
 
 upstream_attempt::~upstream_attempt() {
+  if (traced_ != nullptr && !traced_->empty()) {
+    auto& last = traced_->back();
+    if (last.failed && last.status == 0 && last.error.empty()) {
+      last.error = to_string(failure_);
+    }
+  }
   release_ticket();
   if (retry_gauge_) {
     stats_.active_retries.fetch_sub(1, std::memory_order_relaxed);
@@ -103,6 +109,15 @@ void upstream_attempt::begin_try(upstream::host* h) {
   h->requests_total.fetch_add(1, std::memory_order_relaxed);
   ++tries_;
   try_started_ = clock::now();
+  if (traced_ != nullptr) {
+    if (!traced_->empty()) {
+      auto& prev = traced_->back();
+      if (prev.failed && prev.status == 0 && prev.error.empty()) {
+        prev.error = to_string(failure_);  // what ended it (set once it was judged)
+      }
+    }
+    traced_->push_back({tracing::new_span(worker_.random()), h, try_started_});
+  }
 }
 
 asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::time_point request_deadline,
@@ -362,6 +377,12 @@ error_kind upstream_attempt::failure() {
 }
 
 void upstream_attempt::report(bool failure, int status, bool timed) {
+  if (traced_ != nullptr && !traced_->empty() && traced_->back().end == clock::time_point{}) {
+    auto& t = traced_->back();
+    t.end = clock::now();
+    t.status = status;
+    t.failed = failure;
+  }
   auto& h = *host_;
   const auto& up = cluster_.cfg;
   if (failure) {

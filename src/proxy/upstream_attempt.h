@@ -23,6 +23,7 @@
 #include "common/error.h"
 #include "proxy/connection_pool.h"
 #include "proxy/h2_upstream.h"
+#include "proxy/request_record.h"
 #include "proxy/retry_policy.h"
 #include "proxy/watchdog.h"
 #include "proxy/worker.h"
@@ -97,6 +98,8 @@ class upstream_attempt {
   retry_verdict h2_try_failed(const h2_call& call, bool expired, bool can_resend, bool before_deadline);
   retry_verdict got_h2_response(const h2_call& call, bool can_resend);
   void h2_response_ended(const h2_call& call, bool cut_off);
+  // Tracing: each try is recorded in `out` (its span id, host, times, outcome); null: none.
+  void trace_tries(std::vector<traced_try>* out) { traced_ = out; }
   // The request is a gRPC call (see retry_policy::set_grpc).
   void set_grpc(bool grpc) { policy_.set_grpc(grpc); }
 
@@ -158,6 +161,7 @@ class upstream_attempt {
   clock::time_point try_deadline_ = clock::time_point::max();
   clock::duration connect_time_{-1};
   error_kind failure_ = error_kind::no_healthy_upstream;
+  std::vector<traced_try>* traced_ = nullptr;
 };
 
 }  // namespace spillway::proxy

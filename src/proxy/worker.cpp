@@ -250,6 +250,7 @@ void worker::start_sweeper() {
     }
     http1_states_.trim();
     flush_log();
+    flush_trace();
     start_sweeper();
   });
 }
@@ -325,6 +326,7 @@ ratelimit::redis_client& worker::redis(const config::address& a) {
 void worker::stop_now() {
   stopping_ = true;
   flush_log();
+  flush_trace();
   io_.stop();
 }
 
@@ -351,6 +353,24 @@ void worker::log_access(const snapshot& snap, access_record& r) {
   if (log_buffer_.size() >= access_log::flush_at) {
     snap.log->submit(log_buffer_);
   }
+}
+
+void worker::trace(const snapshot& snap, tracing::span&& s) {
+  if (trace_to_ != snap.tracer) {
+    flush_trace();
+    trace_to_ = snap.tracer;
+  }
+  trace_buffer_.push_back(std::move(s));
+  if (trace_buffer_.size() >= 128) {
+    flush_trace();
+  }
+}
+
+void worker::flush_trace() {
+  if (trace_to_ && !trace_buffer_.empty()) {
+    trace_to_->submit(std::move(trace_buffer_));
+  }
+  trace_buffer_.clear();
 }
 
 void worker::flush_log() {

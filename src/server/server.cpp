@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include "common/log.h"
+#include "common/version.h"
 
 #include <boost/asio/post.hpp>
 
@@ -90,7 +91,35 @@ admin::state server::admin_state() const {
     ri.evictions = r.table->evictions();
     s.rate_limits.push_back(std::move(ri));
   }
+  if (cfg_->tracing) {
+    admin::tracing_info ti;
+    ti.sample = cfg_->tracing->sample;
+    ti.otlp = cfg_->tracing->otlp_text;
+    if (snapshot_->tracer) {
+      const auto c = snapshot_->tracer->stats();
+      ti.exported = c.exported;
+      ti.dropped_full = c.dropped_full;
+      ti.dropped_failed = c.dropped_failed;
+      ti.batches_failed = c.batches_failed;
+      ti.queued = c.queued;
+    }
+    s.tracing = std::move(ti);
+  }
   return s;
+}
+
+std::shared_ptr<tracing::exporter> server::tracer_for(const config::config& cfg) {
+  if (!cfg.tracing || !cfg.tracing->otlp) {
+    return nullptr;
+  }
+  const auto& t = *cfg.tracing;
+  tracing::exporter::settings s{t.otlp->host, t.otlp->port, t.otlp_path, t.service_name, t.max_queue};
+  if (!tracer_) {
+    tracer_ = std::make_shared<tracing::exporter>(std::move(s), version);
+  } else {
+    tracer_->update(std::move(s));
+  }
+  return tracer_;
 }
 
 std::shared_ptr<proxy::access_log> server::access_log_for(const config::config& cfg) {
@@ -176,8 +205,10 @@ admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_
     return reject(text);
   }
   std::shared_ptr<proxy::access_log> log;
+  std::shared_ptr<tracing::exporter> tracer;
   try {
     log = access_log_for(*next);
+    tracer = tracer_for(*next);
   } catch (const std::exception& e) {
     return reject(std::string(e.what()) + "\n");
   }
@@ -186,7 +217,7 @@ admin::reload_result server::reload(admin::reload_trigger trigger, bool only_if_
   auto clusters = registry_.build(*next, tls.upstreams);
   cfg_ = next;
   snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation + 1, std::move(tls.listeners),
-                                   &traffic_, std::move(log));
+                                   &traffic_, std::move(log), std::move(tracer));
   install_on_workers();
   checker_.update(snapshot_->clusters);
   outlier_.update(snapshot_->clusters);
@@ -253,7 +284,7 @@ void server::rebuild_clusters() {
   }
   auto clusters = registry_.build(*cfg_, upstream_tls);
   snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), snapshot_->generation, std::move(listener_tls), &traffic_,
-                                   snapshot_->log);
+                                   snapshot_->log, snapshot_->tracer);
   install_on_workers();
   checker_.update(snapshot_->clusters);
   outlier_.update(snapshot_->clusters);
@@ -354,8 +385,8 @@ int server::run() {
       log::warn("{}; it takes no traffic until it resolves", f);
     }
     clusters = registry_.build(*cfg_, tls.upstreams);  // with every address the names resolved to
-    snapshot_ =
-        proxy::make_snapshot(cfg_, std::move(clusters), 1, std::move(tls.listeners), &traffic_, access_log_for(*cfg_));
+    snapshot_ = proxy::make_snapshot(cfg_, std::move(clusters), 1, std::move(tls.listeners), &traffic_,
+                                     access_log_for(*cfg_), tracer_for(*cfg_));
     for (unsigned i = 0; i < n; ++i) {
       workers_.push_back(std::make_unique<proxy::worker>(i, snapshot_, &events_));
     }

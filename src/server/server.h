@@ -41,6 +41,9 @@ class server {
   // The access log `cfg` asks for: the running one when its settings did not change, a new one, or
   // null when off. Throws std::runtime_error when the file cannot be opened.
   std::shared_ptr<proxy::access_log> access_log_for(const config::config& cfg);
+  // The span exporter for `cfg` (one per process, its settings updated), or null without an otlp
+  // collector.
+  std::shared_ptr<tracing::exporter> tracer_for(const config::config& cfg);
   // Hands snapshot_ to every worker and waits (boundedly) until each has taken it.
   void install_on_workers();
   // A hostname's addresses changed (the registry says so): one posted rebuild of the snapshot's
@@ -60,6 +63,7 @@ class server {
   mutable upstream::journal journal_;  // mutable: the admin API (const state) may clear incidents
   std::shared_ptr<const config::config> cfg_;
   proxy::snapshot_ptr snapshot_;
+  std::shared_ptr<tracing::exporter> tracer_;  // made at the first config with tracing.otlp
   std::vector<std::unique_ptr<proxy::worker>> workers_;
   std::unique_ptr<admin::admin_server> admin_;
   health::checker checker_{io_};

@@ -1,0 +1,80 @@
+#pragma once
+// Sends finished spans to an OTLP/HTTP collector as JSON, in batches, from a thread of its own.
+//
+//   workers ──submit(batch)──> queue (at most max_queue spans; beyond it a batch is dropped, counted)
+//                                 │ every second, or once 512 spans wait
+//                                 v
+//   exporter thread: POST /v1/traces (keep-alive; 2 s to connect, 5 s per exchange)
+//                    a failed POST drops its batch (counted): spans are telemetry, never retried
+//                    at the cost of memory
+//
+// Nothing a worker does waits on the collector: submit() takes a mutex for a vector move. One
+// exporter serves the process; a reload changes its settings in place. Any thread, except where
+// said.
+
+#include "tracing/span.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace spillway::tracing {
+
+class exporter {
+ public:
+  struct settings {
+    std::string host;
+    std::uint16_t port = 0;
+    std::string path = "/v1/traces";
+    std::string service_name = "spillway";
+    std::size_t max_queue = 8192;
+    bool operator==(const settings&) const = default;
+  };
+  struct counts {
+    std::uint64_t exported = 0;        // spans the collector took (2xx)
+    std::uint64_t dropped_full = 0;    // spans dropped because the queue was full
+    std::uint64_t dropped_failed = 0;  // spans of batches the collector did not take
+    std::uint64_t batches_failed = 0;
+    std::size_t queued = 0;
+  };
+
+  static constexpr std::size_t batch_size = 512;
+
+  exporter(settings s, std::string version);
+  // Stops the thread (a POST under way ends within its timeouts).
+  ~exporter();
+  exporter(const exporter&) = delete;
+  exporter& operator=(const exporter&) = delete;
+
+  void update(settings s);
+  void submit(std::vector<span>&& batch);
+  counts stats() const;
+
+ private:
+  void run();
+  // One POST of `body`; true when the collector answered 2xx. Exporter thread.
+  bool post(const settings& s, const std::string& body);
+  void disconnect();
+
+  const std::string version_;
+  mutable std::mutex m_;
+  std::condition_variable wake_;
+  settings settings_;
+  std::vector<span> queue_;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> exported_{0};
+  std::atomic<std::uint64_t> dropped_full_{0};
+  std::atomic<std::uint64_t> dropped_failed_{0};
+  std::atomic<std::uint64_t> batches_failed_{0};
+  // Exporter thread only: the keep-alive connection and whom it is to.
+  int fd_ = -1;
+  std::string connected_to_;
+  bool reported_failing_ = false;
+  std::thread thread_;  // last: started once everything above exists
+};
+
+}  // namespace spillway::tracing
