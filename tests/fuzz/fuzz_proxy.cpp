@@ -24,6 +24,7 @@
 #include "parser_driver.h"
 #include "proxy/snapshot.h"
 #include "proxy/worker.h"
+#include "tracing/context.h"
 #include "upstream/cluster.h"
 
 #include "common/log.h"
@@ -105,6 +106,11 @@ void check_forwarded(const http::message_head& h) {
   check(host.find(',') == std::string_view::npos, "forwarded a Host list");
   check(h.version_minor == 1 || h.count("transfer-encoding") == 0, "forwarded HTTP/1.0 with Transfer-Encoding");
   check(h.url != "*" || h.method == "OPTIONS", "forwarded an asterisk-form target on a method other than OPTIONS");
+  // Tracing is on: every request carries exactly one traceparent, Spillway's own (version 00).
+  spillway::tracing::context trace;
+  check(h.count("traceparent") == 1 && h.find("traceparent").size() == spillway::tracing::traceparent_size &&
+            spillway::tracing::parse_traceparent(h.find("traceparent"), trace),
+        "forwarded no traceparent, several, or one that is not Spillway's");
   for (std::string_view scheme : {"http://", "https://"}) {
     if (h.url.size() > scheme.size() && http::iequals(h.url.substr(0, scheme.size()), scheme)) {
       auto authority = h.url.substr(scheme.size());
@@ -245,7 +251,8 @@ proxy_under_test& start_proxy() {
       "    outlier_detection: false\n"
       "    circuit_breaker: false\n"
       "    retries: false\n"
-      "    timeouts: { connect: 1s, request: 1s, header: 1s, idle: 1s }\n";
+      "    timeouts: { connect: 1s, request: 1s, header: 1s, idle: 1s }\n"
+      "tracing: { sample: 50% }\n";
   auto loaded = config::load_string(text, "fuzz_proxy.yaml");
   if (!loaded.cfg) {
     for (const auto& e : loaded.errors) {
