@@ -26,7 +26,7 @@ BENCH_DURATION=${BENCH_DURATION:-10s}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-16 64 256}
 BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-2}
-BENCH_TARGETS=${BENCH_TARGETS:-direct spillway spillway-nometrics haproxy nginx spillway-tcp haproxy-tcp spillway-https haproxy-https spillway-h2 haproxy-h2 spillway-grpc haproxy-grpc}
+BENCH_TARGETS=${BENCH_TARGETS:-direct spillway spillway-nometrics spillway-ratelimit spillway-tracing haproxy nginx spillway-tcp haproxy-tcp spillway-https haproxy-https spillway-h2 haproxy-h2 spillway-grpc haproxy-grpc}
 BENCH_PATH=${BENCH_PATH:-/}
 # The h2 targets (cleartext HTTP/2 with prior knowledge, to the same HTTP/1 backends) are driven by
 # h2load: BENCH_CONNECTIONS connections with BENCH_H2_STREAMS streams in flight on each.
@@ -79,6 +79,7 @@ declare -A VARIANT_PORT=(
   [spillway-2w]=$((BENCH_PORT_BASE + 32)) [haproxy-2t]=$((BENCH_PORT_BASE + 34))
   [spillway-h2]=$((BENCH_PORT_BASE + 36)) [haproxy-h2]=$((BENCH_PORT_BASE + 38))
   [spillway-grpc]=$((BENCH_PORT_BASE + 42)) [haproxy-grpc]=$((BENCH_PORT_BASE + 44))
+  [spillway-ratelimit]=$((BENCH_PORT_BASE + 46)) [spillway-tracing]=$((BENCH_PORT_BASE + 48))
 )
 GRPC1_PORT=$((BENCH_PORT_BASE + 40))
 GRPC2_PORT=$((BENCH_PORT_BASE + 41))
@@ -240,12 +241,14 @@ make_cert() {
 }
 
 # start_spillway [VARIANT]: spillway (http), spillway-nometrics (metrics: false), spillway-tcp (an
-# L4 listener, splice), spillway-copy-tcp (L4 with the copy loop), spillway-https (TLS terminated).
+# L4 listener, splice), spillway-copy-tcp (L4 with the copy loop), spillway-https (TLS terminated),
+# spillway-ratelimit (a client_ip rate limit that never limits), spillway-tracing (every request
+# sampled, spans exported to the second backend's /upload, which reads and answers 200).
 start_spillway() {
   local target=${1:-spillway} port=$SPILLWAY_PORT admin=$SPILLWAY_ADMIN_PORT scheme=http
   local listener="protocol: http
     routes:
-      - upstream: testd" metrics=true bin=$SPILLWAY_BIN workers=1
+      - upstream: testd" metrics=true bin=$SPILLWAY_BIN workers=1 top_extra=""
   [[ $target == spillway-before* ]] && bin=$SPILLWAY_BASELINE_BIN
   if [[ ! -x $bin ]]; then
     TARGET_NOTE[$target]="skipped: '$bin' not found (the proxy is not built yet, or SPILLWAY_BASELINE_BIN is not set)"
@@ -257,6 +260,12 @@ start_spillway() {
   fi
   case $target in
     spillway-nometrics) metrics=false ;;
+    spillway-ratelimit)
+      listener="$listener
+        rate_limit: bench"
+      top_extra="rate_limits: [ { name: bench, key: client_ip, rate: 1000000000/s, burst: 1000000 } ]" ;;
+    spillway-tracing)
+      top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$BACKEND2_PORT/upload\" }" ;;
     spillway-2w) workers=2 ;;
     spillway-tcp | spillway-before-tcp) listener="protocol: tcp
     upstream: testd" ;;
@@ -296,6 +305,7 @@ upstreams:
       - address: 127.0.0.1:$be1
       - address: 127.0.0.1:$be2
     health_check: false$upstream_extra
+$top_extra
 EOF
   "$bin" run -c "$WORKDIR/$target.yaml" >"$WORKDIR/$target.log" 2>&1 &
   local pid=$!
@@ -438,8 +448,9 @@ TARGET_PORT[direct]=$BACKEND1_PORT
 for target in $BENCH_TARGETS; do
   case $target in
     direct) RUNNING_TARGETS+=(direct) ;;
-    spillway | spillway-nometrics | spillway-tcp | spillway-copy-tcp | spillway-https | spillway-before | \
-      spillway-before-tcp | spillway-2w | spillway-h2 | spillway-grpc | haproxy | haproxy-tcp | haproxy-https | \
+    spillway | spillway-nometrics | spillway-ratelimit | spillway-tracing | spillway-tcp | spillway-copy-tcp | \
+      spillway-https | spillway-before | spillway-before-tcp | spillway-2w | spillway-h2 | spillway-grpc | \
+      haproxy | haproxy-tcp | haproxy-https | \
       haproxy-2t | haproxy-h2 | haproxy-grpc | nginx)
       if [[ $target == *-h2 || $target == *-grpc ]] && ! command -v "$H2LOAD_BIN" >/dev/null; then
         log "$target skipped: $H2LOAD_BIN not installed (nghttp2-client)"
@@ -451,7 +462,7 @@ for target in $BENCH_TARGETS; do
         log "$target ${TARGET_NOTE[$target]}"
       fi
       ;;
-    *) die "unknown target '$target' (known: direct spillway spillway-nometrics spillway-tcp spillway-copy-tcp spillway-https spillway-before spillway-before-tcp spillway-2w spillway-h2 spillway-grpc haproxy haproxy-tcp haproxy-https haproxy-2t haproxy-h2 haproxy-grpc nginx)" ;;
+    *) die "unknown target '$target' (known: direct spillway spillway-nometrics spillway-ratelimit spillway-tracing spillway-tcp spillway-copy-tcp spillway-https spillway-before spillway-before-tcp spillway-2w spillway-h2 spillway-grpc haproxy haproxy-tcp haproxy-https haproxy-2t haproxy-h2 haproxy-grpc nginx)" ;;
   esac
 done
 ((${#RUNNING_TARGETS[@]} > 0)) || die "no target could be started"
@@ -697,7 +708,8 @@ def baseline(target):
 
 
 mode_rank = {"http": 0, "tcp": 1, "https": 2, "h2": 3, "grpc": 4}
-target_rank = {t: i for i, t in enumerate(["direct", "spillway", "spillway-nometrics", "haproxy", "nginx"])}
+target_rank = {t: i for i, t in enumerate(["direct", "spillway", "spillway-nometrics", "spillway-ratelimit",
+                                            "spillway-tracing", "haproxy", "nginx"])}
 order.sort(key=lambda k: (mode_rank[mode(k[0])], k[1], target_rank.get(k[0].split("-")[0], 99), k[0]))
 
 out = []
@@ -739,8 +751,22 @@ out.append("- modes: http = L7 proxying; tcp = L4 (`protocol: tcp` / HAProxy `mo
            "connection (p50/p99 from its per-request log), HTTP/1.1 to the backends (HAProxy `bind ... proto h2`); "
            "grpc = h2load's gRPC unary calls (test.Echo/Unary) the same way, HTTP/2 to two Python grpcio servers "
            "(`protocol: http2` / HAProxy `proto h2` on both sides; the Python servers are the ceiling). "
-           "Ratios compare with HAProxy in the same mode. spillway-nometrics = `metrics: false` (the cost of counting); spillway-2w = `workers: 2`, haproxy-2t = `nbthread 2` (scaling; not in the default list, compared with 1-thread HAProxy); "
+           "Ratios compare with HAProxy in the same mode. spillway-nometrics = `metrics: false` (the cost of counting); spillway-ratelimit = a `client_ip` rate limit on the route that never limits, spillway-tracing = `tracing` at 100% with every span exported (the cost of each feature: see the table below); spillway-2w = `workers: 2`, haproxy-2t = `nbthread 2` (scaling; not in the default list, compared with 1-thread HAProxy); "
            "spillway-copy-tcp = `splice: false` (the copy loop instead of splice(2)).")
+features = [(t, c) for t, c in order if t in ("spillway-ratelimit", "spillway-tracing") and ("spillway", c) in rows]
+if features:
+    out.append("")
+    out.append("What a feature costs: each row against the plain `spillway` row at the same connections, same run "
+               "(target: within 5% CPU per request):")
+    out.append("")
+    out.append("| feature | conns | req/s vs spillway | CPU per request vs spillway | p99 |")
+    out.append("|---|---:|---:|---:|---:|")
+    for target, conns in features:
+        r, base = rows[(target, conns)], rows[("spillway", conns)]
+        cpu, base_cpu = cpu_per_100k(r), cpu_per_100k(base)
+        out.append(f"| {target.split('-', 1)[1]} | {conns} | "
+                   f"{rps(r) / rps(base):.3f}× | {'-' if not (cpu and base_cpu) else f'{cpu / base_cpu:.3f}×'} | "
+                   f"{ms(statistics.median(r['p99']))} |")
 idle = [line.rstrip("\n").split("\t") for line in open(os.environ["IDLE_RESULTS"]) if line.strip()]
 if idle:
     base = {t: (float(p), float(m)) for t, p, m in idle}.get("haproxy")
