@@ -23,7 +23,8 @@ const char* flags_of(const std::optional<error_kind>& local, int status) {
 
 namespace {
 
-// The spans of a sampled request: Spillway's (server) and one per try (client), its children.
+// The spans of a sampled request: Spillway's (server) and one per try (client), its children,
+// written into the worker's buffer.
 void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const http_request_record& rec,
                 const request_fields& f, std::chrono::steady_clock::duration elapsed) {
   const auto now_steady = std::chrono::steady_clock::now();
@@ -32,74 +33,66 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
   auto unix_of = [&](std::chrono::steady_clock::time_point t) {
     return now_unix - std::chrono::duration_cast<std::chrono::nanoseconds>(now_steady - t).count();
   };
-  tracing::span req;
-  req.trace = rec.trace.trace;
-  req.id = rec.trace.span;
-  req.parent = rec.trace.parent;
-  req.type = tracing::span::kind::server;
-  req.name = rec.cluster != nullptr ? fmt::format("{} {}", f.method, rec.cluster->cfg.name) : std::string(f.method);
-  req.start_unix_ns = unix_of(now_steady - elapsed);
-  req.end_unix_ns = now_unix;
-  req.add("http.request.method", f.method);
-  req.add("url.path", f.path);
-  if (lv != nullptr) {
-    req.add("spillway.listener", lv->cfg->name);
+  auto& out = w.trace_buffer(snap);
+  char name[128];
+  auto named = [&](std::string_view a, std::string_view b) {
+    auto end = fmt::format_to_n(name, sizeof name, "{} {}", a, b).out;
+    return std::string_view(name, static_cast<std::size_t>(end - name));
+  };
+  {
+    tracing::span_writer s(out, rec.trace.trace, rec.trace.span, rec.trace.parent, tracing::span_kind::server,
+                           unix_of(now_steady - elapsed), now_unix,
+                           rec.cluster != nullptr ? named(f.method, rec.cluster->cfg.name) : f.method);
+    s.attr("http.request.method", f.method);
+    s.attr("url.path", f.path);
+    if (lv != nullptr) {
+      s.attr("spillway.listener", lv->cfg->name);
+    }
+    if (rec.route >= 0) {
+      s.attr("spillway.route", static_cast<std::int64_t>(rec.route));
+    }
+    if (rec.cluster != nullptr) {
+      s.attr("spillway.upstream", rec.cluster->cfg.name);
+    }
+    if (rec.host != nullptr) {
+      s.attr("spillway.backend", rec.host->address());
+    }
+    s.attr("http.response.status_code", static_cast<std::int64_t>(rec.status));
+    s.attr("spillway.tries", static_cast<std::int64_t>(rec.tries));
+    if (!f.request_id.empty()) {
+      s.attr("spillway.request_id", f.request_id);
+    }
+    if (rec.local) {
+      s.attr("spillway.reason", to_string(*rec.local));  // x-spillway-reason
+    }
+    const bool error = rec.status >= 500 || rec.status == 0;
+    s.finish(error, rec.local ? to_string(*rec.local) : rec.status == 0 ? "no answer" : "server error");
   }
-  if (rec.route >= 0) {
-    req.add("spillway.route", static_cast<std::int64_t>(rec.route));
-  }
-  if (rec.cluster != nullptr) {
-    req.add("spillway.upstream", rec.cluster->cfg.name);
-  }
-  if (rec.host != nullptr) {
-    req.add("spillway.backend", rec.host->address());
-  }
-  req.add("http.response.status_code", static_cast<std::int64_t>(rec.status));
-  req.add("spillway.tries", static_cast<std::int64_t>(rec.tries));
-  if (!f.request_id.empty()) {
-    req.add("spillway.request_id", f.request_id);
-  }
-  if (rec.local) {
-    req.add("spillway.reason", to_string(*rec.local));  // x-spillway-reason
-  }
-  req.error = rec.status >= 500 || rec.status == 0;
-  if (req.error) {
-    req.status_message = rec.local         ? std::string(to_string(*rec.local))
-                         : rec.status == 0 ? std::string("no answer")
-                                           : fmt::format("status {}", rec.status);
-  }
-  w.trace(snap, std::move(req));
   for (std::size_t i = 0; i < rec.tries_traced.size(); ++i) {
     const auto& t = rec.tries_traced[i];
-    tracing::span s;
-    s.trace = rec.trace.trace;
-    s.id = t.span;
-    s.parent = rec.trace.span;
-    s.type = tracing::span::kind::client;
-    s.name = fmt::format("{} {}", f.method, t.host != nullptr ? t.host->address() : std::string_view("-"));
-    s.start_unix_ns = unix_of(t.start);
-    s.end_unix_ns = t.end == std::chrono::steady_clock::time_point{} ? now_unix : unix_of(t.end);
-    s.add("spillway.try", static_cast<std::int64_t>(i + 1));
-    if (t.host != nullptr) {
-      s.add("spillway.backend", t.host->address());
-    }
+    const auto backend = t.host != nullptr ? std::string_view(t.host->address()) : std::string_view("-");
+    tracing::span_writer s(out, rec.trace.trace, t.span, rec.trace.span, tracing::span_kind::client, unix_of(t.start),
+                           t.end == std::chrono::steady_clock::time_point{} ? now_unix : unix_of(t.end),
+                           named(f.method, backend));
+    s.attr("spillway.try", static_cast<std::int64_t>(i + 1));
+    s.attr("spillway.backend", backend);
     if (t.status != 0) {
-      s.add("http.response.status_code", static_cast<std::int64_t>(t.status));
+      s.attr("http.response.status_code", static_cast<std::int64_t>(t.status));
     }
     if (!t.error.empty()) {
-      s.add("error.type", t.error);
+      s.attr("error.type", t.error);
     }
     if (i > 0) {
       const auto& prev = rec.tries_traced[i - 1];
-      s.add("spillway.retry_reason", prev.status != 0 ? fmt::format("status {}", prev.status)
-                                                      : std::string(prev.error.empty() ? "unknown" : prev.error));
+      if (prev.status != 0) {
+        s.attr("spillway.retry_reason", named("status", std::to_string(prev.status)));
+      } else {
+        s.attr("spillway.retry_reason", prev.error.empty() ? std::string_view("unknown") : prev.error);
+      }
     }
-    s.error = t.failed;
-    if (t.failed) {
-      s.status_message = t.status != 0 ? fmt::format("status {}", t.status) : std::string(t.error);
-    }
-    w.trace(snap, std::move(s));
+    s.finish(t.failed, t.status != 0 ? named("status", std::to_string(t.status)) : t.error);
   }
+  w.traced(1 + rec.tries_traced.size());
 }
 
 }  // namespace

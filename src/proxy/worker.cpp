@@ -355,22 +355,28 @@ void worker::log_access(const snapshot& snap, access_record& r) {
   }
 }
 
-void worker::trace(const snapshot& snap, tracing::span&& s) {
+std::string& worker::trace_buffer(const snapshot& snap) {
   if (trace_to_ != snap.tracer) {
     flush_trace();
     trace_to_ = snap.tracer;
   }
-  trace_buffer_.push_back(std::move(s));
-  if (trace_buffer_.size() >= 128) {
+  return trace_buffer_;
+}
+
+void worker::traced(std::size_t spans) {
+  trace_count_ += spans;
+  if (trace_count_ >= 128) {
     flush_trace();
   }
 }
 
 void worker::flush_trace() {
-  if (trace_to_ && !trace_buffer_.empty()) {
-    trace_to_->submit(std::move(trace_buffer_));
+  if (trace_to_ && trace_count_ > 0) {
+    trace_to_->submit(std::move(trace_buffer_), trace_count_);
   }
   trace_buffer_.clear();
+  trace_buffer_.reserve(96 * 1024);  // about what 128 spans take: one allocation per hand-over
+  trace_count_ = 0;
 }
 
 void worker::flush_log() {

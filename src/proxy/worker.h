@@ -101,9 +101,10 @@ class worker {
   void log_access(const snapshot& snap, access_record& r);
   // Hands the buffered lines over (every second, and when the worker stops).
   void flush_log();
-  // Buffers a finished span of a request on `snap` (whose tracer is set); a full buffer (and every
-  // second) goes to the exporter.
-  void trace(const snapshot& snap, tracing::span&& s);
+  // The buffer for the spans of a request on `snap` (whose tracer is set): append span objects with
+  // tracing::span_writer, then call traced(n). A full buffer (and every second) goes to the exporter.
+  std::string& trace_buffer(const snapshot& snap);
+  void traced(std::size_t spans);
   void flush_trace();
   std::list<downstream_session*>::iterator attach(downstream_session* s);
   void detach(std::list<downstream_session*>::iterator it);
@@ -155,7 +156,8 @@ class worker {
   boost::asio::steady_timer sweeper_{io_};
   boost::asio::steady_timer drain_timer_{io_};
   std::string log_buffer_;
-  std::vector<tracing::span> trace_buffer_;
+  std::string trace_buffer_;  // span objects, joined by commas
+  std::size_t trace_count_ = 0;
   std::shared_ptr<tracing::exporter> trace_to_;  // whose spans trace_buffer_ holds
   // Connections to the Redis of shared rate limits, by address (made at first use).
   std::map<std::string, std::shared_ptr<ratelimit::redis_client>> redis_;

@@ -131,26 +131,23 @@ void exporter::update(settings s) {
   settings_ = std::move(s);
 }
 
-void exporter::submit(std::vector<span>&& batch) {
-  if (batch.empty()) {
+void exporter::submit(std::string&& spans, std::size_t count) {
+  if (count == 0) {
     return;
   }
   bool full_batch = false;
   {
     std::lock_guard lock(m_);
-    if (queue_.size() + batch.size() > settings_.max_queue) {
-      dropped_full_.fetch_add(batch.size(), std::memory_order_relaxed);
-      batch.clear();
+    if (queued_ + count > settings_.max_queue) {
+      dropped_full_.fetch_add(count, std::memory_order_relaxed);
+      spans.clear();
       return;
     }
-    if (queue_.empty()) {
-      queue_ = std::move(batch);
-    } else {
-      queue_.insert(queue_.end(), std::make_move_iterator(batch.begin()), std::make_move_iterator(batch.end()));
-    }
-    full_batch = queue_.size() >= batch_size;
+    queue_.push_back({std::move(spans), count});
+    queued_ += count;
+    full_batch = queued_ >= batch_size;
   }
-  batch.clear();
+  spans.clear();
   if (full_batch) {
     wake_.notify_one();
   }
@@ -163,40 +160,50 @@ exporter::counts exporter::stats() const {
   c.dropped_failed = dropped_failed_.load(std::memory_order_relaxed);
   c.batches_failed = batches_failed_.load(std::memory_order_relaxed);
   std::lock_guard lock(m_);
-  c.queued = queue_.size();
+  c.queued = queued_;
   return c;
 }
 
 void exporter::run() {
-  std::vector<span> batch;
+  std::string spans;
   for (;;) {
     settings s;
+    std::size_t count = 0;
     {
       std::unique_lock lock(m_);
-      wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || queue_.size() >= batch_size; });
+      wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || queued_ >= batch_size; });
       if (stopping_) {
         return;
       }
       if (queue_.empty()) {
         continue;
       }
-      const auto n = std::min(queue_.size(), batch_size);
-      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + n));
-      queue_.erase(queue_.begin(), queue_.begin() + n);
+      // Whole chunks (a worker's buffer each) up to a batch.
+      std::size_t taken = 0;
+      while (taken < queue_.size() && (count == 0 || count + queue_[taken].count <= batch_size)) {
+        if (!spans.empty()) {
+          spans.push_back(',');
+        }
+        spans.append(queue_[taken].spans);
+        count += queue_[taken].count;
+        ++taken;
+      }
+      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(taken));
+      queued_ -= count;
       s = settings_;
     }
-    const auto body = otlp_json(batch, s.service_name, version_);
+    const auto body = otlp_document(spans, s.service_name, version_);
+    spans.clear();
     if (post(s, body)) {
-      exported_.fetch_add(batch.size(), std::memory_order_relaxed);
+      exported_.fetch_add(count, std::memory_order_relaxed);
       if (reported_failing_) {
         log::info("tracing: the collector {}:{} takes spans again", s.host, s.port);
         reported_failing_ = false;
       }
     } else {
-      dropped_failed_.fetch_add(batch.size(), std::memory_order_relaxed);
+      dropped_failed_.fetch_add(count, std::memory_order_relaxed);
       batches_failed_.fetch_add(1, std::memory_order_relaxed);
     }
-    batch.clear();
   }
 }
 

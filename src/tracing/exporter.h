@@ -1,7 +1,7 @@
 #pragma once
 // Sends finished spans to an OTLP/HTTP collector as JSON, in batches, from a thread of its own.
 //
-//   workers ──submit(batch)──> queue (at most max_queue spans; beyond it a batch is dropped, counted)
+//   workers ──submit(spans as JSON)──> queue (at most max_queue spans; beyond it they are dropped, counted)
 //                                 │ every second, or once 512 spans wait
 //                                 v
 //   exporter thread: POST /v1/traces (keep-alive; 2 s to connect, 5 s per exchange)
@@ -51,7 +51,8 @@ class exporter {
   exporter& operator=(const exporter&) = delete;
 
   void update(settings s);
-  void submit(std::vector<span>&& batch);
+  // `spans`: `count` span objects joined by commas (span_writer's output); taken (left empty).
+  void submit(std::string&& spans, std::size_t count);
   counts stats() const;
 
  private:
@@ -64,7 +65,12 @@ class exporter {
   mutable std::mutex m_;
   std::condition_variable wake_;
   settings settings_;
-  std::vector<span> queue_;
+  struct chunk {
+    std::string spans;
+    std::size_t count = 0;
+  };
+  std::vector<chunk> queue_;
+  std::size_t queued_ = 0;  // spans in queue_
   bool stopping_ = false;
   std::atomic<std::uint64_t> exported_{0};
   std::atomic<std::uint64_t> dropped_full_{0};

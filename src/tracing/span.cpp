@@ -2,96 +2,109 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace spillway::tracing {
 
 namespace {
 
-void json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(ch);
-    } else if (c < 0x20 || c >= 0x7f) {
-      fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);  // bytes, not UTF-8: escaped one by one
-    } else {
-      out.push_back(ch);
-    }
-  }
-  out.push_back('"');
-}
-
 template <std::size_t N>
 void json_hex(std::string& out, const std::array<std::uint8_t, N>& id) {
   out.push_back('"');
-  auto h = hex(id);
+  const auto h = hex(id);
   out.append(h.data(), h.size());
   out.push_back('"');
 }
 
 template <std::size_t N>
 bool zero(const std::array<std::uint8_t, N>& id) {
-  for (auto b : id) {
-    if (b != 0) {
-      return false;
-    }
-  }
-  return true;
+  return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
 }
 
 }  // namespace
 
-std::string otlp_json(const std::vector<span>& spans, std::string_view service_name, std::string_view version) {
+void json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  std::size_t run = 0;  // start of the bytes that need no escape, appended at once
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      continue;
+    }
+    out.append(s.data() + run, i - run);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(c));
+    } else {
+      fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);  // bytes, not UTF-8: escaped one by one
+    }
+    run = i + 1;
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+
+span_writer::span_writer(std::string& out, const trace_id& trace, const span_id& id, const span_id& parent,
+                         span_kind kind, std::int64_t start_unix_ns, std::int64_t end_unix_ns, std::string_view name)
+    : out_(out) {
+  if (!out_.empty()) {
+    out_.push_back(',');
+  }
+  out_.append(R"({"traceId":)");
+  json_hex(out_, trace);
+  out_.append(R"(,"spanId":)");
+  json_hex(out_, id);
+  if (!zero(parent)) {
+    out_.append(R"(,"parentSpanId":)");
+    json_hex(out_, parent);
+  }
+  out_.append(R"(,"name":)");
+  json_string(out_, name);
+  fmt::format_to(std::back_inserter(out_),
+                 R"(,"kind":{},"startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":[)", static_cast<int>(kind),
+                 start_unix_ns, end_unix_ns);
+}
+
+void span_writer::key(std::string_view k) {
+  if (!first_attr_) {
+    out_.push_back(',');
+  }
+  first_attr_ = false;
+  out_.append(R"({"key":)");
+  json_string(out_, k);
+}
+
+void span_writer::attr(std::string_view k, std::string_view value) {
+  key(k);
+  out_.append(R"(,"value":{"stringValue":)");
+  json_string(out_, value);
+  out_.append("}}");
+}
+
+void span_writer::attr(std::string_view k, std::int64_t value) {
+  key(k);
+  fmt::format_to(std::back_inserter(out_), R"(,"value":{{"intValue":"{}"}}}})", value);
+}
+
+void span_writer::finish(bool error, std::string_view message) {
+  out_.push_back(']');
+  if (error) {
+    out_.append(R"(,"status":{"code":2,"message":)");
+    json_string(out_, message);
+    out_.push_back('}');
+  }
+  out_.push_back('}');
+}
+
+std::string otlp_document(std::string_view spans, std::string_view service_name, std::string_view version) {
   std::string out;
-  out.reserve(512 + spans.size() * 512);
+  out.reserve(256 + spans.size());
   out.append(R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":)");
   json_string(out, service_name);
   out.append(R"(}}]},"scopeSpans":[{"scope":{"name":"spillway","version":)");
   json_string(out, version);
   out.append(R"(},"spans":[)");
-  for (std::size_t i = 0; i < spans.size(); ++i) {
-    const auto& s = spans[i];
-    if (i > 0) {
-      out.push_back(',');
-    }
-    out.append(R"({"traceId":)");
-    json_hex(out, s.trace);
-    out.append(R"(,"spanId":)");
-    json_hex(out, s.id);
-    if (!zero(s.parent)) {
-      out.append(R"(,"parentSpanId":)");
-      json_hex(out, s.parent);
-    }
-    out.append(R"(,"name":)");
-    json_string(out, s.name);
-    // 64-bit integers are strings in OTLP's JSON mapping.
-    fmt::format_to(std::back_inserter(out),
-                   R"(,"kind":{},"startTimeUnixNano":"{}","endTimeUnixNano":"{}","attributes":[)",
-                   static_cast<int>(s.type), s.start_unix_ns, s.end_unix_ns);
-    for (std::size_t a = 0; a < s.attributes.size(); ++a) {
-      const auto& attr = s.attributes[a];
-      if (a > 0) {
-        out.push_back(',');
-      }
-      out.append(R"({"key":)");
-      json_string(out, attr.key);
-      if (attr.is_int) {
-        fmt::format_to(std::back_inserter(out), R"(,"value":{{"intValue":"{}"}}}})", attr.number);
-      } else {
-        out.append(R"(,"value":{"stringValue":)");
-        json_string(out, attr.text);
-        out.append("}}");
-      }
-    }
-    out.append("]");
-    if (s.error) {
-      out.append(R"(,"status":{"code":2,"message":)");
-      json_string(out, s.status_message);
-      out.append("}");
-    }
-    out.append("}");
-  }
+  out.append(spans);
   out.append("]}]}]}");
   return out;
 }

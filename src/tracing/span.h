@@ -1,40 +1,46 @@
 #pragma once
-// A finished span as the exporter sends it (OTLP's Span, the fields Spillway fills).
+// Spans as OTLP/HTTP JSON, written straight into a buffer: a worker appends each finished span's
+// JSON object to its own buffer (no span objects, no allocation per attribute), and the exporter
+// wraps a batch of them in one ExportTraceServiceRequest.
+//
+//   span_writer w(buffer, ids..., "GET app");   // {"traceId":..,"spanId":..,"name":..,...,"attributes":[
+//   w.attr("http.request.method", "GET");       //   {"key":..,"value":{"stringValue":..}},
+//   w.attr("http.response.status_code", 200);   //   {"key":..,"value":{"intValue":"200"}}
+//   w.finish(false, {});                        // ]}   (or ],"status":{"code":2,"message":..}})
+//
+// Ids are hex, 64-bit integers strings (OTLP's JSON mapping); text is escaped byte by byte.
 
 #include "tracing/context.h"
 
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace spillway::tracing {
 
-struct attribute {
-  std::string_view key;  // a string literal
-  std::string text;      // when !is_int
-  std::int64_t number = 0;
-  bool is_int = false;
+enum class span_kind { server = 2, client = 3 };  // OTLP SpanKind values
+
+class span_writer {
+ public:
+  // Starts a span object in `out` (after a comma when `out` already holds one). `parent` all zero:
+  // a root span.
+  span_writer(std::string& out, const trace_id& trace, const span_id& id, const span_id& parent, span_kind kind,
+              std::int64_t start_unix_ns, std::int64_t end_unix_ns, std::string_view name);
+  void attr(std::string_view key, std::string_view value);
+  void attr(std::string_view key, std::int64_t value);
+  // Ends the object; `error` sets OTLP status ERROR with `message`.
+  void finish(bool error, std::string_view message);
+
+ private:
+  void key(std::string_view k);
+  std::string& out_;
+  bool first_attr_ = true;
 };
 
-struct span {
-  enum class kind { server = 2, client = 3 };  // OTLP SpanKind values
-  trace_id trace{};
-  span_id id{};
-  span_id parent{};  // all zero: a root span
-  std::string name;
-  kind type = kind::server;
-  std::int64_t start_unix_ns = 0;
-  std::int64_t end_unix_ns = 0;
-  bool error = false;  // OTLP status code 2 (ERROR), else unset
-  std::string status_message;
-  std::vector<attribute> attributes;
+// Appends `s` as a JSON string.
+void json_string(std::string& out, std::string_view s);
 
-  void add(std::string_view key, std::string_view value) { attributes.push_back({key, std::string(value), 0, false}); }
-  void add(std::string_view key, std::int64_t value) { attributes.push_back({key, {}, value, true}); }
-};
-
-// The OTLP/HTTP JSON body (ExportTraceServiceRequest) for `spans` of one service.
-std::string otlp_json(const std::vector<span>& spans, std::string_view service_name, std::string_view version);
+// The OTLP/HTTP JSON body for `spans` (span objects joined by commas) of one service.
+std::string otlp_document(std::string_view spans, std::string_view service_name, std::string_view version);
 
 }  // namespace spillway::tracing
