@@ -84,3 +84,31 @@ upstreams:
 
 }  // namespace
 }  // namespace spillway::config
+
+namespace spillway::config {
+namespace {
+
+using namespace test_support;
+
+// srv: names (src/config/values.cpp parse_address): labels of a host name (underscores allowed,
+// as in _service._proto), no port, not empty.
+TEST(config_errors, malformed_srv_names) {
+  auto with = [](std::string_view address) {
+    return std::string(R"(listeners: [ { listen: 0.0.0.0:8080, routes: [ { upstream: app } ] } ]
+upstreams: [ { name: app, backends: [ { address: ")") +
+           std::string(address) + "\" } ] } ]\n";
+  };
+  auto ok = load(with("srv:_http._tcp.api.internal"));
+  ASSERT_TRUE(ok.cfg) << all_errors(ok);
+  EXPECT_TRUE(ok.cfg->upstreams[0].backends[0].addr.srv);
+  EXPECT_EQ(ok.cfg->upstreams[0].backends[0].addr.host, "_http._tcp.api.internal");
+  for (std::string_view bad :
+       {"srv:", "srv:_http._tcp.api.internal:8080", "srv:_http.._tcp", "srv:bad name", "srv:-x.example", "srv:a/b"}) {
+    auto r = load(with(bad));
+    EXPECT_FALSE(r.cfg) << bad;
+    EXPECT_NE(all_errors(r).find("SRV name"), std::string::npos) << bad << ": " << all_errors(r);
+  }
+}
+
+}  // namespace
+}  // namespace spillway::config
