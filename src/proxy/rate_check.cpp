@@ -8,23 +8,23 @@ namespace spillway::proxy {
 
 namespace {
 
-void make_key(const config::rate_limit& cfg, const boost::asio::ip::address& client, const http::message_head* head,
-              const std::string& route_key, std::string& key) {
+// The request's key: in `scratch`, or the route's own (no copy per request).
+std::string_view make_key(const config::rate_limit& cfg, const boost::asio::ip::address& client,
+                          const http::message_head* head, const std::string& route_key, std::string& scratch) {
   using kind = config::rate_limit::key_kind;
   switch (cfg.key) {
     case kind::client_ip:
-      ratelimit::client_key(client, key);
-      break;
+      ratelimit::client_key(client, scratch);
+      return scratch;
     case kind::header:
-      ratelimit::header_key(head != nullptr ? head->find(cfg.header) : std::string_view(), key);
-      break;
+      ratelimit::header_key(head != nullptr ? head->find(cfg.header) : std::string_view(), scratch);
+      return scratch;
     case kind::route:
-      key = route_key;
-      break;
+      return route_key;
     case kind::global:
-      key.clear();
       break;
   }
+  return {};
 }
 
 std::int64_t steady_ns() {
@@ -33,7 +33,7 @@ std::int64_t steady_ns() {
 }
 
 // What a shared policy does without an answer from Redis.
-ratelimit::verdict when_unavailable(const rate_limit_view& p, const std::string& key) {
+ratelimit::verdict when_unavailable(const rate_limit_view& p, std::string_view key) {
   using u = config::rate_limit::unavailable;
   switch (p.cfg->on_unavailable) {
     case u::local:
@@ -63,11 +63,12 @@ boost::asio::awaitable<rate_outcome> check_rate_limit(const snapshot& snap, int 
   }
   const auto& p = snap.rate_limits[static_cast<std::size_t>(policy)];
   out.policy = &p;
-  make_key(*p.cfg, client, head, route_key, key);
+  const auto k = make_key(*p.cfg, client, head, route_key, key);
   auto& counts = p.counts->local(w.index());
   if (p.cfg->shared) {
     // One key space per policy name in Redis: "spillway:rl:NAME:" and the key's bytes.
-    std::string redis_key = "spillway:rl:" + p.cfg->name + ":" + key;
+    std::string redis_key = "spillway:rl:" + p.cfg->name + ":";
+    redis_key.append(k);
     auto r = co_await w.redis(*p.cfg->shared)
                  .take(redis_key, p.table->settings(),
                        std::chrono::duration_cast<std::chrono::microseconds>(p.cfg->shared_timeout));
@@ -86,9 +87,9 @@ boost::asio::awaitable<rate_outcome> check_rate_limit(const snapshot& snap, int 
         counts.redis_error.add();
         break;
     }
-    out.verdict = r.status == o::ok ? r.v : when_unavailable(p, key);
+    out.verdict = r.status == o::ok ? r.v : when_unavailable(p, k);
   } else {
-    out.verdict = p.table->take(key, steady_ns());
+    out.verdict = p.table->take(k, steady_ns());
   }
   if (out.verdict.admitted) {
     counts.admitted.add();

@@ -287,14 +287,4 @@ void redis_client::went_down() {
   });
 }
 
-void redis_client::close() {
-  ++connection_;
-  boost::system::error_code ec;
-  socket_.close(ec);
-  backoff_timer_.cancel();
-  writing_ = false;
-  fail_all(outcome::unavailable);
-  state_ = state::idle;
-}
-
 }  // namespace spillway::ratelimit

@@ -46,9 +46,6 @@ class redis_client : public std::enable_shared_from_this<redis_client> {
   // Runs the script for `key` with `p`'s rate, waiting at most `timeout`.
   boost::asio::awaitable<result> take(const std::string& key, const params& p, std::chrono::microseconds timeout);
 
-  // Closes the connection; calls under way end as unavailable.
-  void close();
-
   // In-flight calls beyond which a call fails at once (a Redis that stopped answering).
   static constexpr std::size_t max_in_flight = 4096;
   // A reply bigger than this is no reply of ours: the connection is closed.

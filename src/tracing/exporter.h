@@ -32,7 +32,6 @@ class exporter {
     std::string path = "/v1/traces";
     std::string service_name = "spillway";
     std::size_t max_queue = 8192;
-    bool operator==(const settings&) const = default;
   };
   struct counts {
     std::uint64_t exported = 0;        // spans the collector took (2xx)
