@@ -53,13 +53,15 @@ void access_log::submit(std::string& buffer) {
         lines += c == '\n' ? 1 : 0;
       }
       dropped_.fetch_add(lines, std::memory_order_relaxed);
+      chunk.clear();
+      buffer.swap(chunk);  // the worker keeps its buffer
       return;
     }
     queued_bytes_ += chunk.size();
     queue_.push_back(std::move(chunk));
   }
   wake_.notify_one();
-  buffer.reserve(flush_at + 1024);
+  buffer = buffers_.take();
 }
 
 void access_log::run() {
@@ -85,8 +87,10 @@ void access_log::run() {
       p += n;
       left -= static_cast<std::size_t>(n);
     }
+    const auto size = chunk.size();
+    buffers_.give(std::move(chunk));
     lock.lock();
-    queued_bytes_ -= chunk.size();
+    queued_bytes_ -= size;
   }
 }
 

@@ -7,6 +7,7 @@
 // write(2) calls. When the writer falls behind by more than max_queued bytes (a slow disk, a full
 // pipe), new buffers are dropped and counted instead of growing memory or blocking the hot path.
 
+#include "common/buffer_recycler.h"
 #include "config/config.h"
 
 #include <atomic>
@@ -52,6 +53,7 @@ class access_log {
   std::size_t queued_bytes_ = 0;
   bool stopping_ = false;
   std::atomic<std::uint64_t> dropped_{0};
+  buffer_recycler buffers_{flush_at + 1024, 8};  // the workers' buffers, back from the writer
   std::thread thread_;
 };
 

@@ -4,9 +4,8 @@
 #include "proxy/downstream.h"
 #include "upstream/cluster.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+#include <charconv>
 
 namespace spillway::proxy {
 
@@ -24,7 +23,8 @@ const char* flags_of(const std::optional<error_kind>& local, int status) {
 namespace {
 
 // The spans of a sampled request: Spillway's (server) and one per try (client), its children,
-// written into the worker's buffer.
+// written into the worker's buffer. Nothing is said twice: the backend and status of each try are
+// on the try's span, the number of tries is the number of children.
 void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const http_request_record& rec,
                 const request_fields& f, std::chrono::steady_clock::duration elapsed) {
   const auto now_steady = std::chrono::steady_clock::now();
@@ -35,9 +35,18 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
   };
   auto& out = w.trace_buffer(snap);
   char name[128];
-  auto named = [&](std::string_view a, std::string_view b) {
-    auto end = fmt::format_to_n(name, sizeof name, "{} {}", a, b).out;
-    return std::string_view(name, static_cast<std::size_t>(end - name));
+  auto named = [&](std::string_view a, std::string_view b) {  // "a b", cut to fit
+    const auto n = std::min(a.size(), sizeof name - 1);
+    std::copy_n(a.data(), n, name);
+    name[n] = ' ';
+    const auto m = std::min(b.size(), sizeof name - 1 - n);
+    std::copy_n(b.data(), m, name + n + 1);
+    return std::string_view(name, n + 1 + m);
+  };
+  char status_text[16];
+  auto status_named = [&](int status) {  // "status 503"
+    auto end = std::to_chars(status_text, status_text + sizeof status_text, status).ptr;
+    return named("status", std::string_view(status_text, static_cast<std::size_t>(end - status_text)));
   };
   {
     tracing::span_writer s(out, rec.trace.trace, rec.trace.span, rec.trace.parent, tracing::span_kind::server,
@@ -54,11 +63,7 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
     if (rec.cluster != nullptr) {
       s.attr("spillway.upstream", rec.cluster->cfg.name);
     }
-    if (rec.host != nullptr) {
-      s.attr("spillway.backend", rec.host->address());
-    }
     s.attr("http.response.status_code", static_cast<std::int64_t>(rec.status));
-    s.attr("spillway.tries", static_cast<std::int64_t>(rec.tries));
     if (!f.request_id.empty()) {
       s.attr("spillway.request_id", f.request_id);
     }
@@ -85,12 +90,12 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
     if (i > 0) {
       const auto& prev = rec.tries_traced[i - 1];
       if (prev.status != 0) {
-        s.attr("spillway.retry_reason", named("status", std::to_string(prev.status)));
+        s.attr("spillway.retry_reason", status_named(prev.status));
       } else {
         s.attr("spillway.retry_reason", prev.error.empty() ? std::string_view("unknown") : prev.error);
       }
     }
-    s.finish(t.failed, t.status != 0 ? named("status", std::to_string(t.status)) : t.error);
+    s.finish(t.failed, t.status != 0 ? status_named(t.status) : t.error);
   }
   w.traced(1 + rec.tries_traced.size());
 }

@@ -5,6 +5,8 @@
 #include "common/error.h"
 #include "tracing/context.h"
 
+#include <boost/container/small_vector.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -40,6 +42,8 @@ struct traced_try {
   bool failed = false;
   std::string_view error;  // a failed try without a status: the error_kind name
 };
+// Most requests take one try, a retried one two: those need no allocation per request.
+using traced_tries = boost::container::small_vector<traced_try, 2>;
 
 // What one request did, for metrics and the access log.
 struct http_request_record {
@@ -60,7 +64,7 @@ struct http_request_record {
   bool traced = false;
   tracing::context trace;
   tracing::traceparent_text traceparent{};
-  std::vector<traced_try> tries_traced;  // filled by upstream_attempt when traced
+  traced_tries tries_traced;  // filled by upstream_attempt when traced
 };
 
 // Starts `rec`'s trace from the request's traceparent (several of them are as good as none) when

@@ -99,7 +99,7 @@ class upstream_attempt {
   retry_verdict got_h2_response(const h2_call& call, bool can_resend);
   void h2_response_ended(const h2_call& call, bool cut_off);
   // Tracing: each try is recorded in `out` (its span id, host, times, outcome); null: none.
-  void trace_tries(std::vector<traced_try>* out) { traced_ = out; }
+  void trace_tries(traced_tries* out) { traced_ = out; }
   // The request is a gRPC call (see retry_policy::set_grpc).
   void set_grpc(bool grpc) { policy_.set_grpc(grpc); }
 
@@ -161,7 +161,7 @@ class upstream_attempt {
   clock::time_point try_deadline_ = clock::time_point::max();
   clock::duration connect_time_{-1};
   error_kind failure_ = error_kind::no_healthy_upstream;
-  std::vector<traced_try>* traced_ = nullptr;
+  traced_tries* traced_ = nullptr;
 };
 
 }  // namespace spillway::proxy

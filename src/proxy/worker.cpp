@@ -360,22 +360,25 @@ std::string& worker::trace_buffer(const snapshot& snap) {
     flush_trace();
     trace_to_ = snap.tracer;
   }
+  if (trace_buffer_.capacity() < tracing::exporter::buffer_capacity) {
+    trace_buffer_.reserve(tracing::exporter::buffer_capacity);  // the first span; later ones come back recycled
+  }
   return trace_buffer_;
 }
 
 void worker::traced(std::size_t spans) {
   trace_count_ += spans;
-  if (trace_count_ >= 128) {
+  if (trace_count_ >= tracing::exporter::spans_per_buffer) {
     flush_trace();
   }
 }
 
 void worker::flush_trace() {
-  if (trace_to_ && trace_count_ > 0) {
-    trace_to_->submit(std::move(trace_buffer_), trace_count_);
+  if (trace_to_) {
+    trace_to_->submit(trace_buffer_, trace_count_);  // an empty buffer back, allocated once
+  } else {
+    trace_buffer_.clear();
   }
-  trace_buffer_.clear();
-  trace_buffer_.reserve(96 * 1024);  // about what 128 spans take: one allocation per hand-over
   trace_count_ = 0;
 }
 

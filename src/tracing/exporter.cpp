@@ -8,11 +8,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cstring>
 
 namespace spillway::tracing {
@@ -67,17 +69,29 @@ int connect_to(const std::string& host, std::uint16_t port, std::string& why) {
   return fd;
 }
 
-bool send_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    auto w = ::send(fd, p, n, MSG_NOSIGNAL);
+// Sends every byte of `parts` (consumed as it goes), IOV_MAX of them per call at most.
+bool send_all(int fd, std::vector<iovec>& parts) {
+  std::size_t first = 0;
+  while (first < parts.size()) {
+    msghdr msg{};
+    msg.msg_iov = parts.data() + first;
+    msg.msg_iovlen = std::min<std::size_t>(parts.size() - first, IOV_MAX);
+    auto w = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) {
       continue;
     }
     if (w <= 0) {
       return false;
     }
-    p += w;
-    n -= static_cast<std::size_t>(w);
+    auto sent = static_cast<std::size_t>(w);
+    while (first < parts.size() && sent >= parts[first].iov_len) {
+      sent -= parts[first].iov_len;
+      ++first;
+    }
+    if (sent > 0) {
+      parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + sent;
+      parts[first].iov_len -= sent;
+    }
   }
   return true;
 }
@@ -131,8 +145,9 @@ void exporter::update(settings s) {
   settings_ = std::move(s);
 }
 
-void exporter::submit(std::string&& spans, std::size_t count) {
+void exporter::submit(std::string& spans, std::size_t count) {
   if (count == 0) {
+    spans.clear();
     return;
   }
   bool full_batch = false;
@@ -140,14 +155,14 @@ void exporter::submit(std::string&& spans, std::size_t count) {
     std::lock_guard lock(m_);
     if (queued_ + count > settings_.max_queue) {
       dropped_full_.fetch_add(count, std::memory_order_relaxed);
-      spans.clear();
+      spans.clear();  // the worker keeps its buffer
       return;
     }
     queue_.push_back({std::move(spans), count});
     queued_ += count;
     full_batch = queued_ >= batch_size;
   }
-  spans.clear();
+  spans = buffers_.take();
   if (full_batch) {
     wake_.notify_one();
   }
@@ -165,10 +180,11 @@ exporter::counts exporter::stats() const {
 }
 
 void exporter::run() {
-  std::string spans;
+  std::vector<chunk> batch;
   for (;;) {
     settings s;
     std::size_t count = 0;
+    batch.clear();
     {
       std::unique_lock lock(m_);
       wake_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || queued_ >= batch_size; });
@@ -181,20 +197,19 @@ void exporter::run() {
       // Whole chunks (a worker's buffer each) up to a batch.
       std::size_t taken = 0;
       while (taken < queue_.size() && (count == 0 || count + queue_[taken].count <= batch_size)) {
-        if (!spans.empty()) {
-          spans.push_back(',');
-        }
-        spans.append(queue_[taken].spans);
         count += queue_[taken].count;
+        batch.push_back(std::move(queue_[taken]));
         ++taken;
       }
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(taken));
       queued_ -= count;
       s = settings_;
     }
-    const auto body = otlp_document(spans, s.service_name, version_);
-    spans.clear();
-    if (post(s, body)) {
+    const bool taken = post(s, batch);
+    for (auto& c : batch) {
+      buffers_.give(std::move(c.spans));
+    }
+    if (taken) {
       exported_.fetch_add(count, std::memory_order_relaxed);
       if (reported_failing_) {
         log::info("tracing: the collector {}:{} takes spans again", s.host, s.port);
@@ -207,7 +222,7 @@ void exporter::run() {
   }
 }
 
-bool exporter::post(const settings& s, const std::string& body) {
+bool exporter::post(const settings& s, const std::vector<chunk>& batch) {
   const auto target = fmt::format("{}:{}", s.host, s.port);
   auto fail = [&](std::string_view why) {
     if (!reported_failing_) {
@@ -229,11 +244,31 @@ bool exporter::post(const settings& s, const std::string& body) {
       }
       connected_to_ = target;
     }
+    // The body is the document's head, the chunks joined by commas and its tail, sent from where
+    // they are (no copy into one buffer).
+    const auto doc_head = otlp_document_head(s.service_name, version_);
+    std::size_t length = doc_head.size() + otlp_document_tail.size() + batch.size() - 1;
+    for (const auto& c : batch) {
+      length += c.spans.size();
+    }
     const auto head = fmt::format(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: "
         "spillway/{}\r\n\r\n",
-        s.path, target, body.size(), version_);
-    if (!send_all(fd_, head.data(), head.size()) || !send_all(fd_, body.data(), body.size())) {
+        s.path, target, length, version_);
+    static constexpr char comma = ',';
+    auto part = [](const void* p, std::size_t n) { return iovec{const_cast<void*>(p), n}; };
+    std::vector<iovec> parts;
+    parts.reserve(2 * batch.size() + 2);
+    parts.push_back(part(head.data(), head.size()));
+    parts.push_back(part(doc_head.data(), doc_head.size()));
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (i > 0) {
+        parts.push_back(part(&comma, 1));
+      }
+      parts.push_back(part(batch[i].spans.data(), batch[i].spans.size()));
+    }
+    parts.push_back(part(otlp_document_tail.data(), otlp_document_tail.size()));
+    if (!send_all(fd_, parts)) {
       disconnect();
       if (reused) {
         continue;
@@ -268,13 +303,13 @@ bool exporter::post(const settings& s, const std::string& body) {
     }
     // Read the body to keep the connection; without a length, the connection cannot be kept.
     const auto length_text = header_value(head_text, "content-length");
-    std::size_t length = 0;
+    std::size_t answer_length = 0;
     bool keep = !length_text.empty() && header_value(head_text, "connection") != "close";
     if (keep) {
-      length = std::strtoull(std::string(length_text).c_str(), nullptr, 10);
+      answer_length = std::strtoull(std::string(length_text).c_str(), nullptr, 10);
       std::size_t have = in.size() - head_end - 4;
-      while (have < length && keep) {
-        auto n = ::recv(fd_, buf, std::min(sizeof buf, length - have), 0);
+      while (have < answer_length && keep) {
+        auto n = ::recv(fd_, buf, std::min(sizeof buf, answer_length - have), 0);
         if (n <= 0) {
           keep = false;
         } else {

@@ -12,6 +12,7 @@
 // exporter serves the process; a reload changes its settings in place. Any thread, except where
 // said.
 
+#include "common/buffer_recycler.h"
 #include "tracing/span.h"
 
 #include <atomic>
@@ -50,24 +51,29 @@ class exporter {
   exporter& operator=(const exporter&) = delete;
 
   void update(settings s);
-  // `spans`: `count` span objects joined by commas (span_writer's output); taken (left empty).
-  void submit(std::string&& spans, std::size_t count);
+  // The span objects per worker buffer: about what a buffer of buffer_capacity holds.
+  static constexpr std::size_t spans_per_buffer = 128;
+  static constexpr std::size_t buffer_capacity = 96 * 1024;
+
+  // `spans`: `count` span objects joined by commas (span_writer's output), taken; `spans` is then
+  // an empty buffer of buffer_capacity (one sent before, when there is one).
+  void submit(std::string& spans, std::size_t count);
   counts stats() const;
 
  private:
   void run();
-  // One POST of `body`; true when the collector answered 2xx. Exporter thread.
-  bool post(const settings& s, const std::string& body);
+  struct chunk {
+    std::string spans;
+    std::size_t count = 0;
+  };
+  // One POST of `batch`'s spans; true when the collector answered 2xx. Exporter thread.
+  bool post(const settings& s, const std::vector<chunk>& batch);
   void disconnect();
 
   const std::string version_;
   mutable std::mutex m_;
   std::condition_variable wake_;
   settings settings_;
-  struct chunk {
-    std::string spans;
-    std::size_t count = 0;
-  };
   std::vector<chunk> queue_;
   std::size_t queued_ = 0;  // spans in queue_
   bool stopping_ = false;
@@ -75,6 +81,7 @@ class exporter {
   std::atomic<std::uint64_t> dropped_full_{0};
   std::atomic<std::uint64_t> dropped_failed_{0};
   std::atomic<std::uint64_t> batches_failed_{0};
+  buffer_recycler buffers_{buffer_capacity, 16};
   // Exporter thread only: the keep-alive connection and whom it is to.
   int fd_ = -1;
   std::string connected_to_;

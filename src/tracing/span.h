@@ -8,7 +8,8 @@
 //   w.attr("http.response.status_code", 200);   //   {"key":..,"value":{"intValue":"200"}}
 //   w.finish(false, {});                        // ]}   (or ],"status":{"code":2,"message":..}})
 //
-// Ids are hex, 64-bit integers strings (OTLP's JSON mapping); text is escaped byte by byte.
+// Ids are hex, 64-bit integers strings (OTLP's JSON mapping); text is escaped byte by byte. No
+// formatting library: each piece is one append.
 
 #include "tracing/context.h"
 
@@ -26,6 +27,7 @@ class span_writer {
   // a root span.
   span_writer(std::string& out, const trace_id& trace, const span_id& id, const span_id& parent, span_kind kind,
               std::int64_t start_unix_ns, std::int64_t end_unix_ns, std::string_view name);
+  // `key`: one of Spillway's attribute names (ASCII, nothing JSON escapes), written as it is.
   void attr(std::string_view key, std::string_view value);
   void attr(std::string_view key, std::int64_t value);
   // Ends the object; `error` sets OTLP status ERROR with `message`.
@@ -40,7 +42,10 @@ class span_writer {
 // Appends `s` as a JSON string.
 void json_string(std::string& out, std::string_view s);
 
-// The OTLP/HTTP JSON body for `spans` (span objects joined by commas) of one service.
+// The OTLP/HTTP JSON body for `spans` (span objects joined by commas) of one service: the head,
+// the spans, the tail (the exporter sends the three parts without joining them).
+std::string otlp_document_head(std::string_view service_name, std::string_view version);
+inline constexpr std::string_view otlp_document_tail = "]}]}]}";
 std::string otlp_document(std::string_view spans, std::string_view service_name, std::string_view version);
 
 }  // namespace spillway::tracing

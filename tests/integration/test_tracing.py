@@ -117,8 +117,11 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
                 self.assertLessEqual(int(t["endTimeUnixNano"]), int(server["endTimeUnixNano"]))
             self.assertNotEqual(tries[0]["spanId"], tries[1]["spanId"])
             a = attrs(server)
-            self.assertEqual((a["http.request.method"], a["spillway.upstream"], a["http.response.status_code"],
-                              a["spillway.tries"]), ("GET", "app", "200", "2"))
+            self.assertEqual((a["http.request.method"], a["url.path"], a["spillway.upstream"],
+                              a["http.response.status_code"]), ("GET", "/echo", "app", "200"))
+            # Said once: which backend and how many tries are the children's to tell.
+            self.assertNotIn("spillway.backend", a)
+            self.assertNotIn("spillway.tries", a)
             first, second = attrs(tries[0]), attrs(tries[1])
             self.assertEqual(first["spillway.backend"], "127.0.0.1:%d" % dead_port)
             self.assertEqual(first["error.type"], "upstream_connect_failure")
