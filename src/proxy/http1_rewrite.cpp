@@ -75,14 +75,14 @@ bool listed_in_connection(std::string_view name, const std::vector<std::string_v
   return std::binary_search(tokens.begin(), tokens.end(), name, iless);
 }
 
-// Appends `name` in lower case to `buf` and returns a view of it there: `buf` is reserved by the
-// caller for every name, so that the views stay valid.
 // Tracing forwards its own traceparent, and the client's tracestate only with the client's trace.
 bool replaced_by_trace(std::string_view name, const upstream_head_facts& facts) {
   return (!facts.traceparent.empty() && http::iequals(name, "traceparent")) ||
          (facts.drop_tracestate && http::iequals(name, "tracestate"));
 }
 
+// Appends `name` in lower case to `buf` and returns a view of it there: `buf` is reserved by the
+// caller for every name, so that the views stay valid.
 std::string_view lowered(std::string_view name, std::string& buf) {
   const auto at = buf.size();
   for (char c : name) {

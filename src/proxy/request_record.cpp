@@ -76,9 +76,10 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
   for (std::size_t i = 0; i < rec.tries_traced.size(); ++i) {
     const auto& t = rec.tries_traced[i];
     const auto backend = t.host != nullptr ? std::string_view(t.host->address()) : std::string_view("-");
+    // OpenTelemetry's name for an HTTP client span: the method (the backend, many values, is an
+    // attribute).
     tracing::span_writer s(out, rec.trace.trace, t.span, rec.trace.span, tracing::span_kind::client, unix_of(t.start),
-                           t.end == std::chrono::steady_clock::time_point{} ? now_unix : unix_of(t.end),
-                           named(f.method, backend));
+                           t.end == std::chrono::steady_clock::time_point{} ? now_unix : unix_of(t.end), f.method);
     s.attr("spillway.try", static_cast<std::int64_t>(i + 1));
     s.attr("spillway.backend", backend);
     if (t.status != 0) {

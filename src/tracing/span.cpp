@@ -1,8 +1,8 @@
 #include "tracing/span.h"
 
 #include <algorithm>
-#include <array>
 #include <charconv>
+#include <cstring>
 
 namespace spillway::tracing {
 
@@ -18,23 +18,19 @@ constexpr std::array<bool, 256> plain_bytes = [] {
   return t;
 }();
 
-// `"` + the id in hex + `"`, appended at once.
-template <std::size_t N>
-void json_hex(std::string& out, const std::array<std::uint8_t, N>& id) {
-  std::array<char, 2 * N + 2> text;
-  text.front() = '"';
-  to_hex(id.data(), N, text.data() + 1);
-  text.back() = '"';
-  out.append(text.data(), text.size());
-}
+constexpr std::size_t max_escaped = 6;  // \u00XX
 
-// A 64-bit integer as a JSON string (OTLP's mapping of int64/fixed64).
-void json_int_string(std::string& out, std::int64_t v) {
-  std::array<char, 24> text;
-  text[0] = '"';
-  auto end = std::to_chars(text.data() + 1, text.data() + text.size() - 1, v).ptr;
-  *end++ = '"';
-  out.append(text.data(), static_cast<std::size_t>(end - text.data()));
+// Writes byte `c` escaped at `p` (room for max_escaped), returning the end.
+char* escape(unsigned char c, char* p) {
+  if (c == '"' || c == '\\') {
+    *p++ = '\\';
+    *p++ = static_cast<char>(c);
+    return p;
+  }
+  constexpr char digits[] = "0123456789abcdef";
+  const char escaped[max_escaped] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 15]};
+  std::memcpy(p, escaped, max_escaped);
+  return p + max_escaped;
 }
 
 template <std::size_t N>
@@ -53,68 +49,119 @@ void json_string(std::string& out, std::string_view s) {
       continue;
     }
     out.append(s.data() + run, i - run);
-    if (c == '"' || c == '\\') {
-      const char escaped[2] = {'\\', static_cast<char>(c)};
-      out.append(escaped, 2);
-    } else {
-      constexpr char digits[] = "0123456789abcdef";
-      const char escaped[6] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 15]};
-      out.append(escaped, 6);
-    }
+    char escaped[max_escaped];
+    out.append(escaped, static_cast<std::size_t>(escape(c, escaped) - escaped));
     run = i + 1;
   }
   out.append(s.data() + run, s.size() - run);
   out.push_back('"');
 }
 
+void span_writer::room(std::size_t n) {
+  if (static_cast<std::size_t>(buf_.data() + buf_.size() - p_) < n) {
+    out_.append(buf_.data(), static_cast<std::size_t>(p_ - buf_.data()));
+    p_ = buf_.data();
+  }
+}
+
+void span_writer::raw(std::string_view s) {
+  std::memcpy(p_, s.data(), s.size());
+  p_ += s.size();
+}
+
+void span_writer::text(std::string_view s) {
+  if (max_escaped * s.size() + 2 > buf_.size()) {  // too long for the buffer, whatever it holds
+    room(buf_.size());
+    json_string(out_, s);
+    return;
+  }
+  room(max_escaped * s.size() + 2);
+  *p_++ = '"';
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (plain_bytes[c]) {
+      *p_++ = ch;
+    } else {
+      p_ = escape(c, p_);
+    }
+  }
+  *p_++ = '"';
+}
+
+void span_writer::number_text(std::int64_t v) {
+  room(24);
+  *p_++ = '"';
+  p_ = std::to_chars(p_, p_ + 21, v).ptr;
+  *p_++ = '"';
+}
+
+template <std::size_t N>
+void span_writer::hex_text(const std::array<std::uint8_t, N>& id) {
+  room(2 * N + 2);
+  *p_++ = '"';
+  to_hex(id.data(), N, p_);
+  p_ += 2 * N;
+  *p_++ = '"';
+}
+
 span_writer::span_writer(std::string& out, const trace_id& trace, const span_id& id, const span_id& parent,
                          span_kind kind, std::int64_t start_unix_ns, std::int64_t end_unix_ns, std::string_view name)
     : out_(out) {
-  out_.append(out_.empty() ? R"({"traceId":)" : R"(,{"traceId":)");
-  json_hex(out_, trace);
-  out_.append(R"(,"spanId":)");
-  json_hex(out_, id);
+  raw(out_.empty() ? R"({"traceId":)" : R"(,{"traceId":)");
+  hex_text(trace);
+  raw(R"(,"spanId":)");
+  hex_text(id);
   if (!zero(parent)) {
-    out_.append(R"(,"parentSpanId":)");
-    json_hex(out_, parent);
+    raw(R"(,"parentSpanId":)");
+    hex_text(parent);
   }
-  out_.append(R"(,"name":)");
-  json_string(out_, name);
-  out_.append(kind == span_kind::server ? R"(,"kind":2,"startTimeUnixNano":)" : R"(,"kind":3,"startTimeUnixNano":)");
-  json_int_string(out_, start_unix_ns);
-  out_.append(R"(,"endTimeUnixNano":)");
-  json_int_string(out_, end_unix_ns);
-  out_.append(R"(,"attributes":[)");
+  raw(R"(,"name":)");
+  text(name);
+  room(64);
+  raw(kind == span_kind::server ? R"(,"kind":2,"startTimeUnixNano":)" : R"(,"kind":3,"startTimeUnixNano":)");
+  number_text(start_unix_ns);
+  room(64);
+  raw(R"(,"endTimeUnixNano":)");
+  number_text(end_unix_ns);
+  room(32);
+  raw(R"(,"attributes":[)");
 }
 
 void span_writer::key(std::string_view k) {
-  out_.append(first_attr_ ? R"({"key":")" : R"(,{"key":")");
+  room(k.size() + 64);
+  raw(first_attr_ ? R"({"key":")" : R"(,{"key":")");
   first_attr_ = false;
-  out_.append(k);  // a name of ours: nothing to escape
+  raw(k);  // a name of ours: nothing to escape
 }
 
 void span_writer::attr(std::string_view k, std::string_view value) {
   key(k);
-  out_.append(R"(","value":{"stringValue":)");
-  json_string(out_, value);
-  out_.append("}}");
+  raw(R"(","value":{"stringValue":)");
+  text(value);
+  room(2);
+  raw("}}");
 }
 
 void span_writer::attr(std::string_view k, std::int64_t value) {
   key(k);
-  out_.append(R"(","value":{"intValue":)");
-  json_int_string(out_, value);
-  out_.append("}}");
+  raw(R"(","value":{"intValue":)");
+  number_text(value);
+  room(2);
+  raw("}}");
 }
 
 void span_writer::finish(bool error, std::string_view message) {
+  room(64);
   if (error) {
-    out_.append(R"(],"status":{"code":2,"message":)");
-    json_string(out_, message);
-    out_.append("}}");
+    raw(R"(],"status":{"code":2,"message":)");
+    text(message);
+    room(2);
+    raw("}}");
   } else {
-    out_.append("]}");
+    raw("]}");
   }
+  out_.append(buf_.data(), static_cast<std::size_t>(p_ - buf_.data()));
+  p_ = buf_.data();
 }
 
 std::string otlp_document_head(std::string_view service_name, std::string_view version) {

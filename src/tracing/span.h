@@ -8,11 +8,13 @@
 //   w.attr("http.response.status_code", 200);   //   {"key":..,"value":{"intValue":"200"}}
 //   w.finish(false, {});                        // ]}   (or ],"status":{"code":2,"message":..}})
 //
-// Ids are hex, 64-bit integers strings (OTLP's JSON mapping); text is escaped byte by byte. No
-// formatting library: each piece is one append.
+// Ids are hex, 64-bit integers strings (OTLP's JSON mapping); text is escaped byte by byte. A span
+// is written with a pointer into a buffer on the stack and appended to `out` at once (or when the
+// stack buffer is full: a long path); no formatting library, no length check per byte.
 
 #include "tracing/context.h"
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -30,13 +32,23 @@ class span_writer {
   // `key`: one of Spillway's attribute names (ASCII, nothing JSON escapes), written as it is.
   void attr(std::string_view key, std::string_view value);
   void attr(std::string_view key, std::int64_t value);
-  // Ends the object; `error` sets OTLP status ERROR with `message`.
+  // Ends the object (appending it to `out`); `error` sets OTLP status ERROR with `message`.
   void finish(bool error, std::string_view message);
 
  private:
+  // Room for `n` more bytes in the stack buffer, moving what it holds to out_ when it has not.
+  void room(std::size_t n);
+  void raw(std::string_view s);   // room() first
+  void text(std::string_view s);  // a JSON string, escaped; any length
+  void number_text(std::int64_t v);
+  template <std::size_t N>
+  void hex_text(const std::array<std::uint8_t, N>& id);
   void key(std::string_view k);
+
   std::string& out_;
   bool first_attr_ = true;
+  std::array<char, 2048> buf_;
+  char* p_ = buf_.data();
 };
 
 // Appends `s` as a JSON string.

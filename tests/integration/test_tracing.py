@@ -122,6 +122,8 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
             # Said once: which backend and how many tries are the children's to tell.
             self.assertNotIn("spillway.backend", a)
             self.assertNotIn("spillway.tries", a)
+            # Names of few values (OpenTelemetry's advice): the method and the upstream, the method.
+            self.assertEqual((server["name"], tries[0]["name"], tries[1]["name"]), ("GET app", "GET", "GET"))
             first, second = attrs(tries[0]), attrs(tries[1])
             self.assertEqual(first["spillway.backend"], "127.0.0.1:%d" % dead_port)
             self.assertEqual(first["error.type"], "upstream_connect_failure")

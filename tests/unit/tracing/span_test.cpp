@@ -51,5 +51,39 @@ TEST(tracing_span, otlp_json_has_the_ids_in_hex_times_as_strings_and_escaped_tex
   EXPECT_TRUE(list[1].at("attributes").as_array().empty());
 }
 
+TEST(tracing_span, text_longer_than_the_writers_stack_buffer_comes_out_whole_and_in_order) {
+  std::string path(3000, 'a');
+  path[10] = '"';
+  path[2999] = '\x01';
+  const std::string name(400, '\n');  // each byte escaped to six: more than the stack buffer
+  trace_id trace{};
+  trace.fill(1);
+  span_id id{};
+  id.fill(2);
+  std::string spans;
+  for (int i = 0; i < 2; ++i) {
+    span_writer w(spans, trace, id, span_id{}, span_kind::server, 1, 2, name);
+    for (int a = 0; a < 40; ++a) {  // many short ones: the buffer fills and moves on
+      w.attr("spillway.short", std::int64_t{a});
+    }
+    w.attr("url.path", path);
+    w.attr("spillway.after", std::string_view("x"));
+    w.finish(true, path);
+  }
+  boost::json::value doc;
+  ASSERT_NO_THROW(doc = boost::json::parse(otlp_document(spans, "s", "v")));
+  const auto& list = doc.at("resourceSpans").at(0).at("scopeSpans").at(0).at("spans").as_array();
+  ASSERT_EQ(list.size(), 2u);
+  for (const auto& j : list) {
+    EXPECT_EQ(j.at("name").as_string(), name);
+    const auto& attrs = j.at("attributes").as_array();
+    ASSERT_EQ(attrs.size(), 42u);
+    EXPECT_EQ(attrs[39].at("value").at("intValue").as_string(), "39");
+    EXPECT_EQ(attrs[40].at("value").at("stringValue").as_string(), path);
+    EXPECT_EQ(attrs[41].at("key").as_string(), "spillway.after");
+    EXPECT_EQ(j.at("status").at("message").as_string(), path);
+  }
+}
+
 }  // namespace
 }  // namespace spillway::tracing

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# What a feature costs, measured side by side: two Spillway processes, one plain and one with the
+# feature, share one CPU and are loaded at the same time, each by its own wrk, so that whatever the
+# machine does to one (a noisy neighbour, a slower clock) it does to the other. Each round prints
+# both processes' CPU time per request; the result is the median ratio over the rounds.
+#
+#   bench/side_by_side.sh [VARIANT...]     VARIANT: ratelimit tracing nometrics plain (default: ratelimit tracing)
+#
+# Sequential rounds (bench/run.sh) see the plain row's req/s move by 30% between rounds on a shared
+# machine; side by side, `plain` against `plain` reads 1.00 ± 0.01. Every process started here is
+# stopped on exit, by PID.
+
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD_DIR=${BUILD_DIR:-$SCRIPT_DIR/../build}
+SPILLWAY_BIN=${SPILLWAY_BIN:-$BUILD_DIR/spillway}
+SPILLWAY_TESTD_BIN=${SPILLWAY_TESTD_BIN:-$BUILD_DIR/spillway-testd}
+ROUNDS=${SIDE_ROUNDS:-7}
+DURATION=${SIDE_DURATION:-5}
+CONNECTIONS=${SIDE_CONNECTIONS:-64}
+PORT_BASE=${SIDE_PORT_BASE:-23100}  # below the ephemeral range (32768-60999): never taken by a client socket
+PROXY_CPU=${SIDE_PROXY_CPU:-1}      # both proxies here; wrk and the backends on the others
+LOAD_CPUS=${SIDE_LOAD_CPUS:-0}
+
+VARIANTS=("$@")
+((${#VARIANTS[@]})) || VARIANTS=(ratelimit tracing)
+
+WORKDIR=$(mktemp -d /tmp/spillway-side.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORKDIR"
+}
+trap cleanup EXIT
+
+die() { echo "side_by_side: $*" >&2; exit 1; }
+[[ -x $SPILLWAY_BIN && -x $SPILLWAY_TESTD_BIN ]] || die "build first: $SPILLWAY_BIN, $SPILLWAY_TESTD_BIN"
+command -v wrk >/dev/null || die "wrk is not installed"
+
+B1=$((PORT_BASE + 1))
+B2=$((PORT_BASE + 2))
+for b in $B1 $B2; do
+  taskset -c "$LOAD_CPUS" "$SPILLWAY_TESTD_BIN" --listen "127.0.0.1:$b" --name "b$b" --threads 1 >"$WORKDIR/b$b.out" 2>&1 &
+  PIDS+=($!)
+done
+
+# start VARIANT PORT: a Spillway with the bench's configuration plus the variant's feature, its PID in
+# STARTED (and in PIDS, to be stopped on exit).
+start() {
+  local variant=$1 port=$2 route_extra="" top_extra="" metrics=true
+  case $variant in
+    plain) ;;
+    nometrics) metrics=false ;;
+    ratelimit)
+      route_extra="rate_limit: bench"
+      top_extra="rate_limits: [ { name: bench, key: client_ip, rate: 1000000000/s, burst: 1000000 } ]" ;;
+    tracing) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;  # b2 reads and answers 200
+    *) die "unknown variant '$variant' (known: plain nometrics ratelimit tracing)" ;;
+  esac
+  cat >"$WORKDIR/$variant-$port.yaml" <<EOF
+workers: 1
+metrics: $metrics
+admin:
+  listen: 127.0.0.1:$((port + 1))
+listeners:
+  - name: bench
+    listen: 127.0.0.1:$port
+    protocol: http
+    routes:
+      - upstream: testd
+        $route_extra
+upstreams:
+  - name: testd
+    balance: least_request
+    backends:
+      - address: 127.0.0.1:$B1
+      - address: 127.0.0.1:$B2
+    health_check: false
+$top_extra
+EOF
+  taskset -c "$PROXY_CPU" "$SPILLWAY_BIN" run -c "$WORKDIR/$variant-$port.yaml" >"$WORKDIR/$variant-$port.log" 2>&1 &
+  STARTED=$!
+  PIDS+=("$STARTED")
+}
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of every thread, in clock ticks
+
+wait_ready() {
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null "http://127.0.0.1:$1/" && return 0
+    sleep 0.1
+  done
+  die "nothing answers on :$1: $(tail -n 3 "$WORKDIR"/*-"$1".log 2>/dev/null | tr '\n' ' ')"
+}
+
+hz=$(getconf CLK_TCK)
+echo "side by side on CPU $PROXY_CPU (wrk -c$CONNECTIONS each, ${DURATION}s x $ROUNDS rounds): CPU per request, variant vs plain"
+for variant in "${VARIANTS[@]}"; do
+  plain_port=$((PORT_BASE + 10))
+  variant_port=$((PORT_BASE + 20))
+  start plain $plain_port
+  pa=$STARTED
+  start "$variant" $variant_port
+  pb=$STARTED
+  wait_ready $plain_port
+  wait_ready $variant_port
+  ratios=()
+  for round in $(seq "$ROUNDS"); do
+    a0=$(ticks "$pa")
+    b0=$(ticks "$pb")
+    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$plain_port/" >"$WORKDIR/wa" &
+    wa=$!
+    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$variant_port/" >"$WORKDIR/wb" &
+    wb=$!
+    wait "$wa" "$wb"
+    a1=$(ticks "$pa")
+    b1=$(ticks "$pb")
+    na=$(awk '/requests in/{print $1}' "$WORKDIR/wa")
+    nb=$(awk '/requests in/{print $1}' "$WORKDIR/wb")
+    line=$(awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v na="$na" -v nb="$nb" -v hz="$hz" \
+      'BEGIN { ua = a * 1e6 / hz / na; ub = b * 1e6 / hz / nb; printf "%.2f %.2f %.4f", ua, ub, ub / ua }')
+    read -r ua ub ratio <<<"$line"
+    ratios+=("$ratio")
+    printf '  %-9s round %d: plain %s us/req (%s req), %s %s us/req (%s req): %s\n' \
+      "$variant" "$round" "$ua" "$na" "$variant" "$ub" "$nb" "$ratio"
+  done
+  median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR] = $1} END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  printf '%s: CPU per request %.3fx plain (median of %d rounds)\n' "$variant" "$median" "$ROUNDS"
+  kill -TERM "$pa" "$pb"
+  wait "$pa" "$pb" 2>/dev/null || true
+done
