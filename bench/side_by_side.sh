@@ -4,7 +4,8 @@
 # machine does to one (a noisy neighbour, a slower clock) it does to the other. Each round prints
 # both processes' CPU time per request; the result is the median ratio over the rounds.
 #
-#   bench/side_by_side.sh [VARIANT...]     VARIANT: ratelimit tracing nometrics plain (default: ratelimit tracing)
+#   bench/side_by_side.sh [VARIANT...]     VARIANT: ratelimit tracing tracing-unsampled tracing-nocollector
+#                                          nometrics plain (default: ratelimit tracing)
 #
 # Sequential rounds (bench/run.sh) see the plain row's req/s move by 30% between rounds on a shared
 # machine; side by side, `plain` against `plain` reads 1.00 ± 0.01. Every process started here is
@@ -57,7 +58,11 @@ start() {
       route_extra="rate_limit: bench"
       top_extra="rate_limits: [ { name: bench, key: client_ip, rate: 1000000000/s, burst: 1000000 } ]" ;;
     tracing) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;  # b2 reads and answers 200
-    *) die "unknown variant '$variant' (known: plain nometrics ratelimit tracing)" ;;
+    # The parts of tracing's cost: propagation only (nothing sampled), and spans built but never
+    # sent (the collector's port is closed: each batch fails to connect and is dropped).
+    tracing-unsampled) top_extra="tracing: { sample: 0%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;
+    tracing-nocollector) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$((PORT_BASE + 9))/upload\" }" ;;
+    *) die "unknown variant '$variant' (known: plain nometrics ratelimit tracing tracing-unsampled tracing-nocollector)" ;;
   esac
   cat >"$WORKDIR/$variant-$port.yaml" <<EOF
 workers: 1

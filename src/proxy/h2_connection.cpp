@@ -703,7 +703,7 @@ awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_
   f.request_id =
       st.have_request_id ? std::string_view(st.request_id.data(), st.request_id.size()) : s.head.find("x-request-id");
   st.rec.bytes_out += s.out_bytes;
-  record_request(down_, st.rec, f, clock::now() - s.first_byte);
+  record_request(down_, st.rec, f, s.first_byte);
   s.watch.stop();
   discard_body(s);
   st.response_parser.set_chunked_sink(nullptr, nullptr);

@@ -26,13 +26,10 @@ namespace {
 // written into the worker's buffer. Nothing is said twice: the backend and status of each try are
 // on the try's span, the number of tries is the number of children.
 void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const http_request_record& rec,
-                const request_fields& f, std::chrono::steady_clock::duration elapsed) {
-  const auto now_steady = std::chrono::steady_clock::now();
-  const auto now_unix =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  auto unix_of = [&](std::chrono::steady_clock::time_point t) {
-    return now_unix - std::chrono::duration_cast<std::chrono::nanoseconds>(now_steady - t).count();
-  };
+                const request_fields& f, std::chrono::steady_clock::time_point first_byte,
+                std::chrono::steady_clock::time_point now) {
+  auto unix_of = [&](std::chrono::steady_clock::time_point t) { return w.unix_ns(t); };  // no clock read
+  const auto now_unix = unix_of(now);
   auto& out = w.trace_buffer(snap);
   char name[128];
   auto named = [&](std::string_view a, std::string_view b) {  // "a b", cut to fit
@@ -50,7 +47,7 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
   };
   {
     tracing::span_writer s(out, rec.trace.trace, rec.trace.span, rec.trace.parent, tracing::span_kind::server,
-                           unix_of(now_steady - elapsed), now_unix,
+                           unix_of(first_byte), now_unix,
                            rec.cluster != nullptr ? named(f.method, rec.cluster->cfg.name) : f.method);
     s.attr("http.request.method", f.method);
     s.attr("url.path", f.path);
@@ -104,7 +101,9 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
 }  // namespace
 
 void record_request(downstream_connection& down, const http_request_record& rec, const request_fields& f,
-                    std::chrono::steady_clock::duration elapsed) {
+                    std::chrono::steady_clock::time_point first_byte) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto elapsed = now - first_byte;
   auto& w = down.owner();
   const auto& view = rec.view ? rec.view : w.view();
   const auto& snap = *view->snap;
@@ -134,7 +133,7 @@ void record_request(downstream_connection& down, const http_request_record& rec,
     }
   }
   if (rec.traced && rec.trace.sampled && snap.tracer) {
-    emit_spans(w, snap, lv, rec, f, elapsed);
+    emit_spans(w, snap, lv, rec, f, first_byte, now);
   }
   if (!w.log_sampled(snap)) {
     return;

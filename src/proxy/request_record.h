@@ -83,9 +83,10 @@ struct request_fields {
   std::string_view request_id;
 };
 
-// Counts the request (listener, route, upstream and host traffic) and logs it when the access log
-// samples it. `elapsed`: from its first byte to now. Worker thread.
+// Counts the request (listener, route, upstream and host traffic), logs it when the access log
+// samples it and writes its spans when it is traced and sampled. `first_byte`: when its first byte
+// came. Worker thread.
 void record_request(downstream_connection& down, const http_request_record& rec, const request_fields& fields,
-                    std::chrono::steady_clock::duration elapsed);
+                    std::chrono::steady_clock::time_point first_byte);
 
 }  // namespace spillway::proxy

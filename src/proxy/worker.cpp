@@ -58,6 +58,7 @@ worker::worker(unsigned index, snapshot_ptr initial, upstream::host_events* even
       events_(events),
       random_(balancer::make_random_source(0x5eed0000ULL + index * 7919ULL + static_cast<std::uint64_t>(::getpid()))) {
   view_ = make_view(initial, random_);
+  take_wall_offset();
   for (const auto& l : initial->cfg->listeners) {
     // Bound now, so that a taken port fails at startup; listening starts with start(), once the
     // first health checks have answered (until then connections are refused, not queued).
@@ -251,6 +252,7 @@ void worker::start_sweeper() {
     http1_states_.trim();
     flush_log();
     flush_trace();
+    take_wall_offset();
     start_sweeper();
   });
 }
@@ -380,6 +382,13 @@ void worker::flush_trace() {
     trace_buffer_.clear();
   }
   trace_count_ = 0;
+}
+
+void worker::take_wall_offset() {
+  using namespace std::chrono;
+  const auto wall = duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+  const auto steady = duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+  wall_offset_ns_ = wall - steady;
 }
 
 void worker::flush_log() {

@@ -104,6 +104,11 @@ class worker {
   // The buffer for the spans of a request on `snap` (whose tracer is set): append span objects with
   // tracing::span_writer, then call traced(n). A full buffer (and every second) goes to the exporter.
   std::string& trace_buffer(const snapshot& snap);
+  // `t` as nanoseconds since the Unix epoch, from the wall clock's offset taken every second: no
+  // clock read per call (on a VM whose clock source the vDSO cannot read, each one is a syscall).
+  std::int64_t unix_ns(std::chrono::steady_clock::time_point t) const {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count() + wall_offset_ns_;
+  }
   void traced(std::size_t spans);
   void flush_trace();
   std::list<downstream_session*>::iterator attach(downstream_session* s);
@@ -158,6 +163,8 @@ class worker {
   std::string log_buffer_;
   std::string trace_buffer_;  // span objects, joined by commas
   std::size_t trace_count_ = 0;
+  std::int64_t wall_offset_ns_ = 0;  // system_clock - steady_clock; see unix_ns()
+  void take_wall_offset();
   std::shared_ptr<tracing::exporter> trace_to_;  // whose spans trace_buffer_ holds
   // Connections to the Redis of shared rate limits, by address (made at first use).
   std::map<std::string, std::shared_ptr<ratelimit::redis_client>> redis_;
