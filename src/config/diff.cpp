@@ -227,6 +227,37 @@ static void diff_rate_limits(const config& old_cfg, const config& new_cfg, std::
   }
 }
 
+// Tracing turned on or off, or what changed in it: "tracing changed (sample 1% -> 100%, ...)".
+static void diff_tracing(const config& old_cfg, const config& new_cfg, std::vector<std::string>& out) {
+  const auto& o = old_cfg.tracing;
+  const auto& n = new_cfg.tracing;
+  auto collector = [](const tracing_config& t) {
+    return t.otlp ? fmt::format("spans to {}", t.otlp_text) : std::string("no collector: spans only counted");
+  };
+  if (!o && n) {
+    out.push_back(fmt::format("tracing on (sample {:g}%, {})", n->sample, collector(*n)));
+  } else if (o && !n) {
+    out.emplace_back("tracing off");
+  } else if (o && n) {
+    std::vector<std::string> changes;
+    if (o->sample != n->sample) {
+      changes.push_back(fmt::format("sample {:g}% -> {:g}%", o->sample, n->sample));
+    }
+    if (o->otlp_text != n->otlp_text) {
+      changes.push_back(fmt::format("otlp {} -> {}", o->otlp ? o->otlp_text : "none", n->otlp ? n->otlp_text : "none"));
+    }
+    if (o->service_name != n->service_name) {
+      changes.push_back(fmt::format("service_name {} -> {}", o->service_name, n->service_name));
+    }
+    if (o->max_queue != n->max_queue) {
+      changes.push_back(fmt::format("max_queue {} -> {}", o->max_queue, n->max_queue));
+    }
+    if (!changes.empty()) {
+      out.push_back(fmt::format("tracing changed ({})", fmt::join(changes, ", ")));
+    }
+  }
+}
+
 const rate_limit* find_rate_limit(const config& cfg, const std::string& name) {
   for (const auto& r : cfg.rate_limits) {
     if (r.name == name) {
@@ -247,6 +278,7 @@ std::vector<std::string> diff(const config& old_cfg, const config& new_cfg) {
   diff_listeners(old_cfg, new_cfg, out);
   diff_upstreams(old_cfg, new_cfg, out);
   diff_rate_limits(old_cfg, new_cfg, out);
+  diff_tracing(old_cfg, new_cfg, out);
   if (old_cfg.workers != new_cfg.workers) {
     out.emplace_back("workers changed: takes effect only at the next start");
   }

@@ -37,6 +37,36 @@ TEST(config_tracing, defaults_and_a_collector) {
   EXPECT_EQ(r.cfg->tracing->otlp->host, "collector");
 }
 
+TEST(config_tracing, a_reload_summary_says_what_changed_in_tracing) {
+  auto with = [](std::string_view tracing) {
+    auto r = load(std::string(minimal) + std::string(tracing));
+    EXPECT_TRUE(r.cfg) << all_errors(r);
+    return *r.cfg;
+  };
+  const auto none = with("");
+  const auto counted = with("tracing: {}\n");
+  const auto exported = with(
+      "tracing: { sample: 100%, otlp: \"http://127.0.0.1:4318/v1/traces\", service_name: edge, max_queue: 100 }\n");
+  auto changes = [](const config& a, const config& b) {
+    std::vector<std::string> lines;
+    for (auto& l : diff(a, b)) {
+      if (l.starts_with("tracing")) {
+        lines.push_back(l);
+      }
+    }
+    return lines;
+  };
+  using lines = std::vector<std::string>;
+  EXPECT_EQ(changes(none, exported), lines{"tracing on (sample 100%, spans to http://127.0.0.1:4318/v1/traces)"});
+  EXPECT_EQ(changes(none, counted), lines{"tracing on (sample 1%, no collector: spans only counted)"});
+  EXPECT_EQ(changes(exported, none), lines{"tracing off"});
+  EXPECT_EQ(changes(counted, exported),
+            lines{"tracing changed (sample 1% -> 100%, otlp none -> http://127.0.0.1:4318/v1/traces, service_name "
+                  "spillway -> edge, max_queue 8192 -> 100)"});
+  EXPECT_TRUE(changes(exported, exported).empty());
+  EXPECT_TRUE(changes(none, none).empty());
+}
+
 TEST(config_tracing, bad_values_say_where) {
   expect_one_error(std::string(minimal) + "tracing: { otlp: \"https://c:4318/v1/traces\" }\n", 3, 18,
                    "https is not supported");
