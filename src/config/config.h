@@ -321,6 +321,13 @@ std::optional<double> parse_percent(const std::string& text);
 // "ip:port", "[v6]:port" or "host:port". nullopt when malformed; `why` says what is wrong.
 std::optional<address> parse_address(const std::string& text, std::string* why = nullptr);
 
+// "SCHEME://HOST[:PORT][/PATH]" of a service Spillway talks to (a shared rate limit's Redis, a
+// tracing collector): `default_port` when none is written (0: one must be); a path only where
+// `path` is given (set to it, or to "" without one). Never a user, a query or a DNS SRV name.
+// nullopt when malformed; `why` says what is wrong.
+std::optional<address> parse_service_url(std::string_view text, std::string_view scheme, std::uint16_t default_port,
+                                         std::string* path, std::string* why);
+
 // Bytes with an optional unit: "65536", "64k"/"64KiB", "10m"/"10MiB", "1g"/"1GiB". nullopt when malformed.
 std::optional<std::uint64_t> parse_size(const std::string& text);
 

@@ -171,26 +171,11 @@ void loader::read_shared(const Node& v, rate_limit& rl) {
   if (!s) {
     return;
   }
-  constexpr std::string_view scheme = "redis://";
-  if (s->rfind(scheme, 0) != 0) {
-    add(v, fmt::format("invalid shared {}: expected redis://HOST:PORT", quote(*s)));
-    return;
-  }
-  auto rest = s->substr(scheme.size());
-  if (rest.find_first_of("/@?") != std::string::npos) {
-    add(v, fmt::format("invalid shared {}: only redis://HOST:PORT (no database, user or password)", quote(*s)));
-    return;
-  }
-  const bool has_port = rest.rfind(']') != std::string::npos ? rest.rfind("]:") != std::string::npos
-                                                             : rest.find(':') != std::string::npos;
-  if (!has_port) {
-    rest += ":6379";
-  }
   std::string why;
-  auto a = parse_address(rest, &why);
-  if (!a || a->port == 0 || a->srv) {
-    add(v,
-        fmt::format("invalid shared {}: expected redis://HOST:PORT{}", quote(*s), why.empty() ? "" : " (" + why + ")"));
+  auto a = parse_service_url(*s, "redis://", 6379, nullptr, &why);
+  if (!a) {
+    add(v, fmt::format("invalid shared {}: expected redis://HOST:PORT, no database, user or password ({})", quote(*s),
+                       why));
     return;
   }
   rl.shared = *a;

@@ -185,25 +185,17 @@ void loader::read_tracing(const Node& v) {
                   if (!s) {
                     return;
                   }
-                  constexpr std::string_view scheme = "http://";
-                  if (s->rfind(scheme, 0) != 0) {
-                    add(value, fmt::format("invalid tracing otlp {}: expected http://HOST:PORT/PATH (an OTLP/HTTP "
-                                           "collector; https is not supported)",
-                                           quote(*s)));
-                    return;
-                  }
-                  auto rest = s->substr(scheme.size());
-                  auto slash = rest.find('/');
-                  auto authority = rest.substr(0, slash);
                   std::string why;
-                  auto a = parse_address(authority, &why);
-                  if (!a || a->srv || a->port == 0) {
-                    add(value, fmt::format("invalid tracing otlp {}: expected http://HOST:PORT/PATH{}", quote(*s),
-                                           why.empty() ? "" : " (" + why + ")"));
+                  std::string path;
+                  auto a = parse_service_url(*s, "http://", 0, &path, &why);
+                  if (!a) {
+                    add(value, fmt::format("invalid tracing otlp {}: expected http://HOST:PORT/PATH, an OTLP/HTTP "
+                                           "collector; https is not supported ({})",
+                                           quote(*s), why));
                     return;
                   }
                   t.otlp = *a;
-                  t.otlp_path = slash == std::string::npos ? "/v1/traces" : rest.substr(slash);
+                  t.otlp_path = path.empty() ? "/v1/traces" : path;
                   t.otlp_text = *s;
                 }},
                {"service_name",

@@ -336,6 +336,51 @@ std::optional<address> parse_address(const std::string& text, std::string* why) 
   return a;
 }
 
+std::optional<address> parse_service_url(std::string_view text, std::string_view scheme, std::uint16_t default_port,
+                                         std::string* path, std::string* why) {
+  auto fail = [&](std::string reason) -> std::optional<address> {
+    if (why != nullptr) {
+      *why = std::move(reason);
+    }
+    return std::nullopt;
+  };
+  if (!text.starts_with(scheme)) {
+    return fail(fmt::format("not {}", scheme));
+  }
+  auto rest = text.substr(scheme.size());
+  const auto slash = rest.find('/');
+  auto authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos && path == nullptr) {
+    return fail("no path");
+  }
+  if (rest.find_first_of("@?#") != std::string_view::npos) {
+    return fail("no user, query or fragment");
+  }
+  std::string host_port(authority);
+  const bool has_port = authority.rfind(']') != std::string_view::npos ? authority.find("]:") != std::string_view::npos
+                                                                       : authority.find(':') != std::string_view::npos;
+  if (!has_port) {
+    if (default_port == 0) {
+      return fail("no port");
+    }
+    host_port += fmt::format(":{}", default_port);
+  }
+  auto a = parse_address(host_port, why);
+  if (!a) {
+    return std::nullopt;
+  }
+  if (a->srv) {
+    return fail("not a DNS SRV name");
+  }
+  if (a->port == 0) {
+    return fail("port 0");
+  }
+  if (path != nullptr) {
+    *path = slash == std::string_view::npos ? std::string() : std::string(rest.substr(slash));
+  }
+  return a;
+}
+
 std::optional<std::uint64_t> parse_size(const std::string& text) {
   std::string_view s(text);
   std::size_t digits = 0;

@@ -97,5 +97,43 @@ TEST(config_parse, size) {
   }
 }
 
+TEST(config_parse, service_url) {
+  std::string path = "unset";
+  std::string why;
+  auto a = parse_service_url("redis://10.0.0.5", "redis://", 6379, nullptr, &why);
+  ASSERT_TRUE(a) << why;
+  EXPECT_EQ(a->host, "10.0.0.5");
+  EXPECT_EQ(a->port, 6379);  // the default
+  a = parse_service_url("redis://[::1]:7000", "redis://", 6379, nullptr, &why);
+  ASSERT_TRUE(a) << why;
+  EXPECT_EQ(a->port, 7000);
+  a = parse_service_url("redis://[::1]", "redis://", 6379, nullptr, &why);
+  ASSERT_TRUE(a) << why;
+  EXPECT_EQ(a->port, 6379);
+  a = parse_service_url("http://collector:4318/v1/traces", "http://", 0, &path, &why);
+  ASSERT_TRUE(a) << why;
+  EXPECT_EQ(a->host, "collector");
+  EXPECT_EQ(a->port, 4318);
+  EXPECT_EQ(path, "/v1/traces");
+  a = parse_service_url("http://collector:4318", "http://", 0, &path, &why);
+  ASSERT_TRUE(a) << why;
+  EXPECT_EQ(path, "");
+
+  auto refused = [&](std::string_view text, std::uint16_t default_port, std::string* p, std::string_view reason) {
+    why.clear();
+    EXPECT_FALSE(parse_service_url(text, text.starts_with("redis") ? "redis://" : "http://", default_port, p, &why))
+        << text;
+    EXPECT_NE(why.find(reason), std::string::npos) << text << ": " << why;
+  };
+  refused("https://c:4318", 0, &path, "not http://");
+  refused("http://c/v1/traces", 0, &path, "no port");
+  refused("redis://h:6379/2", 6379, nullptr, "no path");
+  refused("redis://user@h:6379", 6379, nullptr, "no user");
+  refused("http://c:4318/x?y=1", 0, &path, "no user, query");
+  refused("redis://h:0", 6379, nullptr, "invalid port");
+  refused("redis://srv:_redis._tcp.x", 6379, nullptr, "SRV");
+  refused("redis://:6379", 6379, nullptr, "");
+}
+
 }  // namespace
 }  // namespace spillway::config
