@@ -5,7 +5,10 @@
 # both processes' CPU time per request; the result is the median ratio over the rounds.
 #
 #   bench/side_by_side.sh [VARIANT...]     VARIANT: ratelimit tracing tracing-unsampled tracing-nocollector
-#                                          nometrics plain (default: ratelimit tracing)
+#                                          nometrics plain before (default: ratelimit tracing)
+#
+# `before` is the plain configuration run by SIDE_BASELINE_BIN (another build, e.g. the previous
+# commit's), so a code change is measured the same way: "before: 1.02x" = the change saved 2%.
 #
 # Sequential rounds (bench/run.sh) see the plain row's req/s move by 30% between rounds on a shared
 # machine; side by side, `plain` against `plain` reads 1.00 ± 0.01. Every process started here is
@@ -17,6 +20,7 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD_DIR=${BUILD_DIR:-$SCRIPT_DIR/../build}
 SPILLWAY_BIN=${SPILLWAY_BIN:-$BUILD_DIR/spillway}
 SPILLWAY_TESTD_BIN=${SPILLWAY_TESTD_BIN:-$BUILD_DIR/spillway-testd}
+SIDE_BASELINE_BIN=${SIDE_BASELINE_BIN:-}
 ROUNDS=${SIDE_ROUNDS:-7}
 DURATION=${SIDE_DURATION:-5}
 CONNECTIONS=${SIDE_CONNECTIONS:-64}
@@ -50,9 +54,12 @@ done
 # start VARIANT PORT: a Spillway with the bench's configuration plus the variant's feature, its PID in
 # STARTED (and in PIDS, to be stopped on exit).
 start() {
-  local variant=$1 port=$2 route_extra="" top_extra="" metrics=true
+  local variant=$1 port=$2 route_extra="" top_extra="" metrics=true bin=$SPILLWAY_BIN
   case $variant in
     plain) ;;
+    before)
+      [[ -x $SIDE_BASELINE_BIN ]] || die "variant 'before' needs SIDE_BASELINE_BIN (another spillway binary)"
+      bin=$SIDE_BASELINE_BIN ;;
     nometrics) metrics=false ;;
     ratelimit)
       route_extra="rate_limit: bench"
@@ -62,7 +69,7 @@ start() {
     # sent (the collector's port is closed: each batch fails to connect and is dropped).
     tracing-unsampled) top_extra="tracing: { sample: 0%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;
     tracing-nocollector) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$((PORT_BASE + 9))/upload\" }" ;;
-    *) die "unknown variant '$variant' (known: plain nometrics ratelimit tracing tracing-unsampled tracing-nocollector)" ;;
+    *) die "unknown variant '$variant' (known: plain before nometrics ratelimit tracing tracing-unsampled tracing-nocollector)" ;;
   esac
   cat >"$WORKDIR/$variant-$port.yaml" <<EOF
 workers: 1
@@ -85,7 +92,7 @@ upstreams:
     health_check: false
 $top_extra
 EOF
-  taskset -c "$PROXY_CPU" "$SPILLWAY_BIN" run -c "$WORKDIR/$variant-$port.yaml" >"$WORKDIR/$variant-$port.log" 2>&1 &
+  taskset -c "$PROXY_CPU" "$bin" run -c "$WORKDIR/$variant-$port.yaml" >"$WORKDIR/$variant-$port.log" 2>&1 &
   STARTED=$!
   PIDS+=("$STARTED")
 }
