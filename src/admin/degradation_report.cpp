@@ -22,10 +22,11 @@ std::string incident_json(const upstream::incident& i) {
   return fmt::format(
       "{{\"upstream\":{},\"backend\":{},\"reason\":{},\"failed_at\":{},\"marked_out_at\":{},"
       "\"detection_seconds\":{:.3f},\"failed_before_out\":{},\"retried_before_out\":{},"
-      "\"failed_while_out\":{},\"came_back_at\":{},\"in_rotation_at\":{},\"out_seconds\":{}}}",
+      "\"failed_while_out\":{},\"came_back_at\":{},\"in_rotation_at\":{},\"removed_at\":{},\"out_seconds\":{}}}",
       json_string(i.upstream), json_string(i.backend), json_string(i.reason), json_string(iso8601(i.failed_at)),
       json_string(iso8601(i.marked_out_at)), seconds_between(i.failed_at, i.marked_out_at), i.failed_before_out,
       i.retried_before_out, i.failed_while_out, opt_time(i.came_back_at), opt_time(i.in_rotation_at),
+      opt_time(i.removed_at),
       i.in_rotation_at ? fmt::format("{:.3f}", seconds_between(i.marked_out_at, *i.in_rotation_at))
                        : std::string("null"));
 }
@@ -57,15 +58,15 @@ std::string degradation_text(const state& s) {
     return t ? fmt::format("{:.3f}", seconds_between(from, *t)) : std::string("-");
   };
   for (const auto& i : s.journal->incidents()) {
-    out +=
-        fmt::format("{:<12} {:<22} {:<13} {:<24} {:>9.3f} {:>7} {:>8} {:>8} {:>9}\n", i.upstream, i.backend, i.reason,
-                    iso8601(i.failed_at), seconds_between(i.failed_at, i.marked_out_at), i.failed_before_out,
-                    i.retried_before_out, since(i.came_back_at, i.failed_at), since(i.in_rotation_at, i.failed_at));
+    out += fmt::format("{:<12} {:<22} {:<13} {:<24} {:>9.3f} {:>7} {:>8} {:>8} {:>9}\n", i.upstream, i.backend,
+                       i.reason, iso8601(i.failed_at), seconds_between(i.failed_at, i.marked_out_at),
+                       i.failed_before_out, i.retried_before_out, since(i.came_back_at, i.failed_at),
+                       i.removed_at ? std::string("removed") : since(i.in_rotation_at, i.failed_at));
   }
   out +=
       "\ndetect_s: first failure to out of rotation; failed, retried: requests that failed on it in that time, and "
       "how many of them\nwere retried elsewhere; back_s: first failure to its first sign of life; rotation_s: first "
-      "failure to taking traffic again.\n";
+      "failure to taking traffic again (\"removed\": the backend was removed while out).\n";
   return out;
 }
 

@@ -134,6 +134,28 @@ std::vector<cluster_ptr> host_registry::build(const config::config& cfg,
     c->stats = stats;
     clusters.push_back(std::move(c));
   }
+  // Backends the reload removed, or replaced by fresh hosts: an incident they had open ends here.
+  if (events_ != nullptr) {
+    for (const auto& [key, old] : hosts_) {
+      const auto it = next.find(key);
+      const entry* now_there = it != next.end() ? &it->second : nullptr;
+      auto gone = [&](const host_ptr& h) {
+        if (h == nullptr) {
+          return;
+        }
+        const bool kept = now_there != nullptr &&
+                          (now_there->host == h || std::any_of(now_there->addresses.begin(), now_there->addresses.end(),
+                                                               [&](const auto& m) { return m.second.host == h; }));
+        if (!kept) {
+          events_->removed(*h);
+        }
+      };
+      gone(old.host);
+      for (const auto& [ep, m] : old.addresses) {
+        gone(m.host);
+      }
+    }
+  }
   hosts_ = std::move(next);
   dns_ = std::move(next_dns);
   // Once the entries are registered, so that an answer (even one given at once) finds its entry.
@@ -238,6 +260,7 @@ void host_registry::answer(const std::string& key, boost::system::error_code ec,
     if (events_ != nullptr) {
       events_->transition(*a->second.host, "dns", "present", "removed",
                           fmt::format("no longer in {}", e.cfg.addr.text));
+      events_->removed(*a->second.host);
     }
     a = e.addresses.erase(a);
   }

@@ -57,11 +57,28 @@ void journal::update_incident(host& h, system_clock::time_point now) {
   inc.in_rotation_at = now;
   // Back in rotation: the next incident dates from its own first failure, not this one's.
   h.end_failure_run();
-  incidents_.push_back(std::move(inc));
+  close(it);
+}
+
+void journal::close(std::map<std::string, incident>::iterator it) {
+  incidents_.push_back(std::move(it->second));
   open_.erase(it);
   if (incidents_.size() > max_incidents) {
     incidents_.pop_front();
   }
+}
+
+void journal::removed(host& h) {
+  std::lock_guard lock(mutex_);
+  auto it = open_.find(h.upstream_name() + "\n" + h.address());
+  if (it == open_.end()) {
+    return;
+  }
+  const auto failures = h.failures_total.load(std::memory_order_relaxed);
+  auto& inc = it->second;
+  inc.failed_while_out = failures > inc.failures_at_out ? failures - inc.failures_at_out : 0;
+  inc.removed_at = clock_.wall_now();
+  close(it);
 }
 
 void journal::sign_of_life(host& h) {

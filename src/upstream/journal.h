@@ -38,6 +38,7 @@ struct incident {
   std::chrono::system_clock::time_point marked_out_at;                  // out of rotation
   std::optional<std::chrono::system_clock::time_point> came_back_at;    // first sign of life after
   std::optional<std::chrono::system_clock::time_point> in_rotation_at;  // taking traffic again
+  std::optional<std::chrono::system_clock::time_point> removed_at;      // gone while out (reload, DNS): it ends there
   std::uint64_t failed_before_out = 0;   // requests that failed on it between failed_at and marked_out_at
   std::uint64_t retried_before_out = 0;  // of those, retried on another backend
   std::uint64_t failed_while_out = 0;    // failures after it was out (e.g. half-open trials)
@@ -57,6 +58,9 @@ class journal {
   void transition(host& h, const char* kind, std::string from, std::string to, std::string detail = {});
   // A health check passed on `h` while it was marked down. Any thread.
   void sign_of_life(host& h);
+  // `h` is gone (a reload removed its backend, or DNS its address): an incident it had open ends,
+  // never to come back into rotation. Any thread.
+  void removed(host& h);
   // A reload was applied or refused. Any thread.
   void reload(bool applied, std::string detail);
 
@@ -67,6 +71,7 @@ class journal {
 
  private:
   void update_incident(host& h, std::chrono::system_clock::time_point now);
+  void close(std::map<std::string, incident>::iterator it);
 
   const time_source& clock_;
   mutable std::mutex mutex_;

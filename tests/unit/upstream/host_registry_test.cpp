@@ -142,6 +142,51 @@ TEST(HostRegistry, AnAddressChangeIsANewHostUncheckedAndARemovedHostIsForgotten)
   EXPECT_EQ(third[0]->hosts[0]->detail(out_kind::health), "not checked yet");
 }
 
+// The incident of a backend taken out of rotation, then removed (by a reload, or from a name's
+// answer), ends there: it is not left open forever, waiting for a host that will never come back.
+TEST(HostRegistry, ARemovedBackendsOpenIncidentEndsAsRemoved) {
+  fixture f;
+  auto incident_of = [&](const std::string& backend) {
+    std::vector<incident> found;
+    for (const auto& i : f.events.incidents()) {
+      if (i.backend == backend) {
+        found.push_back(i);
+      }
+    }
+    return found;
+  };
+  auto first = f.registry.build(one_upstream({backend("10.0.0.1", 80), backend("10.0.0.2", 80)}), {});
+  first[0]->hosts[0]->mark_out(out_kind::ejection, "5 consecutive failures");
+  first[0]->hosts[1]->mark_out(out_kind::ejection, "5 consecutive failures");
+  f.clk.advance(std::chrono::seconds(3));
+  f.registry.build(one_upstream({backend("10.0.0.1", 80)}), {});
+  auto gone = incident_of("10.0.0.2:80");
+  ASSERT_EQ(gone.size(), 1u);
+  ASSERT_TRUE(gone[0].removed_at.has_value());
+  EXPECT_EQ(*gone[0].removed_at - gone[0].marked_out_at, std::chrono::seconds(3));
+  EXPECT_FALSE(gone[0].in_rotation_at.has_value());
+  auto kept = incident_of("10.0.0.1:80");  // still there, still out: still open
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_FALSE(kept[0].removed_at.has_value());
+
+  // Put back and taken out again: a new incident, not the old one reopened.
+  auto again = f.registry.build(one_upstream({backend("10.0.0.1", 80), backend("10.0.0.2", 80)}), {});
+  again[0]->hosts[1]->mark_out(out_kind::ejection, "5 consecutive failures");
+  EXPECT_EQ(incident_of("10.0.0.2:80").size(), 2u);
+
+  // An address a name's answer no longer gives.
+  auto cfg = one_upstream({backend("app.test", 80)});
+  f.registry.build(cfg, {});
+  f.dns.answer({"127.0.0.1", "127.0.0.2"});
+  auto named = f.registry.build(cfg, {});
+  named[0]->hosts[1]->mark_out(out_kind::ejection, "5 consecutive failures");
+  f.next_refresh();
+  f.dns.answer({"127.0.0.1"});
+  auto dropped = incident_of("127.0.0.2:80");
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_TRUE(dropped[0].removed_at.has_value());
+}
+
 TEST(HostRegistry, WithoutHealthChecksANewHostTakesTrafficAtOnce) {
   fixture f;
   auto cfg = one_upstream({backend("10.0.0.1", 80)});
