@@ -5,10 +5,12 @@
 # both processes' CPU time per request; the result is the median ratio over the rounds.
 #
 #   bench/side_by_side.sh [VARIANT...]     VARIANT: ratelimit tracing tracing-unsampled tracing-nocollector
-#                                          nometrics plain before (default: ratelimit tracing)
+#                                          nometrics plain before haproxy (default: ratelimit tracing)
 #
 # `before` is the plain configuration run by SIDE_BASELINE_BIN (another build, e.g. the previous
 # commit's), so a code change is measured the same way: "before: 1.02x" = the change saved 2%.
+# `haproxy` is HAProxy with bench/haproxy.cfg.in (one thread): "haproxy: 0.80x" = HAProxy spends
+# 0.8 of Spillway's CPU per request.
 #
 # Sequential rounds (bench/run.sh) see the plain row's req/s move by 30% between rounds on a shared
 # machine; side by side, `plain` against `plain` reads 1.00 ± 0.01. Every process started here is
@@ -60,6 +62,14 @@ start() {
     before)
       [[ -x $SIDE_BASELINE_BIN ]] || die "variant 'before' needs SIDE_BASELINE_BIN (another spillway binary)"
       bin=$SIDE_BASELINE_BIN ;;
+    haproxy)
+      command -v haproxy >/dev/null || die "haproxy is not installed"
+      sed -e "s|@PROXY_PORT@|$port|g" -e "s|@BACKEND1_PORT@|$B1|g" -e "s|@BACKEND2_PORT@|$B2|g" \
+        "$SCRIPT_DIR/haproxy.cfg.in" >"$WORKDIR/haproxy-$port.cfg"
+      taskset -c "$PROXY_CPU" haproxy -db -f "$WORKDIR/haproxy-$port.cfg" >"$WORKDIR/haproxy-$port.log" 2>&1 &
+      STARTED=$!
+      PIDS+=("$STARTED")
+      return ;;
     nometrics) metrics=false ;;
     ratelimit)
       route_extra="rate_limit: bench"
@@ -69,7 +79,7 @@ start() {
     # sent (the collector's port is closed: each batch fails to connect and is dropped).
     tracing-unsampled) top_extra="tracing: { sample: 0%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;
     tracing-nocollector) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$((PORT_BASE + 9))/upload\" }" ;;
-    *) die "unknown variant '$variant' (known: plain before nometrics ratelimit tracing tracing-unsampled tracing-nocollector)" ;;
+    *) die "unknown variant '$variant' (known: plain before haproxy nometrics ratelimit tracing tracing-unsampled tracing-nocollector)" ;;
   esac
   cat >"$WORKDIR/$variant-$port.yaml" <<EOF
 workers: 1
