@@ -184,23 +184,20 @@ int grpc_health_status(std::string_view body) {
           status = v > 1000 ? -1 : static_cast<int>(v);
         }
         break;
-      case 1:  // 64-bit
-        if (message.size() < 8) {
+      case 1:    // 64-bit
+      case 5: {  // 32-bit
+        const std::size_t width = (key & 7) == 1 ? 8 : 4;
+        if (message.size() < width) {
           return -1;
         }
-        message.remove_prefix(8);
+        message.remove_prefix(width);
         break;
+      }
       case 2:  // length-delimited
         if (!read_varint(message, v) || v > message.size()) {
           return -1;
         }
         message.remove_prefix(v);
-        break;
-      case 5:  // 32-bit
-        if (message.size() < 4) {
-          return -1;
-        }
-        message.remove_prefix(4);
         break;
       default:
         return -1;

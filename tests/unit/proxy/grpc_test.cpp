@@ -92,12 +92,14 @@ TEST(grpc, health_status) {
                                            27)),
             1);
   EXPECT_EQ(grpc_health_status(""), -1);
-  EXPECT_EQ(grpc_health_status(std::string("\x01\0\0\0\x02\x08\x01", 7)), -1);    // compressed
-  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x03\x08\x01", 7)), -1);      // length beyond the body
-  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x02\x08\x01\x00", 8)), -1);  // bytes beyond the message
-  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x01\x08", 6)), -1);          // cut-off varint
-  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x02\x0a\x05", 7)), -1);      // cut-off field
-  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x01\x0b", 6)), -1);          // wire type 3
+  EXPECT_EQ(grpc_health_status(std::string("\x01\0\0\0\x02\x08\x01", 7)), -1);             // compressed
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x03\x08\x01", 7)), -1);               // length beyond the body
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x02\x08\x01\x00", 8)), -1);           // bytes beyond the message
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x01\x08", 6)), -1);                   // cut-off varint
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x02\x0a\x05", 7)), -1);               // cut-off field
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x01\x0b", 6)), -1);                   // wire type 3
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x05\x21\x01\x02\x03\x04", 10)), -1);  // cut-off 64-bit
+  EXPECT_EQ(grpc_health_status(std::string("\0\0\0\0\x04\x2d\x01\x02\x03", 9)), -1);       // cut-off 32-bit
 }
 
 }  // namespace
