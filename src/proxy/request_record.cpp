@@ -77,7 +77,9 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
     // attribute).
     tracing::span_writer s(out, rec.trace.trace, t.span, rec.trace.span, tracing::span_kind::client, unix_of(t.start),
                            t.end == std::chrono::steady_clock::time_point{} ? now_unix : unix_of(t.end), f.method);
-    s.attr("spillway.try", static_cast<std::int64_t>(i + 1));
+    if (rec.tries_traced.size() > 1) {
+      s.attr("spillway.try", static_cast<std::int64_t>(i + 1));  // which one, when there were several
+    }
     s.attr("spillway.backend", backend);
     if (t.status != 0) {
       s.attr("http.response.status_code", static_cast<std::int64_t>(t.status));

@@ -154,6 +154,10 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
             time.sleep(1.5)  # an export runs every second: the unsampled request's spans would be in by now
             with self.collector.lock:
                 self.assertEqual({s["traceId"] for s in self.collector.spans}, {TRACE})
+            # One try: its span has no number (there is nothing to tell it from).
+            (one_try,) = [s for s in self.collector.of_trace(TRACE) if s["kind"] == 3]
+            self.assertNotIn("spillway.try", attrs(one_try))
+            self.assertIn("spillway.backend", attrs(one_try))
 
     def test_the_trace_id_is_in_the_access_log(self):
         with self.spillway(extra="access_log: { path: \"-\" }\n") as sw:
