@@ -105,7 +105,7 @@ class worker {
   // tracing::span_writer, then call traced(n). A full buffer (and every second) goes to the exporter.
   std::string& trace_buffer(const snapshot& snap);
   // `t` as nanoseconds since the Unix epoch, from the wall clock's offset taken every second: no
-  // clock read per call (on a VM whose clock source the vDSO cannot read, each one is a syscall).
+  // clock read per call.
   std::int64_t unix_ns(std::chrono::steady_clock::time_point t) const {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count() + wall_offset_ns_;
   }
