@@ -12,6 +12,10 @@
 # `haproxy` is HAProxy with bench/haproxy.cfg.in (one thread): "haproxy: 0.80x" = HAProxy spends
 # 0.8 of Spillway's CPU per request.
 #
+# SIDE_CLIENT=h2 loads both with h2load instead (cleartext HTTP/2 with prior knowledge,
+# SIDE_CONNECTIONS connections with SIDE_H2_STREAMS streams in flight each; HAProxy binds `proto h2`);
+# the backends stay HTTP/1.1.
+#
 # Sequential rounds (bench/run.sh) see the plain row's req/s move by 30% between rounds on a shared
 # machine; side by side, `plain` against `plain` reads 1.00 ± 0.01. Every process started here is
 # stopped on exit, by PID.
@@ -29,6 +33,8 @@ CONNECTIONS=${SIDE_CONNECTIONS:-64}
 PORT_BASE=${SIDE_PORT_BASE:-23100}  # below the ephemeral range (32768-60999): never taken by a client socket
 PROXY_CPU=${SIDE_PROXY_CPU:-1}      # both proxies here; wrk and the backends on the others
 LOAD_CPUS=${SIDE_LOAD_CPUS:-0}
+CLIENT=${SIDE_CLIENT:-wrk}          # wrk (HTTP/1.1) or h2 (h2load, HTTP/2)
+H2_STREAMS=${SIDE_H2_STREAMS:-10}
 
 VARIANTS=("$@")
 ((${#VARIANTS[@]})) || VARIANTS=(ratelimit tracing)
@@ -44,7 +50,11 @@ trap cleanup EXIT
 
 die() { echo "side_by_side: $*" >&2; exit 1; }
 [[ -x $SPILLWAY_BIN && -x $SPILLWAY_TESTD_BIN ]] || die "build first: $SPILLWAY_BIN, $SPILLWAY_TESTD_BIN"
-command -v wrk >/dev/null || die "wrk is not installed"
+case $CLIENT in
+  wrk) command -v wrk >/dev/null || die "wrk is not installed" ;;
+  h2) command -v h2load >/dev/null || die "h2load is not installed (nghttp2-client)" ;;
+  *) die "SIDE_CLIENT is wrk or h2, not '$CLIENT'" ;;
+esac
 
 B1=$((PORT_BASE + 1))
 B2=$((PORT_BASE + 2))
@@ -66,6 +76,7 @@ start() {
       command -v haproxy >/dev/null || die "haproxy is not installed"
       sed -e "s|@PROXY_PORT@|$port|g" -e "s|@BACKEND1_PORT@|$B1|g" -e "s|@BACKEND2_PORT@|$B2|g" \
         "$SCRIPT_DIR/haproxy.cfg.in" >"$WORKDIR/haproxy-$port.cfg"
+      [[ $CLIENT == h2 ]] && sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" "$WORKDIR/haproxy-$port.cfg"
       taskset -c "$PROXY_CPU" haproxy -db -f "$WORKDIR/haproxy-$port.cfg" >"$WORKDIR/haproxy-$port.log" 2>&1 &
       STARTED=$!
       PIDS+=("$STARTED")
@@ -107,18 +118,38 @@ EOF
   PIDS+=("$STARTED")
 }
 
+# load PORT OUT: one round's load on PORT (in the background; its PID in LOADER); `requests OUT`
+# prints how many requests were answered.
+load() {
+  if [[ $CLIENT == h2 ]]; then
+    taskset -c "$LOAD_CPUS" h2load -c"$CONNECTIONS" -m"$H2_STREAMS" -D"$DURATION" "http://127.0.0.1:$1/" >"$2" 2>&1 &
+  else
+    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1/" >"$2" &
+  fi
+  LOADER=$!
+}
+requests() {
+  if [[ $CLIENT == h2 ]]; then
+    awk '/^requests:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^succeeded/) print $i }' "$1"
+  else
+    awk '/requests in/{print $1}' "$1"
+  fi
+}
+
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of every thread, in clock ticks
 
 wait_ready() {
   for _ in $(seq 100); do
-    curl -fs -o /dev/null "http://127.0.0.1:$1/" && return 0
+    local how=()
+    [[ $CLIENT == h2 ]] && how=(--http2-prior-knowledge)
+    curl -fs "${how[@]}" -o /dev/null "http://127.0.0.1:$1/" && return 0
     sleep 0.1
   done
   die "nothing answers on :$1: $(tail -n 3 "$WORKDIR"/*-"$1".log 2>/dev/null | tr '\n' ' ')"
 }
 
 hz=$(getconf CLK_TCK)
-echo "side by side on CPU $PROXY_CPU (wrk -c$CONNECTIONS each, ${DURATION}s x $ROUNDS rounds): CPU per request, variant vs plain"
+echo "side by side on CPU $PROXY_CPU ($CLIENT -c$CONNECTIONS each, ${DURATION}s x $ROUNDS rounds): CPU per request, variant vs plain"
 for variant in "${VARIANTS[@]}"; do
   plain_port=$((PORT_BASE + 10))
   variant_port=$((PORT_BASE + 20))
@@ -132,15 +163,16 @@ for variant in "${VARIANTS[@]}"; do
   for round in $(seq "$ROUNDS"); do
     a0=$(ticks "$pa")
     b0=$(ticks "$pb")
-    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$plain_port/" >"$WORKDIR/wa" &
-    wa=$!
-    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$variant_port/" >"$WORKDIR/wb" &
-    wb=$!
+    load $plain_port "$WORKDIR/wa"
+    wa=$LOADER
+    load $variant_port "$WORKDIR/wb"
+    wb=$LOADER
     wait "$wa" "$wb"
     a1=$(ticks "$pa")
     b1=$(ticks "$pb")
-    na=$(awk '/requests in/{print $1}' "$WORKDIR/wa")
-    nb=$(awk '/requests in/{print $1}' "$WORKDIR/wb")
+    na=$(requests "$WORKDIR/wa")
+    nb=$(requests "$WORKDIR/wb")
+    [[ -n $na && -n $nb && $na != 0 && $nb != 0 ]] || die "a load run answered nothing: $(cat "$WORKDIR/wa" "$WORKDIR/wb")"
     line=$(awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v na="$na" -v nb="$nb" -v hz="$hz" \
       'BEGIN { ua = a * 1e6 / hz / na; ub = b * 1e6 / hz / nb; printf "%.2f %.2f %.4f", ua, ub, ub / ua }')
     read -r ua ub ratio <<<"$line"

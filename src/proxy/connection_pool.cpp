@@ -30,11 +30,20 @@ upstream_connection::~upstream_connection() {
 namespace {
 
 // An idle HTTP connection must have nothing to read: readable means the backend closed it (EOF),
-// reset it, or sent bytes nobody asked for. One non-blocking peek tells, and saves a request from
-// being written into a dead connection.
-bool still_open(boost::asio::ip::tcp::socket& s) {
+// reset it, or sent bytes nobody asked for. Its idle watch tells without a system call; a
+// connection that was not watched (TLS, or its last read filled the buffer) gets one non-blocking
+// peek. Either saves a request from being written into a dead connection. Ends the watch.
+bool still_quiet(upstream_connection& c) {
+  switch (c.idle.stop(c.stream.socket())) {
+    case idle_watch::state::quiet:
+      return true;
+    case idle_watch::state::stirred:
+      return false;
+    case idle_watch::state::off:
+      break;
+  }
   char byte;
-  ssize_t n = ::recv(s.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  ssize_t n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
@@ -56,8 +65,8 @@ upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls
     }
     // Every reuse is checked, however recently the connection was used: bytes a backend sent
     // after its response (a body behind a 204, an answer to nothing) would otherwise be read as
-    // the next request's response. The peek is one non-blocking syscall.
-    if (still_open(conn->stream.socket())) {
+    // the next request's response.
+    if (still_quiet(*conn)) {
       return conn;
     }
   }
@@ -71,6 +80,9 @@ void connection_pool::put(upstream_connection_ptr conn) {
       continue;
     }
     if (w->host == conn->host.get() && w->tls == conn->tls.get()) {
+      if (!still_quiet(*conn)) {
+        return;  // closed: its reservation wakes a waiter (released())
+      }
       w->handed = std::move(conn);
       wake(*w);
       return;

@@ -2,11 +2,13 @@
 // Upstream connections of one worker: the idle ones per host, and the requests waiting for one.
 //
 // A connection is returned only when its last response was read to the end and neither side asked
-// to close; one the backend has closed while idle is detected and dropped when taken. A request
+// to close; one the backend has closed (or sent anything on) while idle is detected and dropped
+// when taken: by its idle watch, or else by a peek. A request
 // that finds its upstream at max_connections waits here (at most max_pending of them) and is woken
 // by this worker's pool events: a connection to its host coming back idle is handed to it, and any
 // connection of its upstream closing frees the reservation it needs.
 
+#include "proxy/idle_watch.h"
 #include "tls/stream.h"
 #include "upstream/cluster.h"
 #include "upstream/host.h"
@@ -35,7 +37,17 @@ struct upstream_connection {
   upstream_connection(const upstream_connection&) = delete;
   upstream_connection& operator=(const upstream_connection&) = delete;
 
+  // The response just read to its end left the socket empty (the last read was short): from now
+  // until reuse, whatever the backend sends is noticed without a peek (see idle_watch.h). Plain
+  // TCP only. Worker thread.
+  void watch_idle(bool drained) {
+    if (drained && !stream.is_tls()) {
+      idle.start(stream.socket());
+    }
+  }
+
   tls::stream stream;
+  idle_watch idle;              // declared after stream: unhooked before the socket closes
   tls::client_context_ptr tls;  // a pooled connection is only reused with the same TLS settings
   upstream::host_ptr host;      // keeps the host alive while the connection exists
   std::shared_ptr<upstream::upstream_stats> stats;

@@ -87,6 +87,7 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
 
   h2_connection& conn;
   std::int32_t id;
+  std::size_t slot = 0;  // in conn.streams_
 
   // The request head as it arrives: field bytes in `raw`, cookies joined (RFC 9113 8.2.3).
   std::string raw;
@@ -156,7 +157,8 @@ struct h2_connection::callbacks {
     auto s = std::make_shared<h2_stream>(c, frame->hd.stream_id, c.down_.owner().io());
     s->first_byte = h2_connection::clock::now();
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get());
-    c.streams_.emplace(frame->hd.stream_id, std::move(s));
+    s->slot = c.streams_.size();
+    c.streams_.push_back(std::move(s));
     ++c.streams_total_;
     if (auto* t = c.down_.traffic()) {
       t->h2_streams.add();
@@ -342,8 +344,14 @@ struct h2_connection::callbacks {
       s->abandon_call();
       s->wake.notify();
       nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
+      // Out of the list: the last one takes its slot.
+      const auto slot = s->slot;
+      if (slot + 1 != c.streams_.size()) {
+        c.streams_[slot] = std::move(c.streams_.back());
+        c.streams_[slot]->slot = slot;
+      }
+      c.streams_.pop_back();
     }
-    c.streams_.erase(stream_id);
     if (c.streams_.empty()) {
       c.idle_since_ = h2_connection::clock::now();
     }
@@ -426,8 +434,8 @@ h2_connection::h2_connection(downstream_connection& down)
 }
 
 h2_connection::~h2_connection() {
-  for (auto& [id, s] : streams_) {
-    nghttp2_session_set_stream_user_data(ng_, id, nullptr);
+  for (auto& s : streams_) {
+    nghttp2_session_set_stream_user_data(ng_, s->id, nullptr);
   }
   nghttp2_session_del(ng_);
 }
@@ -557,7 +565,7 @@ void h2_connection::shut() {
   }
   closed_ = true;
   down_.close();
-  for (auto& [id, s] : streams_) {
+  for (auto& s : streams_) {
     s->closed = true;
     if (s->attempt != nullptr && s->attempt->conn()) {
       s->attempt->conn()->stream.close();
@@ -638,11 +646,11 @@ void h2_connection::deadline_passed() {
 // --- one stream ---
 
 void h2_connection::start_stream(std::int32_t id) {
-  auto it = streams_.find(id);
-  if (it == streams_.end()) {
+  auto* found = callbacks::stream(ng_, id);
+  if (found == nullptr) {
     return;
   }
-  auto& s = *it->second;
+  auto& s = *found;
   // The head is whole: views for the router and the HTTP/1 head to the backend.
   auto& h = s.head;
   h.method = s.method;
@@ -677,7 +685,7 @@ void h2_connection::start_stream(std::int32_t id) {
   // the rest of the bytes read (a RST_STREAM right behind the HEADERS, the rapid-reset pattern)
   // were seen. Posted, it starts once the whole read is processed, and a stream reset by then
   // costs no backend anything (serve() returns at once).
-  asio::post(down_.owner().io(), [this, sp = it->second, keep = keep_]() mutable {
+  asio::post(down_.owner().io(), [this, sp = streams_[s.slot], keep = keep_]() mutable {
     asio::co_spawn(down_.owner().io(), serve(std::move(sp), std::move(keep)), asio::detached);
   });
 }
@@ -1139,6 +1147,7 @@ awaitable<h2_connection::head_result> h2_connection::read_response_head(h2_strea
       }
       got_bytes = true;
       st.uend = n;
+      st.upstream_drained = n < st.ubuf.size();
     }
     auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
     if (rr.what == http::parser::event::error || st.response_parser.head_bytes() > max_head) {
@@ -1272,6 +1281,9 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
   }
   st.ubegin += rr.consumed;
   bool complete = rr.what == http::parser::event::message_complete;
+  if (complete) {
+    conn->watch_idle(st.upstream_drained);
+  }
   submit_head(s, resp.status, fields, complete && s.out.empty() && s.trailer_text.empty());
   bool upstream_failed = false;
   bool ok = true;
@@ -1314,6 +1326,9 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
     st.ubegin = rr.consumed;
     st.uend = n;
     complete = rr.what == http::parser::event::message_complete;
+    if (complete) {
+      conn->watch_idle(n < st.ubuf.size());
+    }
     if (!closed_) {
       nghttp2_session_resume_data(ng_, s.id);
       wake_writer();

@@ -36,7 +36,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 struct nghttp2_session;
 
@@ -125,7 +125,8 @@ class h2_connection {
 
   downstream_connection& down_;
   nghttp2_session* ng_ = nullptr;
-  std::unordered_map<std::int32_t, std::shared_ptr<h2_stream>> streams_;  // open streams, by id
+  // Open streams, in no order (a stream knows its slot; nghttp2's stream user data finds one by id).
+  std::vector<std::shared_ptr<h2_stream>> streams_;
   std::shared_ptr<void> keep_;  // the owner, while run() runs (for the streams it spawns)
   std::array<char, 16384> rbuf_;
   std::string wbuf_;

@@ -154,6 +154,7 @@ awaitable<http_session::head_result> http_session::read_response_head(upstream_c
       }
       got_bytes = true;
       st_->uend = n;
+      st_->upstream_drained = n < st_->ubuf.size();
     }
     auto rr = st_->response_parser.feed(st_->ubuf.data() + st_->ubegin, st_->uend - st_->ubegin);
     if (rr.what == http::parser::event::error || st_->response_parser.head_bytes() > up.max_response_headers) {
@@ -175,6 +176,7 @@ awaitable<http_session::head_result> http_session::read_response_head(upstream_c
       if (!(resp.status == 100 && expect_continue)) {
         build_downstream_head(resp, false, st_->facts.http10, st_->scratch, st_->out);
         auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(st_->out), nothrow);
+        st_->upstream_drained = false;  // the backend's socket went unwatched meanwhile
         st_->rec.bytes_out += n;
         if (ec) {
           co_return head_result::client_gone;
@@ -202,6 +204,9 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
     co_return co_await send_local(error_kind::upstream_protocol_error, true, &attempt.cfg());
   }
   bool response_complete = rr.what == http::parser::event::message_complete;
+  if (response_complete) {
+    conn->watch_idle(st_->upstream_drained);
+  }
   bool upstream_failed = false;  // the backend broke the response (not the client going away)
   bool ok = true;
   {
@@ -253,6 +258,9 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
       break;
     }
     response_complete = rr.what == http::parser::event::message_complete;
+    if (response_complete) {
+      conn->watch_idle(n < st_->ubuf.size());
+    }
     auto [wec, wn] = co_await asio::async_write(down_.stream(), asio::buffer(st_->ubuf.data(), rr.consumed), nothrow);
     st_->rec.bytes_out += wn;
     st_->ubegin = rr.consumed;

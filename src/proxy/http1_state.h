@@ -38,6 +38,7 @@ struct http1_state {
     request_parser.reset();
     response_parser.reset();
     dbegin = dend = ubegin = uend = 0;
+    upstream_drained = false;
     out.clear();
     replay.clear();
     facts = upstream_head_facts{};
@@ -55,6 +56,9 @@ struct http1_state {
   std::array<char, 16384> ubuf;
   std::size_t ubegin = 0;
   std::size_t uend = 0;
+  // The last read from the backend returned less than ubuf holds (the socket was left empty), and
+  // nothing was awaited since: the connection can be watched while idle (idle_watch.h).
+  bool upstream_drained = false;
   std::string out;  // a head being written; reused so that a warm connection does not allocate
   std::string host_scratch;
   std::string rate_key;  // a rate limit's key for this request

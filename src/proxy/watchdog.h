@@ -39,19 +39,26 @@ class watchdog {
   void clear_expired() { expired_ = false; }
 
   // Watches the deadline until stop(), telling `listener` and keeping `keep` (which owns the
-  // listener) alive as long. Worker thread.
-  void start(std::shared_ptr<void> keep, deadline_listener* listener);
+  // listener) alive while a deadline is pending. Worker thread.
+  void start(const std::shared_ptr<void>& keep, deadline_listener* listener);
   // Ends the watch. Worker thread.
   void stop();
+
+  // A timer wait is pending (a deadline is set, or one was and its wait has not ended yet).
+  bool waiting() const { return waiting_; }
 
  private:
   void arm(std::shared_ptr<void> keep);
 
   boost::asio::steady_timer timer_;
   deadline_listener* listener_ = nullptr;
+  // The owner, taken again when a deadline is set while no wait is pending: a watchdog with no
+  // deadline (an HTTP/2 stream before its request deadline, say) has no timer wait at all.
+  std::weak_ptr<void> owner_;
   clock::time_point deadline_ = clock::time_point::max();
   bool expired_ = false;
   bool stopped_ = false;
+  bool waiting_ = false;
 };
 
 }  // namespace spillway::proxy

@@ -1,0 +1,113 @@
+#include "proxy/idle_watch.h"
+
+#include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/reactor_op.hpp>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace spillway::proxy {
+
+namespace asio = boost::asio;
+using reactor = asio::detail::reactor;
+
+namespace {
+
+// Asio keeps a socket's reactor registration in the implementation of basic_socket, a protected
+// member; a pointer to it formed through a derived class reaches it (no object of that class is
+// ever made).
+struct socket_access : asio::ip::tcp::socket {
+  static auto& implementation(asio::ip::tcp::socket& s) { return (s.*(&socket_access::impl_)).get_implementation(); }
+};
+
+reactor& reactor_of(asio::ip::tcp::socket& s) {
+  return asio::use_service<reactor>(asio::query(s.get_executor(), asio::execution::context));
+}
+
+}  // namespace
+
+// The watch in the socket's read queue. It and its idle_watch point at each other until either
+// ends; both live on one thread, so whichever goes first unhooks the other.
+struct idle_watch_op : asio::detail::reactor_op {
+  idle_watch_op(idle_watch* w, int fd)
+      : reactor_op(boost::system::error_code(), &idle_watch_op::perform, &idle_watch_op::complete), watch(w), fd(fd) {}
+
+  static status perform(reactor_op* base) {
+    auto* self = static_cast<idle_watch_op*>(base);
+    if (self->starting) {
+      return not_done;  // queued by start(): the socket was empty a moment ago, ask nothing
+    }
+    // epoll reported the socket: something arrived, or the event is one left from the response.
+    char byte;
+    const ssize_t n = ::recv(self->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      return not_done;
+    }
+    self->fired = true;  // bytes, a FIN (0) or an error: the connection is not to be reused
+    return done;
+  }
+
+  // Run when the watch fired, was cancelled (stop(), the socket closed), or is destroyed with the
+  // reactor (owner null).
+  static void complete(void* /*owner*/, asio::detail::scheduler_operation* base, const boost::system::error_code&,
+                       std::size_t) {
+    auto* self = static_cast<idle_watch_op*>(base);
+    if (self->watch != nullptr) {
+      // Still hooked: stop() has not run, so the completion is the fire or the socket's end.
+      self->watch->op_ = nullptr;
+      self->watch->stirred_ = true;
+    }
+    delete self;
+  }
+
+  idle_watch* watch;
+  int fd;
+  bool starting = true;
+  bool fired = false;
+};
+
+idle_watch::~idle_watch() {
+  if (op_ != nullptr) {
+    op_->watch = nullptr;  // the reactor completes it when the socket closes, right after
+  }
+}
+
+void idle_watch::start(asio::ip::tcp::socket& s) {
+  if (op_ != nullptr || !s.is_open()) {
+    return;
+  }
+  stirred_ = false;
+  auto& impl = socket_access::implementation(s);
+  auto* op = new idle_watch_op(this, s.native_handle());
+  op->cancellation_key_ = op;
+  op_ = op;
+  // allow_speculative: if the socket is marked for speculation perform() runs now and answers
+  // not_done without a system call; either way the op is queued behind nothing (no read pends).
+  reactor_of(s).start_op(reactor::read_op, impl.socket_, impl.reactor_data_, op, false, true);
+  if (op_ == op) {
+    op->starting = false;
+  }
+}
+
+idle_watch::state idle_watch::stop(asio::ip::tcp::socket& s) {
+  if (op_ == nullptr) {
+    const bool stirred = stirred_;
+    stirred_ = false;
+    return stirred ? state::stirred : state::off;
+  }
+  auto* op = op_;
+  const bool fired = op->fired;  // fired and posted, its completion not run yet
+  op->watch = nullptr;
+  op_ = nullptr;
+  stirred_ = false;
+  if (fired || !s.is_open()) {
+    return state::stirred;  // a closed socket aborted the watch already
+  }
+  auto& impl = socket_access::implementation(s);
+  // Out of the read queue; its completion (operation_aborted) only frees it.
+  reactor_of(s).cancel_ops_by_key(impl.socket_, impl.reactor_data_, reactor::read_op, op);
+  return state::quiet;
+}
+
+}  // namespace spillway::proxy
