@@ -6,7 +6,7 @@
 FROM debian:bookworm AS build
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       g++ cmake ninja-build pkg-config libboost1.81-dev node-llhttp libssl-dev libyaml-cpp-dev libfmt-dev \
-      libnghttp2-dev \
+      libnghttp2-dev libgoogle-perftools-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -17,7 +17,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPILLWAY_TESTS=OFF
 
 FROM debian:bookworm
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libssl3 libyaml-cpp0.7 libfmt9 libnghttp2-14 ca-certificates \
+      libssl3 libyaml-cpp0.7 libfmt9 libnghttp2-14 libtcmalloc-minimal4 ca-certificates \
     && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
     && groupadd --system --gid 10001 spillway \
     && useradd --system --uid 10001 --gid 10001 --no-create-home spillway

@@ -11,6 +11,7 @@ packages=(
   node-llhttp        # llhttp C sources, compiled into the binary
   libssl-dev libyaml-cpp-dev libfmt-dev
   libnghttp2-dev     # HTTP/2 framing, HPACK and flow control for the h2 front end
+  libgoogle-perftools-dev  # tcmalloc_minimal, the Release binary's allocator (see CMakeLists.txt)
   nghttp2-client nghttp2-server python3-h2  # h2load, nghttp, nghttpd and a raw HTTP/2 client for the HTTP/2 tests
   python3-grpcio      # real gRPC clients and servers for the gRPC tests
   libgtest-dev libgmock-dev

@@ -796,14 +796,15 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
     ~forget() { slot = nullptr; }
   } forget_attempt{s.attempt};
   s.attempt = &attempt;
-  attempt.set_grpc(is_grpc(h.find("content-type")));
+  const bool grpc = is_grpc(h.find("content-type"));
+  attempt.set_grpc(grpc);
   if (st.rec.traced) {
     attempt.trace_tries(&st.rec.tries_traced);
   }
   const auto& up = attempt.cfg();
   st.rec.cluster = &attempt.cluster();
   auto request_deadline = s.first_byte + up.timeout.request;
-  if (is_grpc(h.find("content-type"))) {
+  if (grpc) {
     // The client's deadline (grpc-timeout) bounds the request when it is the sooner one; passing it
     // answers DEADLINE_EXCEEDED.
     if (auto t = parse_grpc_timeout(h.find("grpc-timeout"))) {

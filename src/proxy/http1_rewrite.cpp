@@ -85,8 +85,11 @@ bool replaced_by_trace(std::string_view name, const upstream_head_facts& facts) 
 // caller for every name, so that the views stay valid.
 std::string_view lowered(std::string_view name, std::string& buf) {
   const auto at = buf.size();
-  for (char c : name) {
-    buf.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+  buf.append(name);  // then in place: no capacity check per byte
+  for (auto it = buf.begin() + static_cast<std::ptrdiff_t>(at); it != buf.end(); ++it) {
+    if (*it >= 'A' && *it <= 'Z') {
+      *it = static_cast<char>(*it - 'A' + 'a');
+    }
   }
   return std::string_view(buf).substr(at, name.size());
 }

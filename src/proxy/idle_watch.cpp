@@ -21,8 +21,16 @@ struct socket_access : asio::ip::tcp::socket {
   static auto& implementation(asio::ip::tcp::socket& s) { return (s.*(&socket_access::impl_)).get_implementation(); }
 };
 
+// use_service locks the context's service registry and searches it: once per thread and context.
 reactor& reactor_of(asio::ip::tcp::socket& s) {
-  return asio::use_service<reactor>(asio::query(s.get_executor(), asio::execution::context));
+  thread_local asio::execution_context* context = nullptr;
+  thread_local reactor* found = nullptr;
+  auto& ctx = asio::query(s.get_executor(), asio::execution::context);
+  if (&ctx != context) {
+    found = &asio::use_service<reactor>(ctx);
+    context = &ctx;
+  }
+  return *found;
 }
 
 }  // namespace
