@@ -63,10 +63,30 @@ for b in $B1 $B2; do
   PIDS+=($!)
 done
 
-# start VARIANT PORT: a Spillway with the bench's configuration plus the variant's feature, its PID in
-# STARTED (and in PIDS, to be stopped on exit).
+# feature NAME: sets route_extra, top_extra and metrics for a feature variant; false for other names.
+feature() {
+  case $1 in
+    nometrics) metrics=false ;;
+    ratelimit)
+      route_extra="rate_limit: bench"
+      top_extra="rate_limits: [ { name: bench, key: client_ip, rate: 1000000000/s, burst: 1000000 } ]" ;;
+    tracing) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;  # b2 reads and answers 200
+    # The parts of tracing's cost: propagation only (nothing sampled), and spans built but never
+    # sent (the collector's port is closed: each batch fails to connect and is dropped).
+    tracing-unsampled) top_extra="tracing: { sample: 0%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;
+    tracing-nocollector) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$((PORT_BASE + 9))/upload\" }" ;;
+    *) return 1 ;;
+  esac
+}
+
+# start VARIANT PORT: a Spillway with the bench's configuration plus the variant's feature (and
+# SIDE_BOTH's, a feature both sides get: SIDE_BOTH=tracing ... before compares two builds with
+# tracing on), its PID in STARTED (and in PIDS, to be stopped on exit).
 start() {
   local variant=$1 port=$2 route_extra="" top_extra="" metrics=true bin=$SPILLWAY_BIN
+  if [[ -n ${SIDE_BOTH:-} && $variant != haproxy ]]; then
+    feature "$SIDE_BOTH" || die "SIDE_BOTH: unknown feature '$SIDE_BOTH'"
+  fi
   case $variant in
     plain) ;;
     before)
@@ -81,16 +101,7 @@ start() {
       STARTED=$!
       PIDS+=("$STARTED")
       return ;;
-    nometrics) metrics=false ;;
-    ratelimit)
-      route_extra="rate_limit: bench"
-      top_extra="rate_limits: [ { name: bench, key: client_ip, rate: 1000000000/s, burst: 1000000 } ]" ;;
-    tracing) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;  # b2 reads and answers 200
-    # The parts of tracing's cost: propagation only (nothing sampled), and spans built but never
-    # sent (the collector's port is closed: each batch fails to connect and is dropped).
-    tracing-unsampled) top_extra="tracing: { sample: 0%, otlp: \"http://127.0.0.1:$B2/upload\" }" ;;
-    tracing-nocollector) top_extra="tracing: { sample: 100%, otlp: \"http://127.0.0.1:$((PORT_BASE + 9))/upload\" }" ;;
-    *) die "unknown variant '$variant' (known: plain before haproxy nometrics ratelimit tracing tracing-unsampled tracing-nocollector)" ;;
+    *) feature "$variant" || die "unknown variant '$variant' (known: plain before haproxy nometrics ratelimit tracing tracing-unsampled tracing-nocollector)" ;;
   esac
   cat >"$WORKDIR/$variant-$port.yaml" <<EOF
 workers: 1

@@ -710,6 +710,7 @@ awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_
   f.host = s.authority.empty() ? s.head.find("host") : std::string_view(s.authority);
   f.request_id =
       st.have_request_id ? std::string_view(st.request_id.data(), st.request_id.size()) : s.head.find("x-request-id");
+  f.request_id_ours = st.have_request_id;
   st.rec.bytes_out += s.out_bytes;
   record_request(down_, st.rec, f, s.first_byte);
   s.watch.stop();

@@ -310,6 +310,7 @@ void http_session::finish_request() {
   }
   f.request_id = st_->have_request_id ? std::string_view(st_->request_id.data(), st_->request_id.size())
                                       : (have_head ? req.find("x-request-id") : std::string_view());
+  f.request_id_ours = st_->have_request_id;
   record_request(down_, st_->rec, f, first_byte_);
 }
 

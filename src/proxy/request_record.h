@@ -81,6 +81,7 @@ struct request_fields {
   std::string_view path;
   std::string_view host;
   std::string_view request_id;
+  bool request_id_ours = false;  // Spillway made request_id up (the client sent no X-Request-Id)
 };
 
 // Counts the request (listener, route, upstream and host traffic), logs it when the access log

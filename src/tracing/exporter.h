@@ -57,8 +57,8 @@ class exporter {
   static constexpr std::size_t spans_per_buffer = 128;
   static constexpr std::size_t buffer_capacity = 96 * 1024;
 
-  // `spans`: `count` span objects joined by commas (span_writer's output), taken; `spans` is then
-  // an empty buffer of buffer_capacity (one sent before, when there is one).
+  // `spans`: `count` span objects joined by commas (span_writer's output), copied into a buffer of
+  // the exporter's (one sent before, when there is one); `spans` is then empty, its capacity kept.
   void submit(std::string& spans, std::size_t count);
   counts stats() const;
 

@@ -122,6 +122,8 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
             # Said once: which backend and how many tries are the children's to tell.
             self.assertNotIn("spillway.backend", a)
             self.assertNotIn("spillway.tries", a)
+            # The X-Request-Id Spillway made up is the access log's to tell, not the span's.
+            self.assertNotIn("spillway.request_id", a)
             # Names of few values (OpenTelemetry's advice): the method and the upstream, the method.
             self.assertEqual((server["name"], tries[0]["name"], tries[1]["name"]), ("GET app", "GET", "GET"))
             first, second = attrs(tries[0]), attrs(tries[1])
@@ -146,7 +148,7 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
             # A sampled caller is honoured even at 0%; over HTTP/2 as well.
             h2 = H2Client(sw.port)
             try:
-                s = h2.get("/echo", headers=[("traceparent", PARENT)])
+                s = h2.get("/echo", headers=[("traceparent", PARENT), ("x-request-id", "req-42")])
                 self.assertEqual(s.status, 200)
             finally:
                 h2.close()
@@ -158,6 +160,9 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
             (one_try,) = [s for s in self.collector.of_trace(TRACE) if s["kind"] == 3]
             self.assertNotIn("spillway.try", attrs(one_try))
             self.assertIn("spillway.backend", attrs(one_try))
+            # The client's own X-Request-Id is on the request's span, to find the trace by.
+            (server,) = [s for s in self.collector.of_trace(TRACE) if s["kind"] == 2]
+            self.assertEqual(attrs(server)["spillway.request_id"], "req-42")
 
     def test_the_trace_id_is_in_the_access_log(self):
         with self.spillway(extra="access_log: { path: \"-\" }\n") as sw:
