@@ -31,12 +31,21 @@ namespace {
 
 // An idle HTTP connection must have nothing to read: readable means the backend closed it (EOF),
 // reset it, or sent bytes nobody asked for. Its idle watch tells without a system call; a
-// connection that was not watched (TLS, or its last read filled the buffer) gets one non-blocking
-// peek. Either saves a request from being written into a dead connection. Ends the watch.
-bool still_quiet(upstream_connection& c) {
+// connection that was not watched (TLS, or its last read filled the buffer), or one for which
+// `peek` asks for certainty, gets one non-blocking peek. Either saves a request from being
+// written into a dead connection. Ends the watch.
+//
+// What the watch cannot see: a FIN (or reset) that arrived together with the last bytes of the
+// response, which the same read consumed (the kernel reports it once, before that read). A request
+// without a body that meets such a connection is sent again on a new one (a stale connection,
+// upstream_attempt::try_failed); one with a body asks for the peek.
+bool still_quiet(upstream_connection& c, bool peek = false) {
   switch (c.idle.stop(c.stream.socket())) {
     case idle_watch::state::quiet:
-      return true;
+      if (!peek) {
+        return true;
+      }
+      break;
     case idle_watch::state::stirred:
       return false;
     case idle_watch::state::off:
@@ -49,7 +58,7 @@ bool still_quiet(upstream_connection& c) {
 
 }  // namespace
 
-upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls::client_context* tls) {
+upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls::client_context* tls, bool peek) {
   auto it = idle_.find(h);
   if (it == idle_.end()) {
     return nullptr;
@@ -66,7 +75,7 @@ upstream_connection_ptr connection_pool::take(const upstream::host* h, const tls
     // Every reuse is checked, however recently the connection was used: bytes a backend sent
     // after its response (a body behind a 204, an answer to nothing) would otherwise be read as
     // the next request's response.
-    if (still_quiet(*conn)) {
+    if (still_quiet(*conn, peek)) {
       return conn;
     }
   }

@@ -66,8 +66,9 @@ class connection_pool {
   static constexpr std::size_t max_idle_per_host = 256;
 
   // Returns an idle connection to `h` made with TLS context `tls` (null for plain) that still looks
-  // open, or nullptr. Worker thread only.
-  upstream_connection_ptr take(const upstream::host* h, const tls::client_context* tls = nullptr);
+  // open, or nullptr. `peek`: ask the kernel even when the connection's idle watch saw nothing (a
+  // FIN that came in the same read as the last response is not seen by the watch). Worker thread.
+  upstream_connection_ptr take(const upstream::host* h, const tls::client_context* tls = nullptr, bool peek = false);
 
   // Keeps `conn` for reuse, or hands it to a request waiting for a connection to its host. When
   // only requests for other hosts of its upstream wait, `conn` is closed instead, so that its

@@ -799,6 +799,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
   s.attempt = &attempt;
   const bool grpc = is_grpc(h.find("content-type"));
   attempt.set_grpc(grpc);
+  attempt.set_has_body(!(s.end_stream && s.body.empty()));
   if (st.rec.traced) {
     attempt.trace_tries(&st.rec.tries_traced);
   }

@@ -498,6 +498,7 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
   const auto& req = st_->request_parser.head();
   upstream_attempt attempt(down_.owner(), *view, cluster_index, down_.watch(), down_.client_ip(),
                            is_idempotent(req.method), true);
+  attempt.set_has_body(req.chunked || req.content_length > 0);
   // The watchdog closes the attempt's connection when a deadline passes; it must not see it after.
   struct forget {
     upstream_attempt*& slot;

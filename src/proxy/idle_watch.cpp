@@ -21,16 +21,10 @@ struct socket_access : asio::ip::tcp::socket {
   static auto& implementation(asio::ip::tcp::socket& s) { return (s.*(&socket_access::impl_)).get_implementation(); }
 };
 
-// use_service locks the context's service registry and searches it: once per thread and context.
+// The socket's reactor (use_service locks the context's registry and searches it: start() looks it
+// up, the op keeps it for stop()).
 reactor& reactor_of(asio::ip::tcp::socket& s) {
-  thread_local asio::execution_context* context = nullptr;
-  thread_local reactor* found = nullptr;
-  auto& ctx = asio::query(s.get_executor(), asio::execution::context);
-  if (&ctx != context) {
-    found = &asio::use_service<reactor>(ctx);
-    context = &ctx;
-  }
-  return *found;
+  return asio::use_service<reactor>(asio::query(s.get_executor(), asio::execution::context));
 }
 
 }  // namespace
@@ -38,8 +32,11 @@ reactor& reactor_of(asio::ip::tcp::socket& s) {
 // The watch in the socket's read queue. It and its idle_watch point at each other until either
 // ends; both live on one thread, so whichever goes first unhooks the other.
 struct idle_watch_op : asio::detail::reactor_op {
-  idle_watch_op(idle_watch* w, int fd)
-      : reactor_op(boost::system::error_code(), &idle_watch_op::perform, &idle_watch_op::complete), watch(w), fd(fd) {}
+  idle_watch_op(idle_watch* w, int fd, reactor& r)
+      : reactor_op(boost::system::error_code(), &idle_watch_op::perform, &idle_watch_op::complete),
+        watch(w),
+        fd(fd),
+        owner(r) {}
 
   static status perform(reactor_op* base) {
     auto* self = static_cast<idle_watch_op*>(base);
@@ -71,6 +68,7 @@ struct idle_watch_op : asio::detail::reactor_op {
 
   idle_watch* watch;
   int fd;
+  reactor& owner;  // whose queue it is in
   bool starting = true;
   bool fired = false;
 };
@@ -87,12 +85,13 @@ void idle_watch::start(asio::ip::tcp::socket& s) {
   }
   stirred_ = false;
   auto& impl = socket_access::implementation(s);
-  auto* op = new idle_watch_op(this, s.native_handle());
+  auto& r = reactor_of(s);
+  auto* op = new idle_watch_op(this, s.native_handle(), r);
   op->cancellation_key_ = op;
   op_ = op;
   // allow_speculative: if the socket is marked for speculation perform() runs now and answers
   // not_done without a system call; either way the op is queued behind nothing (no read pends).
-  reactor_of(s).start_op(reactor::read_op, impl.socket_, impl.reactor_data_, op, false, true);
+  r.start_op(reactor::read_op, impl.socket_, impl.reactor_data_, op, false, true);
   if (op_ == op) {
     op->starting = false;
   }
@@ -114,7 +113,7 @@ idle_watch::state idle_watch::stop(asio::ip::tcp::socket& s) {
   }
   auto& impl = socket_access::implementation(s);
   // Out of the read queue; its completion (operation_aborted) only frees it.
-  reactor_of(s).cancel_ops_by_key(impl.socket_, impl.reactor_data_, reactor::read_op, op);
+  op->owner.cancel_ops_by_key(impl.socket_, impl.reactor_data_, reactor::read_op, op);
   return state::quiet;
 }
 

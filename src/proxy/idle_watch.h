@@ -16,6 +16,12 @@
 // reported later, and by then the watch waits in the queue. A connection whose last read filled
 // the buffer, or that speaks TLS (whose reads the TLS layer makes), is not watched: its reuse peeks.
 //
+// Not seen: a FIN (or a reset) that arrived together with the response's last bytes. The read
+// that took those bytes consumed it, and epoll reported it before that read; nothing comes after.
+// (HAProxy and NGINX learn it from EPOLLRDHUP in that event, which Asio's reactor neither asks for
+// nor hands to an operation.) connection_pool::take peeks anyway for a request with a body; one
+// without a body that meets such a connection goes again on a new one (a stale connection).
+//
 // Depends on Boost 1.81's epoll reactor internals (reactor_op, start_op, cancel_ops_by_key), which
 // the build pins; the unit tests exercise it on real sockets.
 

@@ -165,7 +165,7 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::ti
       continue;
     }
     // The common case, a pooled connection, needs no coroutine of its own.
-    conn_ = pooled_ ? worker_.pool().take(host_, cluster_.tls.get()) : nullptr;
+    conn_ = pooled_ ? worker_.pool().take(host_, cluster_.tls.get(), has_body_) : nullptr;
     reused_ = conn_ != nullptr;
     if (reused_) {
       watch_.set_deadline(try_deadline_);

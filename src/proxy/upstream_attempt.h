@@ -102,6 +102,10 @@ class upstream_attempt {
   void trace_tries(traced_tries* out) { traced_ = out; }
   // The request is a gRPC call (see retry_policy::set_grpc).
   void set_grpc(bool grpc) { policy_.set_grpc(grpc); }
+  // The request has a body: a pooled connection is peeked at before reuse even when its idle watch
+  // saw nothing (connection_pool::take), since a backend's close that came in with its last
+  // response is seen by neither, and a body may not be there to send again on a new connection.
+  void set_has_body(bool has_body) { has_body_ = has_body; }
 
   // The response broke after got_response() let it through (bad framing, a reset mid-body):
   // counts a failure on the host for outlier detection (the breaker judged the try already) and
@@ -138,6 +142,7 @@ class upstream_attempt {
   bool metrics_;
   retry_policy policy_;
   bool pooled_;
+  bool has_body_ = false;
   balancer::choose_context ctx_;
   std::array<upstream::host*, 8> tried_{};
   std::size_t tried_count_ = 0;

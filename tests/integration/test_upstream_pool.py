@@ -69,6 +69,8 @@ class MisbehavingBackend:
                 elif self.after == "close":
                     time.sleep(0.1)
                     return
+                elif self.after == "close_now":
+                    return  # the FIN right behind the response: read with it, no later event
 
     def stop(self):
         self.stop_event.set()
@@ -91,14 +93,14 @@ upstreams:
 
 
 class UpstreamPoolTest(unittest.TestCase):
-    def run_two_requests(self, after, method="GET"):
+    def run_two_requests(self, after, method="GET", second_body=b"y"):
         backend = MisbehavingBackend(after)
         lb = Spillway(CONFIG % backend.address)
         try:
             first = lb.request(method, "/", body=b"x" if method == "POST" else None)
             self.assertEqual(first[0], 200, first)
             time.sleep(0.5)  # the backend misbehaves 100 ms after answering; the pool must notice
-            second = lb.request(method, "/", body=b"y" if method == "POST" else None)
+            second = lb.request(method, "/", body=second_body if method == "POST" else None)
             return first, second, backend.connections
         finally:
             lb.stop()
@@ -122,6 +124,22 @@ class UpstreamPoolTest(unittest.TestCase):
         self.assertEqual(second[0], 200, second)  # retries are off: only a fresh connection saves it
         self.assertEqual(second[2], b"conn 2 req 1")
         self.assertEqual(connections, 2)
+
+
+    def test_a_close_right_behind_the_response_does_not_fail_a_big_post(self):
+        # The FIN comes in with the response's last bytes, so no event follows it while the
+        # connection idles; a body too big to keep for a second try (64 KiB) must not be sent into
+        # that connection: it is checked before reuse.
+        first, second, connections = self.run_two_requests("close_now", method="POST",
+                                                           second_body=b"z" * (256 * 1024))
+        self.assertEqual(second[0], 200, second)
+        self.assertEqual(second[2], b"conn 2 req 1")
+        self.assertEqual(connections, 2)
+
+    def test_a_close_right_behind_the_response_does_not_fail_a_get(self):
+        first, second, connections = self.run_two_requests("close_now")
+        self.assertEqual(second[0], 200, second)
+        self.assertEqual(second[2], b"conn 2 req 1")
 
 
 if __name__ == "__main__":
