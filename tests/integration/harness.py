@@ -70,16 +70,27 @@ class Spillway:
         else:
             self.config_path = config_path
         self.log_path = os.path.join(self.dir, "spillway.log")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.command(extra_args), stdout=self.log, stderr=subprocess.STDOUT)
-        if wait:
+        # Ports picked here were free a moment ago; another process (a client's ephemeral port) may
+        # take one before Spillway binds it. Then it exits at once, and it is started again on others.
+        ours = port is None and admin_port is None and config_path is None
+        for attempt in range(3):
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(self.command(extra_args), stdout=self.log, stderr=subprocess.STDOUT)
+            if not wait:
+                break
             try:
                 wait_for_port(self.port, proc=self.proc)
                 wait_for_port(self.admin_port, proc=self.proc)
+                break
             except (RuntimeError, TimeoutError) as e:
                 if self.proc.poll() is None:
                     self.proc.kill()
                     self.proc.wait()
+                if ours and attempt < 2 and "Address already in use" in self.logs():
+                    self.log.close()
+                    self.port, self.admin_port = free_port(), free_port()
+                    self.write_config(config_text)
+                    continue
                 raise type(e)("%s; its log:\n%s" % (e, self.logs()[-4000:])) from None
 
     def command(self, extra_args=()):
