@@ -49,25 +49,25 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
     tracing::span_writer s(out, rec.trace.trace, rec.trace.span, rec.trace.parent, tracing::span_kind::server,
                            unix_of(first_byte), now_unix,
                            rec.cluster != nullptr ? named(f.method, rec.cluster->cfg.name) : f.method);
-    s.attr("http.request.method", f.method);
-    s.attr("url.path", f.path);
+    s.attr(tracing::attribute::http_method, f.method);
+    s.attr(tracing::attribute::url_path, f.path);
     if (lv != nullptr) {
-      s.attr("spillway.listener", lv->cfg->name);
+      s.attr(tracing::attribute::listener, lv->cfg->name);
     }
     if (rec.route >= 0) {
-      s.attr("spillway.route", static_cast<std::int64_t>(rec.route));
+      s.attr(tracing::attribute::route, static_cast<std::int64_t>(rec.route));
     }
     if (rec.cluster != nullptr) {
-      s.attr("spillway.upstream", rec.cluster->cfg.name);
+      s.attr(tracing::attribute::upstream, rec.cluster->cfg.name);
     }
-    s.attr("http.response.status_code", static_cast<std::int64_t>(rec.status));
+    s.attr(tracing::attribute::status_code, static_cast<std::int64_t>(rec.status));
     if (!f.request_id.empty() && !f.request_id_ours) {
       // The client's own id, to find its trace by. One Spillway made up is in the access log
       // beside the trace id (and would be ~9% of the bytes of every traced request).
-      s.attr("spillway.request_id", f.request_id);
+      s.attr(tracing::attribute::request_id, f.request_id);
     }
     if (rec.local) {
-      s.attr("spillway.reason", to_string(*rec.local));  // x-spillway-reason
+      s.attr(tracing::attribute::reason, to_string(*rec.local));  // x-spillway-reason
     }
     const bool error = rec.status >= 500 || rec.status == 0;
     s.finish(error, rec.local ? to_string(*rec.local) : rec.status == 0 ? "no answer" : "server error");
@@ -80,21 +80,21 @@ void emit_spans(worker& w, const snapshot& snap, const listener_view* lv, const 
     tracing::span_writer s(out, rec.trace.trace, t.span, rec.trace.span, tracing::span_kind::client, unix_of(t.start),
                            t.end == std::chrono::steady_clock::time_point{} ? now_unix : unix_of(t.end), f.method);
     if (rec.tries_traced.size() > 1) {
-      s.attr("spillway.try", static_cast<std::int64_t>(i + 1));  // which one, when there were several
+      s.attr(tracing::attribute::try_number, static_cast<std::int64_t>(i + 1));  // which one, when there were several
     }
-    s.attr("spillway.backend", backend);
+    s.attr(tracing::attribute::backend, backend);
     if (t.status != 0) {
-      s.attr("http.response.status_code", static_cast<std::int64_t>(t.status));
+      s.attr(tracing::attribute::status_code, static_cast<std::int64_t>(t.status));
     }
     if (!t.error.empty()) {
-      s.attr("error.type", t.error);
+      s.attr(tracing::attribute::error_type, t.error);
     }
     if (i > 0) {
       const auto& prev = rec.tries_traced[i - 1];
       if (prev.status != 0) {
-        s.attr("spillway.retry_reason", status_named(prev.status));
+        s.attr(tracing::attribute::retry_reason, status_named(prev.status));
       } else {
-        s.attr("spillway.retry_reason", prev.error.empty() ? std::string_view("unknown") : prev.error);
+        s.attr(tracing::attribute::retry_reason, prev.error.empty() ? std::string_view("unknown") : prev.error);
       }
     }
     s.finish(t.failed, t.status != 0 ? status_named(t.status) : t.error);

@@ -252,31 +252,7 @@ bool exporter::post(const settings& s, const std::vector<chunk>& batch) {
       }
       connected_to_ = target;
     }
-    // The body is the document's head, the chunks joined by commas and its tail, sent from where
-    // they are (no copy into one buffer).
-    const auto doc_head = otlp_document_head(s.service_name, version_);
-    std::size_t length = doc_head.size() + otlp_document_tail.size() + batch.size() - 1;
-    for (const auto& c : batch) {
-      length += c.spans.size();
-    }
-    const auto head = fmt::format(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: "
-        "spillway/{}\r\n\r\n",
-        s.path, target, length, version_);
-    static constexpr char comma = ',';
-    auto part = [](const void* p, std::size_t n) { return iovec{const_cast<void*>(p), n}; };
-    std::vector<iovec> parts;
-    parts.reserve(2 * batch.size() + 2);
-    parts.push_back(part(head.data(), head.size()));
-    parts.push_back(part(doc_head.data(), doc_head.size()));
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (i > 0) {
-        parts.push_back(part(&comma, 1));
-      }
-      parts.push_back(part(batch[i].spans.data(), batch[i].spans.size()));
-    }
-    parts.push_back(part(otlp_document_tail.data(), otlp_document_tail.size()));
-    if (!send_all(fd_, parts)) {
+    if (!send_request(s, target, batch)) {
       disconnect();
       if (reused) {
         continue;
@@ -334,6 +310,44 @@ bool exporter::post(const settings& s, const std::vector<chunk>& batch) {
     return true;
   }
   return fail("the connection was closed");
+}
+
+bool exporter::send_request(const settings& s, std::string_view target, const std::vector<chunk>& batch) {
+  const auto head = fmt::format(
+      "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nUser-Agent: "
+      "spillway/{}\r\n\r\n",
+      s.path, target, version_);
+  bool after_spans = false;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const bool first = i == 0;
+    const bool last = i + 1 == batch.size();
+    json_.clear();
+    if (first) {
+      json_.append(otlp_document_head(s.service_name, version_));  // (assigning would drop the capacity)
+    }
+    after_spans = spans_json(batch[i].spans, json_, after_spans) > 0 || after_spans;
+    if (last) {
+      json_.append(otlp_document_tail);
+    }
+    if (json_.empty()) {
+      continue;  // a chunk of size 0 would end the body
+    }
+    char size_line[24];
+    const auto size_end = fmt::format_to_n(size_line, sizeof size_line, "{:x}\r\n", json_.size()).out;
+    const std::string_view end = last ? "\r\n0\r\n\r\n" : "\r\n";
+    auto part = [](std::string_view v) { return iovec{const_cast<char*>(v.data()), v.size()}; };
+    std::vector<iovec> parts;
+    if (first) {
+      parts.push_back(part(head));
+    }
+    parts.push_back(part(std::string_view(size_line, static_cast<std::size_t>(size_end - size_line))));
+    parts.push_back(part(json_));
+    parts.push_back(part(end));
+    if (!send_all(fd_, parts)) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void exporter::disconnect() {

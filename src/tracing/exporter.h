@@ -1,14 +1,17 @@
 #pragma once
 // Sends finished spans to an OTLP/HTTP collector as JSON, in batches, from a thread of its own.
 //
-//   workers ──submit(spans as JSON)──> queue (at most max_queue spans; beyond it they are dropped, counted)
+//   workers ──submit(span records)──> queue (at most max_queue spans; beyond it they are dropped, counted)
 //                                 │ every second, or once 2048 spans wait
 //                                 v
-//   exporter thread: POST /v1/traces (keep-alive; 2 s to connect, 5 s per exchange)
+//   exporter thread: POST /v1/traces (keep-alive; 2 s to connect, 5 s per exchange), the body
+//                    chunked: each worker buffer's records written as JSON (spans_json) into one
+//                    buffer of ~64 KB and sent, so a batch's ~1 MB of JSON is never held whole;
 //                    a failed POST drops its batch (counted): spans are telemetry, never retried
 //                    at the cost of memory
 //
-// Nothing a worker does waits on the collector: submit() takes a mutex for a vector move. One
+// Nothing a worker does waits on the collector: submit() copies ~10 KB of records and takes a
+// mutex for a vector move; the JSON is written here, off the workers' path. One
 // exporter serves the process; a reload changes its settings in place. Any thread, except where
 // said.
 
@@ -53,12 +56,12 @@ class exporter {
   exporter& operator=(const exporter&) = delete;
 
   void update(settings s);
-  // The span objects per worker buffer: about what a buffer of buffer_capacity holds.
+  // The spans per worker buffer: about what a buffer of buffer_capacity holds (~80 bytes a span).
   static constexpr std::size_t spans_per_buffer = 128;
-  static constexpr std::size_t buffer_capacity = 96 * 1024;
+  static constexpr std::size_t buffer_capacity = 16 * 1024;
 
-  // `spans`: `count` span objects joined by commas (span_writer's output), copied into a buffer of
-  // the exporter's (one sent before, when there is one); `spans` is then empty, its capacity kept.
+  // `spans`: `count` spans recorded by span_writer, copied into a buffer of the exporter's (one sent
+  // before, when there is one); `spans` is then empty, its capacity kept.
   void submit(std::string& spans, std::size_t count);
   counts stats() const;
 
@@ -70,6 +73,8 @@ class exporter {
   };
   // One POST of `batch`'s spans; true when the collector answered 2xx. Exporter thread.
   bool post(const settings& s, const std::vector<chunk>& batch);
+  // Sends the request: its head, then the document in chunks, one per worker buffer.
+  bool send_request(const settings& s, std::string_view target, const std::vector<chunk>& batch);
   void disconnect();
 
   const std::string version_;
@@ -86,6 +91,7 @@ class exporter {
   buffer_recycler buffers_{buffer_capacity, 16};
   // Exporter thread only: the keep-alive connection and whom it is to.
   int fd_ = -1;
+  std::string json_;  // one chunk of the body; its capacity kept
   std::string connected_to_;
   bool reported_failing_ = false;
   std::thread thread_;  // last: started once everything above exists

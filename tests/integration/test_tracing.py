@@ -25,6 +25,7 @@ class Collector:
         self.spans = []
         self.services = set()
         self.posts = 0
+        self.chunks = []  # per chunked POST: how many chunks carried its body
         self.delay = delay
         self.lock = threading.Lock()
         outer = self
@@ -32,8 +33,26 @@ class Collector:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def read_body(self):
+                if self.headers["Content-Length"] is not None:
+                    return self.rfile.read(int(self.headers["Content-Length"]))
+                # Chunked (what Spillway sends): size lines in hex, no extensions or trailers.
+                assert self.headers["Transfer-Encoding"] == "chunked", self.headers
+                body = b""
+                chunks = 0
+                while True:
+                    size = int(self.rfile.readline().strip(), 16)
+                    chunk = self.rfile.read(size + 2)
+                    assert chunk.endswith(b"\r\n"), chunk[-10:]
+                    if size == 0:
+                        with outer.lock:
+                            outer.chunks.append(chunks)
+                        return body
+                    body += chunk[:-2]
+                    chunks += 1
+
             def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.read_body()
                 time.sleep(outer.delay)
                 doc = json.loads(body)
                 with outer.lock:
@@ -163,6 +182,32 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
             # The client's own X-Request-Id is on the request's span, to find the trace by.
             (server,) = [s for s in self.collector.of_trace(TRACE) if s["kind"] == 2]
             self.assertEqual(attrs(server)["spillway.request_id"], "req-42")
+
+    def test_spans_from_many_worker_buffers_arrive_whole_in_one_post(self):
+        # A worker hands its records over every 128 spans; one POST's body is one chunk per
+        # hand-over, each written as JSON on its own: the joins between them must hold.
+        requests = 600
+        with self.spillway(extra="workers: 2\n") as sw:
+            c = sw.conn(10)
+            try:
+                for _ in range(requests):
+                    c.request("GET", "/", headers={"Connection": "keep-alive"})
+                    r = c.getresponse()
+                    r.read()
+                    self.assertEqual(r.status, 200)
+            finally:
+                c.close()
+            self.assertTrue(wait_until(lambda: len(self.collector.spans) >= 2 * requests, 10),
+                            len(self.collector.spans))
+            time.sleep(1.2)  # nothing more comes
+            with self.collector.lock:
+                spans = list(self.collector.spans)
+                chunks = list(self.collector.chunks)
+            self.assertEqual(len(spans), 2 * requests)
+            self.assertEqual(len({s["spanId"] for s in spans}), 2 * requests)
+            self.assertEqual(sum(1 for s in spans if s["kind"] == 2), requests)
+            self.assertGreater(max(chunks), 1, chunks)  # the join between two buffers was tested
+            self.assertEqual(sw.metric('spillway_tracing_spans_total{result="exported"}'), 2 * requests)
 
     def test_the_trace_id_is_in_the_access_log(self):
         with self.spillway(extra="access_log: { path: \"-\" }\n") as sw:
