@@ -1,7 +1,6 @@
 #include "proxy/idle_watch.h"
 
-#include <boost/asio/detail/reactor.hpp>
-#include <boost/asio/detail/reactor_op.hpp>
+#include "common/reactor_access.h"
 
 #include <sys/socket.h>
 
@@ -10,24 +9,10 @@
 namespace spillway::proxy {
 
 namespace asio = boost::asio;
-using reactor = asio::detail::reactor;
+using reactor = reactor_access::reactor;
 
-namespace {
-
-// Asio keeps a socket's reactor registration in the implementation of basic_socket, a protected
-// member; a pointer to it formed through a derived class reaches it (no object of that class is
-// ever made).
-struct socket_access : asio::ip::tcp::socket {
-  static auto& implementation(asio::ip::tcp::socket& s) { return (s.*(&socket_access::impl_)).get_implementation(); }
-};
-
-// The socket's reactor (use_service locks the context's registry and searches it: start() looks it
-// up, the op keeps it for stop()).
-reactor& reactor_of(asio::ip::tcp::socket& s) {
-  return asio::use_service<reactor>(asio::query(s.get_executor(), asio::execution::context));
-}
-
-}  // namespace
+using reactor_access::reactor_of;
+using reactor_access::socket_access;
 
 // The watch in the socket's read queue. It and its idle_watch point at each other until either
 // ends; both live on one thread, so whichever goes first unhooks the other.
@@ -38,12 +23,10 @@ struct idle_watch_op : asio::detail::reactor_op {
         fd(fd),
         owner(r) {}
 
+  // Run when epoll reported the socket since the read that emptied it (also from start(), when
+  // that came before it): something arrived, or the event was one left from the response.
   static status perform(reactor_op* base) {
     auto* self = static_cast<idle_watch_op*>(base);
-    if (self->starting) {
-      return not_done;  // queued by start(): the socket was empty a moment ago, ask nothing
-    }
-    // epoll reported the socket: something arrived, or the event is one left from the response.
     char byte;
     const ssize_t n = ::recv(self->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -69,7 +52,6 @@ struct idle_watch_op : asio::detail::reactor_op {
   idle_watch* watch;
   int fd;
   reactor& owner;  // whose queue it is in
-  bool starting = true;
   bool fired = false;
 };
 
@@ -89,12 +71,10 @@ void idle_watch::start(asio::ip::tcp::socket& s) {
   auto* op = new idle_watch_op(this, s.native_handle(), r);
   op->cancellation_key_ = op;
   op_ = op;
-  // allow_speculative: if the socket is marked for speculation perform() runs now and answers
-  // not_done without a system call; either way the op is queued behind nothing (no read pends).
+  // allow_speculative: the reactor runs perform() now only if epoll reported the socket since the
+  // read that emptied it (a read_some_exhausting read marks the socket for no speculation);
+  // otherwise the op is queued, asking the kernel nothing.
   r.start_op(reactor::read_op, impl.socket_, impl.reactor_data_, op, false, true);
-  if (op_ == op) {
-    op->starting = false;
-  }
 }
 
 idle_watch::state idle_watch::stop(asio::ip::tcp::socket& s) {

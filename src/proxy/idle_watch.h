@@ -7,23 +7,25 @@
 // MSG_PEEK at reuse, one system call per request. HAProxy and NGINX instead keep an idle connection
 // registered for readability and drop it when it stirs; this does the same on Asio's epoll
 // reactor: a read operation of our own waits in the socket's read queue while the connection has
-// no request. It costs nothing to queue (it asks the kernel nothing when started), and it is run
-// only when epoll reports the socket: then one peek tells a real arrival from an event left over
-// from the response.
+// no request. It is run only when epoll reports the socket: then one peek tells a real arrival from
+// an event left over from the response.
 //
-// start() is only sound right after a read that left the socket empty (it returned less than it
-// asked for), in the same handler: with edge-triggered epoll, anything that arrives later is
-// reported later, and by then the watch waits in the queue. A connection whose last read filled
-// the buffer, or that speaks TLS (whose reads the TLS layer makes), is not watched: its reuse peeks.
+// start() is sound right after a read that left the socket empty (it returned less than it asked
+// for). With edge-triggered epoll, anything that arrives after that read is reported after it:
+// either once the watch waits in the queue (it runs then), or before start(), which the reactor
+// remembers for the socket (its speculative-read flag, which a short read_some_exhausting read
+// clears and such an event sets); the watch then runs at once. Queuing it asks the kernel nothing.
+// A connection whose last read filled the buffer, or that speaks TLS (whose reads the TLS layer
+// makes), is not watched: its reuse peeks.
 //
-// Not seen: a FIN (or a reset) that arrived together with the response's last bytes. The read
-// that took those bytes consumed it, and epoll reported it before that read; nothing comes after.
-// (HAProxy and NGINX learn it from EPOLLRDHUP in that event, which Asio's reactor neither asks for
-// nor hands to an operation.) connection_pool::take peeks anyway for a request with a body; one
-// without a body that meets such a connection goes again on a new one (a stale connection).
+// A FIN (or a reset) that arrived together with the response's last bytes was reported by the
+// same event as they were, before the read that took them. A read_some_exhausting read (every plain
+// read of the proxy's) sees EPOLLRDHUP in that event and leaves the reactor's flag set, so start()
+// peeks at once and sees the FIN. connection_pool::take still peeks for a request with a body, as
+// it did before reads knew this (kept; one system call per such request).
 //
-// Depends on Boost 1.81's epoll reactor internals (reactor_op, start_op, cancel_ops_by_key), which
-// the build pins; the unit tests exercise it on real sockets.
+// Depends on Boost 1.81's epoll reactor internals (reactor_op, start_op, cancel_ops_by_key; see
+// common/reactor_access.h), which the build pins; the unit tests exercise it on real sockets.
 
 #include <boost/asio/ip/tcp.hpp>
 

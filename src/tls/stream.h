@@ -3,11 +3,14 @@
 // knowing which; it is an Asio AsyncReadStream and AsyncWriteStream, so asio::async_write works on
 // it. The branch per operation costs nothing next to the system call behind it.
 
+#include "common/reactor_access.h"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
 #include <memory>
+#include <type_traits>
 #include <utility>
 
 namespace spillway::tls {
@@ -34,7 +37,13 @@ class stream {
     if (tls_) {
       return tls_->async_read_some(buffers, std::forward<Token>(token));
     }
-    return socket_.async_read_some(buffers, std::forward<Token>(token));
+    if constexpr (std::is_convertible_v<const Buffers&, boost::asio::mutable_buffer>) {
+      // A short read tells the reactor the socket is empty (common/reactor_access.h).
+      return reactor_access::read_some_exhausting(socket_, reactor_, boost::asio::mutable_buffer(buffers),
+                                                  std::forward<Token>(token));
+    } else {
+      return socket_.async_read_some(buffers, std::forward<Token>(token));
+    }
   }
 
   template <typename Buffers, typename Token>
@@ -60,6 +69,7 @@ class stream {
  private:
   tcp::socket socket_;
   std::unique_ptr<tls_stream> tls_;
+  reactor_access::reactor* reactor_ = nullptr;  // socket_'s, once a plain read looked it up
 };
 
 // True for an orderly end of the peer's data: a FIN, or a TLS connection closed with or without a

@@ -1,5 +1,7 @@
 #include "proxy/idle_watch.h"
 
+#include "common/reactor_access.h"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -158,6 +160,65 @@ TEST(idle_watch, the_connection_may_go_first_or_the_reactor) {
     }
     EXPECT_FALSE(w->watching());
   }
+}
+
+// The response read as the proxy reads it (tls::stream's plain reads: a short read leaves the next
+// one to epoll); `between` runs after the read completed and before the watch starts.
+template <typename Between>
+void answer_read_then_watch(asio::io_context& io, pair& p, idle_watch& w, bool fin, Between between) {
+  asio::write(p.theirs, asio::buffer("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", 38));
+  if (fin) {
+    p.theirs.shutdown(tcp::socket::shutdown_send);  // the FIN comes with the response's bytes
+  }
+  std::array<char, 1024> buf;
+  reactor_access::reactor* cached = nullptr;
+  bool read = false;
+  reactor_access::read_some_exhausting(p.ours, cached, asio::buffer(buf),
+                                       [&](boost::system::error_code ec, std::size_t n) {
+                                         ASSERT_FALSE(ec);
+                                         ASSERT_EQ(n, 38u);
+                                         read = true;
+                                       });
+  while (!read && io.run_one() > 0) {
+  }
+  ASSERT_TRUE(read);
+  between();
+  w.start(p.ours);
+}
+
+TEST(idle_watch, bytes_epoll_reported_before_the_watch_started_stir_it) {
+  asio::io_context io;
+  pair p(io);
+  idle_watch w;
+  answer_read_then_watch(io, p, w, false, [&] {
+    asio::write(p.theirs, asio::buffer("stray", 5));
+    io.restart();
+    io.poll();  // reported while nothing waits on the socket
+  });
+  run_until_fired(io, w);
+  EXPECT_EQ(w.stop(p.ours), state::stirred);
+}
+
+TEST(idle_watch, a_fin_that_came_with_the_responses_last_bytes_stirs_it) {
+  asio::io_context io;
+  pair p(io);
+  idle_watch w;
+  answer_read_then_watch(io, p, w, true, [] {});
+  run_until_fired(io, w);
+  EXPECT_EQ(w.stop(p.ours), state::stirred);
+}
+
+TEST(idle_watch, a_quiet_connection_read_the_proxys_way_reads_quiet) {
+  asio::io_context io;
+  pair p(io);
+  idle_watch w;
+  answer_read_then_watch(io, p, w, false, [] {});
+  io.restart();
+  io.poll();
+  EXPECT_TRUE(w.watching());
+  EXPECT_EQ(w.stop(p.ours), state::quiet);
+  io.restart();
+  io.poll();
 }
 
 }  // namespace

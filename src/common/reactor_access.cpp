@@ -1,0 +1,62 @@
+#include "common/reactor_access.h"
+
+#include <sys/epoll.h>
+
+namespace spillway::reactor_access {
+
+namespace {
+
+// Private members of Asio's reactor, reached the one way the language allows: the address of a
+// member named in an explicit instantiation is not access-checked, and the instantiation hands it
+// to a friend function of a tag type.
+template <typename Tag, typename Tag::type Member>
+struct expose {
+  friend typename Tag::type member_of(Tag) { return Member; }
+};
+
+struct epoll_fd_tag {
+  using type = int asio::detail::epoll_reactor::*;
+  friend type member_of(epoll_fd_tag);
+};
+template struct expose<epoll_fd_tag, &asio::detail::epoll_reactor::epoll_fd_>;
+
+struct registered_events_tag {
+  using type = std::uint32_t asio::detail::epoll_reactor::descriptor_state::*;
+  friend type member_of(registered_events_tag);
+};
+template struct expose<registered_events_tag, &asio::detail::epoll_reactor::descriptor_state::registered_events_>;
+
+// A descriptor's state is a scheduler operation whose result, between a report and the next, is
+// the events epoll reported.
+struct task_result_tag {
+  using type = unsigned int asio::detail::scheduler_operation::*;
+  friend type member_of(task_result_tag);
+};
+template struct expose<task_result_tag, &asio::detail::scheduler_operation::task_result_>;
+
+}  // namespace
+
+std::uint32_t last_events(descriptor d) {
+  // A C-style cast reaches the private base (descriptor_state : operation).
+  return ((asio::detail::scheduler_operation*)d)->*member_of(task_result_tag{});  // NOLINT
+}
+
+bool watch_rdhup(reactor& r, descriptor d, int fd) {
+  auto& registered = d->*member_of(registered_events_tag{});
+  if (registered == 0) {
+    return false;  // not a descriptor epoll takes (Asio's own reads handle it)
+  }
+  if ((registered & EPOLLRDHUP) != 0) {
+    return true;
+  }
+  epoll_event ev{};
+  ev.events = registered | EPOLLRDHUP;
+  ev.data.ptr = d;
+  if (::epoll_ctl(r.*member_of(epoll_fd_tag{}), EPOLL_CTL_MOD, fd, &ev) != 0) {
+    return false;
+  }
+  registered = ev.events;  // Asio's own later changes (adding EPOLLOUT) keep it
+  return true;
+}
+
+}  // namespace spillway::reactor_access

@@ -1,0 +1,255 @@
+// read_some_exhausting (src/common/reactor_access.h) on real loopback sockets: a short read leaves
+// the next one to epoll (no recv(2) that finds nothing), and nothing that came is ever left unread:
+// bytes, a FIN or a reset that came with the bytes a short read took, bytes epoll reported while no
+// read was pending.
+
+#include "common/reactor_access.h"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+std::atomic<int> recv_calls{0};
+}  // namespace
+
+// Every recv(2) of this test binary goes through here and is counted (then made as usual).
+extern "C" ssize_t recv(int fd, void* buf, size_t n, int flags) {
+  using recv_fn = ssize_t (*)(int, void*, size_t, int);
+  static const auto real = reinterpret_cast<recv_fn>(::dlsym(RTLD_NEXT, "recv"));
+  recv_calls.fetch_add(1, std::memory_order_relaxed);
+  return real(fd, buf, n, flags);
+}
+
+namespace spillway::reactor_access {
+namespace {
+
+using tcp = asio::ip::tcp;
+
+struct pair {
+  explicit pair(asio::io_context& io) : ours(io), theirs(io) {
+    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    ours.connect(acceptor.local_endpoint());
+    theirs = acceptor.accept();
+  }
+  tcp::socket ours;
+  tcp::socket theirs;
+};
+
+struct result {
+  boost::system::error_code ec;
+  std::string bytes;
+};
+
+// One read of up to `size` bytes through read_some_exhausting (or Asio's own, `asio_own`);
+// `done` is set by its handler.
+struct reader {
+  reader(pair& p, std::size_t size) : p(p), buf(size) {}
+  void start(bool asio_own = false) {
+    done.reset();
+    auto handler = [this](boost::system::error_code ec, std::size_t n) {
+      done = result{ec, std::string(buf.data(), n)};
+    };
+    if (asio_own) {
+      p.ours.async_read_some(asio::buffer(buf), handler);
+    } else {
+      read_some_exhausting(p.ours, cached, asio::buffer(buf), handler);
+    }
+  }
+  // Runs `io` until the read completes or `limit` passes.
+  void wait(asio::io_context& io, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done && std::chrono::steady_clock::now() < until) {
+      io.restart();
+      io.run_one_until(until);
+    }
+  }
+  pair& p;
+  std::vector<char> buf;
+  reactor* cached = nullptr;
+  std::optional<result> done;
+};
+
+TEST(reactor_access, a_short_read_leaves_the_next_read_to_epoll_instead_of_a_recv_that_finds_nothing) {
+  asio::io_context io;
+  pair p(io);
+  reader r(p, 16);
+  asio::write(p.theirs, asio::buffer("abc", 3));
+  r.start();
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->bytes, "abc");
+  // Nothing has come: the next read asks the kernel nothing and waits.
+  recv_calls = 0;
+  r.start();
+  io.restart();
+  io.poll();
+  EXPECT_FALSE(r.done);
+  EXPECT_EQ(recv_calls.load(), 0);
+  // What comes is read when epoll reports it.
+  asio::write(p.theirs, asio::buffer("de", 2));
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->bytes, "de");
+  EXPECT_EQ(recv_calls.load(), 1);
+
+  // Asio's own read, for comparison: after a short read, its next read is a recv that finds nothing.
+  asio::write(p.theirs, asio::buffer("f", 1));
+  r.start(true);
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->bytes, "f");
+  recv_calls = 0;
+  r.start(true);
+  io.restart();
+  io.poll();
+  EXPECT_FALSE(r.done);
+  EXPECT_EQ(recv_calls.load(), 1);  // the EAGAIN read_some_exhausting saves
+  p.theirs.close();
+  r.wait(io);
+}
+
+TEST(reactor_access, a_fin_that_came_with_the_bytes_a_short_read_took_ends_the_next_read_at_once) {
+  asio::io_context io;
+  pair p(io);
+  reader r(p, 16);
+  r.start();  // waiting before anything comes: the bytes and the FIN are reported by one event
+  io.restart();
+  io.poll();
+  ASSERT_FALSE(r.done);
+  asio::write(p.theirs, asio::buffer("abc", 3));
+  p.theirs.shutdown(tcp::socket::shutdown_send);  // on loopback both are in our queue on return
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->bytes, "abc");
+  r.start();
+  r.wait(io, std::chrono::seconds(2));
+  ASSERT_TRUE(r.done) << "the FIN was left unread";
+  EXPECT_EQ(r.done->ec, asio::error::eof);
+}
+
+TEST(reactor_access, a_fin_with_the_bytes_before_the_first_read_ends_the_next_read_at_once) {
+  asio::io_context io;
+  pair p(io);
+  reader r(p, 16);
+  asio::write(p.theirs, asio::buffer("abc", 3));
+  p.theirs.shutdown(tcp::socket::shutdown_send);
+  r.start();  // the first read on the socket: tried at once
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->bytes, "abc");
+  r.start();
+  r.wait(io, std::chrono::seconds(2));
+  ASSERT_TRUE(r.done) << "the FIN was left unread";
+  EXPECT_EQ(r.done->ec, asio::error::eof);
+}
+
+TEST(reactor_access, a_reset_that_came_with_the_bytes_fails_the_next_read_at_once) {
+  asio::io_context io;
+  pair p(io);
+  reader r(p, 16);
+  r.start();
+  io.restart();
+  io.poll();
+  asio::write(p.theirs, asio::buffer("abc", 3));
+  p.theirs.set_option(asio::socket_base::linger(true, 0));
+  p.theirs.close();  // RST
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  if (!r.done->ec) {  // the reset may discard the bytes; if they came, the reset comes next
+    EXPECT_EQ(r.done->bytes, "abc");
+    r.start();
+    r.wait(io, std::chrono::seconds(2));
+    ASSERT_TRUE(r.done) << "the reset was left unread";
+  }
+  EXPECT_TRUE(r.done->ec);
+}
+
+TEST(reactor_access, a_read_that_fills_the_buffer_tries_the_next_at_once) {
+  asio::io_context io;
+  pair p(io);
+  reader r(p, 4);
+  asio::write(p.theirs, asio::buffer("abcdefgh", 8));
+  r.start();
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->bytes, "abcd");
+  recv_calls = 0;
+  r.start();  // more may be there (it is): read now, no event will say so again
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->bytes, "efgh");
+  EXPECT_EQ(recv_calls.load(), 1);
+}
+
+TEST(reactor_access, bytes_epoll_reported_while_no_read_was_pending_are_read_by_the_next) {
+  asio::io_context io;
+  pair p(io);
+  reader r(p, 16);
+  asio::write(p.theirs, asio::buffer("a", 1));
+  r.start();
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  asio::write(p.theirs, asio::buffer("b", 1));
+  io.restart();
+  io.poll();  // epoll reports the socket; no read is pending to take it
+  r.start();
+  r.wait(io, std::chrono::seconds(2));
+  ASSERT_TRUE(r.done) << "an event reported with no read pending was lost";
+  EXPECT_EQ(r.done->bytes, "b");
+}
+
+TEST(reactor_access, cancel_and_close_end_a_pending_read_with_operation_aborted) {
+  asio::io_context io;
+  pair p(io);
+  reader r(p, 16);
+  r.start();
+  io.restart();
+  io.poll();
+  p.ours.cancel();
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->ec, asio::error::operation_aborted);
+  r.start();
+  io.restart();
+  io.poll();
+  p.ours.close();
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.done->ec, asio::error::operation_aborted);
+  // A closed socket: Asio's own read answers (bad descriptor), as it would.
+  r.start();
+  r.wait(io);
+  ASSERT_TRUE(r.done);
+  EXPECT_TRUE(r.done->ec);
+}
+
+TEST(reactor_access, a_read_pending_when_the_io_context_goes_is_destroyed_with_it) {
+  auto io = std::make_unique<asio::io_context>();
+  auto p = std::make_unique<pair>(*io);
+  auto alive = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = alive;
+  reactor* cached = nullptr;
+  std::array<char, 16> buf;
+  bool called = false;
+  read_some_exhausting(p->ours, cached, asio::buffer(buf),
+                       [keep = std::move(alive), &called](boost::system::error_code, std::size_t) { called = true; });
+  io->poll();
+  p.reset();   // the socket closes: the read completes aborted, not yet run
+  io.reset();  // the handler is destroyed, not called
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(watch.expired());
+}
+
+}  // namespace
+}  // namespace spillway::reactor_access
