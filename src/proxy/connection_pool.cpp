@@ -35,10 +35,11 @@ namespace {
 // `peek` asks for certainty, gets one non-blocking peek. Either saves a request from being
 // written into a dead connection. Ends the watch.
 //
-// What the watch cannot see: a FIN (or reset) that arrived together with the last bytes of the
-// response, which the same read consumed (the kernel reports it once, before that read). A request
-// without a body that meets such a connection is sent again on a new one (a stale connection,
-// upstream_attempt::try_failed); one with a body asks for the peek.
+// What the watch has not seen: a FIN (or reset) that arrived but that epoll has not reported yet
+// when the connection is taken (one that came with the response's last bytes is seen: see
+// idle_watch.h). A request without a body that meets such a connection is sent again on a new one
+// (a stale connection, upstream_attempt::try_failed); one with a body asks for the peek, which
+// asks the kernel itself.
 bool still_quiet(upstream_connection& c, bool peek = false) {
   switch (c.idle.stop(c.stream.socket())) {
     case idle_watch::state::quiet:

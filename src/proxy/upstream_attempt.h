@@ -103,8 +103,8 @@ class upstream_attempt {
   // The request is a gRPC call (see retry_policy::set_grpc).
   void set_grpc(bool grpc) { policy_.set_grpc(grpc); }
   // The request has a body: a pooled connection is peeked at before reuse even when its idle watch
-  // saw nothing (connection_pool::take), since a backend's close that came in with its last
-  // response is seen by neither, and a body may not be there to send again on a new connection.
+  // saw nothing (connection_pool::take), since a backend's close that epoll has not reported yet is
+  // not seen by the watch, and a body may not be there to send again on a new connection.
   void set_has_body(bool has_body) { has_body_ = has_body; }
 
   // The response broke after got_response() let it through (bad framing, a reset mid-body):
