@@ -18,10 +18,14 @@
 // that reported those bytes reported it too, and nothing comes after it, so a read waiting for the
 // next event would wait for ever. As HAProxy does, the socket is registered for EPOLLRDHUP (once,
 // at its first such read), and a short read is marked exhausted only while the socket's last
-// reported events hold no RDHUP, HUP or ERR; otherwise the next read is tried at once and sees the
-// end. (The reactor keeps a descriptor's last reported events with it until the next report.)
+// reported events hold no RDHUP, HUP, ERR or PRI (urgent data: recv stops before the urgent byte);
+// otherwise the next read is tried at once and sees the end. (The reactor keeps a descriptor's last
+// reported events with it until the next report.) The operation completes its handler on the
+// reactor's thread: reads whose handler has another executor than the socket's (a strand, another
+// io_context) take Asio's path too.
 
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/detail/reactor.hpp>
@@ -44,7 +48,9 @@ using reactor = asio::detail::reactor;
 static_assert(std::is_same_v<reactor, asio::detail::epoll_reactor>, "Spillway reaches into Asio's epoll reactor");
 using descriptor = reactor::per_descriptor_data;  // the reactor's state for one socket
 
-// The events epoll last reported for `d` (kept by the reactor until the next report).
+// The events epoll last reported for `d` (kept by the reactor until the next report; a descriptor
+// state the reactor reuses for a new socket starts with its last socket's, which at worst makes a
+// short read tried again at once).
 std::uint32_t last_events(descriptor d);
 // Adds EPOLLRDHUP to `d`'s registration with `r` (`fd`) unless it has it (no system call then);
 // false if epoll refused. The thread running r's io_context.
@@ -62,6 +68,10 @@ struct socket_access : asio::ip::tcp::socket {
 inline reactor& reactor_of(asio::ip::tcp::socket& s) {
   return asio::use_service<reactor>(asio::query(s.get_executor(), asio::execution::context));
 }
+
+// Events after which a short read may not have emptied the socket: a FIN or an error behind the
+// bytes, or urgent data (recv stops before the urgent byte with bytes queued behind it).
+inline constexpr std::uint32_t ends_or_urgent = EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI;
 
 // One read of up to `buf.size()` bytes, completed with `handler(error_code, bytes)` on the
 // socket's io_context thread.
@@ -82,8 +92,7 @@ struct read_op : asio::detail::reactor_op {
       if (n > 0) {
         self->bytes_transferred_ = static_cast<std::size_t>(n);
         const bool short_read = self->bytes_transferred_ < self->buf.size();
-        return short_read && (last_events(self->state) & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0 ? done_and_exhausted
-                                                                                                  : done;
+        return short_read && (last_events(self->state) & ends_or_urgent) == 0 ? done_and_exhausted : done;
       }
       if (n == 0) {
         self->ec_ = asio::error::eof;
@@ -129,7 +138,8 @@ auto read_some_exhausting(asio::ip::tcp::socket& s, reactor*& cached, asio::muta
       [&s, &cached](auto handler, asio::mutable_buffer buf) {
         auto& impl = socket_access::implementation(s);
         const bool ours = s.is_open() && impl.reactor_data_ != nullptr && buf.size() > 0 &&
-                          !asio::get_associated_cancellation_slot(handler).is_connected();
+                          !asio::get_associated_cancellation_slot(handler).is_connected() &&
+                          asio::get_associated_executor(handler, s.get_executor()) == s.get_executor();
         if (ours && cached == nullptr) {
           cached = &reactor_of(s);
         }

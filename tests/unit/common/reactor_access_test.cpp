@@ -5,6 +5,7 @@
 
 #include "common/reactor_access.h"
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
@@ -144,6 +145,8 @@ TEST(reactor_access, a_fin_with_the_bytes_before_the_first_read_ends_the_next_re
   reader r(p, 16);
   asio::write(p.theirs, asio::buffer("abc", 3));
   p.theirs.shutdown(tcp::socket::shutdown_send);
+  io.restart();
+  io.poll();  // epoll reports both before the socket is registered for RDHUP
   r.start();  // the first read on the socket: tried at once
   r.wait(io);
   ASSERT_TRUE(r.done);
@@ -207,6 +210,46 @@ TEST(reactor_access, bytes_epoll_reported_while_no_read_was_pending_are_read_by_
   r.wait(io, std::chrono::seconds(2));
   ASSERT_TRUE(r.done) << "an event reported with no read pending was lost";
   EXPECT_EQ(r.done->bytes, "b");
+}
+
+TEST(reactor_access, urgent_data_behind_the_bytes_is_not_left_unread) {
+  asio::io_context io;
+  pair p(io);
+  reader r(p, 16);
+  r.start();
+  io.restart();
+  io.poll();
+  asio::write(p.theirs, asio::buffer("abc", 3));
+  p.theirs.send(asio::buffer("!", 1), tcp::socket::message_out_of_band);
+  asio::write(p.theirs, asio::buffer("def", 3));
+  std::string got;
+  for (int i = 0; i < 4 && got.size() < 6; ++i) {  // recv stops before the urgent byte
+    r.wait(io, std::chrono::seconds(2));
+    ASSERT_TRUE(r.done) << "bytes behind urgent data were left unread; got " << got;
+    ASSERT_FALSE(r.done->ec);
+    got += r.done->bytes;
+    if (got.size() < 6) {
+      r.start();
+    }
+  }
+  EXPECT_EQ(got, "abcdef");
+}
+
+TEST(reactor_access, a_handler_with_its_own_executor_takes_asios_path) {
+  asio::io_context io;
+  asio::io_context other;
+  pair p(io);
+  std::array<char, 16> buf;
+  reactor* cached = nullptr;
+  std::optional<std::size_t> got;
+  read_some_exhausting(p.ours, cached, asio::buffer(buf),
+                       asio::bind_executor(other, [&](boost::system::error_code, std::size_t n) { got = n; }));
+  asio::write(p.theirs, asio::buffer("abc", 3));
+  io.run_one_for(std::chrono::seconds(2));
+  EXPECT_FALSE(got);  // dispatched to its executor, not run on the socket's thread
+  other.run_one_for(std::chrono::seconds(2));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(*got, 3u);
 }
 
 TEST(reactor_access, cancel_and_close_end_a_pending_read_with_operation_aborted) {
