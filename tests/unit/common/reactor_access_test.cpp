@@ -5,6 +5,8 @@
 
 #include "common/reactor_access.h"
 
+#include "support/loopback_pair.h"
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -37,15 +39,7 @@ namespace {
 
 using tcp = asio::ip::tcp;
 
-struct pair {
-  explicit pair(asio::io_context& io) : ours(io), theirs(io) {
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-    ours.connect(acceptor.local_endpoint());
-    theirs = acceptor.accept();
-  }
-  tcp::socket ours;
-  tcp::socket theirs;
-};
+using pair = spillway::test_support::loopback_pair;
 
 struct result {
   boost::system::error_code ec;
@@ -66,6 +60,12 @@ struct reader {
     } else {
       read_some_exhausting(p.ours, cached, asio::buffer(buf), handler);
     }
+  }
+  // Starts the read and runs what is ready, so that (with nothing to read) it waits in the reactor.
+  void start_waiting(asio::io_context& io, bool asio_own = false) {
+    start(asio_own);
+    io.restart();
+    io.poll();
   }
   // Runs `io` until the read completes or `limit` passes.
   void wait(asio::io_context& io, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
@@ -92,9 +92,7 @@ TEST(reactor_access, a_short_read_leaves_the_next_read_to_epoll_instead_of_a_rec
   EXPECT_EQ(r.done->bytes, "abc");
   // Nothing has come: the next read asks the kernel nothing and waits.
   recv_calls = 0;
-  r.start();
-  io.restart();
-  io.poll();
+  r.start_waiting(io);
   EXPECT_FALSE(r.done);
   EXPECT_EQ(recv_calls.load(), 0);
   // What comes is read when epoll reports it.
@@ -111,9 +109,7 @@ TEST(reactor_access, a_short_read_leaves_the_next_read_to_epoll_instead_of_a_rec
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.done->bytes, "f");
   recv_calls = 0;
-  r.start(true);
-  io.restart();
-  io.poll();
+  r.start_waiting(io, true);
   EXPECT_FALSE(r.done);
   EXPECT_EQ(recv_calls.load(), 1);  // the EAGAIN read_some_exhausting saves
   p.theirs.close();
@@ -124,9 +120,7 @@ TEST(reactor_access, a_fin_that_came_with_the_bytes_a_short_read_took_ends_the_n
   asio::io_context io;
   pair p(io);
   reader r(p, 16);
-  r.start();  // waiting before anything comes: the bytes and the FIN are reported by one event
-  io.restart();
-  io.poll();
+  r.start_waiting(io);  // waiting before anything comes: the bytes and the FIN are reported by one event
   ASSERT_FALSE(r.done);
   asio::write(p.theirs, asio::buffer("abc", 3));
   p.theirs.shutdown(tcp::socket::shutdown_send);  // on loopback both are in our queue on return
@@ -161,9 +155,7 @@ TEST(reactor_access, a_reset_that_came_with_the_bytes_fails_the_next_read_at_onc
   asio::io_context io;
   pair p(io);
   reader r(p, 16);
-  r.start();
-  io.restart();
-  io.poll();
+  r.start_waiting(io);
   asio::write(p.theirs, asio::buffer("abc", 3));
   p.theirs.set_option(asio::socket_base::linger(true, 0));
   p.theirs.close();  // RST
@@ -216,9 +208,7 @@ TEST(reactor_access, urgent_data_behind_the_bytes_is_not_left_unread) {
   asio::io_context io;
   pair p(io);
   reader r(p, 16);
-  r.start();
-  io.restart();
-  io.poll();
+  r.start_waiting(io);
   asio::write(p.theirs, asio::buffer("abc", 3));
   p.theirs.send(asio::buffer("!", 1), tcp::socket::message_out_of_band);
   asio::write(p.theirs, asio::buffer("def", 3));
@@ -256,16 +246,12 @@ TEST(reactor_access, cancel_and_close_end_a_pending_read_with_operation_aborted)
   asio::io_context io;
   pair p(io);
   reader r(p, 16);
-  r.start();
-  io.restart();
-  io.poll();
+  r.start_waiting(io);
   p.ours.cancel();
   r.wait(io);
   ASSERT_TRUE(r.done);
   EXPECT_EQ(r.done->ec, asio::error::operation_aborted);
-  r.start();
-  io.restart();
-  io.poll();
+  r.start_waiting(io);
   p.ours.close();
   r.wait(io);
   ASSERT_TRUE(r.done);

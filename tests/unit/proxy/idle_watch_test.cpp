@@ -1,6 +1,7 @@
 #include "proxy/idle_watch.h"
 
 #include "common/reactor_access.h"
+#include "support/loopback_pair.h"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -20,16 +21,8 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using state = idle_watch::state;
 
-// A connected pair on loopback: `ours` runs on `io` (the proxy's side), `theirs` is the backend.
-struct pair {
-  explicit pair(asio::io_context& io) : ours(io), theirs(io) {
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
-    ours.connect(acceptor.local_endpoint());
-    theirs = acceptor.accept();
-  }
-  tcp::socket ours;
-  tcp::socket theirs;
-};
+// `ours` runs on `io` (the proxy's side), `theirs` is the backend.
+using pair = spillway::test_support::loopback_pair;
 
 // The backend answers; the proxy reads the answer with an asynchronous read (as the response
 // reader does) and starts the watch in the read's handler, the socket left empty.
