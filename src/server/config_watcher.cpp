@@ -35,10 +35,12 @@ std::string directory_of(const std::string& path) {
 
 std::string join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
 
-// Every way a name can change in a directory: written in place, created, renamed in or out
-// (editors, `..data` symlink swaps), deleted, or its attributes changed.
-constexpr std::uint32_t watch_mask =
-    IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB | IN_MODIFY;
+// Every way a name can change in a directory: written in place (seen when the writer closes it),
+// created, renamed in or out (editors, `..data` symlink swaps), deleted, or its attributes changed.
+// Not IN_MODIFY: it comes with every write(2) to any file in the directory, so an access log beside
+// the config (Spillway's own, even) would wake the control thread on every write only to be
+// filtered out. A writer that keeps the config open without closing it is seen by the poll.
+constexpr std::uint32_t watch_mask = IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB;
 
 // Far more than any real chain; stops a symlink loop.
 constexpr int max_link_hops = 40;
@@ -265,6 +267,7 @@ asio::awaitable<void> config_watcher::read_events() {
     if (ec || stopped_) {
       co_return;
     }
+    ++event_reads_;
     if (relevant(buf.data(), n)) {
       noticed(change_seen::event);
     }

@@ -6,7 +6,8 @@
 // - inotify on every directory that holds a name on the file's path: the file itself, and each
 //   symlink met while resolving it (Kubernetes' `spillway.yaml -> ..data/spillway.yaml`,
 //   `..data -> ..2026_12_01_xxx`). Only events that carry one of those names count, so an in-place
-//   write, an editor's rename-over and a `..data` swap are seen, and a busy neighbour is not.
+//   write (when the writer closes the file), an editor's rename-over and a `..data` swap are seen,
+//   and a busy neighbour is not; its writes do not even wake the watcher (no IN_MODIFY).
 //   Events are debounced (`quiet` after the last one), but never for longer than `max_defer` after
 //   the first one of a burst, so a file that keeps changing is still read.
 // - a poll every `poll` that compares the resolved file's identity (device, inode, size, mtime,
@@ -21,6 +22,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <set>
@@ -65,6 +67,8 @@ class config_watcher {
   // The (directory, name) pairs met while resolving `path`: its own name in its (physical)
   // directory, every symlink on the way, and the final name. Any thread.
   static std::vector<std::pair<std::string, std::string>> names_on_path(const std::string& path);
+  // How many times inotify woke the watcher with events (relevant or not). Control thread.
+  std::uint64_t event_reads() const { return event_reads_; }
 
  private:
   boost::asio::awaitable<void> read_events();
@@ -92,6 +96,7 @@ class config_watcher {
   std::chrono::steady_clock::time_point burst_start_;
   identity seen_;  // identity when the last change was handed on (or at start)
   bool stopped_ = false;
+  std::uint64_t event_reads_ = 0;
 };
 
 }  // namespace spillway::server
