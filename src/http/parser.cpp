@@ -51,7 +51,9 @@ bool iequals(std::string_view a, std::string_view b) {
     return false;
   }
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) {
+    // Names mostly come in the case they are looked up in (HTTP/2's are lowercase): fold only
+    // where the bytes differ.
+    if (a[i] != b[i] && lower(a[i]) != lower(b[i])) {
       return false;
     }
   }

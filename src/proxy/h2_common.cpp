@@ -17,19 +17,25 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t write_batch = 64 * 1024;
 }  // namespace
 
-wakeup::wakeup(asio::io_context& io) : timer_(io) {}
-
 asio::awaitable<void> wakeup::wait() {
   if (!pending_) {
-    timer_.expires_at(asio::steady_timer::time_point::max());
-    co_await timer_.async_wait(nothrow);
+    if (!timer_) {
+      timer_.emplace(io_, asio::steady_timer::time_point::max());
+    } else {
+      timer_->expires_at(asio::steady_timer::time_point::max());
+    }
+    waiting_ = true;
+    co_await timer_->async_wait(nothrow);
+    waiting_ = false;
   }
   pending_ = false;
 }
 
 void wakeup::notify() {
   pending_ = true;
-  timer_.cancel();
+  if (waiting_) {
+    timer_->cancel();
+  }
 }
 
 asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& stream, std::string& wbuf, wakeup& wake,

@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,15 +20,19 @@
 namespace spillway::proxy {
 
 // Wakes one coroutine on the worker's thread: a notify() before or during wait() ends the wait.
+// The timer it waits on is made at the first wait that must sleep (most of a stream's wake-ups
+// never wait), and a notify() with no one waiting touches no timer.
 class wakeup {
  public:
-  explicit wakeup(boost::asio::io_context& io);
+  explicit wakeup(boost::asio::io_context& io) : io_(io) {}
   boost::asio::awaitable<void> wait();
   void notify();
 
  private:
-  boost::asio::steady_timer timer_;
+  boost::asio::io_context& io_;
+  std::optional<boost::asio::steady_timer> timer_;
   bool pending_ = false;
+  bool waiting_ = false;
 };
 
 // Writes what `ng` has to send to `stream`, in batches gathered into `wbuf`, waiting on `wake`

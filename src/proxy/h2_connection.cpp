@@ -52,7 +52,7 @@ constexpr std::chrono::seconds closing_grace{1};
 
 struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stream> {
   h2_stream(h2_connection& c, std::int32_t stream_id, asio::io_context& io)
-      : conn(c), id(stream_id), watch(io), wake(io) {}
+      : conn(c), id(stream_id), watch(c.stream_deadlines_), wake(io) {}
 
   // The request deadline passed: the try's connection is closed, and the coroutine answers 504,
   // moves on to another host, or (once the answer began) resets the stream.
@@ -408,7 +408,10 @@ struct h2_connection::callbacks {
 // --- the connection ---
 
 h2_connection::h2_connection(downstream_connection& down)
-    : down_(down), write_wake_(down.owner().io()), writer_done_(down.owner().io()) {
+    : down_(down),
+      stream_deadlines_(down.owner().io()),
+      write_wake_(down.owner().io()),
+      writer_done_(down.owner().io()) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, callbacks::on_begin_headers);
@@ -474,6 +477,7 @@ void h2_connection::refuse_connection(std::uint32_t code, std::size_t why) {
 
 awaitable<void> h2_connection::run(std::string initial, std::shared_ptr<void> keep) {
   keep_ = keep;
+  stream_deadlines_.set_owner(keep);
   if (auto* t = down_.traffic()) {
     t->h2_connections.add();
   }
@@ -525,6 +529,7 @@ awaitable<void> h2_connection::run(std::string initial, std::shared_ptr<void> ke
   }
   shut();
   keep_.reset();
+  stream_deadlines_.close();  // streams still running keep their deadlines; then the timer lets go
 }
 
 bool h2_connection::receive(const char* data, std::size_t n) {

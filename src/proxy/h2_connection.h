@@ -26,6 +26,7 @@
 #include "proxy/downstream.h"
 #include "proxy/h2_common.h"
 #include "proxy/rate_check.h"
+#include "proxy/watchdog.h"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -125,6 +126,8 @@ class h2_connection {
 
   downstream_connection& down_;
   nghttp2_session* ng_ = nullptr;
+  // The streams' request deadlines, on one timer (declared before the streams: it outlives them).
+  deadline_group stream_deadlines_;
   // Open streams, in no order (a stream knows its slot; nghttp2's stream user data finds one by id).
   std::vector<std::shared_ptr<h2_stream>> streams_;
   std::shared_ptr<void> keep_;  // the owner, while run() runs (for the streams it spawns)

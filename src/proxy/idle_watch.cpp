@@ -67,7 +67,10 @@ void idle_watch::start(asio::ip::tcp::socket& s) {
   }
   stirred_ = false;
   auto& impl = socket_access::implementation(s);
-  auto& r = reactor_of(s);
+  if (reactor_ == nullptr) {
+    reactor_ = &reactor_of(s);  // once per connection: use_service locks and searches
+  }
+  auto& r = *reactor_;
   auto* op = new idle_watch_op(this, s.native_handle(), r);
   op->cancellation_key_ = op;
   op_ = op;

@@ -27,6 +27,8 @@
 // Depends on Boost 1.81's epoll reactor internals (reactor_op, start_op, cancel_ops_by_key; see
 // common/reactor_access.h), which the build pins; the unit tests exercise it on real sockets.
 
+#include "common/reactor_access.h"
+
 #include <boost/asio/ip/tcp.hpp>
 
 namespace spillway::proxy {
@@ -56,8 +58,9 @@ class idle_watch {
 
  private:
   friend struct idle_watch_op;
-  idle_watch_op* op_ = nullptr;  // queued in the reactor (or completing) while watching
-  bool stirred_ = false;         // the watch completed: something came
+  idle_watch_op* op_ = nullptr;                 // queued in the reactor (or completing) while watching
+  reactor_access::reactor* reactor_ = nullptr;  // the socket's, found at the first start()
+  bool stirred_ = false;                        // the watch completed: something came
 };
 
 }  // namespace spillway::proxy

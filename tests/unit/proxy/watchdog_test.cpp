@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 namespace spillway::proxy {
 namespace {
@@ -101,6 +102,157 @@ TEST(watchdog, stop_releases_the_owner_and_later_deadlines_are_ignored) {
   io.restart();
   EXPECT_EQ(io.poll(), 0u);
   EXPECT_EQ(o->listener.passed, 0);
+}
+
+// --- deadline_group: the streams of an HTTP/2 connection on one timer ---
+
+// A connection with its group, and streams (members) that come and go.
+struct group_owner {
+  explicit group_owner(boost::asio::io_context& io) : group(io) {}
+  deadline_group group;
+};
+
+struct member {
+  explicit member(deadline_group& g) : watch(g) {}
+  counting_listener listener;
+  watchdog watch;
+};
+
+// Runs what is ready, `limit` handlers at most; how many ran.
+std::size_t run_ready(boost::asio::io_context& io, std::size_t limit = 100) {
+  std::size_t n = 0;
+  io.restart();
+  while (n < limit && io.poll_one() > 0) {
+    ++n;
+  }
+  return n;
+}
+
+TEST(deadline_group, members_share_one_wait_and_later_deadlines_touch_no_timer) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<group_owner>(io);
+  o->group.set_owner(o);
+  std::vector<std::unique_ptr<member>> ms;
+  for (int i = 0; i < 50; ++i) {
+    ms.push_back(std::make_unique<member>(o->group));
+    ms.back()->watch.start(nullptr, &ms.back()->listener);
+    ms.back()->watch.set_deadline(clock::now() + std::chrono::hours(1) + std::chrono::seconds(i));
+  }
+  EXPECT_EQ(o->group.members(), 50u);
+  EXPECT_TRUE(o->group.waiting());
+  EXPECT_EQ(o.use_count(), 2);  // one wait, holding the owner
+  // Later deadlines, members leaving: no handler runs (nothing was cancelled and re-armed).
+  for (auto& m : ms) {
+    m->watch.set_deadline(clock::now() + std::chrono::hours(2));
+  }
+  for (int i = 0; i < 25; ++i) {
+    ms[i]->watch.stop();
+  }
+  EXPECT_EQ(run_ready(io), 0u);
+  EXPECT_EQ(o->group.members(), 25u);
+  for (auto& m : ms) {
+    EXPECT_EQ(m->listener.passed, 0);
+  }
+  for (auto& m : ms) {
+    m->watch.stop();
+  }
+  o->group.close();  // nothing left to watch: the wait goes, and the owner with it
+  run_ready(io);
+  EXPECT_FALSE(o->group.waiting());
+  EXPECT_EQ(o.use_count(), 1);
+}
+
+TEST(deadline_group, a_sooner_deadline_wakes_the_timer_and_only_passed_members_are_told) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<group_owner>(io);
+  o->group.set_owner(o);
+  member late(o->group), soon(o->group), none(o->group);
+  late.watch.start(nullptr, &late.listener);
+  soon.watch.start(nullptr, &soon.listener);
+  none.watch.start(nullptr, &none.listener);
+  late.watch.set_deadline(clock::now() + std::chrono::hours(1));
+  run_ready(io);
+  soon.watch.set_deadline(clock::now() - std::chrono::milliseconds(1));  // sooner than the timer's: it wakes
+  run_ready(io);
+  EXPECT_EQ(soon.listener.passed, 1);
+  EXPECT_TRUE(soon.watch.expired());
+  EXPECT_FALSE(soon.watch.waiting());
+  EXPECT_EQ(late.listener.passed, 0);
+  EXPECT_FALSE(late.watch.expired());
+  EXPECT_EQ(none.listener.passed, 0);
+  EXPECT_TRUE(o->group.waiting());  // re-armed for `late`
+  // A deadline moved later lazily (as relays do through deadline()) is found when the timer wakes.
+  late.watch.deadline() = clock::now() + std::chrono::hours(3);
+  soon.watch.clear_expired();
+  soon.watch.set_deadline(clock::now() - std::chrono::milliseconds(1));
+  run_ready(io);
+  EXPECT_EQ(soon.listener.passed, 2);
+  EXPECT_EQ(late.listener.passed, 0);
+  late.watch.stop();
+  soon.watch.stop();
+  none.watch.stop();
+  o->group.close();
+  run_ready(io);
+  EXPECT_EQ(o.use_count(), 1);
+}
+
+TEST(deadline_group, a_listener_that_stops_other_members_or_sets_a_passed_deadline_again_is_safe) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<group_owner>(io);
+  o->group.set_owner(o);
+  auto a = std::make_unique<member>(o->group);
+  auto b = std::make_unique<member>(o->group);
+  b->watch.start(nullptr, &b->listener);
+  a->watch.start(nullptr, &a->listener);  // joined last: looked at first
+  int rounds = 0;
+  a->listener.then = [&] {
+    b.reset();  // another member, due and not told yet, goes (its watchdog leaves as it is destroyed)
+    if (++rounds < 3) {
+      a->watch.set_deadline(clock::now() - std::chrono::milliseconds(1));  // passed already
+    }
+  };
+  a->watch.set_deadline(clock::now() - std::chrono::milliseconds(1));
+  b->watch.set_deadline(clock::now() - std::chrono::milliseconds(1));
+  // Bounded: a member told again in the same wake-up would loop without end.
+  run_ready(io, 100);
+  EXPECT_EQ(a->listener.passed, 3);
+  EXPECT_FALSE(b);
+  EXPECT_EQ(o->group.members(), 1u);
+  a->watch.stop();
+  o->group.close();
+  run_ready(io);
+  EXPECT_EQ(o.use_count(), 1);
+}
+
+TEST(deadline_group, a_member_still_running_after_close_keeps_its_deadline_until_it_leaves) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<group_owner>(io);
+  o->group.set_owner(o);
+  member m(o->group);
+  m.watch.start(nullptr, &m.listener);
+  m.watch.set_deadline(clock::now() + std::chrono::hours(1));
+  o->group.close();  // the connection ended; the stream has not
+  run_ready(io);
+  EXPECT_TRUE(o->group.waiting());
+  m.watch.set_deadline(clock::now() - std::chrono::milliseconds(1));
+  run_ready(io);
+  EXPECT_EQ(m.listener.passed, 1);
+  m.watch.set_deadline(clock::now() + std::chrono::hours(1));
+  m.watch.stop();  // the last member leaves: the wait ends
+  run_ready(io);
+  EXPECT_FALSE(o->group.waiting());
+  EXPECT_EQ(o.use_count(), 1);
+}
+
+TEST(deadline_group, without_its_owner_nothing_is_armed) {
+  boost::asio::io_context io;
+  deadline_group g(io);  // no owner set (or gone)
+  member m(g);
+  m.watch.start(nullptr, &m.listener);
+  m.watch.set_deadline(clock::now() - std::chrono::milliseconds(1));
+  EXPECT_FALSE(g.waiting());
+  EXPECT_EQ(run_ready(io), 0u);
+  m.watch.stop();
 }
 
 }  // namespace
