@@ -148,6 +148,7 @@ requests() {
 }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of every thread, in clock ticks
+sticks() { awk '{print $15}' "/proc/$1/stat"; }       # stime alone: the kernel's share
 
 wait_ready() {
   for _ in $(seq 100); do
@@ -174,6 +175,8 @@ for variant in "${VARIANTS[@]}"; do
   for round in $(seq "$ROUNDS"); do
     a0=$(ticks "$pa")
     b0=$(ticks "$pb")
+    as0=$(sticks "$pa")
+    bs0=$(sticks "$pb")
     load $plain_port "$WORKDIR/wa"
     wa=$LOADER
     load $variant_port "$WORKDIR/wb"
@@ -181,15 +184,18 @@ for variant in "${VARIANTS[@]}"; do
     wait "$wa" "$wb"
     a1=$(ticks "$pa")
     b1=$(ticks "$pb")
+    as1=$(sticks "$pa")
+    bs1=$(sticks "$pb")
     na=$(requests "$WORKDIR/wa")
     nb=$(requests "$WORKDIR/wb")
     [[ -n $na && -n $nb && $na != 0 && $nb != 0 ]] || die "a load run answered nothing: $(cat "$WORKDIR/wa" "$WORKDIR/wb")"
-    line=$(awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v na="$na" -v nb="$nb" -v hz="$hz" \
-      'BEGIN { ua = a * 1e6 / hz / na; ub = b * 1e6 / hz / nb; printf "%.2f %.2f %.4f", ua, ub, ub / ua }')
-    read -r ua ub ratio <<<"$line"
+    line=$(awk -v a=$((a1 - a0)) -v b=$((b1 - b0)) -v sa=$((as1 - as0)) -v sb=$((bs1 - bs0)) -v na="$na" -v nb="$nb" \
+      -v hz="$hz" 'BEGIN { ua = a * 1e6 / hz / na; ub = b * 1e6 / hz / nb;
+        printf "%.2f %.2f %.4f %.0f%% %.0f%%", ua, ub, ub / ua, a ? 100 * sa / a : 0, b ? 100 * sb / b : 0 }')
+    read -r ua ub ratio ka kb <<<"$line"
     ratios+=("$ratio")
-    printf '  %-9s round %d: plain %s us/req (%s req), %s %s us/req (%s req): %s\n' \
-      "$variant" "$round" "$ua" "$na" "$variant" "$ub" "$nb" "$ratio"
+    printf '  %-9s round %d: plain %s us/req (%s req, kernel %s), %s %s us/req (%s req, kernel %s): %s\n' \
+      "$variant" "$round" "$ua" "$na" "$ka" "$variant" "$ub" "$nb" "$kb" "$ratio"
   done
   median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR] = $1} END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
   printf '%s: CPU per request %.3fx plain (median of %d rounds)\n' "$variant" "$median" "$ROUNDS"

@@ -54,7 +54,7 @@ asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& stream, st
       break;
     }
     if (!wbuf.empty()) {
-      auto [ec, n] = co_await asio::async_write(stream, asio::buffer(wbuf), nothrow);
+      auto [ec, n] = co_await stream.write_all(asio::buffer(wbuf));
       if (ec) {
         co_return false;
       }

@@ -1054,7 +1054,7 @@ awaitable<h2_connection::send_result> h2_connection::send_request(h2_stream& s, 
   if (s.body_started) {
     // A retry after the body went out on an earlier try: it was kept whole, send it again.
     std::array<asio::const_buffer, 2> bufs{asio::buffer(st.out), asio::buffer(st.replay)};
-    auto [ec, n] = co_await asio::async_write(conn.stream, bufs, nothrow);
+    auto [ec, n] = co_await conn.stream.write_all(bufs);
     co_return ec ? send_result::upstream_write_failed : send_result::ok;
   }
   const bool chunked = s.head.chunked;
@@ -1114,7 +1114,7 @@ awaitable<h2_connection::send_result> h2_connection::send_request(h2_stream& s, 
       }
     }
     s.body_started = s.body_started || n > 0;
-    auto [ec, written] = co_await asio::async_write(conn.stream, bufs, nothrow);
+    auto [ec, written] = co_await conn.stream.write_all(bufs);
     s.sending.clear();
     if (n > 0 && !closed_ && !s.closed) {
       // Written upstream: the client may send that much more (WINDOW_UPDATE).

@@ -42,7 +42,7 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
   if (body_started_) {
     // A retry after the body was read on an earlier try: it was kept whole, send it again.
     std::array<asio::const_buffer, 2> bufs{asio::buffer(st_->out), asio::buffer(st_->replay)};
-    auto [ec, n] = co_await asio::async_write(conn.stream, bufs, nothrow);
+    auto [ec, n] = co_await conn.stream.write_all(bufs);
     co_return ec ? send_result::upstream_write_failed : send_result::ok;
   }
   std::uint64_t body_bytes = 0;
@@ -79,12 +79,12 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
     st_->rec.bytes_in += r.consumed;
     st_->dbegin += r.consumed;
     body_started_ = body_started_ || r.consumed > 0;
-    auto [ec, n] = co_await asio::async_write(conn.stream, bufs, nothrow);
+    auto [ec, n] = co_await conn.stream.write_all(bufs);
     sent_ok = !ec;
   }
   if (sent_ok && !request_complete_ && expect_continue && body_bytes == 0) {
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-    auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(cont), nothrow);
+    auto [ec, n] = co_await down_.stream().write_all(asio::buffer(cont));
     if (ec) {
       co_return send_result::client_gone;
     }
@@ -130,8 +130,7 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
     }
     body_started_ = true;
     keep(st_->dbuf.data() + st_->dbegin, r.consumed);
-    auto [ec, n] =
-        co_await asio::async_write(conn.stream, asio::buffer(st_->dbuf.data() + st_->dbegin, r.consumed), nothrow);
+    auto [ec, n] = co_await conn.stream.write_all(asio::buffer(st_->dbuf.data() + st_->dbegin, r.consumed));
     st_->dbegin += r.consumed;
     sent_ok = !ec;
   }
@@ -175,7 +174,7 @@ awaitable<http_session::head_result> http_session::read_response_head(upstream_c
       // answered the Expect itself); the 1xx completes on the next feed, then the real head follows.
       if (!(resp.status == 100 && expect_continue)) {
         build_downstream_head(resp, false, st_->facts.http10, st_->scratch, st_->out);
-        auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(st_->out), nothrow);
+        auto [ec, n] = co_await down_.stream().write_all(asio::buffer(st_->out));
         st_->upstream_drained = false;  // the backend's socket went unwatched meanwhile
         st_->rec.bytes_out += n;
         if (ec) {
@@ -213,7 +212,7 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
     std::array<asio::const_buffer, 2> bufs{asio::buffer(st_->out),
                                            asio::buffer(st_->ubuf.data() + st_->ubegin, rr.consumed)};
     st_->ubegin += rr.consumed;
-    auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
+    auto [ec, n] = co_await down_.stream().write_all(bufs);
     st_->rec.bytes_out += n;
     ok = !ec;
   }
@@ -261,7 +260,7 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
     if (response_complete) {
       conn->watch_idle(n < st_->ubuf.size());
     }
-    auto [wec, wn] = co_await asio::async_write(down_.stream(), asio::buffer(st_->ubuf.data(), rr.consumed), nothrow);
+    auto [wec, wn] = co_await down_.stream().write_all(asio::buffer(st_->ubuf.data(), rr.consumed));
     st_->rec.bytes_out += wn;
     st_->ubegin = rr.consumed;
     ok = !wec;
@@ -382,7 +381,7 @@ awaitable<http_session::send_result> http_session::send_body_h2(h2_call& call, c
       if (t.expect_continue && !asked && body_bytes == 0) {
         asked = true;
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(cont), nothrow);
+        auto [ec, n] = co_await down_.stream().write_all(asio::buffer(cont));
         if (ec) {
           co_return send_result::client_gone;
         }
@@ -464,7 +463,7 @@ awaitable<http_session::next> http_session::stream_h2_response(upstream_attempt&
   build_downstream_head(resp, close_client, http10, st_->scratch, st_->out);
   bool ok = true;
   {
-    auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(st_->out), nothrow);
+    auto [ec, n] = co_await down_.stream().write_all(asio::buffer(st_->out));
     st_->rec.bytes_out += n;
     ok = !ec;
   }
@@ -484,7 +483,7 @@ awaitable<http_session::next> http_session::stream_h2_response(upstream_attempt&
       }
       std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, size_len), asio::buffer(data),
                                              asio::buffer("\r\n", chunked ? 2 : 0)};
-      auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
+      auto [ec, n] = co_await down_.stream().write_all(bufs);
       st_->rec.bytes_out += n;
       ok = !ec;
       if (call.conn != nullptr) {
@@ -513,7 +512,7 @@ awaitable<http_session::next> http_session::stream_h2_response(upstream_attempt&
       }
     }
     out.append("\r\n");
-    auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(out), nothrow);
+    auto [ec, n] = co_await down_.stream().write_all(asio::buffer(out));
     st_->rec.bytes_out += n;
     if (ec) {
       co_return next::close;
@@ -536,7 +535,7 @@ awaitable<http_session::next> http_session::tunnel(upstream_connection& conn, co
     // The 101 and whatever the backend sent right behind it (the first frames, already).
     std::array<asio::const_buffer, 2> bufs{asio::buffer(st_->out),
                                            asio::buffer(st_->ubuf.data() + st_->ubegin, st_->uend - st_->ubegin)};
-    auto [ec, n] = co_await asio::async_write(down_.stream(), bufs, nothrow);
+    auto [ec, n] = co_await down_.stream().write_all(bufs);
     st_->rec.bytes_out += n;
     if (ec) {
       co_return next::close;
@@ -545,8 +544,8 @@ awaitable<http_session::next> http_session::tunnel(upstream_connection& conn, co
   }
   if (st_->dbegin < st_->dend) {
     // Bytes the client sent after its request, before the 101 reached it.
-    auto [ec, n] = co_await asio::async_write(
-        conn.stream, asio::buffer(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin), nothrow);
+    auto [ec, n] =
+        co_await conn.stream.write_all(asio::buffer(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin));
     st_->dbegin = st_->dend = 0;
     if (ec) {
       co_return next::close;

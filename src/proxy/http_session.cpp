@@ -459,7 +459,7 @@ awaitable<http_session::next> http_session::send_local(error_kind kind, bool clo
   st_->rec.local = kind;
   // A client that does not read its answer (after a timeout, say) cannot hold the session.
   down_.set_deadline(clock::now() + local_reply_timeout);
-  auto [ec, n] = co_await asio::async_write(down_.stream(), asio::buffer(st_->out), nothrow);
+  auto [ec, n] = co_await down_.stream().write_all(asio::buffer(st_->out));
   st_->rec.bytes_out += n;
   if (ec || close) {
     co_return next::close;
