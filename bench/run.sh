@@ -51,7 +51,7 @@ BENCH_IDLE_CONNECTIONS=${BENCH_IDLE_CONNECTIONS:-4000}
 # 0 skips it. Spillway only: the HAProxy and NGINX configs here cap connections below this.
 BENCH_IDLE_LOAD=${BENCH_IDLE_LOAD:-15000}
 # What each request costs, counted rather than timed: system calls (perf's syscalls:sys_enter_*
-# tracepoints) and heap allocations (uprobes on libc's malloc, calloc and realloc) of the proxy's
+# tracepoints) and heap allocations (uprobes on libc's and tcmalloc's allocators) of the proxy's
 # processes during a wrk run of BENCH_COUNT_DURATION at each of BENCH_COUNT_CONNECTIONS, for every
 # running proxy target. Needs perf and root; skipped (with a note) otherwise. 0 skips it.
 BENCH_COUNTS=${BENCH_COUNTS:-1}
@@ -566,21 +566,33 @@ fi
 
 # ----- counts: system calls and allocations per request -------------------------------------
 
-# Adds uprobes on libc's allocators unless present (recording them in ADDED_PROBES, removed on
-# exit); sets ALLOC_EVENTS to the perf events that count them, empty when uprobes cannot be set.
-# Not for $(...): ADDED_PROBES must reach cleanup.
+# Adds uprobes on the allocators unless present (recording them in ADDED_PROBES, removed on exit):
+# libc's malloc, calloc and realloc (HAProxy's and NGINX's, and C++ operator new where it goes
+# through malloc), and, when Spillway links tcmalloc, tcmalloc's own entry points, which take its
+# calls instead of libc (malloc, calloc, realloc, memalign = aligned_alloc, and tc_new = operator
+# new and new[]; none calls another). Sets ALLOC_EVENTS to the perf events that count them, empty
+# when uprobes cannot be set. Not for $(...): ADDED_PROBES must reach cleanup.
 ALLOC_EVENTS=""
+add_allocation_probes() {  # LIBRARY GROUP FUNCTION...
+  local lib=$1 group=$2 fn
+  shift 2
+  for fn in "$@"; do
+    if ! perf probe -l 2>/dev/null | grep -q "$group:$fn "; then
+      perf probe -q -x "$lib" --add "$fn" >/dev/null 2>&1 || continue
+      ADDED_PROBES+=" $group:$fn"
+    fi
+    ALLOC_EVENTS+="${ALLOC_EVENTS:+,}$group:$fn"
+  done
+}
 allocation_events() {
-  local libc fn
+  local libc tcmalloc
   libc=$(ldd "$SPILLWAY_BIN" 2>/dev/null | awk '/libc\.so\.6/ { print $3 }')
   [[ -n $libc ]] || return 0
-  for fn in malloc calloc realloc; do
-    if ! perf probe -l 2>/dev/null | grep -q "probe_libc:$fn "; then
-      perf probe -q -x "$libc" --add "$fn" >/dev/null 2>&1 || continue
-      ADDED_PROBES+=" probe_libc:$fn"
-    fi
-    ALLOC_EVENTS+="${ALLOC_EVENTS:+,}probe_libc:$fn"
-  done
+  add_allocation_probes "$libc" probe_libc malloc calloc realloc
+  tcmalloc=$(ldd "$SPILLWAY_BIN" 2>/dev/null | awk '/libtcmalloc_minimal\.so/ { print $3 }')
+  if [[ -n $tcmalloc ]]; then
+    add_allocation_probes "$tcmalloc" probe_libtcmalloc_minimal malloc calloc realloc memalign tc_new
+  fi
 }
 
 COUNT_RESULTS="$WORKDIR/counts.tsv"  # target conns requests event count
@@ -818,7 +830,6 @@ for line in open(os.environ["COUNT_RESULTS"]):
     c = counts.setdefault((target, int(conns)), {"requests": int(requests), "events": {}})
     c["events"][event] = int(count)
 if counts:
-    allocators = ("probe_libc:malloc", "probe_libc:calloc", "probe_libc:realloc")
     keys = sorted(counts, key=lambda k: (mode_rank[mode(k[0])], k[1], target_rank.get(k[0].split("-")[0], 99), k[0]))
 
     def per_request(c, names):
@@ -828,13 +839,14 @@ if counts:
         return per_request(c, [e for e in c["events"] if not e.startswith("probe_")])
 
     def allocations(c):
-        return per_request(c, allocators)
+        return per_request(c, [e for e in c["events"] if e.startswith("probe_")])
 
     out.append("")
     out.append(f"What each request costs, counted (a separate wrk run of {os.environ['COUNT_DURATION']} per row, "
                "perf attached to the proxy's processes): system calls (`syscalls:sys_enter_*` tracepoints) and "
-               "heap allocations (uprobes on libc's `malloc`, `calloc`, `realloc`; C++ `operator new` goes through "
-               "`malloc`). The detail table below gives every system call by name.")
+               "heap allocations (uprobes on libc's `malloc`, `calloc`, `realloc`, through which C++ `operator new` "
+               "goes, and on tcmalloc's `malloc`, `calloc`, `realloc`, `memalign` and `operator new` for Spillway, "
+               "which links it). The detail table below gives every system call by name.")
     out.append("")
     out.append("| mode | target | conns | system calls / req | vs HAProxy | allocations / req | vs HAProxy |")
     out.append("|---|---|---:|---:|---:|---:|---:|")
