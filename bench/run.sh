@@ -608,20 +608,28 @@ if [[ $BENCH_COUNTS != 0 ]]; then
     for conns in $BENCH_COUNT_CONNECTIONS; do
       for target in "${RUNNING_TARGETS[@]}"; do
         [[ -n ${TARGET_PID[$target]:-} ]] || continue  # direct: no proxy
+        # Warm at this level first, so that the connections and per-request states a new level
+        # opens are not read as a cost of every request.
+        run_wrk "$target" "$conns" 1s
         pids=$(process_tree "${TARGET_PID[$target]}" | paste -sd, -)
-        perf stat -x, -e 'syscalls:sys_enter_*' ${ALLOC_EVENTS:+-e "$ALLOC_EVENTS"} -p "$pids" \
-          -o "$WORKDIR/perf-$target-$conns.csv" &
-        perf_pid=$!
-        STARTED_PIDS+=("$perf_pid")
-        sleep 0.3  # attached before the first request
-        run_wrk "$target" "$conns" "$BENCH_COUNT_DURATION"
-        kill -INT "$perf_pid" 2>/dev/null || true
-        wait "$perf_pid" 2>/dev/null || true
-        requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$WRK_LINE")
-        # perf -x, lines: count,unit,event,...
-        awk -F, -v t="$target" -v c="$conns" -v r="$requests" \
-          '$1 ~ /^[0-9]+$/ && $1 > 0 { sub(/^syscalls:sys_enter_/, "", $3); print t "\t" c "\t" r "\t" $3 "\t" $1 }' \
-          "$WORKDIR/perf-$target-$conns.csv" >>"$COUNT_RESULTS"
+        # System calls and allocations in separate runs: uprobes make every allocation a trap, so a
+        # run that counts them serves a fraction of its usual requests, and what a client's end
+        # costs (its connections closed, the requests it left cut off) would weigh on the system
+        # calls counted per request.
+        for events in 'syscalls:sys_enter_*' ${ALLOC_EVENTS:+"$ALLOC_EVENTS"}; do
+          perf stat -x, -e "$events" -p "$pids" -o "$WORKDIR/perf-$target-$conns.csv" &
+          perf_pid=$!
+          STARTED_PIDS+=("$perf_pid")
+          sleep 0.3  # attached before the first request
+          run_wrk "$target" "$conns" "$BENCH_COUNT_DURATION"
+          kill -INT "$perf_pid" 2>/dev/null || true
+          wait "$perf_pid" 2>/dev/null || true
+          requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$WRK_LINE")
+          # perf -x, lines: count,unit,event,...
+          awk -F, -v t="$target" -v c="$conns" -v r="$requests" \
+            '$1 ~ /^[0-9]+$/ && $1 > 0 { sub(/^syscalls:sys_enter_/, "", $3); print t "\t" c "\t" r "\t" $3 "\t" $1 }' \
+            "$WORKDIR/perf-$target-$conns.csv" >>"$COUNT_RESULTS"
+        done
         log "counted $target c=$conns ($requests requests)"
       done
     done
@@ -827,13 +835,15 @@ if rapid:
 counts = {}  # (target, conns) -> {"requests": n, event: count}
 for line in open(os.environ["COUNT_RESULTS"]):
     target, conns, requests, event, count = line.rstrip("\n").split("\t")
-    c = counts.setdefault((target, int(conns)), {"requests": int(requests), "events": {}})
-    c["events"][event] = int(count)
+    # Each event with the requests of the run that counted it (system calls and allocations are
+    # counted in separate runs).
+    c = counts.setdefault((target, int(conns)), {"events": {}})
+    c["events"][event] = (int(count), int(requests))
 if counts:
     keys = sorted(counts, key=lambda k: (mode_rank[mode(k[0])], k[1], target_rank.get(k[0].split("-")[0], 99), k[0]))
 
     def per_request(c, names):
-        return sum(v for e, v in c["events"].items() if e in names) / c["requests"] if c["requests"] else 0.0
+        return sum(v / r for e, (v, r) in c["events"].items() if e in names and r)
 
     def syscalls(c):
         return per_request(c, [e for e in c["events"] if not e.startswith("probe_")])
@@ -842,8 +852,9 @@ if counts:
         return per_request(c, [e for e in c["events"] if e.startswith("probe_")])
 
     out.append("")
-    out.append(f"What each request costs, counted (a separate wrk run of {os.environ['COUNT_DURATION']} per row, "
-               "perf attached to the proxy's processes): system calls (`syscalls:sys_enter_*` tracepoints) and "
+    out.append(f"What each request costs, counted (after 1 s of warm-up at the level, separate wrk runs of "
+               f"{os.environ['COUNT_DURATION']} per row for each kind, perf attached to the proxy's processes): system "
+               "calls (`syscalls:sys_enter_*` tracepoints) and "
                "heap allocations (uprobes on libc's `malloc`, `calloc`, `realloc`, through which C++ `operator new` "
                "goes, and on tcmalloc's `malloc`, `calloc`, `realloc`, `memalign` and `operator new` for Spillway, "
                "which links it). The detail table below gives every system call by name.")
@@ -861,8 +872,7 @@ if counts:
     out.append("| system call per request | " + " | ".join(f"{t} c{n}" for t, n in keys) + " |")
     out.append("|---|" + "---:|" * len(keys))
     for name in names:
-        out.append(f"| {name} | " + " | ".join(f"{counts[k]['events'].get(name, 0) / counts[k]['requests']:.3f}"
-                                             if counts[k]["requests"] else "-" for k in keys) + " |")
+        out.append(f"| {name} | " + " | ".join(f"{per_request(counts[k], [name]):.3f}" for k in keys) + " |")
 notes = os.environ["NOTES"].strip()
 if notes:
     out.append(notes)
