@@ -128,10 +128,23 @@ std::size_t run_ready(boost::asio::io_context& io, std::size_t limit = 100) {
   return n;
 }
 
-TEST(deadline_group, members_share_one_wait_and_later_deadlines_touch_no_timer) {
+// A connection (the group's owner) on its io_context.
+class deadline_group_test : public ::testing::Test {
+ protected:
+  void SetUp() override { o->group.set_owner(o); }
+  // The connection ends with no member left: no wait is left, so nothing holds the owner.
+  void close_and_expect_released() {
+    o->group.close();
+    run_ready(io);
+    EXPECT_FALSE(o->group.waiting());
+    EXPECT_EQ(o.use_count(), 1);
+  }
+
   boost::asio::io_context io;
-  auto o = std::make_shared<group_owner>(io);
-  o->group.set_owner(o);
+  std::shared_ptr<group_owner> o = std::make_shared<group_owner>(io);
+};
+
+TEST_F(deadline_group_test, members_share_one_wait_and_later_deadlines_touch_no_timer) {
   std::vector<std::unique_ptr<member>> ms;
   for (int i = 0; i < 50; ++i) {
     ms.push_back(std::make_unique<member>(o->group));
@@ -156,16 +169,10 @@ TEST(deadline_group, members_share_one_wait_and_later_deadlines_touch_no_timer) 
   for (auto& m : ms) {
     m->watch.stop();
   }
-  o->group.close();  // nothing left to watch: the wait goes, and the owner with it
-  run_ready(io);
-  EXPECT_FALSE(o->group.waiting());
-  EXPECT_EQ(o.use_count(), 1);
+  close_and_expect_released();
 }
 
-TEST(deadline_group, a_sooner_deadline_wakes_the_timer_and_only_passed_members_are_told) {
-  boost::asio::io_context io;
-  auto o = std::make_shared<group_owner>(io);
-  o->group.set_owner(o);
+TEST_F(deadline_group_test, a_sooner_deadline_wakes_the_timer_and_only_passed_members_are_told) {
   member late(o->group), soon(o->group), none(o->group);
   late.watch.start(nullptr, &late.listener);
   soon.watch.start(nullptr, &soon.listener);
@@ -191,15 +198,10 @@ TEST(deadline_group, a_sooner_deadline_wakes_the_timer_and_only_passed_members_a
   late.watch.stop();
   soon.watch.stop();
   none.watch.stop();
-  o->group.close();
-  run_ready(io);
-  EXPECT_EQ(o.use_count(), 1);
+  close_and_expect_released();
 }
 
-TEST(deadline_group, a_listener_that_stops_other_members_or_sets_a_passed_deadline_again_is_safe) {
-  boost::asio::io_context io;
-  auto o = std::make_shared<group_owner>(io);
-  o->group.set_owner(o);
+TEST_F(deadline_group_test, a_listener_that_stops_other_members_or_sets_a_passed_deadline_again_is_safe) {
   auto a = std::make_unique<member>(o->group);
   auto b = std::make_unique<member>(o->group);
   b->watch.start(nullptr, &b->listener);
@@ -219,15 +221,10 @@ TEST(deadline_group, a_listener_that_stops_other_members_or_sets_a_passed_deadli
   EXPECT_FALSE(b);
   EXPECT_EQ(o->group.members(), 1u);
   a->watch.stop();
-  o->group.close();
-  run_ready(io);
-  EXPECT_EQ(o.use_count(), 1);
+  close_and_expect_released();
 }
 
-TEST(deadline_group, a_member_still_running_after_close_keeps_its_deadline_until_it_leaves) {
-  boost::asio::io_context io;
-  auto o = std::make_shared<group_owner>(io);
-  o->group.set_owner(o);
+TEST_F(deadline_group_test, a_member_still_running_after_close_keeps_its_deadline_until_it_leaves) {
   member m(o->group);
   m.watch.start(nullptr, &m.listener);
   m.watch.set_deadline(clock::now() + std::chrono::hours(1));
