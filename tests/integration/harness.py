@@ -6,6 +6,7 @@ Every process started here is stopped by PID when the test ends; nothing is left
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -22,8 +23,23 @@ UNDER_TSAN = "thread" in os.environ.get("SPILLWAY_SANITIZER", "")
 SANITIZER_REPORT = re.compile(r"WARNING: ThreadSanitizer:|ERROR: (Address|Leak)Sanitizer:|SUMMARY: UndefinedBehaviorSanitizer")
 
 
+# Ports for test servers come from below the ephemeral range (32768-60999 here): a port the kernel
+# picks for bind(0) comes from that range, and between the probe and the server's own bind it can
+# be taken as the source port of any connection another test makes (ctest -j2 runs two at once).
+_TEST_PORTS = range(20000, 32000)
+
+
 def free_port():
-    """A loopback port that was free a moment ago (the kernel picks it)."""
+    """A loopback port that was free a moment ago: a random one below the ephemeral range, or one
+    the kernel picks when none of those is free."""
+    for _ in range(100):
+        port = random.choice(_TEST_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -44,15 +44,16 @@ upstreams:
 
 
 class GrpcBackend:
-    def __init__(self, name, port=None, extra_args=()):
+    def __init__(self, name, extra_args=()):
         self.name = name
-        self.port = port or free_port()
-        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "grpc_backend.py"), "--port",
-                                      str(self.port), "--name", name, *extra_args], stdout=subprocess.PIPE,
-                                     text=True)
+        # Port 0: the server binds a port the kernel picks and says which. (A port probed free
+        # first could be taken meanwhile as another test's ephemeral port under ctest -j.)
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "grpc_backend.py"), "--port", "0",
+                                      "--name", name, *extra_args], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("listening"):
             raise RuntimeError("grpc backend %s did not start: %r" % (name, line))
+        self.port = int(line.split()[1])
 
     def kill(self):
         if self.proc.poll() is None:
