@@ -27,13 +27,28 @@ SANITIZER_REPORT = re.compile(r"WARNING: ThreadSanitizer:|ERROR: (Address|Leak)S
 # picks for bind(0) comes from that range, and between the probe and the server's own bind it can
 # be taken as the source port of any connection another test makes (ctest -j2 runs two at once).
 _TEST_PORTS = range(20000, 32000)
+# One process never hands out a port twice: each walks its own shuffled order of the range (a
+# random pick per call repeated within a test about once in a few hundred runs, and a spillway
+# given the same port for its listener and its admin API refuses to start).
+_port_order = None
+
+
+def _next_test_port():
+    global _port_order
+    if _port_order is None:
+        order = list(_TEST_PORTS)
+        random.Random(os.getpid() ^ time.monotonic_ns()).shuffle(order)
+        _port_order = iter(order)
+    return next(_port_order, None)
 
 
 def free_port():
-    """A loopback port that was free a moment ago: a random one below the ephemeral range, or one
-    the kernel picks when none of those is free."""
+    """A loopback port that was free a moment ago and that this process has not handed out before:
+    one below the ephemeral range, or one the kernel picks when none of those is left."""
     for _ in range(100):
-        port = random.choice(_TEST_PORTS)
+        port = _next_test_port()
+        if port is None:
+            break
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
