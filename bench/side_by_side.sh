@@ -16,6 +16,10 @@
 # SIDE_CONNECTIONS connections with SIDE_H2_STREAMS streams in flight each; HAProxy binds `proto h2`);
 # the backends stay HTTP/1.1.
 #
+# SIDE_MODE=tcp runs both as L4 relays (Spillway `protocol: tcp`, HAProxy `mode tcp`) and
+# SIDE_MODE=https terminates TLS 1.3 (ECDSA P-256, keep-alive) at both; wrk then speaks HTTP/1.1
+# through them as before. Default: http.
+#
 # Sequential rounds (bench/run.sh) see the plain row's req/s move by 30% between rounds on a shared
 # machine; side by side, `plain` against `plain` reads 1.00 ± 0.01. Every process started here is
 # stopped on exit, by PID.
@@ -35,6 +39,7 @@ PROXY_CPU=${SIDE_PROXY_CPU:-1}      # both proxies here; wrk and the backends on
 LOAD_CPUS=${SIDE_LOAD_CPUS:-0}
 CLIENT=${SIDE_CLIENT:-wrk}          # wrk (HTTP/1.1) or h2 (h2load, HTTP/2)
 H2_STREAMS=${SIDE_H2_STREAMS:-10}
+MODE=${SIDE_MODE:-http}             # http, tcp (L4) or https (TLS terminated)
 
 VARIANTS=("$@")
 ((${#VARIANTS[@]})) || VARIANTS=(ratelimit tracing)
@@ -55,6 +60,19 @@ case $CLIENT in
   h2) command -v h2load >/dev/null || die "h2load is not installed (nghttp2-client)" ;;
   *) die "SIDE_CLIENT is wrk or h2, not '$CLIENT'" ;;
 esac
+case $MODE in
+  http) ;;
+  tcp | https) [[ $CLIENT == wrk ]] || die "SIDE_MODE=$MODE is measured with wrk (SIDE_CLIENT=wrk)" ;;
+  *) die "SIDE_MODE is http, tcp or https, not '$MODE'" ;;
+esac
+SCHEME=http
+if [[ $MODE == https ]]; then
+  SCHEME=https
+  # A throwaway certificate, EC P-256 like bench/run.sh's; HAProxy wants certificate and key in one file.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench.test \
+    -keyout "$WORKDIR/bench.key" -out "$WORKDIR/bench.crt" >/dev/null 2>&1 || die "openssl could not make a certificate"
+  cat "$WORKDIR/bench.crt" "$WORKDIR/bench.key" >"$WORKDIR/bench.pem"
+fi
 
 B1=$((PORT_BASE + 1))
 B2=$((PORT_BASE + 2))
@@ -97,11 +115,26 @@ start() {
       sed -e "s|@PROXY_PORT@|$port|g" -e "s|@BACKEND1_PORT@|$B1|g" -e "s|@BACKEND2_PORT@|$B2|g" \
         "$SCRIPT_DIR/haproxy.cfg.in" >"$WORKDIR/haproxy-$port.cfg"
       [[ $CLIENT == h2 ]] && sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" "$WORKDIR/haproxy-$port.cfg"
+      # the same edits as bench/run.sh's haproxy-tcp and haproxy-https targets
+      [[ $MODE == tcp ]] && sed -i -e 's/^    mode http$/    mode tcp/' -e '/option http-keep-alive/d' \
+        -e '/http-reuse always/d' -e '/timeout http-keep-alive/d' "$WORKDIR/haproxy-$port.cfg"
+      [[ $MODE == https ]] && sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port ssl crt $WORKDIR/bench.pem alpn http/1.1|" \
+        "$WORKDIR/haproxy-$port.cfg"
       taskset -c "$PROXY_CPU" haproxy -db -f "$WORKDIR/haproxy-$port.cfg" >"$WORKDIR/haproxy-$port.log" 2>&1 &
       STARTED=$!
       PIDS+=("$STARTED")
       return ;;
     *) feature "$variant" || die "unknown variant '$variant' (known: plain before haproxy nometrics ratelimit tracing tracing-unsampled tracing-nocollector)" ;;
+  esac
+  local listener="protocol: http
+    routes:
+      - upstream: testd
+        $route_extra"
+  case $MODE in
+    tcp) listener="protocol: tcp
+    upstream: testd" ;;
+    https) listener="$listener
+    tls: { cert: $WORKDIR/bench.crt, key: $WORKDIR/bench.key }" ;;
   esac
   cat >"$WORKDIR/$variant-$port.yaml" <<EOF
 workers: 1
@@ -111,10 +144,7 @@ admin:
 listeners:
   - name: bench
     listen: 127.0.0.1:$port
-    protocol: http
-    routes:
-      - upstream: testd
-        $route_extra
+    $listener
 upstreams:
   - name: testd
     balance: least_request
@@ -135,7 +165,7 @@ load() {
   if [[ $CLIENT == h2 ]]; then
     taskset -c "$LOAD_CPUS" h2load -c"$CONNECTIONS" -m"$H2_STREAMS" -D"$DURATION" "http://127.0.0.1:$1/" >"$2" 2>&1 &
   else
-    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1/" >"$2" &
+    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$SCHEME://127.0.0.1:$1/" >"$2" &
   fi
   LOADER=$!
 }
@@ -154,14 +184,14 @@ wait_ready() {
   for _ in $(seq 100); do
     local how=()
     [[ $CLIENT == h2 ]] && how=(--http2-prior-knowledge)
-    curl -fs "${how[@]}" -o /dev/null "http://127.0.0.1:$1/" && return 0
+    curl -fsk "${how[@]}" -o /dev/null "$SCHEME://127.0.0.1:$1/" && return 0
     sleep 0.1
   done
   die "nothing answers on :$1: $(tail -n 3 "$WORKDIR"/*-"$1".log 2>/dev/null | tr '\n' ' ')"
 }
 
 hz=$(getconf CLK_TCK)
-echo "side by side on CPU $PROXY_CPU ($CLIENT -c$CONNECTIONS each, ${DURATION}s x $ROUNDS rounds): CPU per request, variant vs plain"
+echo "side by side on CPU $PROXY_CPU ($MODE, $CLIENT -c$CONNECTIONS each, ${DURATION}s x $ROUNDS rounds): CPU per request, variant vs plain"
 for variant in "${VARIANTS[@]}"; do
   plain_port=$((PORT_BASE + 10))
   variant_port=$((PORT_BASE + 20))
