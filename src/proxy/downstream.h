@@ -55,7 +55,8 @@ class downstream_connection {
   // passes. Worker thread.
   proxy::watchdog& watch() { return watch_; }
   void set_deadline(clock::time_point at) { watch_.set_deadline(at); }
-  clock::time_point& deadline() { return watch_.deadline(); }  // relays push it forward as bytes move
+  void set_deadline_horizon(clock::duration h) { watch_.set_horizon(h); }  // see watchdog::set_horizon
+  clock::time_point& deadline() { return watch_.deadline(); }              // relays push it forward as bytes move
   bool expired() const { return watch_.expired(); }
   void clear_expired() { watch_.clear_expired(); }
   // Watches the deadline until stop(), keeping `keep` (the owner) alive as long. Worker thread.

@@ -149,13 +149,14 @@ struct h2_connection::callbacks {
       return 0;
     }
     c.in_header_block_ = true;
-    c.header_deadline_ = h2_connection::clock::now() + c.header_timeout_;
+    const auto now = h2_connection::clock::now();
+    c.header_deadline_ = now + c.header_timeout_;
     c.update_deadline();
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
       return 0;  // trailers
     }
     auto s = std::make_shared<h2_stream>(c, frame->hd.stream_id, c.down_.owner().io());
-    s->first_byte = h2_connection::clock::now();
+    s->first_byte = now;
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get());
     s->slot = c.streams_.size();
     c.streams_.push_back(std::move(s));
@@ -876,7 +877,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
       co_return;
     }
     const auto& resp = st.response_parser.head();
-    st.rec.upstream_time = clock::now() - attempt.try_started();
+    st.rec.upstream_time = attempt.head_arrived();
     if (resp.status == 101) {
       // HTTP/2 has no upgrades, and none was asked for: a backend error.
       attempt.try_failed(try_end::protocol_error, false, true);
@@ -946,7 +947,7 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     reply_local(s, attempt.failure(), attempt.cfg().degrade.retry_after);
     co_return false;
   }
-  st.rec.upstream_time = clock::now() - attempt.try_started();
+  st.rec.upstream_time = attempt.head_arrived();
   if (attempt.got_h2_response(*call, s.can_resend()) == retry_verdict::retry) {
     call->cancel();
     co_return true;

@@ -335,7 +335,7 @@ awaitable<std::optional<http_session::next>> http_session::exchange_h2(upstream_
     }
     co_return co_await send_local(attempt.failure(), !request_complete_, &up);
   }
-  st_->rec.upstream_time = clock::now() - attempt.try_started();
+  st_->rec.upstream_time = attempt.head_arrived();
   if (attempt.got_h2_response(*call, can_resend()) == retry_verdict::retry) {
     co_return std::nullopt;
   }

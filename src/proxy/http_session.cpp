@@ -198,10 +198,13 @@ bool http_session::begin_idle() {
   }
   // Draining: a connection accepted just before the drain, or one whose client has not yet seen a
   // `connection: close`, still gets its next request answered within the grace.
-  down_.set_deadline(clock::now() +
+  idle_since_ = clock::now();
+  down_.set_deadline(idle_since_ +
                      (draining_ ? std::chrono::duration_cast<config::duration>(drain_idle_grace) : lv->idle_timeout));
   phase_ = phase::idle;
-  idle_since_ = clock::now();
+  // Kept alive, the next request's header deadline comes before this idle deadline: the timer
+  // waits no longer than a header timeout at a time, so that deadline is set without touching it.
+  down_.set_deadline_horizon(draining_ ? config::duration{} : lv->header_timeout);
   down_.clear_expired();
   request_complete_ = false;
   return true;
@@ -225,6 +228,7 @@ void http_session::take_state() {
 
 void http_session::park() {
   down_.owner().http1_states().give(std::move(st_));
+  down_.set_deadline_horizon({});  // idle a while: one re-arm at the next request beats a wake-up per header timeout
   // A connection idle for a while waits with a completion handler instead of a coroutine (whose
   // spawn state and frames cost about 800 bytes) and without its per-request state: a parked
   // connection holds its session, the socket's reactor state, this wait and the watchdog's timer
@@ -554,7 +558,7 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
       co_return co_await send_local(attempt.failure(), !request_complete_, &up);
     }
     const auto& resp = st_->response_parser.head();
-    st_->rec.upstream_time = clock::now() - attempt.try_started();
+    st_->rec.upstream_time = attempt.head_arrived();
     if (resp.status == 101 && st_->facts.upgrade && request_complete_) {
       attempt.got_response(resp.status, false, false);
       co_return co_await tunnel(conn, attempt);

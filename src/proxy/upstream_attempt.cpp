@@ -72,7 +72,7 @@ void upstream_attempt::release_ticket() {
   ticket_host_ = nullptr;
 }
 
-upstream::host* upstream_attempt::choose() {
+upstream::host* upstream_attempt::choose(clock::time_point now) {
   release_ticket();  // a try that ended without a verdict gives its trial slot back
   // A half-open breaker with every trial slot taken refuses the call: that host is skipped without
   // using up a try, on every front end alike. Bounded, since a refusing host joins `tried_`.
@@ -89,7 +89,7 @@ upstream::host* upstream_attempt::choose() {
     if (!h->circuit) {
       return h;
     }
-    ticket_ = h->circuit->try_acquire(breaker::clock::now());
+    ticket_ = h->circuit->try_acquire(now);
     if (ticket_) {
       ticket_host_ = h;
       return h;
@@ -98,7 +98,7 @@ upstream::host* upstream_attempt::choose() {
   return nullptr;
 }
 
-void upstream_attempt::begin_try(upstream::host* h) {
+void upstream_attempt::begin_try(upstream::host* h, clock::time_point now) {
   host_ = h;
   tried_available_ = tried_available_ || h->available();
   load_ = upstream::active_request(h);  // retries count as load too
@@ -108,7 +108,8 @@ void upstream_attempt::begin_try(upstream::host* h) {
   }
   h->requests_total.fetch_add(1, std::memory_order_relaxed);
   ++tries_;
-  try_started_ = clock::now();
+  try_started_ = now;
+  head_at_ = {};
   if (traced_ != nullptr) {
     if (!traced_->empty()) {
       auto& prev = traced_->back();
@@ -125,15 +126,16 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::ti
   while (true) {
     upstream::host* h = same_host_;
     same_host_ = nullptr;
+    const auto now = clock::now();  // one reading for the breaker's ticket and the try's start
     if (h == nullptr) {
-      h = choose();
+      h = choose(now);
       if (h == nullptr) {
         co_return failure();
       }
       is_retry_ = !first_try_;
       first_try_ = false;
     }
-    begin_try(h);
+    begin_try(h, now);
     const auto per_try = cluster_.cfg.retry.per_try_timeout;
     try_deadline_ = per_try.count() > 0 ? std::min(request_deadline, try_started_ + per_try) : request_deadline;
     watch_.clear_expired();
@@ -264,7 +266,7 @@ retry_verdict upstream_attempt::try_failed(try_end end, bool can_resend, bool be
     // ejecting the host) sees its retry too: the degradation report compares the two.
     host_->note_retried();
   }
-  report(true, 0, end != try_end::connect_failure);
+  report(true, 0, end != try_end::connect_failure, clock::now());
   if (is_retry_) {
     stats_.retries_failure.fetch_add(1, std::memory_order_relaxed);
   }
@@ -294,7 +296,8 @@ retry_verdict upstream_attempt::got_response(int status, bool can_resend, bool m
   if (verdict == retry_verdict::retry) {
     host_->note_retried();
   }
-  report(gateway_error, status, true);
+  // dated by the head's arrival when the caller took it (head_arrived()): one clock reading less
+  report(gateway_error, status, true, head_at_ != clock::time_point{} ? head_at_ : clock::now());
   if (status >= 500 && !gateway_error) {
     host_->failures_total.fetch_add(1, std::memory_order_relaxed);
   }
@@ -319,7 +322,7 @@ retry_verdict upstream_attempt::got_grpc_status(int grpc_status, bool can_resend
   if (verdict == retry_verdict::retry) {
     host_->note_retried();
   }
-  report(status >= 500, status, true);
+  report(status >= 500, status, true, clock::now());
   if (is_retry_) {
     (verdict == retry_verdict::retry || status >= 500 ? stats_.retries_failure : stats_.retries_success)
         .fetch_add(1, std::memory_order_relaxed);
@@ -356,11 +359,11 @@ void upstream_attempt::h2_response_ended(const h2_call& call, bool cut_off) {
 
 void upstream_attempt::response_failed() {
   conn_.reset();
-  report(true, 0, false);
+  report(true, 0, false, clock::now());
 }
 
 void upstream_attempt::connection_ended(bool failure) {
-  report(failure, 0, false);
+  report(failure, 0, false, clock::now());
   conn_.reset();
 }
 
@@ -376,10 +379,15 @@ error_kind upstream_attempt::failure() {
   return failure_;
 }
 
-void upstream_attempt::report(bool failure, int status, bool timed) {
+upstream_attempt::clock::duration upstream_attempt::head_arrived() {
+  head_at_ = clock::now();
+  return head_at_ - try_started_;
+}
+
+void upstream_attempt::report(bool failure, int status, bool timed, clock::time_point now) {
   if (traced_ != nullptr && !traced_->empty() && traced_->back().end == clock::time_point{}) {
     auto& t = traced_->back();
-    t.end = clock::now();
+    t.end = now;
     t.status = status;
     t.failed = failure;
   }
@@ -397,8 +405,7 @@ void upstream_attempt::report(bool failure, int status, bool timed) {
   if (ticket_ && ticket_host_ == &h && h.circuit) {
     breaker::outcome o;
     o.failure = status == 0 ? failure : failed_status;
-    o.slow = timed && clock::now() - try_started_ > up.breaker.slow_call_duration;
-    const auto now = breaker::clock::now();
+    o.slow = timed && now - try_started_ > up.breaker.slow_call_duration;
     auto t = h.circuit->on_result(ticket_, o, now);
     ticket_ = {};
     ticket_host_ = nullptr;

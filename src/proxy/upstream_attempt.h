@@ -74,6 +74,9 @@ class upstream_attempt {
   bool reused() const { return reused_; }  // the current try's connection came from the pool
   clock::duration connect_time() const { return connect_time_; }
   clock::time_point try_started() const { return try_started_; }
+  // The current try's response head arrived now: returns the time since the try began (the
+  // request's upstream time); got_response() dates its report by this reading.
+  clock::duration head_arrived();
 
   // The current try failed with `end` (try_end::status is got_response's): reports it on the host
   // and closes conn(). Returns the retry policy's verdict; with `no`, failure() is what to answer.
@@ -121,16 +124,16 @@ class upstream_attempt {
 
  private:
   // The next host to try, with its breaker ticket taken; nullptr when none is left.
-  upstream::host* choose();
-  void begin_try(upstream::host* h);
+  upstream::host* choose(clock::time_point now);
+  void begin_try(upstream::host* h, clock::time_point now);
   // Gets conn_ for the current try when the pool had none idle: waited for, or new and connected.
   // Returns the error.
   boost::asio::awaitable<std::optional<error_kind>> connect(clock::time_point request_deadline, bool can_resend,
                                                             bool& retry);
   // Records one try's outcome on host_: failure counters, outlier detection, and (once per try)
   // the breaker's verdict. `status`: the response status, 0 without one. `timed`: the breaker may
-  // call the try slow (an HTTP exchange, not an L4 connection's lifetime).
-  void report(bool failure, int status, bool timed);
+  // call the try slow (an HTTP exchange, not an L4 connection's lifetime). `now`: the outcome's time.
+  void report(bool failure, int status, bool timed, clock::time_point now);
   void release_ticket();
   bool budget_allows();
 
@@ -163,6 +166,7 @@ class upstream_attempt {
   bool reused_ = false;
   bool connecting_ = false;
   clock::time_point try_started_{};
+  clock::time_point head_at_{};  // when the current try's response head arrived (head_arrived())
   clock::time_point try_deadline_ = clock::time_point::max();
   clock::duration connect_time_{-1};
   error_kind failure_ = error_kind::no_healthy_upstream;

@@ -64,7 +64,13 @@ void watchdog::arm(std::shared_ptr<void> keep) {
   // (a few dozen bytes) instead of a coroutine frame and its spawn state. `keep` (the owner) rides
   // along, so that the owner outlives the wait.
   waiting_ = true;
-  timer_->expires_at(deadline_);
+  auto at = deadline_;
+  if (horizon_.count() > 0) {
+    if (const auto now = clock::now(); at - now > horizon_) {
+      at = now + horizon_;
+    }
+  }
+  timer_->expires_at(at);
   // plain_allocator: the wait's memory is its own size, not a recycled block (see its header).
   timer_->async_wait(
       asio::bind_allocator(plain_allocator<void>(), [this, keep = std::move(keep)](boost::system::error_code) mutable {

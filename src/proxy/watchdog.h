@@ -42,6 +42,12 @@ class watchdog {
   // next deadline set. Worker thread.
   void set_deadline(clock::time_point at);
   clock::time_point& deadline() { return deadline_; }  // relays push it forward as bytes move
+  // The timer waits at most `h` at a time (0: until the deadline). A connection whose deadlines
+  // take turns, a far idle deadline then a nearer header deadline at the next request's first
+  // byte, would otherwise cancel and re-arm the timer for every request; with the header timeout
+  // as its horizon the timer never waits past the next header deadline, at the price of one
+  // wake-up per horizon while a later deadline pends. Deadlines are never told late. Own timer only.
+  void set_horizon(clock::duration h) { horizon_ = h; }
   // Set when the deadline passed, until clear_expired().
   bool expired() const { return expired_; }
   void clear_expired() { expired_ = false; }
@@ -71,6 +77,7 @@ class watchdog {
   // deadline (an HTTP/2 stream before its request deadline, say) has no timer wait at all.
   std::weak_ptr<void> owner_;
   clock::time_point deadline_ = clock::time_point::max();
+  clock::duration horizon_{};
   bool expired_ = false;
   bool stopped_ = false;
   bool waiting_ = false;

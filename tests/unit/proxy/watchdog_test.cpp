@@ -88,6 +88,42 @@ TEST(watchdog, a_deadline_set_by_the_listener_is_armed_once) {
   EXPECT_FALSE(o->watch.waiting());
 }
 
+TEST(watchdog, within_its_horizon_a_sooner_deadline_touches_no_timer) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<owner>(io);
+  o->watch.set_horizon(std::chrono::hours(1));
+  o->watch.start(o, &o->listener);
+  o->watch.set_deadline(clock::now() + std::chrono::hours(3));  // an idle deadline: the wait ends within the hour
+  EXPECT_EQ(io.poll(), 0u);
+  // The next request's header deadline: sooner than the idle one, but not sooner than the wait's
+  // end, so nothing is cancelled and re-armed.
+  o->watch.set_deadline(clock::now() + std::chrono::hours(1) + std::chrono::minutes(1));
+  EXPECT_EQ(io.poll(), 0u);
+  EXPECT_EQ(o->listener.passed, 0);
+  // Sooner than the wait's end: woken at once, and told.
+  o->watch.set_deadline(clock::now() - std::chrono::milliseconds(1));
+  EXPECT_EQ(io.run_one(), 1u);
+  EXPECT_EQ(o->listener.passed, 1);
+  o->watch.stop();
+  io.run();
+}
+
+TEST(watchdog, waking_at_its_horizon_before_the_deadline_tells_nothing_and_waits_again) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<owner>(io);
+  o->watch.set_horizon(std::chrono::milliseconds(1));
+  o->watch.start(o, &o->listener);
+  o->watch.set_deadline(clock::now() + std::chrono::hours(1));
+  EXPECT_EQ(io.run_one(), 1u);  // the horizon's wake-up, about a millisecond on
+  EXPECT_EQ(o->listener.passed, 0);
+  EXPECT_FALSE(o->watch.expired());
+  EXPECT_TRUE(o->watch.waiting());  // armed again
+  EXPECT_EQ(o.use_count(), 2);
+  o->watch.stop();
+  io.run();
+  EXPECT_EQ(o.use_count(), 1);
+}
+
 TEST(watchdog, stop_releases_the_owner_and_later_deadlines_are_ignored) {
   boost::asio::io_context io;
   auto o = std::make_shared<owner>(io);
