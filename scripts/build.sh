@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Configures and builds into build/ (Release); with SPILLWAY_SANITIZE=1, into build-asan/
-# (ASan+UBSan); with SPILLWAY_SANITIZE=thread, into build-tsan/ (TSan). Both sanitizer builds use
-# optimisation level -O1 with debug info, and compile everything of ours, Boost.Asio included
-# (cmake/asio.cmake), with the sanitizer.
+# Configures and builds into build/ (Release: LTO, and PGO with a profile trained below); with
+# SPILLWAY_SANITIZE=1, into build-asan/ (ASan+UBSan); with SPILLWAY_SANITIZE=thread, into
+# build-tsan/ (TSan). Both sanitizer builds use optimisation level -O1 with debug info, and compile
+# everything of ours, Boost.Asio included (cmake/asio.cmake), with the sanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -22,7 +22,29 @@ case "${SPILLWAY_SANITIZE:-0}" in
     scripts/tsan-run.sh cmake --build build-tsan -j "$jobs" --target spillway spillway_unit_tests
     ;;
   *)
-    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    # Profile-guided: a profile is trained once per checkout (build/pgo-profile) with an
+    # instrumented build in build-pgo/ (scripts/pgo-train.sh), and the Release build is optimised
+    # with it. SPILLWAY_PGO=0 builds without; SPILLWAY_PGO_TRAIN=1 trains again (after big
+    # changes: functions changed since the profile are optimised without it). A training that
+    # fails leaves a build without a profile, and says so.
+    profile=$PWD/build/pgo-profile
+    if [[ ${SPILLWAY_PGO:-1} != 0 && (! -d $profile || ${SPILLWAY_PGO_TRAIN:-0} == 1) ]]; then
+      rm -rf "$profile.new"
+      if cmake -S . -B build-pgo -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPILLWAY_LTO=OFF -DSPILLWAY_PGO=generate \
+        -DSPILLWAY_PGO_DIR="$profile.new" >/dev/null &&
+        cmake --build build-pgo -j "$jobs" --target spillway spillway-testd &&
+        scripts/pgo-train.sh build-pgo && [[ -n $(find "$profile.new" -name '*.gcda' -print -quit 2>/dev/null) ]]; then
+        rm -rf "$profile"
+        mv "$profile.new" "$profile"
+      else
+        echo "build: the PGO training failed; building without a profile" >&2
+      fi
+    fi
+    pgo=(-DSPILLWAY_PGO=)
+    if [[ ${SPILLWAY_PGO:-1} != 0 && -d $profile ]]; then
+      pgo=(-DSPILLWAY_PGO=use -DSPILLWAY_PGO_DIR="$profile")
+    fi
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "${pgo[@]}" >/dev/null
     cmake --build build -j "$jobs"
     ;;
 esac
