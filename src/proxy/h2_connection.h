@@ -99,8 +99,10 @@ class h2_connection {
   // Takes one control frame from the budget; false (and the connection ends) when it is spent.
   bool spend_control_budget();
 
-  // The head of stream `id` is whole: starts serve() for it.
+  // The head of stream `id` is whole: serve() starts for it once the read is processed.
   void start_stream(std::int32_t id);
+  // Spawns serve() for the streams whose heads the last read completed.
+  void start_streams();
   // One stream's request, from its head to its answer.
   boost::asio::awaitable<void> serve(std::shared_ptr<h2_stream> s, std::shared_ptr<void> keep);
   boost::asio::awaitable<void> handle(h2_stream& s);
@@ -130,7 +132,8 @@ class h2_connection {
   deadline_group stream_deadlines_;
   // Open streams, in no order (a stream knows its slot; nghttp2's stream user data finds one by id).
   std::vector<std::shared_ptr<h2_stream>> streams_;
-  std::shared_ptr<void> keep_;  // the owner, while run() runs (for the streams it spawns)
+  std::vector<std::shared_ptr<h2_stream>> starting_;  // heads completed by the read being processed
+  std::shared_ptr<void> keep_;                        // the owner, while run() runs (for the streams it spawns)
   std::array<char, 16384> rbuf_;
   std::string wbuf_;
   std::vector<nghttp2_nv> nva_;  // submit_head's, reused
