@@ -34,7 +34,39 @@ struct task_result_tag {
 };
 template struct expose<task_result_tag, &asio::detail::scheduler_operation::task_result_>;
 
+struct op_queues_tag {
+  using type = asio::detail::op_queue<asio::detail::reactor_op> (
+      asio::detail::epoll_reactor::descriptor_state::*)[asio::detail::epoll_reactor::max_ops];
+  friend type member_of(op_queues_tag);
+};
+template struct expose<op_queues_tag, &asio::detail::epoll_reactor::descriptor_state::op_queue_>;
+
+struct descriptor_mutex_tag {
+  using type = asio::detail::conditionally_enabled_mutex asio::detail::epoll_reactor::descriptor_state::*;
+  friend type member_of(descriptor_mutex_tag);
+};
+template struct expose<descriptor_mutex_tag, &asio::detail::epoll_reactor::descriptor_state::mutex_>;
+
 }  // namespace
+
+bool withdraw_read(descriptor d, asio::detail::reactor_op* op) {
+  auto& queue = (d->*member_of(op_queues_tag{}))[reactor::read_op];
+  bool found = false;
+  {
+    asio::detail::conditionally_enabled_mutex::scoped_lock lock(d->*member_of(descriptor_mutex_tag{}));
+    asio::detail::op_queue<asio::detail::reactor_op> others;
+    while (auto* o = queue.front()) {
+      queue.pop();
+      if (o == op) {
+        found = true;
+      } else {
+        others.push(o);
+      }
+    }
+    queue.push(others);
+  }
+  return found;
+}
 
 std::uint32_t last_events(descriptor d) {
   // A C-style cast reaches the private base (descriptor_state : operation).

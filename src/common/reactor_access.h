@@ -52,6 +52,11 @@ using descriptor = reactor::per_descriptor_data;  // the reactor's state for one
 // state the reactor reuses for a new socket starts with its last socket's, which at worst makes a
 // short read tried again at once).
 std::uint32_t last_events(descriptor d);
+// Takes `op` out of `d`'s read queue without completing it; true if it was there (then the caller
+// owns it, and the scheduler's count of outstanding work still includes it: see
+// scheduler::work_finished). False if it was not queued (it completed, or the socket closed). The
+// thread running the reactor's io_context.
+bool withdraw_read(descriptor d, asio::detail::reactor_op* op);
 // Adds EPOLLRDHUP to `d`'s registration with `r` (`fd`) unless it has it (no system call then);
 // false if epoll refused. The thread running r's io_context.
 bool watch_rdhup(reactor& r, descriptor d, int fd);

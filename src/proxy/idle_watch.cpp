@@ -68,7 +68,9 @@ void idle_watch::start(asio::ip::tcp::socket& s) {
   stirred_ = false;
   auto& impl = socket_access::implementation(s);
   if (reactor_ == nullptr) {
-    reactor_ = &reactor_of(s);  // once per connection: use_service locks and searches
+    // once per connection: use_service locks and searches
+    reactor_ = &reactor_of(s);
+    scheduler_ = &asio::use_service<asio::detail::scheduler>(asio::query(s.get_executor(), asio::execution::context));
   }
   auto& r = *reactor_;
   auto* op = new idle_watch_op(this, s.native_handle(), r);
@@ -95,8 +97,14 @@ idle_watch::state idle_watch::stop(asio::ip::tcp::socket& s) {
     return state::stirred;  // a closed socket aborted the watch already
   }
   auto& impl = socket_access::implementation(s);
-  // Out of the read queue; its completion (operation_aborted) only frees it.
-  op->owner.cancel_ops_by_key(impl.socket_, impl.reactor_data_, reactor::read_op, op);
+  // Out of the read queue and freed here: cancelling it would post its completion only to free it,
+  // a scheduler round per reuse. Queued, it counted as the scheduler's outstanding work.
+  if (reactor_access::withdraw_read(impl.reactor_data_, op)) {
+    scheduler_->work_finished();
+    delete op;
+    return state::quiet;
+  }
+  op->owner.cancel_ops_by_key(impl.socket_, impl.reactor_data_, reactor::read_op, op);  // not queued: never seen
   return state::quiet;
 }
 

@@ -24,11 +24,12 @@
 // peeks at once and sees the FIN. connection_pool::take still peeks for a request with a body, as
 // it did before reads knew this (kept; one system call per such request).
 //
-// Depends on Boost 1.81's epoll reactor internals (reactor_op, start_op, cancel_ops_by_key; see
+// Depends on Boost 1.81's epoll reactor internals (reactor_op, start_op, a descriptor's read queue; see
 // common/reactor_access.h), which the build pins; the unit tests exercise it on real sockets.
 
 #include "common/reactor_access.h"
 
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 namespace spillway::proxy {
@@ -58,9 +59,10 @@ class idle_watch {
 
  private:
   friend struct idle_watch_op;
-  idle_watch_op* op_ = nullptr;                 // queued in the reactor (or completing) while watching
-  reactor_access::reactor* reactor_ = nullptr;  // the socket's, found at the first start()
-  bool stirred_ = false;                        // the watch completed: something came
+  idle_watch_op* op_ = nullptr;                          // queued in the reactor (or completing) while watching
+  reactor_access::reactor* reactor_ = nullptr;           // the socket's, found at the first start()
+  boost::asio::detail::scheduler* scheduler_ = nullptr;  // its io_context's, found with it
+  bool stirred_ = false;                                 // the watch completed: something came
 };
 
 }  // namespace spillway::proxy
