@@ -304,7 +304,10 @@ upstreams:
     backends:
       - address: 127.0.0.1:$be1
       - address: 127.0.0.1:$be2
-    health_check: false$upstream_extra
+    health_check: false
+    # As many requests and connections as HAProxy's maxconn (bench/haproxy.cfg.in): the defaults
+    # (1,024 each) answer 503 beyond that, which h2load -c256 -m10 (2,560 streams) goes past.
+    limits: { max_connections: 8000, max_requests: 8000 }$upstream_extra
 $top_extra
 EOF
   "$bin" run -c "$WORKDIR/$target.yaml" >"$WORKDIR/$target.log" 2>&1 &

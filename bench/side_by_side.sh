@@ -152,6 +152,7 @@ upstreams:
       - address: 127.0.0.1:$B1
       - address: 127.0.0.1:$B2
     health_check: false
+    limits: { max_connections: 8000, max_requests: 8000 }  # HAProxy's maxconn (the defaults answer 503 past 1,024)
 $top_extra
 EOF
   taskset -c "$PROXY_CPU" "$bin" run -c "$WORKDIR/$variant-$port.yaml" >"$WORKDIR/$variant-$port.log" 2>&1 &

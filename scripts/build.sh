@@ -36,6 +36,8 @@ case "${SPILLWAY_SANITIZE:-0}" in
         scripts/pgo-train.sh build-pgo && [[ -n $(find "$profile.new" -name '*.gcda' -print -quit 2>/dev/null) ]]; then
         rm -rf "$profile"
         mv "$profile.new" "$profile"
+        # Objects compiled with the old profile are not out of date to ninja: compile all again.
+        [[ -f build/build.ninja ]] && cmake --build build --target clean
       else
         echo "build: the PGO training failed; building without a profile" >&2
       fi
