@@ -62,12 +62,13 @@ using upstream_connection_ptr = std::unique_ptr<upstream_connection>;
 
 class connection_pool {
  public:
-  // At most this many idle connections are kept per host per worker (beyond the upstream's own
-  // max_connections, 1,024 by default, which counts idle ones too). As many as the default limit:
-  // a lower cap closed connections that the next burst opened again (640 HTTP/2 streams in flight
-  // over two backends need 320 each: with 256 kept, a connect per 16 requests). Idle ones are still
-  // closed after the upstream's idle timeout.
-  static constexpr std::size_t max_idle_per_host = 1024;
+  // At most this many idle connections are kept per host per worker; the upstream's own
+  // max_connections (1,024 by default, idle ones counted) is the bound that matters. A cap below
+  // what a burst needs closes connections that the next burst opens again (640 HTTP/2 streams in
+  // flight over two backends need 320 each: with 256 kept, a connect per 16 requests; 2,560 streams
+  // with max_connections raised need 1,280 each), so this one is only a backstop. Idle ones are
+  // still closed after the upstream's idle timeout.
+  static constexpr std::size_t max_idle_per_host = 8192;
 
   // Returns an idle connection to `h` made with TLS context `tls` (null for plain) that still looks
   // open, or nullptr. `peek`: ask the kernel even when the connection's idle watch saw nothing (a
