@@ -335,7 +335,7 @@ start_haproxy() {
   case $target in
     haproxy-tcp)
       # L4 like Spillway's tcp listener: connections balanced by count, bytes relayed.
-      sed -i -e 's/^    mode http$/    mode tcp/' -e '/option http-keep-alive/d' -e '/http-reuse always/d' \
+      sed -i -e 's/^    mode http$/    mode tcp/' -e '/option http-keep-alive/d' -e '/option forwardfor/d' -e '/http-request set-header/d' -e '/http-reuse always/d' \
         -e '/timeout http-keep-alive/d' "$WORKDIR/$target.cfg" ;;
     haproxy-2t)
       sed -i 's/^    nbthread 1$/    nbthread 2/' "$WORKDIR/$target.cfg" ;;

@@ -116,7 +116,7 @@ start() {
         "$SCRIPT_DIR/haproxy.cfg.in" >"$WORKDIR/haproxy-$port.cfg"
       [[ $CLIENT == h2 ]] && sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" "$WORKDIR/haproxy-$port.cfg"
       # the same edits as bench/run.sh's haproxy-tcp and haproxy-https targets
-      [[ $MODE == tcp ]] && sed -i -e 's/^    mode http$/    mode tcp/' -e '/option http-keep-alive/d' \
+      [[ $MODE == tcp ]] && sed -i -e 's/^    mode http$/    mode tcp/' -e '/option http-keep-alive/d' -e '/option forwardfor/d' -e '/http-request set-header/d' \
         -e '/http-reuse always/d' -e '/timeout http-keep-alive/d' "$WORKDIR/haproxy-$port.cfg"
       [[ $MODE == https ]] && sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port ssl crt $WORKDIR/bench.pem alpn http/1.1|" \
         "$WORKDIR/haproxy-$port.cfg"

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <limits>
 #include <optional>
+#include <tuple>
 
 namespace spillway::proxy {
 
@@ -164,17 +165,23 @@ asio::awaitable<relay_end> relay(tls::stream& from, tls::stream& to,
       co_return aborted ? relay_end::aborted : relay_end::read_failed;
     }
     idle_deadline = std::chrono::steady_clock::now() + idle;
+    // One send made on the spot (plain TCP): a small message goes whole, with no reactor
+    // operation and no completion run later. Whatever the socket did not take (or TLS), with
     // write_some in a loop: asio::async_write's composed operation would take the coroutine's
     // slot again.
-    for (std::size_t sent = 0; sent < n;) {
-      auto [wec, wn] = co_await to.async_write_some(asio::buffer(buf.data() + sent, n - sent), uncancelled());
-      if (wec) {
-        const bool aborted = wec == asio::error::operation_aborted || !to.socket().is_open();
-        from.close();
-        to.close();
-        co_return aborted ? relay_end::aborted : relay_end::write_failed;
-      }
+    boost::system::error_code wec;
+    std::size_t sent = 0;
+    std::tie(wec, sent) = to.try_write(tls::stream::buffer_list::of(asio::const_buffer(buf.data(), n)));
+    while (!wec && sent < n) {
+      std::size_t wn = 0;
+      std::tie(wec, wn) = co_await to.async_write_some(asio::buffer(buf.data() + sent, n - sent), uncancelled());
       sent += wn;
+    }
+    if (wec) {
+      const bool aborted = wec == asio::error::operation_aborted || !to.socket().is_open();
+      from.close();
+      to.close();
+      co_return aborted ? relay_end::aborted : relay_end::write_failed;
     }
     if (bytes != nullptr) {
       *bytes += n;

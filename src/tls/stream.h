@@ -95,6 +95,11 @@ class stream {
 
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_list(buffer_list buffers);
 
+  // write_all's first step on its own, for a caller with its own loop: one non-blocking send (one
+  // buffer) or sendmsg (several) made on the spot, on plain TCP. Says how much the socket took:
+  // all of it, part, or nothing (its buffer is full; and always nothing on TLS), or the error.
+  std::tuple<boost::system::error_code, std::size_t> try_write(const buffer_list& buffers);
+
   void close() {
     boost::system::error_code ignored;
     socket_.close(ignored);

@@ -108,5 +108,46 @@ TEST(stream_write, a_peer_that_reset_or_a_closed_stream_is_an_error_not_an_excep
   EXPECT_TRUE(*closed);
 }
 
+
+// try_write, the step relays make on their own: it never waits. One buffer (send) or several
+// (sendmsg) go at once; a full socket takes part and then nothing, without blocking; a closed
+// stream is an error.
+TEST(stream_write, try_write_takes_what_the_socket_takes_and_never_waits) {
+  asio::io_context io;
+  test_support::loopback_pair p(io);
+  p.ours.set_option(asio::socket_base::send_buffer_size(65536));
+  stream s(std::move(p.ours));
+  const std::string one = "GET / HTTP/1.1\r\n\r\n";
+  auto [ec1, n1] = s.try_write(stream::buffer_list::of(asio::buffer(one)));
+  EXPECT_FALSE(ec1);
+  EXPECT_EQ(n1, one.size());
+  const std::string head = "HTTP/1.1 200 OK\r\n\r\n", body = "hello";
+  std::array<asio::const_buffer, 3> bufs{asio::buffer(head), asio::const_buffer(), asio::buffer(body)};
+  auto [ec2, n2] = s.try_write(stream::buffer_list::of(bufs));
+  EXPECT_FALSE(ec2);
+  EXPECT_EQ(n2, head.size() + body.size());
+  std::string got(one.size() + head.size() + body.size(), '\0');
+  asio::read(p.theirs, asio::buffer(got));
+  EXPECT_EQ(got, one + head + body);
+
+  // Nobody reads: the socket buffers fill, a write takes part, then nothing.
+  const auto big = pattern(1 << 20, 4);
+  std::size_t taken = 0, zeros = 0;
+  for (int i = 0; i < 64 && zeros == 0; ++i) {
+    auto [ec, n] = s.try_write(stream::buffer_list::of(asio::buffer(big)));
+    ASSERT_FALSE(ec);
+    taken += n;
+    zeros += n == 0 ? 1 : 0;
+  }
+  EXPECT_GT(taken, 0u);
+  EXPECT_LT(taken, 64u * big.size());
+  EXPECT_EQ(zeros, 1u) << "a full socket must take nothing, not block";
+
+  s.close();
+  auto [ec3, n3] = s.try_write(stream::buffer_list::of(asio::buffer(one)));
+  EXPECT_TRUE(ec3);
+  EXPECT_EQ(n3, 0u);
+}
+
 }  // namespace
 }  // namespace spillway::tls
