@@ -108,7 +108,6 @@ TEST(stream_write, a_peer_that_reset_or_a_closed_stream_is_an_error_not_an_excep
   EXPECT_TRUE(*closed);
 }
 
-
 // try_write, the step relays make on their own: it never waits. One buffer (send) or several
 // (sendmsg) go at once; a full socket takes part and then nothing, without blocking; a closed
 // stream is an error.
