@@ -46,7 +46,7 @@ struct idle_watch_op : asio::detail::reactor_op {
       self->watch->op_ = nullptr;
       self->watch->stirred_ = true;
     }
-    delete self;
+    reactor_access::free_op(self);
   }
 
   idle_watch* watch;
@@ -73,7 +73,7 @@ void idle_watch::start(asio::ip::tcp::socket& s) {
     scheduler_ = &asio::use_service<asio::detail::scheduler>(asio::query(s.get_executor(), asio::execution::context));
   }
   auto& r = *reactor_;
-  auto* op = new idle_watch_op(this, s.native_handle(), r);
+  auto* op = reactor_access::make_op<idle_watch_op>(this, s.native_handle(), r);
   op->cancellation_key_ = op;
   op_ = op;
   // allow_speculative: the reactor runs perform() now only if epoll reported the socket since the
@@ -101,7 +101,7 @@ idle_watch::state idle_watch::stop(asio::ip::tcp::socket& s) {
   // a scheduler round per reuse. Queued, it counted as the scheduler's outstanding work.
   if (reactor_access::withdraw_read(impl.reactor_data_, op)) {
     scheduler_->work_finished();
-    delete op;
+    reactor_access::free_op(op);
     return state::quiet;
   }
   op->owner.cancel_ops_by_key(impl.socket_, impl.reactor_data_, reactor::read_op, op);  // not queued: never seen
