@@ -1,7 +1,6 @@
 #include "proxy/relay.h"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -12,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <tuple>
 
@@ -23,13 +23,126 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-// The copy loop's reads and writes complete without a cancellation slot. With one, every operation
-// registers a cancellation handler in the coroutine's slot and Asio frees it when the operation
-// completes: with many connections those blocks overflow its per-thread cache (two blocks), and
-// measured with uprobes on malloc that cost about one malloc per message, two per request through
-// a tcp listener (HAProxy's mode tcp: none). Nothing here needs the slot: a direction that ends
-// closes both streams, which aborts whatever the other direction is waiting for.
-auto uncancelled() { return asio::bind_cancellation_slot(asio::cancellation_slot(), nothrow); }
+// The copy loop of one direction, driven by plain completion handlers: per message a read and
+// (nearly always) one send made on the spot, and no coroutine resumed. As a coroutine, every read
+// cost an awaitable initiation (a frame of its own), a handler resuming the coroutine, an executor
+// copy and a cancellation slot cleared. run() completes once, when the loop stops: the sender's
+// EOF, a failure (both streams closed, so that the other direction ends too), or, with `bulk`, a
+// read that filled the buffer (the caller switches to splice). The loop outlives every operation
+// it starts: its owner waits for run() to complete.
+//
+// Its reads and writes have no cancellation slot. With the coroutine's, every operation registered
+// a cancellation handler there and Asio freed it when the operation completed: with many
+// connections those blocks overflowed its per-thread cache (two blocks), measured with uprobes on
+// malloc at about one malloc per message (HAProxy's mode tcp: none). Nothing here needs a slot: a
+// direction that ends closes both streams, which aborts whatever the other one is waiting for.
+class copy_loop {
+ public:
+  enum class stop { eof, read_failed, write_failed, aborted, bulk };
+
+  copy_loop(tls::stream& from, tls::stream& to, std::chrono::steady_clock::time_point& idle_deadline,
+            std::chrono::steady_clock::duration idle, std::uint64_t* bytes)
+      : from_(from), to_(to), idle_deadline_(idle_deadline), idle_(idle), bytes_(bytes) {}
+
+  template <typename Token>
+  auto run(bool bulk, Token&& token) {
+    return asio::async_initiate<Token, void(stop)>(
+        [this, bulk](auto handler) {
+          done_ = std::make_unique<done_impl<decltype(handler)>>(std::move(handler));
+          bulk_ = bulk;
+          read();
+        },
+        token);
+  }
+
+ private:
+  struct on_read {
+    copy_loop* self;
+    void operator()(boost::system::error_code ec, std::size_t n) const { self->got(ec, n); }
+  };
+  struct on_written {
+    copy_loop* self;
+    void operator()(boost::system::error_code ec, std::size_t n) const { self->wrote(ec, n); }
+  };
+
+  void read() { from_.async_read_some(asio::buffer(buf_), on_read{this}); }
+
+  void got(boost::system::error_code ec, std::size_t n) {
+    if (ec) {
+      if (tls::is_eof(ec)) {
+        finish(stop::eof);
+        return;
+      }
+      // A reset or an error: nothing more will flow either way.
+      const bool aborted = ec == asio::error::operation_aborted || !from_.socket().is_open();
+      from_.close();
+      to_.close();
+      finish(aborted ? stop::aborted : stop::read_failed);
+      return;
+    }
+    idle_deadline_ = std::chrono::steady_clock::now() + idle_;
+    n_ = n;
+    // One send made on the spot (plain TCP): a small message goes whole, with no reactor operation
+    // and no completion run later. Whatever the socket did not take (or TLS) goes with write_some
+    // (asio::async_write's composed operation would allocate its state per message).
+    auto [wec, sent] = to_.try_write(tls::stream::buffer_list::of(asio::const_buffer(buf_.data(), n)));
+    sent_ = 0;
+    wrote(wec, sent);
+  }
+
+  void wrote(boost::system::error_code ec, std::size_t n) {
+    if (ec) {
+      const bool aborted = ec == asio::error::operation_aborted || !to_.socket().is_open();
+      from_.close();
+      to_.close();
+      finish(aborted ? stop::aborted : stop::write_failed);
+      return;
+    }
+    sent_ += n;
+    if (sent_ < n_) {
+      to_.async_write_some(asio::buffer(buf_.data() + sent_, n_ - sent_), on_written{this});
+      return;
+    }
+    if (bytes_ != nullptr) {
+      *bytes_ += n_;
+    }
+    if (bulk_ && n_ == buf_.size()) {
+      finish(stop::bulk);
+      return;
+    }
+    read();
+  }
+
+  // Completes run(); the caller may end and destroy the loop in it, so nothing is touched after.
+  void finish(stop s) {
+    auto done = std::move(done_);
+    done->call(s);
+  }
+
+  // run()'s handler, kept while the loop runs (asio::any_completion_handler in Boost 1.81 recurses
+  // without end when moved).
+  struct done_base {
+    virtual ~done_base() = default;
+    virtual void call(stop s) = 0;
+  };
+  template <typename Handler>
+  struct done_impl final : done_base {
+    explicit done_impl(Handler&& h) : handler(std::move(h)) {}
+    void call(stop s) override { std::move(handler)(s); }
+    Handler handler;
+  };
+
+  tls::stream& from_;
+  tls::stream& to_;
+  std::chrono::steady_clock::time_point& idle_deadline_;
+  std::chrono::steady_clock::duration idle_;
+  std::uint64_t* bytes_;
+  bool bulk_ = false;
+  std::size_t n_ = 0;     // bytes of the message being written
+  std::size_t sent_ = 0;  // ... written so far
+  std::unique_ptr<done_base> done_;
+  std::array<char, 16384> buf_;
+};
 
 // A pipe for splice(2), closed when done.
 struct pipe_pair {
@@ -150,47 +263,24 @@ asio::awaitable<relay_end> relay(tls::stream& from, tls::stream& to,
   // request/response traffic, where it costs an extra system call per message). So the copy loop
   // runs first, and a read that fills the whole buffer switches the direction to splice.
   bool splice_ok = zero_copy && !from.is_tls() && !to.is_tls();
-  std::array<char, 16384> buf;
+  copy_loop loop(from, to, idle_deadline, idle, bytes);
   while (true) {
-    auto [ec, n] = co_await from.async_read_some(asio::buffer(buf), uncancelled());
-    if (ec) {
-      if (tls::is_eof(ec)) {
+    switch (co_await loop.run(splice_ok, asio::use_awaitable)) {
+      case copy_loop::stop::eof:
         co_await to.shutdown_send();  // pass the FIN on; the other way stays open
         co_return relay_end::eof;
-      }
-      // A reset or an error: nothing more will flow either way.
-      const bool aborted = ec == asio::error::operation_aborted || !from.socket().is_open();
-      from.close();
-      to.close();
-      co_return aborted ? relay_end::aborted : relay_end::read_failed;
-    }
-    idle_deadline = std::chrono::steady_clock::now() + idle;
-    // One send made on the spot (plain TCP): a small message goes whole, with no reactor
-    // operation and no completion run later. Whatever the socket did not take (or TLS), with
-    // write_some in a loop: asio::async_write's composed operation would take the coroutine's
-    // slot again.
-    boost::system::error_code wec;
-    std::size_t sent = 0;
-    std::tie(wec, sent) = to.try_write(tls::stream::buffer_list::of(asio::const_buffer(buf.data(), n)));
-    while (!wec && sent < n) {
-      std::size_t wn = 0;
-      std::tie(wec, wn) = co_await to.async_write_some(asio::buffer(buf.data() + sent, n - sent), uncancelled());
-      sent += wn;
-    }
-    if (wec) {
-      const bool aborted = wec == asio::error::operation_aborted || !to.socket().is_open();
-      from.close();
-      to.close();
-      co_return aborted ? relay_end::aborted : relay_end::write_failed;
-    }
-    if (bytes != nullptr) {
-      *bytes += n;
-    }
-    if (splice_ok && n == buf.size()) {
-      if (auto done = co_await splice_relay(from, to, idle_deadline, idle, bytes)) {
-        co_return *done;
-      }
-      splice_ok = false;  // no pipe to be had: keep copying
+      case copy_loop::stop::read_failed:
+        co_return relay_end::read_failed;
+      case copy_loop::stop::write_failed:
+        co_return relay_end::write_failed;
+      case copy_loop::stop::aborted:
+        co_return relay_end::aborted;
+      case copy_loop::stop::bulk:
+        if (auto done = co_await splice_relay(from, to, idle_deadline, idle, bytes)) {
+          co_return *done;
+        }
+        splice_ok = false;  // no pipe to be had: keep copying
+        break;
     }
   }
 }
