@@ -48,79 +48,17 @@ class copy_loop {
   auto run(bool bulk, Token&& token) {
     return asio::async_initiate<Token, void(stop)>(
         [this, bulk](auto handler) {
-          done_ = std::make_unique<done_impl<decltype(handler)>>(std::move(handler));
           bulk_ = bulk;
-          read();
+          read(std::make_unique<done_impl<decltype(handler)>>(std::move(handler)));
         },
         token);
   }
 
  private:
-  struct on_read {
-    copy_loop* self;
-    void operator()(boost::system::error_code ec, std::size_t n) const { self->got(ec, n); }
-  };
-  struct on_written {
-    copy_loop* self;
-    void operator()(boost::system::error_code ec, std::size_t n) const { self->wrote(ec, n); }
-  };
-
-  void read() { from_.async_read_some(asio::buffer(buf_), on_read{this}); }
-
-  void got(boost::system::error_code ec, std::size_t n) {
-    if (ec) {
-      if (tls::is_eof(ec)) {
-        finish(stop::eof);
-        return;
-      }
-      // A reset or an error: nothing more will flow either way.
-      const bool aborted = ec == asio::error::operation_aborted || !from_.socket().is_open();
-      from_.close();
-      to_.close();
-      finish(aborted ? stop::aborted : stop::read_failed);
-      return;
-    }
-    idle_deadline_ = std::chrono::steady_clock::now() + idle_;
-    n_ = n;
-    // One send made on the spot (plain TCP): a small message goes whole, with no reactor operation
-    // and no completion run later. Whatever the socket did not take (or TLS) goes with write_some
-    // (asio::async_write's composed operation would allocate its state per message).
-    auto [wec, sent] = to_.try_write(tls::stream::buffer_list::of(asio::const_buffer(buf_.data(), n)));
-    sent_ = 0;
-    wrote(wec, sent);
-  }
-
-  void wrote(boost::system::error_code ec, std::size_t n) {
-    if (ec) {
-      const bool aborted = ec == asio::error::operation_aborted || !to_.socket().is_open();
-      from_.close();
-      to_.close();
-      finish(aborted ? stop::aborted : stop::write_failed);
-      return;
-    }
-    sent_ += n;
-    if (sent_ < n_) {
-      to_.async_write_some(asio::buffer(buf_.data() + sent_, n_ - sent_), on_written{this});
-      return;
-    }
-    if (bytes_ != nullptr) {
-      *bytes_ += n_;
-    }
-    if (bulk_ && n_ == buf_.size()) {
-      finish(stop::bulk);
-      return;
-    }
-    read();
-  }
-
-  // Completes run(); the caller may end and destroy the loop in it, so nothing is touched after.
-  void finish(stop s) {
-    auto done = std::move(done_);
-    done->call(s);
-  }
-
-  // run()'s handler, kept while the loop runs (asio::any_completion_handler in Boost 1.81 recurses
-  // without end when moved).
+  // run()'s handler. The operation in flight owns it (not the loop, which lives in the frame of
+  // the coroutine that handler resumes): an io_context destroyed with the operation pending
+  // destroys the handler and with it that coroutine, as it would an Asio operation's. (Not
+  // asio::any_completion_handler: Boost 1.81's recurses without end when moved.)
   struct done_base {
     virtual ~done_base() = default;
     virtual void call(stop s) = 0;
@@ -131,6 +69,70 @@ class copy_loop {
     void call(stop s) override { std::move(handler)(s); }
     Handler handler;
   };
+  using done_ptr = std::unique_ptr<done_base>;
+
+  struct on_read {
+    copy_loop* self;
+    done_ptr done;
+    void operator()(boost::system::error_code ec, std::size_t n) { self->got(std::move(done), ec, n); }
+  };
+  struct on_written {
+    copy_loop* self;
+    done_ptr done;
+    void operator()(boost::system::error_code ec, std::size_t n) { self->wrote(std::move(done), ec, n); }
+  };
+
+  void read(done_ptr done) { from_.async_read_some(asio::buffer(buf_), on_read{this, std::move(done)}); }
+
+  void got(done_ptr done, boost::system::error_code ec, std::size_t n) {
+    if (ec) {
+      if (tls::is_eof(ec)) {
+        finish(std::move(done), stop::eof);
+        return;
+      }
+      // A reset or an error: nothing more will flow either way.
+      const bool aborted = ec == asio::error::operation_aborted || !from_.socket().is_open();
+      from_.close();
+      to_.close();
+      finish(std::move(done), aborted ? stop::aborted : stop::read_failed);
+      return;
+    }
+    idle_deadline_ = std::chrono::steady_clock::now() + idle_;
+    n_ = n;
+    // One send made on the spot (plain TCP): a small message goes whole, with no reactor operation
+    // and no completion run later. Whatever the socket did not take (or TLS) goes with write_some
+    // (asio::async_write's composed operation would allocate its state per message).
+    auto [wec, sent] = to_.try_write(tls::stream::buffer_list::of(asio::const_buffer(buf_.data(), n)));
+    sent_ = 0;
+    wrote(std::move(done), wec, sent);
+  }
+
+  void wrote(done_ptr done, boost::system::error_code ec, std::size_t n) {
+    if (ec) {
+      const bool aborted = ec == asio::error::operation_aborted || !to_.socket().is_open();
+      from_.close();
+      to_.close();
+      finish(std::move(done), aborted ? stop::aborted : stop::write_failed);
+      return;
+    }
+    sent_ += n;
+    if (sent_ < n_) {
+      to_.async_write_some(asio::buffer(buf_.data() + sent_, n_ - sent_), on_written{this, std::move(done)});
+      return;
+    }
+    if (bytes_ != nullptr) {
+      *bytes_ += n_;
+    }
+    if (bulk_ && n_ == buf_.size()) {
+      finish(std::move(done), stop::bulk);
+      return;
+    }
+    read(std::move(done));
+  }
+
+  // Completes run(): the coroutine resumes in it and may end, destroying the loop, so the caller
+  // touches nothing after.
+  static void finish(done_ptr done, stop s) { done->call(s); }
 
   tls::stream& from_;
   tls::stream& to_;
@@ -140,7 +142,6 @@ class copy_loop {
   bool bulk_ = false;
   std::size_t n_ = 0;     // bytes of the message being written
   std::size_t sent_ = 0;  // ... written so far
-  std::unique_ptr<done_base> done_;
   std::array<char, 16384> buf_;
 };
 
