@@ -261,17 +261,20 @@ struct parser::callbacks {
 parser::parser(kind k) : kind_(k), llhttp_(new llhttp_t) {
   llhttp_init(llhttp_, k == kind::request ? HTTP_REQUEST : HTTP_RESPONSE, &callbacks::settings());
   llhttp_->data = this;
-  // Room for a typical head; bigger ones grow it once, and the parser is reused (its owner is
-  // recycled across connections), so growth is paid rarely. Kept small because every connection
-  // with a request under way holds two parsers.
-  storage_.reserve(1024);
-  header_spans_.reserve(16);
-  head_.headers.reserve(16);
 }
 
 parser::~parser() { delete llhttp_; }
 
 void parser::begin_message() {
+  if (storage_.capacity() < 1024) {
+    // Room for a typical head, taken at the first message rather than at construction (an HTTP/2
+    // stream's state never uses its request parser); bigger heads grow it once, and the parser
+    // is reused (its owner is recycled across connections), so growth is paid rarely. Kept small
+    // because every connection with a request under way holds two parsers.
+    storage_.reserve(1024);
+    header_spans_.reserve(16);
+    head_.headers.reserve(16);
+  }
   storage_.clear();
   method_ = {};
   url_ = {};

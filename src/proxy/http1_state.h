@@ -46,29 +46,32 @@ struct http1_state {
     rec = http_request_record{};
   }
 
+  // The fields first, the buffers last (ubuf before dbuf): a request with a small head touches two
+  // pages of the state (the fields with the start of ubuf, and the start of dbuf), an HTTP/2
+  // stream (which never uses dbuf) one, instead of a page for each group of fields between the
+  // buffers. Fewer page faults for a state new from mmap (a burst of new HTTP/2 streams takes one
+  // each) and fewer TLB entries for the states in use at once.
   http::parser request_parser{http::parser::kind::request};
   http::parser response_parser{http::parser::kind::response};
-  // Downstream bytes received and not yet consumed: dbuf[dbegin, dend).
-  std::array<char, 16384> dbuf;
-  std::size_t dbegin = 0;
+  std::size_t dbegin = 0;  // dbuf[dbegin, dend): downstream bytes received and not yet consumed
   std::size_t dend = 0;
-  // Upstream bytes received and not yet consumed: ubuf[ubegin, uend).
-  std::array<char, 16384> ubuf;
-  std::size_t ubegin = 0;
+  std::size_t ubegin = 0;  // ubuf[ubegin, uend): upstream bytes received and not yet consumed
   std::size_t uend = 0;
   // The last read from the backend returned less than ubuf holds (the socket was left empty), and
   // nothing was awaited since: the connection can be watched while idle (idle_watch.h).
   bool upstream_drained = false;
-  std::string out;  // a head being written; reused so that a warm connection does not allocate
+  bool have_request_id = false;
+  std::array<char, 36> request_id{};  // generated X-Request-Id of the current request, if any
+  std::string out;                    // a head being written; reused so that a warm connection does not allocate
   std::string host_scratch;
   std::string rate_key;  // a rate limit's key for this request
   rewrite_scratch scratch;
   std::vector<http::header> h2_fields;  // a head for (or from) HTTP/2, see h2_request_fields
   upstream_head_facts facts;            // of the current request (shape, client, upgrade, request id)
-  std::array<char, 36> request_id{};    // generated X-Request-Id of the current request, if any
-  bool have_request_id = false;
-  std::string replay;  // the current request's body as sent (raw framing), while it fits
+  std::string replay;                   // the current request's body as sent (raw framing), while it fits
   http_request_record rec;
+  std::array<char, 16384> ubuf;  // upstream bytes (see ubegin)
+  std::array<char, 16384> dbuf;  // downstream bytes (see dbegin)
 };
 
 }  // namespace spillway::proxy
