@@ -619,7 +619,9 @@ if [[ $BENCH_COUNTS != 0 ]]; then
         # run that counts them serves a fraction of its usual requests, and what a client's end
         # costs (its connections closed, the requests it left cut off) would weigh on the system
         # calls counted per request.
-        for events in 'syscalls:sys_enter_*' ${ALLOC_EVENTS:+"$ALLOC_EVENTS"}; do
+        # context-switches with the system calls: how often the proxy slept in epoll_wait (a proxy
+        # that finds few events per wake-up pays for more of them) or was preempted.
+        for events in 'syscalls:sys_enter_*,context-switches' ${ALLOC_EVENTS:+"$ALLOC_EVENTS"}; do
           perf stat -x, -e "$events" -p "$pids" -o "$WORKDIR/perf-$target-$conns.csv" &
           perf_pid=$!
           STARTED_PIDS+=("$perf_pid")
@@ -848,8 +850,14 @@ if counts:
     def per_request(c, names):
         return sum(v / r for e, (v, r) in c["events"].items() if e in names and r)
 
+    def is_syscall(e):
+        return not e.startswith("probe_") and e != "context-switches"
+
     def syscalls(c):
-        return per_request(c, [e for e in c["events"] if not e.startswith("probe_")])
+        return per_request(c, [e for e in c["events"] if is_syscall(e)])
+
+    def sleeps(c):
+        return per_request(c, ["context-switches"])
 
     def allocations(c):
         return per_request(c, [e for e in c["events"] if e.startswith("probe_")])
@@ -860,17 +868,18 @@ if counts:
                "calls (`syscalls:sys_enter_*` tracepoints) and "
                "heap allocations (uprobes on libc's `malloc`, `calloc`, `realloc`, through which C++ `operator new` "
                "goes, and on tcmalloc's `malloc`, `calloc`, `realloc`, `memalign` and `operator new` for Spillway, "
-               "which links it). The detail table below gives every system call by name.")
+               "which links it); sleeps are the proxy's context switches (perf's `context-switches`): each `epoll_wait` "
+               "that found nothing ready and slept, and each time the proxy was preempted on a CPU it shares. The detail table below gives every system call by name.")
     out.append("")
-    out.append("| mode | target | conns | system calls / req | vs HAProxy | allocations / req | vs HAProxy |")
-    out.append("|---|---|---:|---:|---:|---:|---:|")
+    out.append("| mode | target | conns | system calls / req | vs HAProxy | sleeps / req | allocations / req | vs HAProxy |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for k in keys:
         c, base = counts[k], counts.get((baseline(k[0]), k[1]))
         sc, al = syscalls(c), allocations(c)
         sc_r = f"{sc / syscalls(base):.2f}×" if base and syscalls(base) else "-"
         al_r = f"{al / allocations(base):.2f}×" if base and allocations(base) else "-"
-        out.append(f"| {mode(k[0])} | {k[0]} | {k[1]} | {sc:.2f} | {sc_r} | {al:.2f} | {al_r} |")
-    names = sorted({e for c in counts.values() for e in c["events"] if not e.startswith("probe_")})
+        out.append(f"| {mode(k[0])} | {k[0]} | {k[1]} | {sc:.2f} | {sc_r} | {sleeps(c):.3f} | {al:.2f} | {al_r} |")
+    names = sorted({e for c in counts.values() for e in c["events"] if is_syscall(e)})
     out.append("")
     out.append("| system call per request | " + " | ".join(f"{t} c{n}" for t, n in keys) + " |")
     out.append("|---|" + "---:|" * len(keys))
