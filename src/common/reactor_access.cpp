@@ -91,4 +91,11 @@ bool watch_rdhup(reactor& r, descriptor d, int fd) {
   return true;
 }
 
+void mark_rdhup(descriptor d) {
+  auto& registered = d->*member_of(registered_events_tag{});
+  if (registered != 0) {
+    registered |= EPOLLRDHUP;
+  }
+}
+
 }  // namespace spillway::reactor_access

@@ -24,6 +24,7 @@
 // reactor's thread: reads whose handler has another executor than the socket's (a strand, another
 // io_context) take Asio's path too.
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -32,10 +33,14 @@
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/recycling_allocator.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -62,6 +67,10 @@ bool withdraw_read(descriptor d, asio::detail::reactor_op* op);
 // Adds EPOLLRDHUP to `d`'s registration with `r` (`fd`) unless it has it (no system call then);
 // false if epoll refused. The thread running r's io_context.
 bool watch_rdhup(reactor& r, descriptor d, int fd);
+// Marks `d` as wanting EPOLLRDHUP without a system call: for the moment before an operation
+// that re-arms the descriptor's registration anyway (start_op without a speculative attempt does
+// one epoll_ctl with what is marked).
+void mark_rdhup(descriptor d);
 
 // Asio keeps a socket's reactor registration in the implementation of basic_socket, a protected
 // member; a pointer to it formed through a derived class reaches it (no object of that class is
@@ -156,6 +165,117 @@ struct read_op : asio::detail::reactor_op {
   asio::mutable_buffer buf;
   Handler handler;
 };
+
+// A TCP connect that connect(2) left under way (EINPROGRESS), completed with `handler(error_code)`
+// on the socket's io_context thread. Edge-triggered epoll reports a connecting socket once, when
+// the handshake ended: writable and without an error is connected (no system call); an error or
+// a hang-up asks the socket which error (SO_ERROR). Asio's own connect makes a poll(2) and a
+// getsockopt(2) for every connection, in case of a spurious wake-up, which a socket registered
+// for EPOLLOUT only after connect(2) started cannot have (tcp_poll reports nothing while SYN_SENT).
+template <typename Handler>
+struct connect_op : asio::detail::reactor_op {
+  connect_op(int fd, descriptor d, Handler&& h)
+      : reactor_op(boost::system::error_code(), &connect_op::perform, &connect_op::complete),
+        fd(fd),
+        state(d),
+        handler(std::move(h)) {}
+
+  static status perform(reactor_op* base) {
+    auto* self = static_cast<connect_op*>(base);
+    const auto events = last_events(self->state);
+    if ((events & (EPOLLERR | EPOLLHUP)) != 0) {
+      int error = 0;
+      socklen_t len = sizeof error;
+      if (::getsockopt(self->fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0) {
+        error = errno;
+      }
+      if (error != 0) {
+        self->ec_ = boost::system::error_code(error, asio::error::get_system_category());
+        return done;
+      }
+    }
+    return (events & EPOLLOUT) != 0 ? done : not_done;
+  }
+
+  // As read_op::complete.
+  static void complete(void* owner, asio::detail::scheduler_operation* base, const boost::system::error_code&,
+                       std::size_t) {
+    auto* self = static_cast<connect_op*>(base);
+    Handler h(std::move(self->handler));
+    const auto ec = self->ec_;
+    free_op(self);
+    if (owner != nullptr) {
+      std::move(h)(ec);
+    }
+  }
+
+  int fd;
+  descriptor state;
+  Handler handler;
+};
+
+// Opens the closed socket `s` non-blocking with TCP_NODELAY and connects it to `ep`, completing
+// with `handler(error_code)`: socket.async_connect(ep, token) with the same outcome in fewer system
+// calls per connection (socket with SOCK_NONBLOCK instead of socket then ioctl; one epoll_ctl for
+// EPOLLOUT and EPOLLRDHUP instead of one for each; no poll and getsockopt once connected): 5
+// instead of 9 (socket, setsockopt, Asio's epoll registration, connect, one epoll_ctl re-arm).
+// A handler with a connected cancellation slot or another executor than the socket's takes Asio's
+// async_connect (after opening the socket with TCP_NODELAY); a socket already open is connected by
+// Asio as it is.
+template <typename Token>
+auto async_connect_nodelay(asio::ip::tcp::socket& s, const asio::ip::tcp::endpoint& ep, Token&& token) {
+  return asio::async_initiate<Token, void(boost::system::error_code)>(
+      [&s](auto handler, asio::ip::tcp::endpoint ep) {
+        if (s.is_open() || asio::get_associated_cancellation_slot(handler).is_connected() ||
+            asio::get_associated_executor(handler, s.get_executor()) != s.get_executor()) {
+          if (!s.is_open()) {
+            boost::system::error_code ignored;  // async_connect reports a failed open itself
+            s.open(ep.protocol(), ignored);
+            s.set_option(asio::ip::tcp::no_delay(true), ignored);
+          }
+          s.async_connect(ep, std::move(handler));
+          return;
+        }
+        auto fail = [&](boost::system::error_code ec) {
+          asio::post(s.get_executor(), asio::append(std::move(handler), ec));
+        };
+        const int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+        if (fd < 0) {
+          fail(boost::system::error_code(errno, asio::error::get_system_category()));
+          return;
+        }
+        const int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        boost::system::error_code ec;
+        s.assign(ep.protocol(), fd, ec);  // Asio's registration with epoll
+        if (ec) {
+          ::close(fd);
+          fail(ec);
+          return;
+        }
+        auto& impl = socket_access::implementation(s);
+        impl.state_ |= asio::detail::socket_ops::internal_non_blocking;  // so Asio makes no ioctl
+        int r = 0;
+        do {
+          r = ::connect(fd, ep.data(), static_cast<socklen_t>(ep.size()));
+        } while (r != 0 && errno == EINTR);
+        if (r == 0) {
+          fail({});  // connected at once
+          return;
+        }
+        if (errno != EINPROGRESS && errno != EALREADY) {
+          fail(boost::system::error_code(errno, asio::error::get_system_category()));
+          return;
+        }
+        // No speculative attempt (a descriptor state Asio reuses may still hold its last socket's
+        // events): the reactor re-arms the registration with EPOLLOUT, and EPOLLRDHUP with it (for
+        // read_some_exhausting), in one epoll_ctl made while the socket is in SYN_SENT.
+        mark_rdhup(impl.reactor_data_);
+        auto* op = make_op<connect_op<decltype(handler)>>(fd, impl.reactor_data_, std::move(handler));
+        reactor_of(s).start_op(reactor::connect_op, fd, impl.reactor_data_, op, false, false);
+      },
+      token, ep);
+}
 
 // socket.async_read_some(buf, token), except that a short read is marked exhausted (above).
 // `cached`: the socket's reactor, looked up on the first read and kept by the caller.

@@ -1,6 +1,7 @@
 #include "upstream/connect.h"
 
 #include "common/log.h"
+#include "common/reactor_access.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -16,12 +17,11 @@ asio::awaitable<boost::system::error_code> connect(tls::stream& s, const host& h
     // but a panicking balancer may still offer it).
     co_return asio::error::host_not_found_try_again;
   }
-  auto [ec] = co_await s.socket().async_connect(h.endpoint(), asio::as_tuple(asio::use_awaitable));
+  auto [ec] =
+      co_await reactor_access::async_connect_nodelay(s.socket(), h.endpoint(), asio::as_tuple(asio::use_awaitable));
   if (ec) {
     co_return ec;
   }
-  boost::system::error_code ignored;
-  s.socket().set_option(asio::ip::tcp::no_delay(true), ignored);
   if (tls != nullptr) {
     s.start_tls(tls->context());
     tls->prepare(s.native_tls(), h.cfg().addr.host, h.cfg().addr.is_ip);

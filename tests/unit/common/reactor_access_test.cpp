@@ -7,13 +7,19 @@
 
 #include "support/loopback_pair.h"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -276,6 +282,137 @@ TEST(reactor_access, a_read_pending_when_the_io_context_goes_is_destroyed_with_i
   io->poll();
   p.reset();   // the socket closes: the read completes aborted, not yet run
   io.reset();  // the handler is destroyed, not called
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(watch.expired());
+}
+
+// ---- async_connect_nodelay ----
+
+struct connect_result {
+  std::optional<boost::system::error_code> ec;
+  void start(tcp::socket& s, const tcp::endpoint& ep) {
+    async_connect_nodelay(s, ep, [this](boost::system::error_code e) { ec = e; });
+  }
+};
+
+bool nodelay(tcp::socket& s) {
+  tcp::no_delay opt;
+  s.get_option(opt);
+  return opt.value();
+}
+
+TEST(reactor_access, connect_opens_a_non_blocking_socket_with_nodelay_and_connects_it) {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket s(io);
+  connect_result c;
+  c.start(s, acceptor.local_endpoint());
+  io.run_for(std::chrono::seconds(2));
+  ASSERT_TRUE(c.ec);
+  EXPECT_FALSE(*c.ec) << c.ec->message();
+  ASSERT_TRUE(s.is_open());
+  EXPECT_TRUE(nodelay(s));
+  EXPECT_NE(::fcntl(s.native_handle(), F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_EQ(s.remote_endpoint(), acceptor.local_endpoint());
+  // The connection carries bytes both ways, with our reads and Asio's writes on it.
+  auto peer = acceptor.accept();
+  asio::write(peer, asio::buffer("ping", 4));
+  std::array<char, 16> buf;
+  reactor* cached = nullptr;
+  std::optional<std::size_t> got;
+  read_some_exhausting(s, cached, asio::buffer(buf), [&](boost::system::error_code, std::size_t n) { got = n; });
+  io.restart();
+  io.run_one_for(std::chrono::seconds(2));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(std::string(buf.data(), *got), "ping");
+  asio::write(s, asio::buffer("pong", 4));
+  std::array<char, 4> back;
+  asio::read(peer, asio::buffer(back));
+  EXPECT_EQ(std::string(back.data(), 4), "pong");
+}
+
+TEST(reactor_access, a_connect_nobody_listens_for_is_refused) {
+  asio::io_context io;
+  tcp::endpoint closed;
+  {
+    tcp::acceptor a(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    closed = a.local_endpoint();
+  }
+  tcp::socket s(io);
+  connect_result c;
+  c.start(s, closed);
+  io.run_for(std::chrono::seconds(2));
+  ASSERT_TRUE(c.ec);
+  EXPECT_EQ(*c.ec, asio::error::connection_refused);
+}
+
+// A listener that takes no more handshakes (its accept queue full, nothing accepting): a connect
+// to it stays in SYN_SENT.
+struct full_listener {
+  explicit full_listener(asio::io_context& io) : acceptor(io) {
+    acceptor.open(tcp::v4());
+    acceptor.bind(tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    acceptor.listen(0);
+    const auto ep = acceptor.local_endpoint();
+    for (int i = 0; i < 4; ++i) {  // fills the accept queue (backlog 0 holds one, maybe two)
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      ::connect(fd, ep.data(), static_cast<socklen_t>(ep.size()));  // EINPROGRESS; some never finish
+      fillers.push_back(fd);
+    }
+  }
+  ~full_listener() {
+    for (int fd : fillers) {
+      ::close(fd);
+    }
+  }
+  tcp::acceptor acceptor;
+  std::vector<int> fillers;
+};
+
+TEST(reactor_access, closing_the_socket_ends_a_pending_connect_with_operation_aborted) {
+  asio::io_context io;
+  full_listener l(io);
+  tcp::socket s(io);
+  connect_result c;
+  c.start(s, l.acceptor.local_endpoint());
+  io.poll();
+  EXPECT_FALSE(c.ec);  // not answered: the SYN was dropped
+  s.close();
+  io.run_for(std::chrono::seconds(2));
+  ASSERT_TRUE(c.ec);
+  EXPECT_EQ(*c.ec, asio::error::operation_aborted);
+}
+
+TEST(reactor_access, a_connect_with_a_cancellation_slot_takes_asios_path_and_can_be_cancelled) {
+  asio::io_context io;
+  full_listener l(io);
+  tcp::socket s(io);
+  asio::cancellation_signal cancel;
+  std::optional<boost::system::error_code> ec;
+  async_connect_nodelay(s, l.acceptor.local_endpoint(),
+                        asio::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code e) { ec = e; }));
+  io.poll();
+  EXPECT_FALSE(ec);
+  EXPECT_TRUE(nodelay(s));  // opened here before Asio's connect
+  cancel.emit(asio::cancellation_type::all);
+  io.run_for(std::chrono::seconds(2));
+  ASSERT_TRUE(ec);
+  EXPECT_EQ(*ec, asio::error::operation_aborted);
+}
+
+TEST(reactor_access, a_connect_pending_when_the_io_context_goes_is_destroyed_with_it) {
+  auto io = std::make_unique<asio::io_context>();
+  auto l = std::make_unique<full_listener>(*io);
+  auto s = std::make_unique<tcp::socket>(*io);
+  auto alive = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = alive;
+  bool called = false;
+  async_connect_nodelay(*s, l->acceptor.local_endpoint(),
+                        [keep = std::move(alive), &called](boost::system::error_code) { called = true; });
+  io->poll();
+  s.reset();
+  l.reset();
+  io.reset();
   EXPECT_FALSE(called);
   EXPECT_TRUE(watch.expired());
 }
