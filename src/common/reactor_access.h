@@ -214,6 +214,47 @@ struct connect_op : asio::detail::reactor_op {
   Handler handler;
 };
 
+// A wait until `s` is readable (or closed, or cancelled), for an idle connection that may wait for
+// minutes: socket.async_wait(wait_read, handler) with the same outcome (one epoll_ctl re-arms the
+// registration, no speculative test), holding less while it pends. Asio's operation carries the
+// socket's type-erased executor and the handler's work guard (about 190 bytes with a shared_ptr
+// for a handler); this one is the reactor's operation and the handler, sized exactly from
+// operator new (not a recycled block, see plain_allocator.h): 88 bytes. `handler(error_code)`
+// runs on the socket's io_context thread; it is only destroyed when the io_context is destroyed
+// with the wait pending. A socket without a reactor registration takes Asio's async_wait.
+template <typename Handler>
+struct wait_op : asio::detail::reactor_op {
+  explicit wait_op(Handler&& h)
+      : reactor_op(boost::system::error_code(), &wait_op::perform, &wait_op::complete), handler(std::move(h)) {}
+
+  static status perform(reactor_op*) { return done; }
+
+  // As read_op::complete.
+  static void complete(void* owner, asio::detail::scheduler_operation* base, const boost::system::error_code&,
+                       std::size_t) {
+    auto* self = static_cast<wait_op*>(base);
+    Handler h(std::move(self->handler));
+    const auto ec = self->ec_;
+    delete self;
+    if (owner != nullptr) {
+      std::move(h)(ec);
+    }
+  }
+
+  Handler handler;
+};
+
+template <typename Handler>
+void async_wait_readable(asio::ip::tcp::socket& s, Handler handler) {
+  auto& impl = socket_access::implementation(s);
+  if (!s.is_open() || impl.reactor_data_ == nullptr) {
+    s.async_wait(asio::ip::tcp::socket::wait_read, std::move(handler));
+    return;
+  }
+  auto* op = new wait_op<Handler>(std::move(handler));
+  reactor_of(s).start_op(reactor::read_op, impl.socket_, impl.reactor_data_, op, false, false);
+}
+
 // Opens the closed socket `s` non-blocking with TCP_NODELAY and connects it to `ep`, completing
 // with `handler(error_code)`: socket.async_connect(ep, token) with the same outcome in fewer system
 // calls per connection (socket with SOCK_NONBLOCK instead of socket then ioctl; one epoll_ctl for

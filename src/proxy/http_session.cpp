@@ -1,13 +1,12 @@
 #include "proxy/http_session.h"
 
 #include "common/log.h"
-#include "common/plain_allocator.h"
+#include "common/reactor_access.h"
 #include "proxy/rate_check.h"
 #include "proxy/retry_policy.h"
 #include "proxy/upstream_attempt.h"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -211,6 +210,7 @@ bool http_session::begin_idle() {
 }
 
 void http_session::sweep(clock::time_point now) {
+  down_.watch().swept(now);  // a parked connection's idle deadline near: its timer again
   if (idle_waiting_ && !park_requested_ && now - idle_since_ >= park_after) {
     park_requested_ = true;
     down_.cancel();  // run() sees its readability wait aborted and parks
@@ -231,14 +231,13 @@ void http_session::park() {
   down_.set_deadline_horizon({});  // idle a while: one re-arm at the next request beats a wake-up per header timeout
   // A connection idle for a while waits with a completion handler instead of a coroutine (whose
   // spawn state and frames cost about 800 bytes) and without its per-request state: a parked
-  // connection holds its session, the socket's reactor state, this wait and the watchdog's timer
-  // wait, about 1 KiB in all. Waking spawns the coroutine again (~1,900 instructions) and the wait
-  // re-arms epoll (one epoll_ctl): too much for every request, cheap once per idle period.
-  // plain_allocator: the wait's memory is its own size, not a recycled block (see its header).
-  down_.stream().socket().async_wait(
-      tcp::socket::wait_read,
-      asio::bind_allocator(plain_allocator<void>(),
-                           [self = shared_from_this()](boost::system::error_code ec) { self->wake(ec); }));
+  // connection holds its session, the socket's reactor state and this wait (88 bytes, see
+  // async_wait_readable), under 1 KiB in all. Its watchdog lets its timer go until the idle deadline
+  // comes near (watchdog::doze). Waking spawns the coroutine again (~1,900 instructions) and the
+  // wait re-arms epoll (one epoll_ctl): too much for every request, cheap once per idle period.
+  reactor_access::async_wait_readable(down_.stream().socket(),
+                                      [self = shared_from_this()](boost::system::error_code ec) { self->wake(ec); });
+  down_.watch().doze(clock::now());
 }
 
 void http_session::wake(boost::system::error_code ec) {

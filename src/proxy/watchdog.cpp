@@ -20,6 +20,7 @@ bool watchdog::waiting() const {
 
 void watchdog::set_deadline(clock::time_point at) {
   deadline_ = at;
+  dozing_ = false;
   if (group_ != nullptr) {
     if (joined_ && at != clock::time_point::max()) {
       group_->moved(at);
@@ -86,10 +87,33 @@ void watchdog::arm(std::shared_ptr<void> keep) {
         }
         // Woken to re-arm (an earlier deadline), the deadline moved later, or the next one (unless
         // the listener set it, which armed already). With no deadline, no wait: set_deadline() arms.
-        if (!waiting_ && deadline_ != clock::time_point::max()) {
+        if (!waiting_ && !dozing_ && deadline_ != clock::time_point::max()) {
           arm(std::move(keep));
         }
       }));
+}
+
+void watchdog::doze(clock::time_point now) {
+  if (group_ != nullptr || stopped_ || deadline_ == clock::time_point::max() || deadline_ - now <= doze_margin) {
+    return;
+  }
+  dozing_ = true;
+  if (waiting_) {
+    timer_->cancel();  // its completion sees dozing_ and does not re-arm
+  }
+}
+
+void watchdog::swept(clock::time_point now) {
+  if (!dozing_ || deadline_ - now > doze_margin) {
+    return;
+  }
+  dozing_ = false;
+  // A wait still pending (the cancelled one, not yet completed) re-arms when it completes.
+  if (!waiting_ && !stopped_ && listener_ != nullptr && deadline_ != clock::time_point::max()) {
+    if (auto keep = owner_.lock()) {
+      arm(std::move(keep));
+    }
+  }
 }
 
 void watchdog::stop() {

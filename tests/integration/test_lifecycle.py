@@ -132,6 +132,35 @@ class LifecycleTest(unittest.TestCase):
         finally:
             lb.stop()
 
+    def test_parked_connection_idle_timeout_is_kept_and_it_is_served_while_its_timer_dozes(self):
+        # Idle over a second, a connection parks; with more than 3 s left of its idle timeout its
+        # timer is let go (watchdog::doze) until the worker's sweep finds the deadline near. Both
+        # must hold: the timeout closes it on time, and a request that comes meanwhile is served.
+        lb = Spillway(CONFIG.replace("idle: 1s", "idle: 6s") % backends_yaml("address: " + self.a.address))
+        request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        try:
+            quiet = socket.create_connection(("127.0.0.1", lb.port), timeout=10)
+            again = socket.create_connection(("127.0.0.1", lb.port), timeout=10)
+            for s in (quiet, again):
+                s.sendall(request)
+                self.assertIn(b" 200 ", s.recv(4096))
+            start = time.monotonic()
+            # Parked within 2 s (the sweep runs every second) with 4-5 s left: dozing at 2.5 s.
+            time.sleep(2.5)
+            again.sendall(request)
+            self.assertIn(b" 200 ", again.recv(4096))
+            self.assertEqual(quiet.recv(4096), b"")  # closed by the idle timeout
+            closed_after = time.monotonic() - start
+            self.assertGreater(closed_after, 5.7)
+            self.assertLess(closed_after, 7.5)
+            # The one that made its second request idles from then on, again for the whole timeout.
+            self.assertEqual(again.recv(4096), b"")
+            self.assertGreater(time.monotonic() - start, 2.5 + 5.7)
+            quiet.close()
+            again.close()
+        finally:
+            lb.stop()
+
     def test_backup_takes_over_when_primaries_are_gone(self):
         lb = Spillway(CONFIG % backends_yaml("address: " + self.a.address,
                                              "{ address: %s, backup: true }" % self.b.address))

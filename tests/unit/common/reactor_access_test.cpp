@@ -417,5 +417,96 @@ TEST(reactor_access, a_connect_pending_when_the_io_context_goes_is_destroyed_wit
   EXPECT_TRUE(watch.expired());
 }
 
+// ---- async_wait_readable ----
+
+struct wait_result {
+  std::optional<boost::system::error_code> ec;
+  void start(tcp::socket& s) {
+    async_wait_readable(s, [this](boost::system::error_code e) { ec = e; });
+  }
+  void wait(asio::io_context& io) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!ec && std::chrono::steady_clock::now() < until) {
+      io.restart();
+      io.run_one_until(until);
+    }
+  }
+};
+
+TEST(reactor_access, a_readability_wait_ends_when_bytes_come_and_reads_nothing) {
+  asio::io_context io;
+  pair p(io);
+  wait_result w;
+  recv_calls = 0;
+  w.start(p.ours);
+  io.poll();
+  EXPECT_FALSE(w.ec);  // nothing yet
+  asio::write(p.theirs, asio::buffer("hi", 2));
+  w.wait(io);
+  ASSERT_TRUE(w.ec);
+  EXPECT_FALSE(*w.ec);
+  EXPECT_EQ(recv_calls.load(), 0);
+  EXPECT_EQ(p.ours.available(), 2u);  // left for the reader
+  // Bytes already there: the next wait ends at once (the re-arm reports them).
+  w.ec.reset();
+  w.start(p.ours);
+  w.wait(io);
+  ASSERT_TRUE(w.ec);
+  EXPECT_FALSE(*w.ec);
+}
+
+TEST(reactor_access, a_readability_wait_ends_at_the_peers_close) {
+  asio::io_context io;
+  pair p(io);
+  wait_result w;
+  w.start(p.ours);
+  io.poll();
+  p.theirs.close();
+  w.wait(io);
+  ASSERT_TRUE(w.ec);
+  EXPECT_FALSE(*w.ec);  // readable: the reader finds the end
+}
+
+TEST(reactor_access, cancel_and_close_end_a_readability_wait_with_operation_aborted) {
+  asio::io_context io;
+  pair p(io);
+  wait_result w;
+  w.start(p.ours);
+  io.poll();
+  p.ours.cancel();
+  w.wait(io);
+  ASSERT_TRUE(w.ec);
+  EXPECT_EQ(*w.ec, asio::error::operation_aborted);
+  w.ec.reset();
+  w.start(p.ours);
+  io.restart();
+  io.poll();
+  p.ours.close();
+  w.wait(io);
+  ASSERT_TRUE(w.ec);
+  EXPECT_EQ(*w.ec, asio::error::operation_aborted);
+  // A closed socket: Asio's own wait answers (bad descriptor).
+  w.ec.reset();
+  w.start(p.ours);
+  w.wait(io);
+  ASSERT_TRUE(w.ec);
+  EXPECT_TRUE(*w.ec);
+}
+
+TEST(reactor_access, a_readability_wait_pending_when_the_io_context_goes_is_destroyed_with_it) {
+  auto io = std::make_unique<asio::io_context>();
+  auto p = std::make_unique<pair>(*io);
+  auto alive = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = alive;
+  bool called = false;
+  async_wait_readable(p->ours, [keep = std::move(alive), &called](boost::system::error_code) { called = true; });
+  io->poll();
+  EXPECT_FALSE(watch.expired());  // the pending wait holds its handler
+  p.reset();
+  io.reset();
+  EXPECT_FALSE(called);
+  EXPECT_TRUE(watch.expired());
+}
+
 }  // namespace
 }  // namespace spillway::reactor_access

@@ -140,6 +140,82 @@ TEST(watchdog, stop_releases_the_owner_and_later_deadlines_are_ignored) {
   EXPECT_EQ(o->listener.passed, 0);
 }
 
+// --- doze: a parked connection's far deadline without a pending wait ---
+
+TEST(watchdog, dozing_it_holds_no_wait_until_a_sweep_finds_the_deadline_near) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<owner>(io);
+  o->watch.start(o, &o->listener);
+  const auto now = clock::now();
+  const auto deadline = now + std::chrono::hours(1);
+  o->watch.set_deadline(deadline);
+  EXPECT_EQ(o.use_count(), 2);
+  o->watch.doze(now);
+  EXPECT_TRUE(o->watch.dozing());
+  EXPECT_EQ(io.poll(), 1u);  // the cancelled wait ends and is not armed again
+  EXPECT_FALSE(o->watch.waiting());
+  EXPECT_EQ(o.use_count(), 1);  // nothing pending holds the owner
+  EXPECT_EQ(o->listener.passed, 0);
+  EXPECT_FALSE(o->watch.expired());
+  io.restart();  // poll() ran out of work
+  // A sweep while the deadline is far leaves it dozing; one within the margin arms it.
+  o->watch.swept(deadline - watchdog::doze_margin - std::chrono::seconds(1));
+  EXPECT_FALSE(o->watch.waiting());
+  o->watch.swept(deadline - watchdog::doze_margin);
+  EXPECT_FALSE(o->watch.dozing());
+  EXPECT_TRUE(o->watch.waiting());
+  EXPECT_EQ(o.use_count(), 2);
+  EXPECT_EQ(io.poll(), 0u);  // waits for the deadline itself
+  o->watch.stop();
+  io.run();
+  EXPECT_EQ(o.use_count(), 1);
+}
+
+TEST(watchdog, a_deadline_set_while_dozing_is_armed_and_told) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<owner>(io);
+  o->watch.start(o, &o->listener);
+  o->watch.set_deadline(clock::now() + std::chrono::hours(1));
+  o->watch.doze(clock::now());
+  io.poll();
+  EXPECT_FALSE(o->watch.waiting());
+  // The next request's deadline (passed already here): armed at once, told once.
+  o->watch.set_deadline(clock::now() - std::chrono::milliseconds(1));
+  EXPECT_FALSE(o->watch.dozing());
+  EXPECT_TRUE(o->watch.waiting());
+  io.restart();
+  io.run();
+  EXPECT_EQ(o->listener.passed, 1);
+  EXPECT_EQ(o.use_count(), 1);
+  o->watch.stop();
+}
+
+TEST(watchdog, a_near_deadline_does_not_doze_and_a_sweep_before_the_cancel_completes_rearms) {
+  boost::asio::io_context io;
+  auto o = std::make_shared<owner>(io);
+  o->watch.start(o, &o->listener);
+  const auto now = clock::now();
+  o->watch.set_deadline(now + watchdog::doze_margin);
+  o->watch.doze(now);  // within the margin: stays armed
+  EXPECT_FALSE(o->watch.dozing());
+  EXPECT_EQ(io.poll(), 0u);
+  EXPECT_TRUE(o->watch.waiting());
+
+  const auto deadline = now + std::chrono::hours(1);
+  o->watch.set_deadline(deadline);
+  o->watch.doze(now);
+  EXPECT_TRUE(o->watch.dozing());
+  // The sweep comes before the cancelled wait's completion ran: that completion arms again.
+  o->watch.swept(deadline - std::chrono::seconds(1));
+  EXPECT_EQ(io.poll(), 1u);
+  EXPECT_TRUE(o->watch.waiting());
+  EXPECT_EQ(o->listener.passed, 0);
+  o->watch.stop();
+  io.restart();
+  io.run();
+  EXPECT_EQ(o.use_count(), 1);
+}
+
 // --- deadline_group: the streams of an HTTP/2 connection on one timer ---
 
 // A connection with its group, and streams (members) that come and go.
