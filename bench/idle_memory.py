@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Memory per idle keep-alive client connection of a running proxy.
 
-    bench/idle_memory.py --port 8080 --pid 1234 [--connections 4000] [--path /]
+    bench/idle_memory.py --port 8080 --pid 1234 [--connections 4000] [--path /] [--tls]
 
 Opens N client connections to 127.0.0.1:PORT, sends one keep-alive GET on each and reads its
-response, then leaves them all open and idle. The proxy's RSS (the process PID and its descendants,
+response, then leaves them all open and idle (`--tls`: TLS connections, the certificate unchecked). The proxy's RSS (the process PID and its descendants,
 so NGINX's master and worker count) is read before and after; the growth divided by N is the figure.
 Then a second request on every connection proves they were held, not dropped.
 
@@ -80,6 +80,8 @@ def main():
     ap.add_argument("--path", default="/")
     ap.add_argument("--batch", type=int, default=50, help="connections opened (requests in flight) at once")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds to wait before reading RSS")
+    ap.add_argument("--tls", action="store_true",
+                    help="speak TLS (the certificate is not checked): idle TLS keep-alive connections")
     ap.add_argument("--hold", type=float, default=0.0,
                     help="seconds to keep the connections idle after the measurement (for a heap profiler)")
     args = ap.parse_args()
@@ -88,10 +90,20 @@ def main():
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # thousands of sockets
 
     request = f"GET {args.path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    tls = None
+    if args.tls:
+        import ssl
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+
+    def connect(timeout):
+        s = socket.create_connection(("127.0.0.1", args.port), timeout=timeout)
+        return tls.wrap_socket(s, server_hostname="bench.test") if tls else s
     # Warm-up: a few hundred connections opened and closed, so that pools, caches and the allocator's
     # first arenas are in the baseline rather than in the per-connection figure.
     for _ in range(200):
-        with socket.create_connection(("127.0.0.1", args.port), timeout=10) as s:
+        with connect(10) as s:
             s.sendall(request)
             read_response(s)
     time.sleep(args.settle)
@@ -106,7 +118,7 @@ def main():
         for start in range(0, count, batch):
             group = []
             for _ in range(min(batch, count - start)):
-                s = socket.create_connection(("127.0.0.1", args.port), timeout=30)
+                s = connect(30)
                 s.sendall(request)
                 group.append(s)
             for s in group:

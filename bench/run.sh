@@ -515,15 +515,17 @@ IDLE_RESULTS="$WORKDIR/idle.tsv"
 : >"$IDLE_RESULTS"
 if ((BENCH_IDLE_CONNECTIONS > 0)); then
   for target in "${RUNNING_TARGETS[@]}"; do
+    tls=()
     case $target in
       spillway | spillway-before | haproxy | nginx) ;;
-      *) continue ;;  # one row per proxy, plain http
+      spillway-https | haproxy-https) tls=(--tls) ;;  # idle TLS connections: OpenSSL's state is the most of it
+      *) continue ;;  # one row per proxy, plain http (and TLS)
     esac
     log "idle: $BENCH_IDLE_CONNECTIONS keep-alive connections to $target"
     # --settle 3: past Spillway's park delay (1 s idle, swept every second), so that what is
     # measured is what an idle connection keeps.
     if out=$(python3 "$SCRIPT_DIR/idle_memory.py" --port "${TARGET_PORT[$target]}" --pid "${TARGET_PID[$target]}" \
-      --connections "$BENCH_IDLE_CONNECTIONS" --settle 3 --path "$BENCH_PATH" 2>&1); then
+      --connections "$BENCH_IDLE_CONNECTIONS" --settle 3 --path "$BENCH_PATH" "${tls[@]}" 2>&1); then
       printf '%s\t%s\t%s\n' "$target" "$(sed -E 's/.*per_conn_kib=([0-9.-]+).*/\1/' <<<"$out")" \
         "$(sed -E 's/.*marginal_kib=([0-9.-]+).*/\1/' <<<"$out")" >>"$IDLE_RESULTS"
     else
@@ -794,10 +796,11 @@ if features:
                    f"{ms(statistics.median(r['p99']))} |")
 idle = [line.rstrip("\n").split("\t") for line in open(os.environ["IDLE_RESULTS"]) if line.strip()]
 if idle:
-    base = {t: (float(p), float(m)) for t, p, m in idle}.get("haproxy")
+    bases = {t: (float(p), float(m)) for t, p, m in idle}
     out.append("")
     out.append(f"Memory per idle keep-alive client connection ({os.environ['IDLE_CONNECTIONS']} connections, one "
-               "request each, then idle; RSS growth of the proxy's processes; `bench/idle_memory.py`). "
+               "request each, then idle; RSS growth of the proxy's processes; `bench/idle_memory.py`; the -https rows "
+               "speak TLS 1.3 and compare with haproxy-https). "
                "*Marginal*: the growth over the second half of the connections, per connection (what one more "
                "costs); *all*: the whole growth divided by all of them (one-off costs included):")
     out.append("")
@@ -805,6 +808,7 @@ if idle:
     out.append("|---|---:|---:|---:|---:|")
     for target, per, marginal in idle:
         per, marginal = float(per), float(marginal)
+        base = bases.get("haproxy-https" if target.endswith("-https") else "haproxy")  # TLS against TLS
         r_m = f"{marginal / base[1]:.2f}×" if base and base[1] > 0 else "-"
         r_p = f"{per / base[0]:.2f}×" if base and base[0] > 0 else "-"
         out.append(f"| {target} | {marginal:.2f} | {r_m} | {per:.2f} | {r_p} |")

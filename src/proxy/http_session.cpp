@@ -127,12 +127,12 @@ awaitable<void> http_session::run(bool woken) {
       if (!begin_idle()) {
         break;  // a reload removed this listener: its connections drain
       }
-      if (!down_.tls() && (!st_ || st_->dbegin == st_->dend)) {
+      if (!down_.stream().holds_bytes() && (!st_ || st_->dbegin == st_->dend)) {
         // Idle with nothing buffered. The next request usually comes soon: wait for it in this
         // coroutine with a read (one speculative recv at most, where async_wait would cost an
         // epoll_ctl on every call). A connection idle for park_after, or one beyond
-        // max_idle_waits on this worker, parks instead (see park()). With TLS the TLS layer may
-        // hold decrypted bytes the socket no longer signals, so there the read is always the wait.
+        // max_idle_waits on this worker, parks instead (see park()). With TLS, only when OpenSSL
+        // holds none of the client's bytes: those the socket would not signal again.
         auto& w = down_.owner();
         if (w.idle_waits() >= max_idle_waits) {
           park();

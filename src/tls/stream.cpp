@@ -5,42 +5,181 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <new>
 #include <span>
 
 namespace spillway::tls {
 
 namespace asio = boost::asio;
 
+// OpenSSL reads and writes the socket through this BIO: recv and send made non-blocking (the
+// socket may not be in non-blocking mode: Asio sets it lazily), send with MSG_NOSIGNAL (a peer
+// gone must not raise SIGPIPE), the errno of a failed call, the peer's end and whether a read left
+// the socket empty kept on the stream (detail::bio_state).
+struct socket_bio {
+  static BIO_METHOD* method() {
+    static BIO_METHOD* const m = [] {
+      BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "spillway socket");
+      if (made == nullptr || BIO_meth_set_read_ex(made, read_ex) != 1 || BIO_meth_set_write_ex(made, write_ex) != 1 ||
+          BIO_meth_set_ctrl(made, ctrl) != 1 || BIO_meth_set_create(made, create) != 1) {
+        throw std::bad_alloc();
+      }
+      return made;
+    }();
+    return m;
+  }
+
+  static stream& of(BIO* b) { return *static_cast<stream*>(BIO_get_data(b)); }
+
+  static int create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+
+  static int read_ex(BIO* b, char* buf, std::size_t len, std::size_t* got) {
+    auto& s = of(b);
+    BIO_clear_retry_flags(b);
+    *got = 0;
+    for (;;) {
+      const ssize_t n = ::recv(s.socket_.native_handle(), buf, len, MSG_DONTWAIT);
+      if (n > 0) {
+        *got = static_cast<std::size_t>(n);
+        s.bio_.drained = *got < len;
+        return 1;
+      }
+      if (n == 0) {
+        s.bio_.peer_eof = true;
+        return 0;
+      }
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        BIO_set_retry_read(b);
+      } else {
+        s.bio_.sys_errno = errno;
+      }
+      return 0;
+    }
+  }
+
+  static int write_ex(BIO* b, const char* buf, std::size_t len, std::size_t* put) {
+    auto& s = of(b);
+    BIO_clear_retry_flags(b);
+    *put = 0;
+    for (;;) {
+      const ssize_t n = ::send(s.socket_.native_handle(), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n >= 0) {
+        *put = static_cast<std::size_t>(n);
+        return 1;
+      }
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        BIO_set_retry_write(b);
+      } else {
+        s.bio_.sys_errno = errno;
+      }
+      return 0;
+    }
+  }
+
+  static long ctrl(BIO* b, int cmd, long /*num*/, void* /*ptr*/) {
+    switch (cmd) {
+      case BIO_CTRL_FLUSH:
+        return 1;  // nothing is held back
+      case BIO_CTRL_EOF:
+        return of(b).bio_.peer_eof ? 1 : 0;
+      default:
+        return 0;
+    }
+  }
+};
+
+stream::~stream() {
+  if (ssl_ != nullptr) {
+    SSL_free(ssl_);  // and its BIO
+  }
+}
+
+void stream::start_tls(asio::ssl::context& ctx) {
+  ssl_ = SSL_new(ctx.native_handle());
+  BIO* bio = ssl_ != nullptr ? BIO_new(socket_bio::method()) : nullptr;
+  if (bio == nullptr) {
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    throw std::bad_alloc();
+  }
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);
+  // Writes may return after part of what they were given (a record at a time) and be retried with
+  // the rest from another address; the record buffers go back while nothing is pending.
+  SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+  // Read what the socket has, not a record header and then its body (two recv per record).
+  SSL_set_read_ahead(ssl_, 1);
+}
+
+namespace detail {
+
+boost::system::error_code map_error(int ssl_error, int sys_errno) {
+  if (ssl_error == SSL_ERROR_ZERO_RETURN) {
+    return asio::error::eof;  // the peer's close_notify
+  }
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (ssl_error == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+      ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+    return asio::ssl::error::stream_truncated;
+  }
+  if (e != 0) {
+    return boost::system::error_code(static_cast<int>(e), asio::error::get_ssl_category());
+  }
+  if (sys_errno != 0) {
+    return boost::system::error_code(sys_errno, asio::error::get_system_category());
+  }
+  return asio::ssl::error::stream_truncated;  // the connection ended without a close_notify
+}
+
+}  // namespace detail
+
 asio::awaitable<boost::system::error_code> stream::handshake(asio::ssl::stream_base::handshake_type type) {
-  if (!tls_) {
+  if (!ssl_) {
     co_return boost::system::error_code{};
   }
-  auto [ec] = co_await tls_->async_handshake(type, asio::as_tuple(asio::use_awaitable));
+  if (type == asio::ssl::stream_base::client) {
+    SSL_set_connect_state(ssl_);
+  } else {
+    SSL_set_accept_state(ssl_);
+  }
+  auto [ec, n] = co_await tls_async(detail::tls_call::handshake, nullptr, 0, asio::as_tuple(asio::use_awaitable));
   co_return ec;
 }
 
 asio::awaitable<void> stream::shutdown_send() {
-  if (!tls_) {
+  if (!ssl_) {
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
     co_return;
   }
   // SSL_shutdown sends our close_notify and then waits for the peer's unless told it came already:
   // this sends it and completes once it is written.
-  SSL_set_shutdown(tls_->native_handle(), SSL_get_shutdown(tls_->native_handle()) | SSL_RECEIVED_SHUTDOWN);
-  co_await tls_->async_shutdown(asio::as_tuple(asio::use_awaitable));
+  SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_RECEIVED_SHUTDOWN);
+  co_await tls_async(detail::tls_call::shutdown, nullptr, 0, asio::as_tuple(asio::use_awaitable));
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 std::tuple<boost::system::error_code, std::size_t> stream::try_write(const buffer_list& buffers) {
-  if (tls_) {
+  if (ssl_) {
     return {boost::system::error_code{}, 0};
   }
   std::array<iovec, std::tuple_size_v<decltype(buffers.at)>> iov;
