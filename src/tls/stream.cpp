@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <new>
 #include <span>
 
@@ -178,9 +179,63 @@ asio::awaitable<void> stream::shutdown_send() {
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
+std::tuple<boost::system::error_code, std::size_t> stream::try_write_tls(const buffer_list& buffers) {
+  // Record by record, each from the buffers' next bytes (up to a record's worth, copied together
+  // when they span buffers), until all went or OpenSSL must wait. A record OpenSSL could not send
+  // whole stays with it and is not counted: the asynchronous write that follows starts at the same
+  // bytes, as a retried SSL_write must.
+  thread_local std::array<char, max_record> scratch;
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < buffers.count; ++i) {
+    total += buffers.at[i].size();
+  }
+  std::size_t sent = 0;
+  while (sent < total) {
+    // What is left, buffer by buffer. A first one of a record's worth or more goes as it is (OpenSSL
+    // cuts it into records); smaller ones are gathered up to a record's worth (as async_write_some
+    // does with the same bytes).
+    std::array<asio::const_buffer, std::tuple_size_v<decltype(buffers.at)>> left;
+    std::size_t count = 0, skip = sent;
+    for (std::size_t i = 0; i < buffers.count; ++i) {
+      auto b = buffers.at[i];
+      const auto drop = std::min(skip, b.size());
+      b += drop;
+      skip -= drop;
+      if (b.size() > 0) {
+        left[count++] = b;
+      }
+    }
+    const void* data = left[0].data();
+    std::size_t len = left[0].size();
+    if (count > 1 && len < max_record) {
+      len = 0;
+      for (std::size_t i = 0; i < count && len < max_record; ++i) {
+        const auto take = std::min(left[i].size(), max_record - len);
+        std::memcpy(scratch.data() + len, left[i].data(), take);
+        len += take;
+      }
+      data = scratch.data();
+    }
+    ERR_clear_error();
+    bio_.sys_errno = 0;
+    std::size_t n = 0;
+    const int rc = SSL_write_ex(ssl_, data, len, &n);
+    if (rc == 1) {
+      sent += n;
+      continue;
+    }
+    const int err = SSL_get_error(ssl_, rc);
+    if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+      break;
+    }
+    return {detail::map_error(err, bio_.sys_errno), sent};
+  }
+  return {boost::system::error_code{}, sent};
+}
+
 std::tuple<boost::system::error_code, std::size_t> stream::try_write(const buffer_list& buffers) {
   if (ssl_) {
-    return {boost::system::error_code{}, 0};
+    return try_write_tls(buffers);
   }
   std::array<iovec, std::tuple_size_v<decltype(buffers.at)>> iov;
   std::size_t n = 0;
@@ -223,7 +278,7 @@ asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> stream::writ
   if (sent == total) {
     co_return std::tuple{boost::system::error_code{}, total};
   }
-  // What is left: the socket's buffer was full (the reactor waits for room), or TLS.
+  // What is left: the socket's buffer was full (the reactor waits for room).
   std::size_t skip = sent;
   buffer_list rest;
   for (std::size_t i = 0; i < buffers.count; ++i) {

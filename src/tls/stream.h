@@ -303,9 +303,10 @@ class stream {
 
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_list(buffer_list buffers);
 
-  // write_all's first step on its own, for a caller with its own loop: one non-blocking send (one
-  // buffer) or sendmsg (several) made on the spot, on plain TCP. Says how much the socket took:
-  // all of it, part, or nothing (its buffer is full; and always nothing on TLS), or the error.
+  // write_all's first step on its own, for a caller with its own loop: made on the spot, one
+  // non-blocking send (one buffer) or sendmsg (several) on plain TCP, SSL_write_ex record by record
+  // on TLS. Says how much went: all of it, part, or nothing (the socket's buffer is full), or the
+  // error. On TLS, what is left must be written next (OpenSSL may hold its first record).
   std::tuple<boost::system::error_code, std::size_t> try_write(const buffer_list& buffers);
 
   void close() {
@@ -328,6 +329,8 @@ class stream {
   }
 
   static constexpr std::size_t max_record = 16384;  // the plaintext one TLS record carries at most
+
+  std::tuple<boost::system::error_code, std::size_t> try_write_tls(const buffer_list& buffers);
 
   template <typename Token>
   auto tls_async(detail::tls_call call, void* data, std::size_t size, Token&& token, std::string gathered = {}) {

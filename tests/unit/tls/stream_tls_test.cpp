@@ -164,6 +164,40 @@ TEST(stream_tls, handshake_then_bytes_both_ways_and_several_buffers_in_one_recor
   EXPECT_EQ(got.bytes, head + body);
 }
 
+TEST(stream_tls, try_write_sends_on_the_spot_and_stops_where_the_socket_is_full) {
+  asio::io_context io;
+  contexts ctx;
+  tls_pair t(io, ctx);
+  const std::string head = "HTTP/1.1 200 OK\r\n\r\n", body = "hi";
+  auto [ec, n] = t.server.try_write(stream::buffer_list::of(std::array{asio::buffer(head), asio::buffer(body)}));
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(n, head.size() + body.size());  // no reactor operation, nothing run
+  EXPECT_EQ(t.read(t.client, 4096).bytes, head + body);
+
+  // Far more than the socket buffers hold: some goes, the rest waits for a write that starts there.
+  const std::string big = pattern(16 * 1024 * 1024);
+  const std::string tail = "end";
+  auto bufs = std::array{asio::buffer(big), asio::buffer(tail)};
+  auto [ec2, first] = t.server.try_write(stream::buffer_list::of(bufs));
+  EXPECT_FALSE(ec2);
+  EXPECT_GT(first, 0u);
+  EXPECT_LT(first, big.size());
+  std::optional<std::tuple<boost::system::error_code, std::size_t>> rest;
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        std::array<asio::const_buffer, 2> left{asio::buffer(big) + first, asio::buffer(tail)};
+        rest = co_await t.server.write_all(left);
+      },
+      asio::detached);
+  auto got = t.read_all(t.client, big.size() + tail.size());
+  run_until(io, [&] { return rest.has_value(); });
+  ASSERT_TRUE(rest);
+  EXPECT_FALSE(std::get<0>(*rest));
+  EXPECT_EQ(first + std::get<1>(*rest), big.size() + tail.size());
+  EXPECT_TRUE(got.bytes == big + tail);
+}
+
 TEST(stream_tls, a_write_bigger_than_the_socket_buffers_waits_for_room_and_arrives_whole) {
   asio::io_context io;
   contexts ctx;
