@@ -238,7 +238,9 @@ class stream {
   auto async_write_some(const Buffers& buffers, Token&& token) {
     if (ssl_) {
       // Several buffers (a head and a body) go as one record, as much of them as a record holds:
-      // one SSL_write and one send(2) instead of one of each per buffer.
+      // one SSL_write and one send(2) instead of one of each per buffer. A first buffer of a
+      // record's worth or more goes as it is (try_write_tls makes the same choice: a record OpenSSL
+      // holds is retried with the bytes it was made from).
       const auto begin = boost::asio::buffer_sequence_begin(buffers);
       const auto end = boost::asio::buffer_sequence_end(buffers);
       boost::asio::const_buffer first;
@@ -251,7 +253,7 @@ class stream {
         total += b.size();
       }
       std::string gathered;
-      if (nonempty > 1) {
+      if (nonempty > 1 && first.size() < max_record) {
         gathered.reserve(std::min(total, max_record));
         for (auto it = begin; it != end && gathered.size() < max_record; ++it) {
           const boost::asio::const_buffer b(*it);
