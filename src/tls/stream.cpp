@@ -45,6 +45,21 @@ struct socket_bio {
     return 1;
   }
 
+  // A recv or send that failed (not EINTR): to be retried once the socket is ready (EAGAIN), or an
+  // error whose errno map_error() reports.
+  static int failed(BIO* b, bool reading) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (reading) {
+        BIO_set_retry_read(b);
+      } else {
+        BIO_set_retry_write(b);
+      }
+    } else {
+      of(b).bio_.sys_errno = errno;
+    }
+    return 0;
+  }
+
   static int read_ex(BIO* b, char* buf, std::size_t len, std::size_t* got) {
     auto& s = of(b);
     BIO_clear_retry_flags(b);
@@ -60,15 +75,9 @@ struct socket_bio {
         s.bio_.peer_eof = true;
         return 0;
       }
-      if (errno == EINTR) {
-        continue;
+      if (errno != EINTR) {
+        return failed(b, true);
       }
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        BIO_set_retry_read(b);
-      } else {
-        s.bio_.sys_errno = errno;
-      }
-      return 0;
     }
   }
 
@@ -82,15 +91,9 @@ struct socket_bio {
         *put = static_cast<std::size_t>(n);
         return 1;
       }
-      if (errno == EINTR) {
-        continue;
+      if (errno != EINTR) {
+        return failed(b, false);
       }
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        BIO_set_retry_write(b);
-      } else {
-        s.bio_.sys_errno = errno;
-      }
-      return 0;
     }
   }
 
