@@ -205,14 +205,21 @@ class LimitsTest(unittest.TestCase):
         self.assertLessEqual(len(ok), 10)
         self.assertGreaterEqual(len(ok), 5)
         self.assertEqual(len(ok) + len(shed), 30)
+        # At once, not queued behind the admitted ones (the backend takes 0.3 s). Judged against the
+        # admitted requests of the same run, not against a fixed time: a stall of the whole proxy
+        # (a busy machine, ASan: in one CI run every 503 took ~0.15 s, against 8-15 ms alone) delays
+        # both alike, while a 503 that waited for a slow request would end after it.
+        admitted_first = min(r[3] for r in ok)
         for status, reason, retry_after, latency in shed:
             self.assertEqual(reason, "upstream_overloaded")
             self.assertIsNotNone(retry_after)
             if not UNDER_TSAN:
-                # At once, not queued behind the slow ones (0.3 s). Under TSan on a busy machine a
-                # single 503 was seen to take 0.26-0.28 s; the median below still catches queueing.
-                self.assertLess(latency, 0.25)
-        self.assertLess(sorted(r[3] for r in shed)[len(shed) // 2], 0.1)
+                # Under TSan on a busy machine a single 503 was seen to take 0.26-0.28 s; the median
+                # below still catches queueing there.
+                self.assertLess(latency, admitted_first)
+        median_shed = sorted(r[3] for r in shed)[len(shed) // 2]
+        median_ok = sorted(r[3] for r in ok)[len(ok) // 2]
+        self.assertLess(median_shed, median_ok - 0.2)
         for status, reason, retry_after, latency in ok:
             self.assertLess(latency, 0.3 + 0.25)  # no growth of latency within the limit
         self.assertIn('spillway_upstream_overflow_total{upstream="app",limit="max_requests"} %d' % len(shed),
