@@ -338,7 +338,7 @@ class stream {
   auto tls_async(detail::tls_call call, void* data, std::size_t size, Token&& token, std::string gathered = {}) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this, call, data, size](auto handler, std::string gathered) {
-          start_tls_op(call, data, size, std::move(gathered), std::move(handler));
+          this->start_tls_op(call, data, size, std::move(gathered), std::move(handler));
         },
         token, std::move(gathered));
   }
