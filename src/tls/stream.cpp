@@ -197,17 +197,9 @@ std::tuple<boost::system::error_code, std::size_t> stream::try_write_tls(const b
     // What is left, buffer by buffer. A first one of a record's worth or more goes as it is (OpenSSL
     // cuts it into records); smaller ones are gathered up to a record's worth (as async_write_some
     // does with the same bytes).
-    std::array<asio::const_buffer, std::tuple_size_v<decltype(buffers.at)>> left;
-    std::size_t count = 0, skip = sent;
-    for (std::size_t i = 0; i < buffers.count; ++i) {
-      auto b = buffers.at[i];
-      const auto drop = std::min(skip, b.size());
-      b += drop;
-      skip -= drop;
-      if (b.size() > 0) {
-        left[count++] = b;
-      }
-    }
+    const auto rest = buffers.after(sent);
+    const auto& left = rest.at;
+    const std::size_t count = rest.count;
     const void* data = left[0].data();
     std::size_t len = left[0].size();
     if (count > 1 && len < max_record) {
@@ -282,17 +274,7 @@ asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> stream::writ
     co_return std::tuple{boost::system::error_code{}, total};
   }
   // What is left: the socket's buffer was full (the reactor waits for room).
-  std::size_t skip = sent;
-  buffer_list rest;
-  for (std::size_t i = 0; i < buffers.count; ++i) {
-    auto b = buffers.at[i];
-    const auto drop = std::min(skip, b.size());
-    b += drop;
-    skip -= drop;
-    if (b.size() > 0) {
-      rest.at[rest.count++] = b;
-    }
-  }
+  const auto rest = buffers.after(sent);
   auto [wec, n] = co_await asio::async_write(*this, std::span<const asio::const_buffer>(rest.at.data(), rest.count),
                                              asio::as_tuple(asio::use_awaitable));
   co_return std::tuple{wec, sent + n};

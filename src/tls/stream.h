@@ -284,6 +284,21 @@ class stream {
       }
       return l;
     }
+
+    // The non-empty rest of the list once its first `n` bytes are gone.
+    buffer_list after(std::size_t n) const {
+      buffer_list rest;
+      for (std::size_t i = 0; i < count; ++i) {
+        auto b = at[i];
+        const auto drop = std::min(n, b.size());
+        b += drop;
+        n -= drop;
+        if (b.size() > 0) {
+          rest.at[rest.count++] = b;
+        }
+      }
+      return rest;
+    }
   };
   // Writes all of `buffers` (a buffer, or a std::array of at most six) and says how much went: on
   // plain TCP first with one non-blocking sendmsg made on the spot, then, for whatever the socket
