@@ -173,6 +173,11 @@ void metrics_writer::upstream_families() {
             "responses refused (502) because their head was over max_response_headers or its field limit");
   per_upstream("spillway_upstream_response_headers_too_large_total",
                [](const upstream_stats& st) { return st.response_heads_too_large.load(); });
+  w_.family("spillway_upstream_connections_salvaged_total", "counter",
+            "backend connections kept for reuse by reading an answer to its end after the HTTP/2 client "
+            "that asked for it reset its stream or left");
+  per_upstream("spillway_upstream_connections_salvaged_total",
+               [](const upstream_stats& st) { return st.connections_salvaged.load(); });
 }
 
 void metrics_writer::breaker_families() {

@@ -45,6 +45,13 @@ constexpr double control_per_second = 20;
 constexpr std::uint64_t rapid_reset_min = 100;
 // How long a connection that said GOAWAY waits for the client to read it before closing.
 constexpr std::chrono::seconds closing_grace{1};
+// A client that leaves once its whole request reached an HTTP/1 backend: the answer is still read
+// (and dropped), so that the backend connection goes back to the pool instead of being closed,
+// when it ends within this time and this many bytes (else the connection is closed). A client
+// that cancels (a browser navigating away, an RPC deadline, a load generator stopping) would
+// otherwise cost a new connection per cancelled request, and a burst of new connections later.
+constexpr std::chrono::seconds salvage_time{1};
+constexpr std::size_t salvage_bytes = 256 * 1024;
 
 }  // namespace
 
@@ -59,6 +66,23 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
   void deadline_passed() override {
     if (attempt != nullptr && attempt->conn()) {
       attempt->conn()->stream.close();
+    }
+    abandon_call();
+    wake.notify();
+  }
+
+  // The client closed the stream, or the whole connection ended: `salvage` (a client that left)
+  // lets an HTTP/1 exchange whose request went out whole finish within salvage_time, to keep its
+  // connection (h2_connection::salvage()); otherwise, or mid-request, the backend connection is
+  // closed. A stream to an HTTP/2 backend is reset either way (its connection lives on).
+  void client_left(bool salvage) {
+    closed = true;
+    if (attempt != nullptr && attempt->conn()) {
+      if (salvage && request_complete) {
+        watch.set_deadline(std::min(watch.deadline(), std::chrono::steady_clock::now() + salvage_time));
+      } else {
+        attempt->conn()->stream.close();
+      }
     }
     abandon_call();
     wake.notify();
@@ -338,12 +362,7 @@ struct h2_connection::callbacks {
                              void* user_data) {
     auto& c = self(user_data);
     if (auto* s = stream(session, stream_id)) {
-      s->closed = true;
-      if (s->attempt != nullptr && s->attempt->conn()) {
-        s->attempt->conn()->stream.close();  // the client gave up: so does the backend's exchange
-      }
-      s->abandon_call();
-      s->wake.notify();
+      s->client_left(true);
       nghttp2_session_set_stream_user_data(session, stream_id, nullptr);
       // Out of the list: the last one takes its slot.
       const auto slot = s->slot;
@@ -567,18 +586,14 @@ awaitable<void> h2_connection::writer(std::shared_ptr<void> keep) {
   (void)keep;
 }
 
-void h2_connection::shut() {
+void h2_connection::shut(bool salvage) {
   if (closed_) {
     return;
   }
   closed_ = true;
   down_.close();
   for (auto& s : streams_) {
-    s->closed = true;
-    if (s->attempt != nullptr && s->attempt->conn()) {
-      s->attempt->conn()->stream.close();
-    }
-    s->wake.notify();
+    s->client_left(salvage);
   }
   write_wake_.notify();
 }
@@ -599,7 +614,7 @@ void h2_connection::drain() {
   wake_writer();
 }
 
-void h2_connection::force_close() { shut(); }
+void h2_connection::force_close() { shut(false); }
 
 h2_connection::clock::time_point h2_connection::due() const {
   if (terminating_) {
@@ -865,7 +880,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
     }
     auto& conn = *attempt.conn();
     const auto sent = co_await send_request(s, conn, max_body);
-    if (sent == send_result::client_gone || s.closed) {
+    if (sent == send_result::client_gone || (s.closed && sent != send_result::ok)) {
       co_return;
     }
     if (sent == send_result::too_large) {
@@ -875,6 +890,9 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
     }
     const auto got = co_await read_response_head(s, conn, up.max_response_headers, up.max_response_header_fields);
     if (got == head_result::client_gone || s.closed) {
+      if (got == head_result::ok && s.closed) {
+        co_await salvage(s, attempt.conn());  // the client left after its request went out whole
+      }
       co_return;
     }
     if (got != head_result::ok) {
@@ -1160,8 +1178,8 @@ awaitable<h2_connection::head_result> h2_connection::read_response_head(h2_strea
     if (st.ubegin == st.uend) {
       st.ubegin = st.uend = 0;
       auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st.ubuf), nothrow);
-      if (s.closed) {
-        co_return head_result::client_gone;
+      if (s.closed && !s.request_complete) {
+        co_return head_result::client_gone;  // the backend connection was closed (client_left)
       }
       if (ec) {
         co_return got_bytes ? head_result::reset : head_result::closed_silently;
@@ -1308,9 +1326,11 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
   submit_head(s, resp.status, fields, complete && s.out.empty() && s.trailer_text.empty());
   bool upstream_failed = false;
   bool ok = true;
+  bool client_left = false;  // the client reset the stream: not the backend's doing
   while (ok && !complete) {
     if (s.closed) {
-      ok = false;  // the client reset the stream: not the backend's doing
+      client_left = true;
+      ok = false;
       break;
     }
     if (s.watch.expired()) {
@@ -1324,6 +1344,9 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
     st.ubegin = st.uend = 0;
     auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow);
     if (s.closed) {
+      client_left = !ec;
+      st.uend = ec ? 0 : n;  // salvage() reads these bytes
+      st.upstream_drained = n < st.ubuf.size();
       ok = false;
       break;
     }
@@ -1355,6 +1378,10 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
       wake_writer();
     }
   }
+  if (client_left && request_sent_ok) {
+    co_await salvage(s, conn);
+    co_return;
+  }
   if (!ok) {
     // Part of the answer may have reached the client: the stream is reset, the connection lives.
     if (upstream_failed) {
@@ -1370,14 +1397,55 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
     nghttp2_session_resume_data(ng_, s.id);
     wake_writer();
   }
+  finish_exchange(s, conn, request_sent_ok);
+}
+
+bool h2_connection::finish_exchange(h2_stream& s, upstream_connection_ptr& conn, bool request_sent_ok) {
+  auto& st = *s.st;
+  const auto& resp = st.response_parser.head();
   const bool claimed_body = (resp.status < 200 || resp.status == 204) && (resp.chunked || resp.content_length > 0);
-  const bool reusable =
-      resp.keep_alive && s.request_complete && request_sent_ok && !until_close && st.ubegin == st.uend && !claimed_body;
+  const bool reusable = resp.keep_alive && s.request_complete && request_sent_ok &&
+                        !st.response_parser.body_until_close() && st.ubegin == st.uend && !claimed_body;
   if (reusable) {
     down_.owner().pool().put(std::move(conn));
   } else {
     conn.reset();
   }
+  return reusable;
+}
+
+awaitable<void> h2_connection::salvage(h2_stream& s, upstream_connection_ptr& conn) {
+  auto& st = *s.st;
+  st.response_parser.set_chunked_sink(nullptr, nullptr);  // nobody takes the body any more
+  s.out.clear();
+  s.out_off = 0;
+  std::size_t dropped = 0;
+  while (conn) {
+    const auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
+    if (rr.what == http::parser::event::error) {
+      break;
+    }
+    st.ubegin += rr.consumed;
+    dropped += rr.consumed;
+    if (rr.what == http::parser::event::message_complete) {
+      conn->watch_idle(st.upstream_drained);
+      if (finish_exchange(s, conn, true)) {
+        st.rec.cluster->stats->connections_salvaged.fetch_add(1, std::memory_order_relaxed);
+      }
+      co_return;
+    }
+    if (dropped > salvage_bytes || s.watch.expired()) {
+      break;
+    }
+    st.ubegin = st.uend = 0;
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow);
+    if (ec) {
+      break;  // the deadline closed it, or the backend did (an answer until close is not reusable)
+    }
+    st.uend = n;
+    st.upstream_drained = n < st.ubuf.size();
+  }
+  conn.reset();
 }
 
 }  // namespace spillway::proxy

@@ -88,8 +88,9 @@ class h2_connection {
   bool receive(const char* data, std::size_t n);
   boost::asio::awaitable<void> writer(std::shared_ptr<void> keep);
   void wake_writer();
-  // Closes the socket and cuts off every stream.
-  void shut();
+  // Closes the socket and cuts off every stream; with `salvage`, HTTP/1 exchanges whose requests
+  // went out whole may finish to keep their backend connections (h2_stream::client_left).
+  void shut(bool salvage = true);
   // Ends the connection with GOAWAY(`code`), counting `why`.
   void refuse_connection(std::uint32_t code, std::size_t why);
   // Sets the connection's deadline from its state (see deadline_passed()).
@@ -117,6 +118,14 @@ class h2_connection {
   boost::asio::awaitable<head_result> read_response_head(h2_stream& s, upstream_connection& conn, std::size_t max_head,
                                                          std::size_t max_fields);
   boost::asio::awaitable<void> stream_response(h2_stream& s, upstream_attempt& attempt, bool request_sent_ok);
+  // The answer read to its end: `conn` goes back to the pool when it can carry another request,
+  // and is closed otherwise. Returns whether it went back.
+  bool finish_exchange(h2_stream& s, upstream_connection_ptr& conn, bool request_sent_ok);
+  // The client left once its whole request reached the backend (h2_stream::client_left): the rest
+  // of the answer, from the response buffer's unread bytes on, is read and dropped, and `conn`
+  // goes back to the pool if the answer ends cleanly within salvage_time (the stream's deadline
+  // now) and salvage_bytes; else it is closed.
+  boost::asio::awaitable<void> salvage(h2_stream& s, upstream_connection_ptr& conn);
   // Answers the stream itself (gRPC-shaped for a gRPC request); `retry_after` for a 503.
   void reply_local(h2_stream& s, error_kind kind, config::duration retry_after = std::chrono::seconds(1),
                    const rate_limit_answer& limit = {});

@@ -152,7 +152,8 @@ class worker {
   // (see recycler::trim, every second): 64 h2load connections of 10 streams each kept 640 in flight,
   // and with 512 kept every stream beyond them cost an mmap, page faults and a munmap. A state's
   // untouched pages (an HTTP/2 stream's client buffer) take no memory, so 2,048 states hold about
-  // 36 MiB (HTTP/2) to 68 MiB (HTTP/1), and only while that load lasts.
+  // 36 MiB (HTTP/2) to 68 MiB (HTTP/1), and only while that load lasts and for 30 s after (the
+  // recycler's hold), then less by 256 states a second.
   recycler<http1_state> http1_states_{64, 2048};
   std::size_t idle_waits_ = 0;
   boost::asio::io_context io_{1};

@@ -29,6 +29,8 @@ struct upstream_stats {
   std::atomic<std::uint64_t> overflow_max_requests{0};
   // Response heads refused for their size or field count (max_response_headers, ..._fields).
   std::atomic<std::uint64_t> response_heads_too_large{0};
+  // Connections kept for reuse by reading an answer to its end after its HTTP/2 client left.
+  std::atomic<std::uint64_t> connections_salvaged{0};
   stats::per_worker<stats::upstream_traffic> traffic;
 
   // Reserves one connection under `max`. Exact: a reservation is kept only when the count it raised

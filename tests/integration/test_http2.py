@@ -345,9 +345,50 @@ class Http2Test(unittest.TestCase):
 
     # --- lifetimes ---
 
+    def backend_connections(self):
+        return self.a.stats()["connections_active"] + self.b.stats()["connections_active"]
+
+    def backend_requests(self):
+        return self.a.stats()["requests"] + self.b.stats()["requests"]
+
+    def test_client_reset_keeps_a_promptly_answered_backend_connection(self):
+        """A stream the client resets once its whole request went to the backend: the answer, when
+        it comes soon, is still read (and dropped), and the backend connection goes back to the
+        pool instead of being closed (a client that cancels costs no new connection)."""
+        salvaged = 'spillway_upstream_connections_salvaged_total{upstream="app"}'
+        before = self.lb.metric(salvaged, 0)
+        c = self.client()
+        requests_before = self.backend_requests()
+        slow = c.request("GET", "/x?latency=400ms")
+        self.assertTrue(wait_until(lambda: self.backend_requests() > requests_before, 5))
+        open_before = self.backend_connections()
+        c.conn.reset_stream(slow)
+        c.flush()
+        self.assertTrue(wait_until(lambda: self.lb.metric(salvaged, 0) == before + 1, 5))
+        self.assertEqual(self.backend_connections(), open_before)  # kept open, in the pool
+        self.assertEqual(c.get("/x").status, 200)
+        self.assertEqual(self.lb.metric(salvaged, 0), before + 1)
+
+    def test_client_reset_closes_the_backend_connection_of_a_long_answer(self):
+        """Keeping the connection is not worth reading a long answer nobody wants: past 256 KiB
+        the backend connection is closed."""
+        salvaged = 'spillway_upstream_connections_salvaged_total{upstream="app"}'
+        before = self.lb.metric(salvaged, 0)
+        c = self.client()
+        requests_before = self.backend_requests()
+        big = c.request("GET", "/download?size=8m&latency=300ms")
+        self.assertTrue(wait_until(lambda: self.backend_requests() > requests_before, 5))
+        open_before = self.backend_connections()
+        c.conn.reset_stream(big)
+        c.flush()
+        self.assertTrue(wait_until(lambda: self.backend_connections() < open_before, 5))
+        self.assertEqual(self.lb.metric(salvaged, 0), before)
+        self.assertEqual(c.get("/x").status, 200)
+
     def test_client_reset_cancels_the_backend_exchange(self):
         """A stream the client resets while the backend is still answering frees its backend
-        connection; the connection's other streams go on."""
+        connection once the answer has not come within a second (it is read and dropped, to keep
+        the connection, only when it comes soon); the connection's other streams go on."""
         c = self.client()
         slow = c.request("GET", "/x?hang=1")
         fast = c.request("GET", "/x")

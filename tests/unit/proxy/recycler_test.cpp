@@ -36,7 +36,7 @@ TEST(recycler, hands_back_what_it_kept_and_frees_beyond_keep) {
 }
 
 TEST(recycler, keeps_as_many_as_were_in_use_lately_up_to_cap) {
-  recycler<thing> r(2, 10);
+  recycler<thing> r(2, 10, /*hold=*/1);
   std::vector<std::unique_ptr<thing>> held;
   for (int i = 0; i < 6; ++i) {
     held.push_back(r.take());
@@ -73,6 +73,46 @@ TEST(recycler, keeps_as_many_as_were_in_use_lately_up_to_cap) {
   r.trim();
   r.trim();
   EXPECT_EQ(r.kept(), 2u);
+}
+
+// Takes `n` objects from `r` and gives them all back: a burst of n in flight.
+void burst(recycler<thing>& r, int n) {
+  std::vector<std::unique_ptr<thing>> held;
+  for (int i = 0; i < n; ++i) {
+    held.push_back(r.take());
+  }
+  for (auto& p : held) {
+    r.give(std::move(p));
+  }
+}
+
+TEST(recycler, a_peak_is_held_for_hold_periods_then_released_gradually) {
+  recycler<thing> r(2, 100, /*hold=*/3, /*release=*/4);
+  burst(r, 20);
+  EXPECT_EQ(r.kept(), 20u);
+  for (int period = 0; period < 3; ++period) {
+    r.trim();  // the period with the burst, then two quiet ones: the peak is still held
+    EXPECT_EQ(r.kept(), 20u) << period;
+  }
+  burst(r, 20);  // the same burst again: nothing new allocated, and the hold starts over
+  EXPECT_EQ(r.allocated(), 20u);
+  r.trim();
+  r.trim();
+  r.trim();
+  EXPECT_EQ(r.kept(), 20u);
+  r.trim();  // three quiet periods since: back to `keep`, 4 freed a period
+  EXPECT_EQ(r.bound(), 2u);
+  EXPECT_EQ(r.kept(), 16u);
+  r.trim();
+  EXPECT_EQ(r.kept(), 12u);
+  burst(r, 5);  // a smaller burst meanwhile: served from the kept ones; what comes back beyond the
+                // bound (now the period's peak, 5) is freed at once
+  EXPECT_EQ(r.bound(), 5u);
+  EXPECT_EQ(r.kept(), 7u);
+  r.trim();
+  EXPECT_EQ(r.bound(), 5u);
+  EXPECT_EQ(r.kept(), 5u);
+  EXPECT_EQ(r.allocated(), 20u);
 }
 
 TEST(http1_state, reset_makes_a_recycled_state_as_good_as_new) {
