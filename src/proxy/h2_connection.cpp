@@ -446,6 +446,7 @@ h2_connection::h2_connection(downstream_connection& down)
   // Request bodies are acknowledged only once written upstream (see send_request).
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_max_settings(opt, 32);
+  nghttp2_option_set_no_closed_streams(opt, 1);  // no RFC 7540 priority tree to keep them for
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_option_set_max_continuations(opt, 8);
   nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);

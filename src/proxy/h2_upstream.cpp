@@ -146,6 +146,7 @@ h2_upstream::h2_upstream(asio::io_context& io, upstream_connection_ptr conn, h2_
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // acknowledged as the front end takes the data
   nghttp2_option_set_max_settings(opt, 32);
+  nghttp2_option_set_no_closed_streams(opt, 1);
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_session_client_new2(&ng_, cb, this, opt);
   nghttp2_option_del(opt);
