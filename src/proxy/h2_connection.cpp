@@ -113,13 +113,20 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
   std::int32_t id;
   std::size_t slot = 0;  // in conn.streams_
 
-  // The request head as it arrives: field bytes in `raw`, cookies joined (RFC 9113 8.2.3).
+  // The request head as it arrives: field bytes in `raw` (the pseudo-header fields' values too, at
+  // `pseudo`), cookies joined (RFC 9113 8.2.3); room for a usual head is made at once (a string
+  // and a vector growing field by field cost 8 allocations a stream).
+  static constexpr std::size_t usual_head_bytes = 256;
+  static constexpr std::size_t usual_head_fields = 16;
   std::string raw;
   struct field_span {
     std::uint32_t name_off, name_len, value_off, value_len;
   };
   std::vector<field_span> spans;
-  std::string method, scheme, authority, path, cookie;
+  enum pseudo_field : std::uint8_t { pseudo_method, pseudo_scheme, pseudo_authority, pseudo_path, pseudo_fields };
+  std::array<std::pair<std::uint32_t, std::uint32_t>, pseudo_fields> pseudo{};  // offset and length in raw
+  std::string_view method, scheme, authority, path;  // views of `pseudo` once the head is whole
+  std::string cookie;
   std::size_t head_bytes = 0;
   std::size_t field_count = 0;
   bool too_large = false;
@@ -180,6 +187,8 @@ struct h2_connection::callbacks {
       return 0;  // trailers
     }
     auto s = std::make_shared<h2_stream>(c, frame->hd.stream_id, c.down_.owner().io());
+    s->raw.reserve(h2_stream::usual_head_bytes);
+    s->spans.reserve(h2_stream::usual_head_fields);
     s->first_byte = now;
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s.get());
     s->slot = c.streams_.size();
@@ -219,14 +228,14 @@ struct h2_connection::callbacks {
     }
     if (!name.empty() && name[0] == ':') {
       // nghttp2 checked the pseudo-header fields: known names, once each, before the others.
-      if (name == ":method") {
-        s->method = value;
-      } else if (name == ":scheme") {
-        s->scheme = value;
-      } else if (name == ":authority") {
-        s->authority = value;
-      } else if (name == ":path") {
-        s->path = value;
+      const auto k = name == ":method"      ? h2_stream::pseudo_method
+                     : name == ":scheme"    ? h2_stream::pseudo_scheme
+                     : name == ":authority" ? h2_stream::pseudo_authority
+                     : name == ":path"      ? h2_stream::pseudo_path
+                                            : h2_stream::pseudo_fields;
+      if (k != h2_stream::pseudo_fields) {
+        s->pseudo[k] = {static_cast<std::uint32_t>(s->raw.size()), static_cast<std::uint32_t>(value_len)};
+        s->raw.append(value);
       }
       return 0;
     }
@@ -675,7 +684,15 @@ void h2_connection::start_stream(std::int32_t id) {
     return;
   }
   auto& s = *found;
-  // The head is whole: views for the router and the HTTP/1 head to the backend.
+  // The head is whole (`raw` changes no more): views for the router and the HTTP/1 head to the
+  // backend.
+  const auto pseudo = [&s](h2_stream::pseudo_field k) {
+    return std::string_view(s.raw.data() + s.pseudo[k].first, s.pseudo[k].second);
+  };
+  s.method = pseudo(h2_stream::pseudo_method);
+  s.scheme = pseudo(h2_stream::pseudo_scheme);
+  s.authority = pseudo(h2_stream::pseudo_authority);
+  s.path = pseudo(h2_stream::pseudo_path);
   auto& h = s.head;
   h.method = s.method;
   h.url = s.path;
@@ -741,7 +758,7 @@ awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_
   request_fields f;
   f.method = s.method;
   f.path = s.path;
-  f.host = s.authority.empty() ? s.head.find("host") : std::string_view(s.authority);
+  f.host = s.authority.empty() ? s.head.find("host") : s.authority;
   f.request_id =
       st.have_request_id ? std::string_view(st.request_id.data(), st.request_id.size()) : s.head.find("x-request-id");
   f.request_id_ours = st.have_request_id;
@@ -930,8 +947,8 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
   const bool tls = attempt.cluster().tls != nullptr;
   // The request head: the client's fields as nghttp2 checked them, Host as :authority, the path
   // as routed (dot segments removed), and the forwarding fields.
-  const auto authority = s.authority.empty() ? h.find("host") : std::string_view(s.authority);
-  const auto path = st.facts.shape.forward_target.empty() ? std::string_view(s.path) : st.facts.shape.forward_target;
+  const auto authority = s.authority.empty() ? h.find("host") : s.authority;
+  const auto path = st.facts.shape.forward_target.empty() ? s.path : st.facts.shape.forward_target;
   h2_request_fields(h, st.facts, tls ? "https" : "http", authority, path, st.scratch, st.h2_fields);
   const auto nva = make_nvs(st.h2_fields);
   const bool has_body = !(s.end_stream && s.body.empty() && !s.body_started);

@@ -53,6 +53,9 @@ struct h2_upstream::callbacks {
       std::from_chars(value.data(), value.data() + value.size(), c->status);
       return 0;
     }
+    if (list.empty()) {
+      list.reserve(c->head_done ? 4 : 8);  // room for a usual head or trailer section at once
+    }
     list.emplace_back(name, value);
     return 0;
   }
