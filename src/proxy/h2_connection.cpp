@@ -1419,11 +1419,7 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
 }
 
 bool h2_connection::finish_exchange(h2_stream& s, upstream_connection_ptr& conn, bool request_sent_ok) {
-  auto& st = *s.st;
-  const auto& resp = st.response_parser.head();
-  const bool claimed_body = (resp.status < 200 || resp.status == 204) && (resp.chunked || resp.content_length > 0);
-  const bool reusable = resp.keep_alive && s.request_complete && request_sent_ok &&
-                        !st.response_parser.body_until_close() && st.ubegin == st.uend && !claimed_body;
+  const bool reusable = s.st->upstream_reusable(s.request_complete && request_sent_ok);
   if (reusable) {
     down_.owner().pool().put(std::move(conn));
   } else {

@@ -265,24 +265,19 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
     st_->ubegin = rr.consumed;
     ok = !wec;
   }
+  // The upstream connection is reused when the backend's side of the exchange ended cleanly, even
+  // if the client's did not (it left as the last bytes were written to it: its connection closes).
+  if (response_complete && st_->upstream_reusable(request_complete_ && request_sent_ok)) {
+    down_.owner().pool().put(std::move(conn));
+  } else {
+    conn.reset();
+  }
   if (!ok) {
     // Part of the response reached the client: the only honest signal left is to close.
     if (upstream_failed) {
       attempt.response_failed();
     }
-    conn.reset();
     co_return next::close;
-  }
-  // Reuse the upstream connection only when the exchange ended cleanly on both sides and the
-  // backend sent nothing beyond its response. A 1xx or 204 that claimed a body (which the client
-  // was not given) may be followed by those bytes.
-  const bool claimed_body = (resp.status < 200 || resp.status == 204) && (resp.chunked || resp.content_length > 0);
-  const bool reusable = resp.keep_alive && request_complete_ && request_sent_ok && !until_close &&
-                        st_->ubegin == st_->uend && !claimed_body;
-  if (reusable) {
-    down_.owner().pool().put(std::move(conn));
-  } else {
-    conn.reset();
   }
   co_return close_client ? next::close : next::keep_alive;
 }

@@ -46,6 +46,16 @@ struct http1_state {
     rec = http_request_record{};
   }
 
+  // The backend's answer (response_parser's) was read to its end, and its connection can carry
+  // another request: the backend keeps it alive, the answer was not delimited by its close, nothing
+  // beyond it was read, and no body was claimed by a 1xx or 204 (the client was not given one, so
+  // its bytes may still come). `request_whole`: the request went out whole.
+  bool upstream_reusable(bool request_whole) const {
+    const auto& resp = response_parser.head();
+    const bool claimed_body = (resp.status < 200 || resp.status == 204) && (resp.chunked || resp.content_length > 0);
+    return resp.keep_alive && request_whole && !response_parser.body_until_close() && ubegin == uend && !claimed_body;
+  }
+
   // The fields first, the buffers last (ubuf before dbuf): a request with a small head touches two
   // pages of the state (the fields with the start of ubuf, and the start of dbuf), an HTTP/2
   // stream (which never uses dbuf) one, instead of a page for each group of fields between the
