@@ -345,44 +345,41 @@ class Http2Test(unittest.TestCase):
 
     # --- lifetimes ---
 
+    SALVAGED = 'spillway_upstream_connections_salvaged_total{upstream="app"}'
+
     def backend_connections(self):
         return self.a.stats()["connections_active"] + self.b.stats()["connections_active"]
 
-    def backend_requests(self):
-        return self.a.stats()["requests"] + self.b.stats()["requests"]
+    def reset_once_at_the_backend(self, path):
+        """Sends GET `path`, resets the stream once the backend has the request; returns the
+        client, the salvage count before, and the backend connections open at the reset."""
+        before = self.lb.metric(self.SALVAGED, 0)
+        c = self.client()
+        requests = lambda: self.a.stats()["requests"] + self.b.stats()["requests"]
+        requests_before = requests()
+        sid = c.request("GET", path)
+        self.assertTrue(wait_until(lambda: requests() > requests_before, 5))
+        open_before = self.backend_connections()
+        c.conn.reset_stream(sid)
+        c.flush()
+        return c, before, open_before
 
     def test_client_reset_keeps_a_promptly_answered_backend_connection(self):
         """A stream the client resets once its whole request went to the backend: the answer, when
         it comes soon, is still read (and dropped), and the backend connection goes back to the
         pool instead of being closed (a client that cancels costs no new connection)."""
-        salvaged = 'spillway_upstream_connections_salvaged_total{upstream="app"}'
-        before = self.lb.metric(salvaged, 0)
-        c = self.client()
-        requests_before = self.backend_requests()
-        slow = c.request("GET", "/x?latency=400ms")
-        self.assertTrue(wait_until(lambda: self.backend_requests() > requests_before, 5))
-        open_before = self.backend_connections()
-        c.conn.reset_stream(slow)
-        c.flush()
-        self.assertTrue(wait_until(lambda: self.lb.metric(salvaged, 0) == before + 1, 5))
+        c, before, open_before = self.reset_once_at_the_backend("/x?latency=400ms")
+        self.assertTrue(wait_until(lambda: self.lb.metric(self.SALVAGED, 0) == before + 1, 5))
         self.assertEqual(self.backend_connections(), open_before)  # kept open, in the pool
         self.assertEqual(c.get("/x").status, 200)
-        self.assertEqual(self.lb.metric(salvaged, 0), before + 1)
+        self.assertEqual(self.lb.metric(self.SALVAGED, 0), before + 1)
 
     def test_client_reset_closes_the_backend_connection_of_a_long_answer(self):
         """Keeping the connection is not worth reading a long answer nobody wants: past 256 KiB
         the backend connection is closed."""
-        salvaged = 'spillway_upstream_connections_salvaged_total{upstream="app"}'
-        before = self.lb.metric(salvaged, 0)
-        c = self.client()
-        requests_before = self.backend_requests()
-        big = c.request("GET", "/download?size=8m&latency=300ms")
-        self.assertTrue(wait_until(lambda: self.backend_requests() > requests_before, 5))
-        open_before = self.backend_connections()
-        c.conn.reset_stream(big)
-        c.flush()
+        c, before, open_before = self.reset_once_at_the_backend("/download?size=8m&latency=300ms")
         self.assertTrue(wait_until(lambda: self.backend_connections() < open_before, 5))
-        self.assertEqual(self.lb.metric(salvaged, 0), before)
+        self.assertEqual(self.lb.metric(self.SALVAGED, 0), before)
         self.assertEqual(c.get("/x").status, 200)
 
     def test_client_reset_cancels_the_backend_exchange(self):
