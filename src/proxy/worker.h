@@ -148,13 +148,15 @@ class worker {
   proxy::h2_pool h2_pool_;  // HTTP/2 connections to backends (protocol: http2)
   // Per-request state of HTTP/1 connections (buffers, parsers) while a request is under way;
   // outlives io_ for the same reason.
-  // 64 kept at rest; up to 2,048 while that many requests or HTTP/2 streams were in flight lately
+  // 64 kept at rest; up to 4,096 while that many requests or HTTP/2 streams were in flight lately
   // (see recycler::trim, every second): 64 h2load connections of 10 streams each kept 640 in flight,
-  // and with 512 kept every stream beyond them cost an mmap, page faults and a munmap. A state's
-  // untouched pages (an HTTP/2 stream's client buffer) take no memory, so 2,048 states hold about
-  // 36 MiB (HTTP/2) to 68 MiB (HTTP/1), and only while that load lasts and for 30 s after (the
-  // recycler's hold), then less by 256 states a second.
-  recycler<http1_state> http1_states_{64, 2048};
+  // and with 512 kept every stream beyond them cost an mmap, page faults and a munmap; 256 such
+  // connections keep 2,560, and a cap of 2,048 put the mmap back in the profile (5% of the samples,
+  // HTTP/2 to HTTP/2). A state's untouched pages (an HTTP/2 stream's client buffer) take no memory,
+  // so 4,096 states hold about 72 MiB (HTTP/2) to 136 MiB (HTTP/1): no more than that many
+  // requests in flight held anyway, kept while that load lasts and for 30 s after (the recycler's
+  // hold), then less by 256 states a second.
+  recycler<http1_state> http1_states_{64, 4096};
   std::size_t idle_waits_ = 0;
   boost::asio::io_context io_{1};
   std::thread thread_;
