@@ -200,16 +200,16 @@ asio::awaitable<std::string> checker::check_h2(probe& p) {
   } close_after{session};
   session->start();
   const std::string& authority = p.cfg.http_host.empty() ? p.host->authority() : p.cfg.http_host;
-  std::vector<nghttp2_nv> fields = {
-      proxy::make_nv(":method", grpc ? "POST" : "GET"),
-      proxy::make_nv(":scheme", p.tls ? "https" : "http"),
-      proxy::make_nv(":authority", authority),
-      proxy::make_nv(":path", grpc ? "/grpc.health.v1.Health/Check" : std::string_view(p.cfg.http_path)),
-      proxy::make_nv("user-agent", "spillway-health-check"),
+  std::vector<http::header> fields = {
+      {":method", grpc ? "POST" : "GET"},
+      {":scheme", p.tls ? "https" : "http"},
+      {":authority", authority},
+      {":path", grpc ? "/grpc.health.v1.Health/Check" : std::string_view(p.cfg.http_path)},
+      {"user-agent", "spillway-health-check"},
   };
   if (grpc) {
-    fields.push_back(proxy::make_nv("content-type", "application/grpc"));
-    fields.push_back(proxy::make_nv("te", "trailers"));
+    fields.push_back({"content-type", "application/grpc"});
+    fields.push_back({"te", "trailers"});
   }
   auto call = session->submit(fields, grpc);
   if (!call) {

@@ -5,6 +5,7 @@
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace spillway::proxy {
@@ -90,27 +91,24 @@ void end_with_trailers(nghttp2_session* ng, std::int32_t id,
     return;
   }
   *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(trailers.size());
-  for (const auto& [name, value] : trailers) {
-    nva.push_back(make_nv(name, value));
+  // nghttp2 copies the fields: a usual trailer section (gRPC's status and message) needs no heap.
+  std::array<nghttp2_nv, 8> usual;
+  std::vector<nghttp2_nv> many;
+  nghttp2_nv* nva = usual.data();
+  if (trailers.size() > usual.size()) {
+    many.resize(trailers.size());
+    nva = many.data();
   }
-  nghttp2_submit_trailer(ng, id, nva.data(), nva.size());
+  for (std::size_t i = 0; i < trailers.size(); ++i) {
+    nva[i] = make_nv(trailers[i].first, trailers[i].second);
+  }
+  nghttp2_submit_trailer(ng, id, nva, trailers.size());
 }
 
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
                     NGHTTP2_NV_FLAG_NONE};
-}
-
-std::vector<nghttp2_nv> make_nvs(const std::vector<http::header>& fields) {
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size());
-  for (const auto& f : fields) {
-    nva.push_back(make_nv(f.name, f.value));
-  }
-  return nva;
 }
 
 }  // namespace spillway::proxy

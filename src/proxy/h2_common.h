@@ -54,6 +54,5 @@ void end_with_trailers(nghttp2_session* ng, std::int32_t id,
 
 // An nghttp2 header field over views (nghttp2 copies names and values when a frame is submitted).
 nghttp2_nv make_nv(std::string_view name, std::string_view value);
-std::vector<nghttp2_nv> make_nvs(const std::vector<http::header>& fields);
 
 }  // namespace spillway::proxy

@@ -950,9 +950,8 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
   const auto authority = s.authority.empty() ? h.find("host") : s.authority;
   const auto path = st.facts.shape.forward_target.empty() ? s.path : st.facts.shape.forward_target;
   h2_request_fields(h, st.facts, tls ? "https" : "http", authority, path, st.scratch, st.h2_fields);
-  const auto nva = make_nvs(st.h2_fields);
   const bool has_body = !(s.end_stream && s.body.empty() && !s.body_started);
-  auto call = up2.submit(nva, has_body);
+  auto call = up2.submit(st.h2_fields, has_body);
   if (!call) {
     // The connection cannot take it (it was told GOAWAY, or its streams ran out): nothing was
     // sent, so the same host gets it on another connection.
@@ -975,6 +974,13 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     call->out_trailers = s.request_trailers;
     call->out_eof = true;
     up2.resume(*call);
+  } else if (has_body && s.end_stream) {
+    // The whole body is here already (a unary gRPC call's message comes with its head): it goes
+    // at once, with no body pump.
+    if (!s.body.empty()) {
+      hand_body(s, *call);
+    }
+    end_body(s, *call);
   } else if (has_body) {
     asio::co_spawn(down_.owner().io(), pump_body(s.shared_from_this(), call), asio::detached);
   }
@@ -1000,14 +1006,9 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     call->cancel();
     co_return true;
   }
-  auto& fields = st.h2_fields;
-  fields.clear();
-  for (const auto& [name, value] : call->headers) {
-    fields.push_back({name, value});
-  }
   st.rec.status = call->status;
   const bool whole = call->whole_with_head();
-  submit_head(s, call->status, fields, whole);
+  submit_head(s, call->status, call->headers, whole);
 
   // The body and the trailers, as they come and as the client takes them.
   while (!whole) {
@@ -1058,34 +1059,11 @@ awaitable<void> h2_connection::pump_body(std::shared_ptr<h2_stream> sp, std::sha
   auto current = [&] { return s.call == call && s.st && !call->closed && !s.closed && !closed_; };
   while (current()) {
     if (!s.body.empty() && call->out.size() - call->out_off < out_high_water) {
-      auto& st = *s.st;
-      const auto n = s.body.size();
-      if (s.replay_ok) {
-        if (st.replay.size() + n > max_replay_body) {
-          s.replay_ok = false;
-          st.replay.clear();
-        } else {
-          st.replay.append(s.body);
-        }
-      }
-      call->out.append(s.body);
-      s.body.clear();
-      s.body_started = true;
-      st.rec.bytes_in += n;
-      nghttp2_session_consume(ng_, s.id, n);  // the client may send that much more
-      wake_writer();
-      if (call->conn != nullptr) {
-        call->conn->resume(*call);
-      }
+      hand_body(s, *call);
       continue;
     }
     if (s.end_stream && s.body.empty()) {
-      call->out_trailers = s.request_trailers;
-      call->out_eof = true;
-      s.request_complete = true;
-      if (call->conn != nullptr) {
-        call->conn->resume(*call);
-      }
+      end_body(s, *call);
       co_return;
     }
     if (!s.body.empty()) {
@@ -1093,6 +1071,41 @@ awaitable<void> h2_connection::pump_body(std::shared_ptr<h2_stream> sp, std::sha
     } else {
       co_await s.wake.wait();  // wait for the client
     }
+  }
+}
+
+void h2_connection::hand_body(h2_stream& s, h2_call& call) {
+  auto& st = *s.st;
+  const auto n = s.body.size();
+  if (s.replay_ok) {
+    if (st.replay.size() + n > max_replay_body) {
+      s.replay_ok = false;
+      st.replay.clear();
+    } else {
+      st.replay.append(s.body);
+    }
+  }
+  if (call.out.empty()) {
+    call.out.swap(s.body);  // the bytes change hands without a copy (or an allocation)
+  } else {
+    call.out.append(s.body);
+  }
+  s.body.clear();
+  s.body_started = true;
+  st.rec.bytes_in += n;
+  nghttp2_session_consume(ng_, s.id, n);  // the client may send that much more
+  wake_writer();
+  if (call.conn != nullptr) {
+    call.conn->resume(call);
+  }
+}
+
+void h2_connection::end_body(h2_stream& s, h2_call& call) {
+  call.out_trailers = s.request_trailers;
+  call.out_eof = true;
+  s.request_complete = true;
+  if (call.conn != nullptr) {
+    call.conn->resume(call);
   }
 }
 

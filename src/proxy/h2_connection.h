@@ -114,6 +114,10 @@ class h2_connection {
   boost::asio::awaitable<bool> forward_h2(h2_stream& s, upstream_attempt& attempt, clock::time_point request_deadline);
   // Moves the client's request body to the backend's stream as both windows allow.
   boost::asio::awaitable<void> pump_body(std::shared_ptr<h2_stream> s, std::shared_ptr<h2_call> call);
+  // The body bytes received so far go to `call` (kept for a retry while they fit), and the client
+  // may send as many more; end_body(): the client's side ended, so does the call's request.
+  void hand_body(h2_stream& s, h2_call& call);
+  void end_body(h2_stream& s, h2_call& call);
   boost::asio::awaitable<send_result> send_request(h2_stream& s, upstream_connection& conn, std::uint64_t max_body);
   boost::asio::awaitable<head_result> read_response_head(h2_stream& s, upstream_connection& conn, std::size_t max_head,
                                                          std::size_t max_fields);

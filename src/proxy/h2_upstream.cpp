@@ -40,12 +40,18 @@ struct h2_upstream::callbacks {
     }
     const std::string_view name(reinterpret_cast<const char*>(name_p), name_len);
     const std::string_view value(reinterpret_cast<const char*>(value_p), value_len);
-    auto& list = c->head_done ? c->trailers : c->headers;
     std::size_t bytes = name_len + value_len + 4;
-    for (const auto& [n, v] : list) {
-      bytes += n.size() + v.size() + 4;
+    std::size_t fields = 0;
+    if (c->head_done) {
+      for (const auto& [n, v] : c->trailers) {
+        bytes += n.size() + v.size() + 4;
+      }
+      fields = c->trailers.size();
+    } else {
+      bytes += c->head_bytes;
+      fields = c->head_fields;
     }
-    if (bytes > u.max_head_ || list.size() >= u.max_fields_) {
+    if (bytes > u.max_head_ || fields >= u.max_fields_) {
       c->too_large = true;
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset; the call fails
     }
@@ -53,10 +59,14 @@ struct h2_upstream::callbacks {
       std::from_chars(value.data(), value.data() + value.size(), c->status);
       return 0;
     }
-    if (list.empty()) {
-      list.reserve(c->head_done ? 4 : 8);  // room for a usual head or trailer section at once
+    if (!c->head_done) {
+      c->add_head_field(name, value);
+      return 0;
     }
-    list.emplace_back(name, value);
+    if (c->trailers.empty()) {
+      c->trailers.reserve(4);  // room for a usual trailer section at once
+    }
+    c->trailers.emplace_back(name, value);
     return 0;
   }
 
@@ -73,8 +83,9 @@ struct h2_upstream::callbacks {
     if (frame->hd.type == NGHTTP2_HEADERS && !c->head_done) {
       if (c->status >= 200) {
         c->head_done = true;
+        c->head_complete();
       } else {
-        c->headers.clear();  // an interim answer: the final head follows
+        c->clear_head();  // an interim answer: the final head follows
         c->status = 0;
       }
     }
@@ -190,7 +201,7 @@ bool h2_upstream::usable() const {
   return calls_.size() < limit;
 }
 
-std::shared_ptr<h2_call> h2_upstream::submit(const std::vector<nghttp2_nv>& fields, bool has_body) {
+std::shared_ptr<h2_call> h2_upstream::submit(const std::vector<http::header>& fields, bool has_body) {
   if (!usable()) {
     return nullptr;
   }
@@ -198,8 +209,11 @@ std::shared_ptr<h2_call> h2_upstream::submit(const std::vector<nghttp2_nv>& fiel
   nghttp2_data_provider prd{};
   prd.source.ptr = c.get();
   prd.read_callback = callbacks::read_body;
-  const auto id =
-      nghttp2_submit_request(ng_, nullptr, fields.data(), fields.size(), has_body ? &prd : nullptr, c.get());
+  nva_.clear();
+  for (const auto& f : fields) {
+    nva_.push_back(make_nv(f.name, f.value));
+  }
+  const auto id = nghttp2_submit_request(ng_, nullptr, nva_.data(), nva_.size(), has_body ? &prd : nullptr, c.get());
   if (id < 0) {
     goaway_ = goaway_ || id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE;  // stream ids ran out
     return nullptr;
@@ -299,7 +313,13 @@ void h2_upstream::shut() {
 // --- a call ---
 
 namespace {
-std::string_view find_field(const std::vector<std::pair<std::string, std::string>>& list, std::string_view name) {
+// h2_call::head_raw: a field's name and value lengths, then its bytes.
+struct raw_field_lengths {
+  std::uint32_t name, value;
+};
+
+template <typename List>
+std::string_view find_field(const List& list, std::string_view name) {
   for (const auto& [n, v] : list) {
     if (n == name) {
       return v;
@@ -308,6 +328,37 @@ std::string_view find_field(const std::vector<std::pair<std::string, std::string
   return {};
 }
 }  // namespace
+
+void h2_call::add_head_field(std::string_view name, std::string_view value) {
+  if (head_raw.empty()) {
+    head_raw.reserve(256);  // room for a usual head at once
+  }
+  const raw_field_lengths len{static_cast<std::uint32_t>(name.size()), static_cast<std::uint32_t>(value.size())};
+  head_raw.append(reinterpret_cast<const char*>(&len), sizeof len).append(name).append(value);
+  ++head_fields;
+  head_bytes += name.size() + value.size() + 4;
+}
+
+void h2_call::head_complete() {
+  headers.clear();
+  headers.reserve(head_fields);
+  for (std::size_t at = 0; at + sizeof(raw_field_lengths) <= head_raw.size();) {
+    raw_field_lengths len{};
+    std::memcpy(&len, head_raw.data() + at, sizeof len);
+    at += sizeof len;
+    const std::string_view name(head_raw.data() + at, len.name);
+    const std::string_view value(head_raw.data() + at + len.name, len.value);
+    at += len.name + len.value;
+    headers.push_back({name, value});
+  }
+}
+
+void h2_call::clear_head() {
+  head_raw.clear();
+  head_fields = 0;
+  head_bytes = 0;
+  headers.clear();
+}
 
 std::string_view h2_call::header(std::string_view name) const { return find_field(headers, name); }
 std::string_view h2_call::trailer(std::string_view name) const { return find_field(trailers, name); }

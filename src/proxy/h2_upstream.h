@@ -38,9 +38,15 @@ class h2_upstream;
 struct h2_call {
   explicit h2_call(boost::asio::io_context& io) : wake(io), sent(io) {}
 
-  // The response, as it arrives. Header names are lower case (HTTP/2 requires it).
+  // The response, as it arrives. Header names are lower case (HTTP/2 requires it). The head's
+  // fields are kept back to back in one buffer (`head_raw`: each a name length and a value length,
+  // then the bytes) while they come, and `headers` views them once the head is whole (head_done):
+  // a string per name and value cost ~5 allocations per gRPC answer.
   int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::string head_raw;
+  std::size_t head_fields = 0;
+  std::size_t head_bytes = 0;  // as the limit counts them: name, value and 4 per field
+  std::vector<http::header> headers;
   std::vector<std::pair<std::string, std::string>> trailers;
   bool head_done = false;   // a final (non-1xx) response head arrived
   std::string body;         // DATA received and not yet taken by the front end
@@ -64,6 +70,11 @@ struct h2_call {
   std::int32_t id = 0;
   h2_upstream* conn = nullptr;  // null once the stream closed
 
+  // Keeps a field of the response head; the head is whole: `headers` views the fields; an interim
+  // (1xx) head is forgotten.
+  void add_head_field(std::string_view name, std::string_view value);
+  void head_complete();
+  void clear_head();
   // The first response header (or trailer) field called `name` (lower case), or an empty view.
   std::string_view header(std::string_view name) const;
   std::string_view trailer(std::string_view name) const;
@@ -102,7 +113,7 @@ class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
 
   // Opens a stream with the request head `fields` (pseudo-header fields first). With `has_body`
   // the body follows from call->out. nullptr when the connection cannot take it.
-  std::shared_ptr<h2_call> submit(const std::vector<nghttp2_nv>& fields, bool has_body);
+  std::shared_ptr<h2_call> submit(const std::vector<http::header>& fields, bool has_body);
   // More request body (or its end) is in call.out.
   void resume(h2_call& call);
   // The front end took `n` bytes of the call's response body: the backend may send that much more.
@@ -131,6 +142,7 @@ class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
   std::unordered_map<std::int32_t, std::shared_ptr<h2_call>> calls_;
   std::array<char, 16384> rbuf_;
   std::string wbuf_;
+  std::vector<nghttp2_nv> nva_;  // a request head for nghttp2 (which copies it): reused
   wakeup write_wake_;
   boost::asio::io_context& io_;
   std::size_t max_head_;

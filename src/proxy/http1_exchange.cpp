@@ -293,7 +293,7 @@ awaitable<std::optional<http_session::next>> http_session::exchange_h2(upstream_
   }
   h2_request_fields(req, facts, attempt.cluster().tls ? "https" : "http", authority, facts.shape.forward_target,
                     st_->scratch, st_->h2_fields);
-  auto call = attempt.h2()->submit(make_nvs(st_->h2_fields), req.chunked || req.content_length > 0);
+  auto call = attempt.h2()->submit(st_->h2_fields, req.chunked || req.content_length > 0);
   if (!call) {
     // The connection cannot take it (told GOAWAY, or out of stream ids): nothing was sent.
     if (attempt.try_failed(try_end::stale_connection, can_resend(), clock::now() < t.request_deadline) !=
