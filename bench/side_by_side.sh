@@ -14,7 +14,10 @@
 #
 # SIDE_CLIENT=h2 loads both with h2load instead (cleartext HTTP/2 with prior knowledge,
 # SIDE_CONNECTIONS connections with SIDE_H2_STREAMS streams in flight each; HAProxy binds `proto h2`);
-# the backends stay HTTP/1.1.
+# the backends stay HTTP/1.1. SIDE_CLIENT=grpc makes h2load's calls gRPC unary calls (bench/run.sh's
+# grpc rows) to two Python grpcio servers over HTTP/2 (`protocol: http2` / HAProxy `proto h2` on
+# both sides); both proxies share the servers, which are the ceiling, so the calls per second of a
+# round say little and the CPU per call is the figure.
 #
 # SIDE_MODE=tcp runs both as L4 relays (Spillway `protocol: tcp`, HAProxy `mode tcp`) and
 # SIDE_MODE=https terminates TLS 1.3 (ECDSA P-256, keep-alive) at both; wrk then speaks HTTP/1.1
@@ -39,6 +42,7 @@ PROXY_CPU=${SIDE_PROXY_CPU:-1}      # both proxies here; wrk and the backends on
 LOAD_CPUS=${SIDE_LOAD_CPUS:-0}
 CLIENT=${SIDE_CLIENT:-wrk}          # wrk (HTTP/1.1) or h2 (h2load, HTTP/2)
 H2_STREAMS=${SIDE_H2_STREAMS:-10}
+GRPC_PYTHON=${GRPC_PYTHON:-/usr/bin/python3}  # with python3-grpcio, for SIDE_CLIENT=grpc
 MODE=${SIDE_MODE:-http}             # http, tcp (L4) or https (TLS terminated)
 
 VARIANTS=("$@")
@@ -57,8 +61,8 @@ die() { echo "side_by_side: $*" >&2; exit 1; }
 [[ -x $SPILLWAY_BIN && -x $SPILLWAY_TESTD_BIN ]] || die "build first: $SPILLWAY_BIN, $SPILLWAY_TESTD_BIN"
 case $CLIENT in
   wrk) command -v wrk >/dev/null || die "wrk is not installed" ;;
-  h2) command -v h2load >/dev/null || die "h2load is not installed (nghttp2-client)" ;;
-  *) die "SIDE_CLIENT is wrk or h2, not '$CLIENT'" ;;
+  h2 | grpc) command -v h2load >/dev/null || die "h2load is not installed (nghttp2-client)" ;;
+  *) die "SIDE_CLIENT is wrk, h2 or grpc, not '$CLIENT'" ;;
 esac
 case $MODE in
   http) ;;
@@ -77,9 +81,26 @@ fi
 B1=$((PORT_BASE + 1))
 B2=$((PORT_BASE + 2))
 for b in $B1 $B2; do
-  taskset -c "$LOAD_CPUS" "$SPILLWAY_TESTD_BIN" --listen "127.0.0.1:$b" --name "b$b" --threads 1 >"$WORKDIR/b$b.out" 2>&1 &
+  if [[ $CLIENT == grpc ]]; then
+    taskset -c "$LOAD_CPUS" "$GRPC_PYTHON" "$SCRIPT_DIR/../tests/integration/grpc_backend.py" --port "$b" --name "g$b" \
+      >"$WORKDIR/g$b.out" 2>&1 &
+  else
+    taskset -c "$LOAD_CPUS" "$SPILLWAY_TESTD_BIN" --listen "127.0.0.1:$b" --name "b$b" --threads 1 >"$WORKDIR/b$b.out" 2>&1 &
+  fi
   PIDS+=($!)
 done
+# What every gRPC call sends: an uncompressed 5-byte message. A proxy answers a call that finds
+# no server with a gRPC error in an HTTP 200, so the servers must be up before the first round.
+printf '\x00\x00\x00\x00\x05hello' >"$WORKDIR/grpc.msg"
+if [[ $CLIENT == grpc ]]; then
+  for b in $B1 $B2; do
+    for _ in $(seq 100); do
+      grep -q '^listening ' "$WORKDIR/g$b.out" 2>/dev/null && break
+      sleep 0.1
+    done
+    grep -q '^listening ' "$WORKDIR/g$b.out" || die "the gRPC server on :$b did not start: $(tail -n 3 "$WORKDIR/g$b.out")"
+  done
+fi
 
 # feature NAME: sets route_extra, top_extra and metrics for a feature variant; false for other names.
 feature() {
@@ -101,7 +122,8 @@ feature() {
 # SIDE_BOTH's, a feature both sides get: SIDE_BOTH=tracing ... before compares two builds with
 # tracing on), its PID in STARTED (and in PIDS, to be stopped on exit).
 start() {
-  local variant=$1 port=$2 route_extra="" top_extra="" metrics=true bin=$SPILLWAY_BIN
+  local variant=$1 port=$2 route_extra="" top_extra="" metrics=true bin=$SPILLWAY_BIN upstream_extra=""
+  [[ $CLIENT == grpc ]] && upstream_extra="    protocol: http2"
   if [[ -n ${SIDE_BOTH:-} && $variant != haproxy ]]; then
     feature "$SIDE_BOTH" || die "SIDE_BOTH: unknown feature '$SIDE_BOTH'"
   fi
@@ -114,7 +136,8 @@ start() {
       command -v haproxy >/dev/null || die "haproxy is not installed"
       sed -e "s|@PROXY_PORT@|$port|g" -e "s|@BACKEND1_PORT@|$B1|g" -e "s|@BACKEND2_PORT@|$B2|g" \
         "$SCRIPT_DIR/haproxy.cfg.in" >"$WORKDIR/haproxy-$port.cfg"
-      [[ $CLIENT == h2 ]] && sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" "$WORKDIR/haproxy-$port.cfg"
+      [[ $CLIENT != wrk ]] && sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" "$WORKDIR/haproxy-$port.cfg"
+      [[ $CLIENT == grpc ]] && sed -i -e "s|^    server \(b[12] 127.0.0.1:[0-9]*\)\$|    server \1 proto h2|" "$WORKDIR/haproxy-$port.cfg"
       # the same edits as bench/run.sh's haproxy-tcp and haproxy-https targets
       [[ $MODE == tcp ]] && sed -i -e 's/^    mode http$/    mode tcp/' -e '/option http-keep-alive/d' -e '/option forwardfor/d' -e '/http-request set-header/d' \
         -e '/http-reuse always/d' -e '/timeout http-keep-alive/d' "$WORKDIR/haproxy-$port.cfg"
@@ -153,6 +176,7 @@ upstreams:
       - address: 127.0.0.1:$B2
     health_check: false
     limits: { max_connections: 8000, max_requests: 8000 }  # HAProxy's maxconn (the defaults answer 503 past 1,024)
+$upstream_extra
 $top_extra
 EOF
   taskset -c "$PROXY_CPU" "$bin" run -c "$WORKDIR/$variant-$port.yaml" >"$WORKDIR/$variant-$port.log" 2>&1 &
@@ -165,13 +189,16 @@ EOF
 load() {
   if [[ $CLIENT == h2 ]]; then
     taskset -c "$LOAD_CPUS" h2load -c"$CONNECTIONS" -m"$H2_STREAMS" -D"$DURATION" "http://127.0.0.1:$1/" >"$2" 2>&1 &
+  elif [[ $CLIENT == grpc ]]; then
+    taskset -c "$LOAD_CPUS" h2load -c"$CONNECTIONS" -m"$H2_STREAMS" -D"$DURATION" -d "$WORKDIR/grpc.msg" \
+      -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$1/test.Echo/Unary" >"$2" 2>&1 &
   else
     taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$SCHEME://127.0.0.1:$1/" >"$2" &
   fi
   LOADER=$!
 }
 requests() {
-  if [[ $CLIENT == h2 ]]; then
+  if [[ $CLIENT != wrk ]]; then
     awk '/^requests:/ { for (i = 1; i < NF; i++) if ($(i + 1) ~ /^succeeded/) print $i }' "$1"
   else
     awk '/requests in/{print $1}' "$1"
@@ -183,9 +210,11 @@ sticks() { awk '{print $15}' "/proc/$1/stat"; }       # stime alone: the kernel'
 
 wait_ready() {
   for _ in $(seq 100); do
-    local how=()
-    [[ $CLIENT == h2 ]] && how=(--http2-prior-knowledge)
-    curl -fsk "${how[@]}" -o /dev/null "$SCHEME://127.0.0.1:$1/" && return 0
+    local how=() path=/
+    [[ $CLIENT != wrk ]] && how=(--http2-prior-knowledge)
+    [[ $CLIENT == grpc ]] && how+=(-X POST -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @"$WORKDIR/grpc.msg") &&
+      path=/test.Echo/Unary
+    curl -fsk "${how[@]}" -o /dev/null "$SCHEME://127.0.0.1:$1$path" && return 0
     sleep 0.1
   done
   die "nothing answers on :$1: $(tail -n 3 "$WORKDIR"/*-"$1".log 2>/dev/null | tr '\n' ' ')"
