@@ -1017,8 +1017,13 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     }
     if (!call->body.empty() && s.out.size() - s.out_off < out_high_water) {
       const auto n = call->body.size();
-      h2_stream::append_out(&s, call->body.data(), n);
-      call->body.clear();
+      if (s.out.empty() && s.out_off == 0) {
+        s.out.swap(call->body);  // the bytes change hands without a copy (or an allocation)
+        s.out_bytes += n;
+      } else {
+        h2_stream::append_out(&s, call->body.data(), n);
+        call->body.clear();
+      }
       up2.consume(*call, n);
       if (!closed_) {
         nghttp2_session_resume_data(ng_, s.id);
