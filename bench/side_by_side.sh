@@ -17,7 +17,9 @@
 # the backends stay HTTP/1.1. SIDE_CLIENT=grpc makes h2load's calls gRPC unary calls (bench/run.sh's
 # grpc rows) to two Python grpcio servers over HTTP/2 (`protocol: http2` / HAProxy `proto h2` on
 # both sides); both proxies share the servers, which are the ceiling, so the calls per second of a
-# round say little and the CPU per call is the figure.
+# round say little and the CPU per call is the figure. SIDE_BACKEND=nghttpd (with SIDE_CLIENT=h2)
+# puts two `nghttpd --no-tls` (nghttp2-server) behind both proxies instead: HTTP/2 both ways, GET /
+# answered from a 13-byte index.html.
 #
 # SIDE_MODE=tcp runs both as L4 relays (Spillway `protocol: tcp`, HAProxy `mode tcp`) and
 # SIDE_MODE=https terminates TLS 1.3 (ECDSA P-256, keep-alive) at both; wrk then speaks HTTP/1.1
@@ -43,6 +45,7 @@ LOAD_CPUS=${SIDE_LOAD_CPUS:-0}
 CLIENT=${SIDE_CLIENT:-wrk}          # wrk (HTTP/1.1) or h2 (h2load, HTTP/2)
 H2_STREAMS=${SIDE_H2_STREAMS:-10}
 GRPC_PYTHON=${GRPC_PYTHON:-/usr/bin/python3}  # with python3-grpcio, for SIDE_CLIENT=grpc
+BACKEND=${SIDE_BACKEND:-testd}      # testd (HTTP/1.1) or nghttpd (HTTP/2; SIDE_CLIENT=h2)
 MODE=${SIDE_MODE:-http}             # http, tcp (L4) or https (TLS terminated)
 
 VARIANTS=("$@")
@@ -64,6 +67,16 @@ case $CLIENT in
   h2 | grpc) command -v h2load >/dev/null || die "h2load is not installed (nghttp2-client)" ;;
   *) die "SIDE_CLIENT is wrk, h2 or grpc, not '$CLIENT'" ;;
 esac
+case $BACKEND in
+  testd) ;;
+  nghttpd)
+    [[ $CLIENT == h2 ]] || die "SIDE_BACKEND=nghttpd is measured with SIDE_CLIENT=h2"
+    command -v nghttpd >/dev/null || die "nghttpd is not installed (nghttp2-server)" ;;
+  *) die "SIDE_BACKEND is testd or nghttpd, not '$BACKEND'" ;;
+esac
+# HTTP/2 to the backends: `protocol: http2` and HAProxy's `proto h2` on its servers.
+H2_BACKENDS=false
+[[ $CLIENT == grpc || $BACKEND == nghttpd ]] && H2_BACKENDS=true
 case $MODE in
   http) ;;
   tcp | https) [[ $CLIENT == wrk ]] || die "SIDE_MODE=$MODE is measured with wrk (SIDE_CLIENT=wrk)" ;;
@@ -80,8 +93,12 @@ fi
 
 B1=$((PORT_BASE + 1))
 B2=$((PORT_BASE + 2))
+mkdir -p "$WORKDIR/www"
+echo 'hello, h2 h2' >"$WORKDIR/www/index.html"
 for b in $B1 $B2; do
-  if [[ $CLIENT == grpc ]]; then
+  if [[ $BACKEND == nghttpd ]]; then
+    taskset -c "$LOAD_CPUS" nghttpd --no-tls -d "$WORKDIR/www" "$b" >"$WORKDIR/n$b.out" 2>&1 &
+  elif [[ $CLIENT == grpc ]]; then
     taskset -c "$LOAD_CPUS" "$GRPC_PYTHON" "$SCRIPT_DIR/../tests/integration/grpc_backend.py" --port "$b" --name "g$b" \
       >"$WORKDIR/g$b.out" 2>&1 &
   else
@@ -123,7 +140,7 @@ feature() {
 # tracing on), its PID in STARTED (and in PIDS, to be stopped on exit).
 start() {
   local variant=$1 port=$2 route_extra="" top_extra="" metrics=true bin=$SPILLWAY_BIN upstream_extra=""
-  [[ $CLIENT == grpc ]] && upstream_extra="    protocol: http2"
+  $H2_BACKENDS && upstream_extra="    protocol: http2"
   if [[ -n ${SIDE_BOTH:-} && $variant != haproxy ]]; then
     feature "$SIDE_BOTH" || die "SIDE_BOTH: unknown feature '$SIDE_BOTH'"
   fi
@@ -137,7 +154,7 @@ start() {
       sed -e "s|@PROXY_PORT@|$port|g" -e "s|@BACKEND1_PORT@|$B1|g" -e "s|@BACKEND2_PORT@|$B2|g" \
         "$SCRIPT_DIR/haproxy.cfg.in" >"$WORKDIR/haproxy-$port.cfg"
       [[ $CLIENT != wrk ]] && sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" "$WORKDIR/haproxy-$port.cfg"
-      [[ $CLIENT == grpc ]] && sed -i -e "s|^    server \(b[12] 127.0.0.1:[0-9]*\)\$|    server \1 proto h2|" "$WORKDIR/haproxy-$port.cfg"
+      $H2_BACKENDS && sed -i -e "s|^    server \(b[12] 127.0.0.1:[0-9]*\)\$|    server \1 proto h2|" "$WORKDIR/haproxy-$port.cfg"
       # the same edits as bench/run.sh's haproxy-tcp and haproxy-https targets
       [[ $MODE == tcp ]] && sed -i -e 's/^    mode http$/    mode tcp/' -e '/option http-keep-alive/d' -e '/option forwardfor/d' -e '/http-request set-header/d' \
         -e '/http-reuse always/d' -e '/timeout http-keep-alive/d' "$WORKDIR/haproxy-$port.cfg"

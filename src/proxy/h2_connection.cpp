@@ -748,7 +748,7 @@ awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_
   }
   auto& w = down_.owner();
   s.st = w.http1_states().take();
-  s.st->reset();
+  s.st->reset_fields();  // the response parser is reset if an HTTP/1 exchange begins
   s.st->facts.client_ip = down_.client_ip();
   s.st->facts.tls = down_.tls();
   s.st->rec.started = true;

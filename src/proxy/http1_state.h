@@ -37,6 +37,13 @@ struct http1_state {
   void reset() {
     request_parser.reset();
     response_parser.reset();
+    reset_fields();
+  }
+  // The same without the parsers, for an HTTP/2 stream: it never uses request_parser, and resets
+  // response_parser when an exchange with an HTTP/1 backend begins. (Each parser's reset touches
+  // its llhttp state, a cache miss apiece in a state last used hundreds of streams ago: with HTTP/2
+  // backends reset() was 5% of the proxy's samples.)
+  void reset_fields() {
     dbegin = dend = ubegin = uend = 0;
     upstream_drained = false;
     out.clear();
