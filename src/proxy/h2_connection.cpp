@@ -1452,7 +1452,7 @@ awaitable<void> h2_connection::salvage(h2_stream& s, upstream_connection_ptr& co
   s.out.clear();
   s.out_off = 0;
   std::size_t dropped = 0;
-  while (conn) {
+  for (;;) {  // `conn` stays set: only this ends it
     const auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
     if (rr.what == http::parser::event::error) {
       break;
