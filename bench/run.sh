@@ -26,11 +26,14 @@ BENCH_DURATION=${BENCH_DURATION:-10s}
 BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-16 64 256}
 BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 BENCH_WRK_THREADS=${BENCH_WRK_THREADS:-2}
-BENCH_TARGETS=${BENCH_TARGETS:-direct spillway spillway-nometrics spillway-ratelimit spillway-tracing haproxy nginx spillway-tcp haproxy-tcp spillway-https haproxy-https spillway-h2 haproxy-h2 spillway-grpc haproxy-grpc}
+BENCH_TARGETS=${BENCH_TARGETS:-direct spillway spillway-nometrics spillway-ratelimit spillway-tracing haproxy nginx spillway-tcp haproxy-tcp spillway-https haproxy-https spillway-h2 haproxy-h2 spillway-h2h2 haproxy-h2h2 spillway-grpc haproxy-grpc}
 BENCH_PATH=${BENCH_PATH:-/}
 # The h2 targets (cleartext HTTP/2 with prior knowledge, to the same HTTP/1 backends) are driven by
 # h2load: BENCH_CONNECTIONS connections with BENCH_H2_STREAMS streams in flight on each.
 BENCH_H2_STREAMS=${BENCH_H2_STREAMS:-10}
+# The h2h2 targets: the same h2load load, HTTP/2 to two `nghttpd --no-tls` backends (nghttp2-server;
+# GET / answered from a 13-byte index.html) instead of HTTP/1.1: HTTP/2 on both sides, with backends
+# fast enough that the proxies' own work shows.
 # The grpc targets: h2load's gRPC unary calls (test.Echo/Unary, a 5-byte message) through the proxy
 # to two Python grpcio servers (tests/integration/grpc_backend.py) over HTTP/2 (`protocol: http2` /
 # HAProxy `proto h2` on both sides). The Python servers are slower than the proxies: the rows
@@ -80,7 +83,10 @@ declare -A VARIANT_PORT=(
   [spillway-h2]=$((BENCH_PORT_BASE + 36)) [haproxy-h2]=$((BENCH_PORT_BASE + 38))
   [spillway-grpc]=$((BENCH_PORT_BASE + 42)) [haproxy-grpc]=$((BENCH_PORT_BASE + 44))
   [spillway-ratelimit]=$((BENCH_PORT_BASE + 46)) [spillway-tracing]=$((BENCH_PORT_BASE + 48))
+  [spillway-h2h2]=$((BENCH_PORT_BASE + 50)) [haproxy-h2h2]=$((BENCH_PORT_BASE + 52))
 )
+NGHTTPD1_PORT=$((BENCH_PORT_BASE + 54))
+NGHTTPD2_PORT=$((BENCH_PORT_BASE + 55))
 GRPC1_PORT=$((BENCH_PORT_BASE + 40))
 GRPC2_PORT=$((BENCH_PORT_BASE + 41))
 
@@ -232,6 +238,25 @@ start_grpc_backends() {
   done
 }
 
+# The h2h2 targets' two nghttpd backends (once).
+start_nghttpd_backends() {
+  [[ -f $WORKDIR/www/index.html ]] && return 0
+  command -v nghttpd >/dev/null || return 1
+  mkdir -p "$WORKDIR/www"
+  echo 'hello, h2 h2' >"$WORKDIR/www/index.html"
+  local port pid
+  for port in "$NGHTTPD1_PORT" "$NGHTTPD2_PORT"; do
+    nghttpd --no-tls -d "$WORKDIR/www" "$port" >"$WORKDIR/nghttpd-$port.out" 2>&1 &
+    pid=$!
+    STARTED_PIDS+=("$pid")
+    for ((i = 0; i < 50; i++)); do
+      port_in_use "$port" && break
+      kill -0 "$pid" 2>/dev/null || { rm -f "$WORKDIR/www/index.html"; return 1; }
+      sleep 0.1
+    done
+  done
+}
+
 # A throwaway certificate for the https targets (EC P-256, like most sites today).
 make_cert() {
   [[ -f $WORKDIR/bench.pem ]] && return 0
@@ -273,6 +298,9 @@ start_spillway() {
     upstream: testd
     splice: false" ;;
     spillway-h2) scheme=h2c ;;  # the same listener: HTTP/2 is on by default
+    spillway-h2h2)
+      start_nghttpd_backends || { TARGET_NOTE[$target]="skipped: nghttpd (nghttp2-server) could not be started"; return 1; }
+      scheme=h2c ;;
     spillway-grpc)
       start_grpc_backends || { TARGET_NOTE[$target]="skipped: no grpc backends ($GRPC_PYTHON cannot import grpc)"; return 1; }
       scheme=grpc ;;
@@ -285,6 +313,9 @@ start_spillway() {
   local be1=$BACKEND1_PORT be2=$BACKEND2_PORT upstream_extra=""
   if [[ $scheme == grpc ]]; then
     be1=$GRPC1_PORT be2=$GRPC2_PORT upstream_extra="
+    protocol: http2"
+  elif [[ $target == spillway-h2h2 ]]; then
+    be1=$NGHTTPD1_PORT be2=$NGHTTPD2_PORT upstream_extra="
     protocol: http2"
   fi
   cat >"$WORKDIR/$target.yaml" <<EOF
@@ -342,6 +373,13 @@ start_haproxy() {
     haproxy-h2)
       scheme=h2c
       sed -i "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" "$WORKDIR/$target.cfg" ;;
+    haproxy-h2h2)
+      start_nghttpd_backends || { TARGET_NOTE[$target]="skipped: nghttpd (nghttp2-server) could not be started"; return 1; }
+      scheme=h2c
+      sed -i -e "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" \
+        -e "s|^    server b1 127.0.0.1:$BACKEND1_PORT\$|    server b1 127.0.0.1:$NGHTTPD1_PORT proto h2|" \
+        -e "s|^    server b2 127.0.0.1:$BACKEND2_PORT\$|    server b2 127.0.0.1:$NGHTTPD2_PORT proto h2|" \
+        "$WORKDIR/$target.cfg" ;;
     haproxy-grpc)
       start_grpc_backends || { TARGET_NOTE[$target]="skipped: no grpc backends ($GRPC_PYTHON cannot import grpc)"; return 1; }
       scheme=grpc
@@ -440,6 +478,7 @@ run_h2load() {
 command -v "$WRK_BIN" >/dev/null || die "wrk not installed"
 [[ -x $SPILLWAY_TESTD_BIN ]] || die "$SPILLWAY_TESTD_BIN not found: build it first (cmake --build build --target spillway-testd)"
 for port in "$BACKEND1_PORT" "$BACKEND2_PORT" "$SPILLWAY_PORT" "$SPILLWAY_ADMIN_PORT" "$HAPROXY_PORT" "$NGINX_PORT" \
+  "$NGHTTPD1_PORT" "$NGHTTPD2_PORT" \
   "${VARIANT_PORT[@]}"; do
   port_in_use "$port" && die "port $port is already in use (set BENCH_PORT_BASE to move all ports)"
 done
@@ -452,10 +491,10 @@ for target in $BENCH_TARGETS; do
   case $target in
     direct) RUNNING_TARGETS+=(direct) ;;
     spillway | spillway-nometrics | spillway-ratelimit | spillway-tracing | spillway-tcp | spillway-copy-tcp | \
-      spillway-https | spillway-before | spillway-before-tcp | spillway-2w | spillway-h2 | spillway-grpc | \
+      spillway-https | spillway-before | spillway-before-tcp | spillway-2w | spillway-h2 | spillway-h2h2 | spillway-grpc | \
       haproxy | haproxy-tcp | haproxy-https | \
-      haproxy-2t | haproxy-h2 | haproxy-grpc | nginx)
-      if [[ $target == *-h2 || $target == *-grpc ]] && ! command -v "$H2LOAD_BIN" >/dev/null; then
+      haproxy-2t | haproxy-h2 | haproxy-h2h2 | haproxy-grpc | nginx)
+      if [[ $target == *-h2 || $target == *-h2h2 || $target == *-grpc ]] && ! command -v "$H2LOAD_BIN" >/dev/null; then
         log "$target skipped: $H2LOAD_BIN not installed (nghttp2-client)"
         continue
       fi
@@ -465,7 +504,7 @@ for target in $BENCH_TARGETS; do
         log "$target ${TARGET_NOTE[$target]}"
       fi
       ;;
-    *) die "unknown target '$target' (known: direct spillway spillway-nometrics spillway-ratelimit spillway-tracing spillway-tcp spillway-copy-tcp spillway-https spillway-before spillway-before-tcp spillway-2w spillway-h2 spillway-grpc haproxy haproxy-tcp haproxy-https haproxy-2t haproxy-h2 haproxy-grpc nginx)" ;;
+    *) die "unknown target '$target' (known: direct spillway spillway-nometrics spillway-ratelimit spillway-tracing spillway-tcp spillway-copy-tcp spillway-https spillway-before spillway-before-tcp spillway-2w spillway-h2 spillway-h2h2 spillway-grpc haproxy haproxy-tcp haproxy-https haproxy-2t haproxy-h2 haproxy-h2h2 haproxy-grpc nginx)" ;;
   esac
 done
 ((${#RUNNING_TARGETS[@]} > 0)) || die "no target could be started"
@@ -729,14 +768,14 @@ def ms(us):
 # row is compared with HAProxy in the same mode.
 def mode(target):
     suffix = target.rsplit("-", 1)[-1]
-    return suffix if suffix in ("tcp", "https", "h2", "grpc") else "http"
+    return suffix if suffix in ("tcp", "https", "h2", "h2h2", "grpc") else "http"
 
 
 def baseline(target):
     return "haproxy" if mode(target) == "http" else "haproxy-" + mode(target)
 
 
-mode_rank = {"http": 0, "tcp": 1, "https": 2, "h2": 3, "grpc": 4}
+mode_rank = {"http": 0, "tcp": 1, "https": 2, "h2": 3, "h2h2": 4, "grpc": 5}
 target_rank = {t: i for i, t in enumerate(["direct", "spillway", "spillway-nometrics", "spillway-ratelimit",
                                             "spillway-tracing", "haproxy", "nginx"])}
 order.sort(key=lambda k: (mode_rank[mode(k[0])], k[1], target_rank.get(k[0].split("-")[0], 99), k[0]))
@@ -778,6 +817,7 @@ out.append("- modes: http = L7 proxying; tcp = L4 (`protocol: tcp` / HAProxy `mo
            "carried as bytes; https = TLS 1.3 terminated at the proxy (ECDSA P-256), plain HTTP to the backends; "
            "h2 = cleartext HTTP/2 (prior knowledge) from h2load with BENCH_H2_STREAMS streams in flight per "
            "connection (p50/p99 from its per-request log), HTTP/1.1 to the backends (HAProxy `bind ... proto h2`); "
+           "h2h2 = the same, HTTP/2 to two `nghttpd --no-tls` backends (`protocol: http2` / `proto h2` on both sides); "
            "grpc = h2load's gRPC unary calls (test.Echo/Unary) the same way, HTTP/2 to two Python grpcio servers "
            "(`protocol: http2` / HAProxy `proto h2` on both sides; the Python servers are the ceiling). "
            "Ratios compare with HAProxy in the same mode. spillway-nometrics = `metrics: false` (the cost of counting); spillway-ratelimit = a `client_ip` rate limit on the route that never limits, spillway-tracing = `tracing` at 100% with every span exported (the cost of each feature: see the table below); spillway-2w = `workers: 2`, haproxy-2t = `nbthread 2` (scaling; not in the default list, compared with 1-thread HAProxy); "
