@@ -354,6 +354,14 @@ EOF
   TARGET_SCHEME[$target]=$scheme
 }
 
+# h2_both_ways PORT B1 B2 CFG: HAProxy config CFG binds PORT with `proto h2` and speaks HTTP/2
+# (`proto h2`) to servers B1 and B2 instead of the HTTP/1.1 backends.
+h2_both_ways() {
+  sed -i -e "s|^    bind 127.0.0.1:$1\$|    bind 127.0.0.1:$1 proto h2|" \
+    -e "s|^    server b1 127.0.0.1:$BACKEND1_PORT\$|    server b1 127.0.0.1:$2 proto h2|" \
+    -e "s|^    server b2 127.0.0.1:$BACKEND2_PORT\$|    server b2 127.0.0.1:$3 proto h2|" "$4"
+}
+
 # start_haproxy [VARIANT]: haproxy (http), haproxy-tcp (mode tcp), haproxy-https (ssl crt on the bind).
 start_haproxy() {
   local target=${1:-haproxy} port=$HAPROXY_PORT scheme=http
@@ -376,17 +384,11 @@ start_haproxy() {
     haproxy-h2h2)
       start_nghttpd_backends || { TARGET_NOTE[$target]="skipped: nghttpd (nghttp2-server) could not be started"; return 1; }
       scheme=h2c
-      sed -i -e "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" \
-        -e "s|^    server b1 127.0.0.1:$BACKEND1_PORT\$|    server b1 127.0.0.1:$NGHTTPD1_PORT proto h2|" \
-        -e "s|^    server b2 127.0.0.1:$BACKEND2_PORT\$|    server b2 127.0.0.1:$NGHTTPD2_PORT proto h2|" \
-        "$WORKDIR/$target.cfg" ;;
+      h2_both_ways "$port" "$NGHTTPD1_PORT" "$NGHTTPD2_PORT" "$WORKDIR/$target.cfg" ;;
     haproxy-grpc)
       start_grpc_backends || { TARGET_NOTE[$target]="skipped: no grpc backends ($GRPC_PYTHON cannot import grpc)"; return 1; }
       scheme=grpc
-      sed -i -e "s|^    bind 127.0.0.1:$port\$|    bind 127.0.0.1:$port proto h2|" \
-        -e "s|^    server b1 127.0.0.1:$BACKEND1_PORT\$|    server b1 127.0.0.1:$GRPC1_PORT proto h2|" \
-        -e "s|^    server b2 127.0.0.1:$BACKEND2_PORT\$|    server b2 127.0.0.1:$GRPC2_PORT proto h2|" \
-        "$WORKDIR/$target.cfg" ;;
+      h2_both_ways "$port" "$GRPC1_PORT" "$GRPC2_PORT" "$WORKDIR/$target.cfg" ;;
     haproxy-https)
       make_cert || { TARGET_NOTE[$target]="skipped: openssl could not make a certificate"; return 1; }
       scheme=https
