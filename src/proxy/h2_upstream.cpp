@@ -382,6 +382,9 @@ h2_pool::~h2_pool() { shut_down(); }
 
 void h2_pool::shut_down() {
   shut_down_ = true;
+  while (!connecting_.empty()) {
+    finish_connect(*connecting_.back(), h2_connecting::outcome::given_up);
+  }
   auto all = std::move(by_host_);
   by_host_.clear();
   for (auto& [h, v] : all) {
@@ -472,6 +475,56 @@ void h2_pool::drain() {
     } else {
       c->drain();
     }
+  }
+}
+
+std::shared_ptr<h2_connecting> h2_pool::begin_connect(const upstream::host* h, const tls::client_context* tls) {
+  auto p = std::make_shared<h2_connecting>();
+  p->host = h;
+  p->tls = tls;
+  if (!shut_down_) {
+    connecting_.push_back(p);
+  }
+  return p;
+}
+
+void h2_pool::finish_connect(h2_connecting& p, h2_connecting::outcome result, std::shared_ptr<h2_upstream> made) {
+  if (p.result != h2_connecting::outcome::pending) {
+    return;
+  }
+  p.result = result;
+  p.made = std::move(made);
+  std::erase_if(connecting_, [&](const std::shared_ptr<h2_connecting>& c) { return c.get() == &p; });
+  for (auto* t : p.timers) {
+    t->cancel();
+  }
+}
+
+std::shared_ptr<h2_connecting> h2_pool::joinable(const upstream::host* h, const tls::client_context* tls) {
+  for (const auto& p : connecting_) {
+    if (p->host == h && p->tls == tls && p->waiting + 1 < streams_before_settings) {
+      ++p->waiting;
+      return p;
+    }
+  }
+  return nullptr;
+}
+
+asio::awaitable<void> h2_pool::wait_connect(asio::io_context& io, std::shared_ptr<h2_connecting> p,
+                                            std::chrono::steady_clock::time_point give_up) {
+  asio::steady_timer timer(io, give_up);
+  // Leaves the list however the wait ends (also when the coroutine's frame is destroyed).
+  struct registration {
+    h2_connecting& p;
+    asio::steady_timer* t;
+    ~registration() {
+      std::erase(p.timers, t);
+      --p.waiting;
+    }
+  } reg{*p, &timer};
+  p->timers.push_back(&timer);
+  if (p->result == h2_connecting::outcome::pending) {
+    co_await timer.async_wait(nothrow);
   }
 }
 

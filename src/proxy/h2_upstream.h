@@ -9,6 +9,9 @@
 // as they come. Flow control is the back-pressure: response DATA is acknowledged only as the front
 // end takes it (consume()), and a request body waits while more than a window's worth is queued.
 //
+// A request that finds no usable connection to its backend waits for one another request is making
+// (h2_connecting, up to h2_pool::streams_before_settings of them), or makes one.
+//
 // A connection takes new calls while it is open, has not been told GOAWAY and has fewer calls than
 // the backend's SETTINGS_MAX_CONCURRENT_STREAMS; a GOAWAY drains it (calls under its last stream id
 // finish; the others are refused, which is always safe to retry). It closes when its backend closes
@@ -18,6 +21,7 @@
 #include "proxy/h2_common.h"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -152,9 +156,32 @@ class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
   clock::time_point idle_since_;
 };
 
+// A connection to a host being made by one request (the first to find no usable connection),
+// which later requests for the host wait for instead of each opening one of their own: a burst of
+// streams at start-up shares one backend connection, as it would an open one. Shared by the pool
+// (while it pends) and the requests waiting.
+struct h2_connecting {
+  enum class outcome {
+    pending,
+    made,      // `made` is the connection
+    failed,    // the connect failed (refused, timed out): the host's fault
+    given_up,  // not made for the maker's own reasons (its client left, a limit, a protocol mismatch)
+  };
+  const upstream::host* host = nullptr;
+  const tls::client_context* tls = nullptr;
+  std::size_t waiting = 0;  // requests waiting for it (the maker not included)
+  outcome result = outcome::pending;
+  std::shared_ptr<h2_upstream> made;
+  std::vector<boost::asio::steady_timer*> timers;  // the waiters' own: cancelled to wake them
+};
+
 // A worker's HTTP/2 connections to backends, by host. Worker thread only.
 class h2_pool {
  public:
+  // A connection being made takes this many requests (its maker included) before any more open
+  // connections of their own: nghttp2's limit on streams before the backend's SETTINGS arrive.
+  static constexpr std::size_t streams_before_settings = 100;
+
   ~h2_pool();
   // The worker is stopping: every connection closes (while the io_context lives), and the pool
   // takes no more.
@@ -173,8 +200,20 @@ class h2_pool {
   void drain();
   std::size_t size() const;
 
+  // A request is about to connect to `h` (with TLS context `tls`): until finish_connect(), other
+  // requests for the host may wait for its connection (joinable(), wait_connect()).
+  std::shared_ptr<h2_connecting> begin_connect(const upstream::host* h, const tls::client_context* tls);
+  // The connection being made by `p` is `made` (result made), or was not made; wakes its waiters.
+  void finish_connect(h2_connecting& p, h2_connecting::outcome result, std::shared_ptr<h2_upstream> made = nullptr);
+  // A connection being made to `h` that can take one more request (counted as waiting), or null.
+  std::shared_ptr<h2_connecting> joinable(const upstream::host* h, const tls::client_context* tls);
+  // Waits until `p` is finished or `give_up` passes (its result is then still pending).
+  static boost::asio::awaitable<void> wait_connect(boost::asio::io_context& io, std::shared_ptr<h2_connecting> p,
+                                                   std::chrono::steady_clock::time_point give_up);
+
  private:
   std::unordered_map<const upstream::host*, std::vector<std::shared_ptr<h2_upstream>>> by_host_;
+  std::vector<std::shared_ptr<h2_connecting>> connecting_;
   bool shut_down_ = false;
 };
 

@@ -141,25 +141,61 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::start_try(clock::ti
     watch_.clear_expired();
     h2_.reset();
     if (cluster_.cfg.protocol == config::upstream_protocol::http2) {
-      // A connection to the host with room for another stream, or a new one.
-      h2_ = worker_.h2_upstreams().find(host_, cluster_.tls.get());
+      // A connection to the host with room for another stream, or the one another request is
+      // making, or a new one.
+      auto& pool = worker_.h2_upstreams();
+      const auto* tls = cluster_.tls.get();
+      bool retry = false;
+      bool failed = false;
+      while (!(h2_ = pool.find(host_, tls))) {
+        auto making = pool.joinable(host_, tls);
+        if (!making) {
+          break;  // this request makes one
+        }
+        co_await h2_pool::wait_connect(worker_.io(), making,
+                                       std::min(try_deadline_, clock::now() + cluster_.cfg.timeout.connect));
+        using outcome = h2_connecting::outcome;
+        if (making->result == outcome::failed || making->result == outcome::pending) {
+          // It failed to connect, or took the whole connect timeout: this try's connect did.
+          connect_failed(request_deadline, can_resend, retry);
+          failed = true;
+          break;
+        }
+        // Made (and maybe full already, taken by requests that came meanwhile), or its maker gave
+        // up on it: look again.
+      }
+      if (failed) {
+        if (!retry) {
+          co_return failure();
+        }
+        continue;
+      }
       reused_ = h2_ != nullptr;
       if (reused_) {
         watch_.set_deadline(try_deadline_);
         co_return std::nullopt;
       }
-      bool retry = false;
+      auto making = pool.begin_connect(host_, tls);
+      // Whatever happens to this coroutine, the requests waiting are told.
+      struct finish_guard {
+        h2_pool& pool;
+        h2_connecting& p;
+        ~finish_guard() { pool.finish_connect(p, h2_connecting::outcome::given_up); }
+      } finish{pool, *making};
+      connect_failed_ = false;
       if (!co_await connect(request_deadline, can_resend, retry)) {
         if (h2_upstream::alpn_ok(*conn_)) {
-          h2_ =
-              std::make_shared<h2_upstream>(worker_.io(), std::move(conn_), &worker_.h2_upstreams(),
-                                            cluster_.cfg.max_response_headers, cluster_.cfg.max_response_header_fields);
+          h2_ = std::make_shared<h2_upstream>(worker_.io(), std::move(conn_), &pool, cluster_.cfg.max_response_headers,
+                                              cluster_.cfg.max_response_header_fields);
           h2_->start();
-          worker_.h2_upstreams().add(h2_);
+          pool.add(h2_);
+          pool.finish_connect(*making, h2_connecting::outcome::made, h2_);
           co_return std::nullopt;
         }
         log::debug("backend {} ({}) did not agree to h2 by ALPN", host_->address(), cluster_.cfg.name);
         retry = try_failed(try_end::protocol_error, can_resend, clock::now() < request_deadline) != retry_verdict::no;
+      } else if (connect_failed_) {
+        pool.finish_connect(*making, h2_connecting::outcome::failed);
       }
       if (!retry) {
         co_return failure();
@@ -223,13 +259,9 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::connect(clock::time
       host_->connect_failures_total.fetch_add(1, std::memory_order_relaxed);
       log::debug("connect to {} ({}) failed: {}", host_->address(), up.name,
                  watch_.expired() ? "timeout" : ec.message());
-      // Nothing was sent: any method may go elsewhere.
-      const bool before_deadline = clock::now() < request_deadline;
-      retry = try_failed(try_end::connect_failure, can_resend, before_deadline) == retry_verdict::retry;
-      if (!before_deadline) {
-        failure_ = error_kind::upstream_timeout;
-      }
-      co_return failure_;
+      // Closed by this side (the client left) unless the deadline passed: not the host's doing.
+      connect_failed_ = ec != asio::error::operation_aborted || watch_.expired();
+      co_return connect_failed(request_deadline, can_resend, retry);
     }
     connect_time_ = clock::now() - connect_start;  // of a connection made: a failed one has none
     if (metrics_) {
@@ -239,6 +271,17 @@ asio::awaitable<std::optional<error_kind>> upstream_attempt::connect(clock::time
   watch_.set_deadline(try_deadline_);
   conn_->requests++;
   co_return std::nullopt;
+}
+
+std::optional<error_kind> upstream_attempt::connect_failed(clock::time_point request_deadline, bool can_resend,
+                                                           bool& retry) {
+  // Nothing was sent: any method may go elsewhere.
+  const bool before_deadline = clock::now() < request_deadline;
+  retry = try_failed(try_end::connect_failure, can_resend, before_deadline) == retry_verdict::retry;
+  if (!before_deadline) {
+    failure_ = error_kind::upstream_timeout;
+  }
+  return failure_;
 }
 
 bool upstream_attempt::budget_allows() {

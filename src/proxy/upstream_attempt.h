@@ -130,6 +130,9 @@ class upstream_attempt {
   // Returns the error.
   boost::asio::awaitable<std::optional<error_kind>> connect(clock::time_point request_deadline, bool can_resend,
                                                             bool& retry);
+  // The current try's connect failed (or timed out): reports it, and says whether to `retry`.
+  // Returns the error to give up with.
+  std::optional<error_kind> connect_failed(clock::time_point request_deadline, bool can_resend, bool& retry);
   // Records one try's outcome on host_: failure counters, outlier detection, and (once per try)
   // the breaker's verdict. `status`: the response status, 0 without one. `timed`: the breaker may
   // call the try slow (an HTTP exchange, not an L4 connection's lifetime). `now`: the outcome's time.
@@ -165,6 +168,7 @@ class upstream_attempt {
   std::shared_ptr<h2_upstream> h2_;
   bool reused_ = false;
   bool connecting_ = false;
+  bool connect_failed_ = false;  // the last connect() failed for the host's reasons (not ours)
   clock::time_point try_started_{};
   clock::time_point head_at_{};  // when the current try's response head arrived (head_arrived())
   clock::time_point try_deadline_ = clock::time_point::max();

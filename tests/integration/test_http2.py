@@ -595,6 +595,61 @@ upstreams:
         self.assertEqual((s.status, s.trailers), (200, []))
 
 
+class ColdStartTest(unittest.TestCase):
+    """A burst of requests to an HTTP/2 backend with no connection yet: the first request connects,
+    the others wait for its connection instead of each opening one (up to 100 streams, nghttp2's
+    limit before the backend's SETTINGS arrive)."""
+
+    def start(self, backends):
+        lb = Spillway("""workers: 1
+admin: { listen: 127.0.0.1:{admin_port} }
+listeners:
+  - listen: 127.0.0.1:{port}
+    routes: [ { upstream: h2 } ]
+upstreams:
+  - name: h2
+    protocol: http2
+    health_check: false
+    retries: { attempts: 3 }
+    backends: [ %s ]
+""" % ", ".join("{ address: 127.0.0.1:%d }" % p for p in backends))
+        self.addCleanup(lb.stop)
+        return lb
+
+    def connects(self, lb):
+        return lb.metric('spillway_upstream_connect_duration_seconds_count{upstream="h2"}', 0)
+
+    def test_a_burst_shares_the_connection_being_made(self):
+        backend = H2EchoBackend("cold")
+        self.addCleanup(backend.stop)
+        lb = self.start([backend.port])
+        out = subprocess.run(["h2load", "-c", "1", "-m", "60", "-n", "60", "http://127.0.0.1:%d/x" % lb.port],
+                             capture_output=True, text=True, timeout=60)
+        self.assertIn("60 succeeded", out.stdout, out.stdout + out.stderr)
+        self.assertEqual(self.connects(lb), 1)
+        self.assertEqual(lb.metric('spillway_backend_connections{upstream="h2",backend="127.0.0.1:%d"}' % backend.port),
+                         1)
+        # HTTP/1 clients at once, on a fresh Spillway: the same
+        lb = self.start([backend.port])
+        out = subprocess.run(["h2load", "--h1", "-c", "20", "-n", "20", "http://127.0.0.1:%d/x" % lb.port],
+                             capture_output=True, text=True, timeout=60)
+        self.assertIn("20 succeeded", out.stdout, out.stdout + out.stderr)
+        self.assertEqual(self.connects(lb), 1)
+
+    def test_waiters_on_a_failed_connect_go_elsewhere(self):
+        """The connection being made fails (refused): the requests waiting for it count that try as
+        failed and go to the other backend, like the one that connected."""
+        backend = H2EchoBackend("alive")
+        self.addCleanup(backend.stop)
+        dead = free_port()
+        lb = self.start([dead, backend.port])
+        out = subprocess.run(["h2load", "-c", "1", "-m", "40", "-n", "40", "http://127.0.0.1:%d/x" % lb.port],
+                             capture_output=True, text=True, timeout=60)
+        self.assertIn("40 succeeded", out.stdout, out.stdout + out.stderr)
+        self.assertEqual(lb.metric('spillway_backend_connect_failures_total{upstream="h2",backend="127.0.0.1:%d"}' %
+                                   dead), 1)
+
+
 class DrainTest(unittest.TestCase):
     def test_sigterm_sends_goaway_and_finishes_streams(self):
         """On SIGTERM an HTTP/2 connection gets GOAWAY; the stream in flight gets its whole answer."""
