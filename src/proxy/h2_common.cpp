@@ -85,6 +85,15 @@ ssize_t pull_body(std::string& out, std::size_t& off, bool eof, uint8_t* buf, st
   return static_cast<ssize_t>(n);
 }
 
+void take_bytes(std::string& to, std::string& from) {
+  if (to.empty()) {
+    to.swap(from);
+  } else {
+    to.append(from);
+  }
+  from.clear();
+}
+
 void end_with_trailers(nghttp2_session* ng, std::int32_t id,
                        const std::vector<std::pair<std::string, std::string>>& trailers, uint32_t* flags) {
   if ((*flags & NGHTTP2_DATA_FLAG_EOF) == 0 || trailers.empty()) {

@@ -47,6 +47,10 @@ boost::asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& str
 // Sets NGHTTP2_DATA_FLAG_EOF in `flags` once the last byte went.
 ssize_t pull_body(std::string& out, std::size_t& off, bool eof, uint8_t* buf, std::size_t length, uint32_t* flags);
 
+// Moves `from`'s bytes to the end of `to` and leaves `from` empty: when `to` is empty the two
+// buffers are swapped, so the bytes change hands without a copy or an allocation.
+void take_bytes(std::string& to, std::string& from);
+
 // For a data read callback that just set NGHTTP2_DATA_FLAG_EOF in `flags`: when `trailers` is not
 // empty, they end stream `id` instead of the last DATA frame.
 void end_with_trailers(nghttp2_session* ng, std::int32_t id,

@@ -1017,13 +1017,8 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     }
     if (!call->body.empty() && s.out.size() - s.out_off < out_high_water) {
       const auto n = call->body.size();
-      if (s.out.empty() && s.out_off == 0) {
-        s.out.swap(call->body);  // the bytes change hands without a copy (or an allocation)
-        s.out_bytes += n;
-      } else {
-        h2_stream::append_out(&s, call->body.data(), n);
-        call->body.clear();
-      }
+      take_bytes(s.out, call->body);  // s.out is empty only with nothing pulled from it (pull_body)
+      s.out_bytes += n;
       up2.consume(*call, n);
       if (!closed_) {
         nghttp2_session_resume_data(ng_, s.id);
@@ -1090,12 +1085,7 @@ void h2_connection::hand_body(h2_stream& s, h2_call& call) {
       st.replay.append(s.body);
     }
   }
-  if (call.out.empty()) {
-    call.out.swap(s.body);  // the bytes change hands without a copy (or an allocation)
-  } else {
-    call.out.append(s.body);
-  }
-  s.body.clear();
+  take_bytes(call.out, s.body);
   s.body_started = true;
   st.rec.bytes_in += n;
   nghttp2_session_consume(ng_, s.id, n);  // the client may send that much more

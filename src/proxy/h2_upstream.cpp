@@ -494,7 +494,14 @@ void h2_pool::finish_connect(h2_connecting& p, h2_connecting::outcome result, st
   }
   p.result = result;
   p.made = std::move(made);
-  std::erase_if(connecting_, [&](const std::shared_ptr<h2_connecting>& c) { return c.get() == &p; });
+  std::shared_ptr<h2_connecting> keep;  // the pool's reference may be the last one
+  for (auto it = connecting_.begin(); it != connecting_.end(); ++it) {
+    if (it->get() == &p) {
+      keep = std::move(*it);
+      connecting_.erase(it);
+      break;
+    }
+  }
   for (auto* t : p.timers) {
     t->cancel();
   }
