@@ -507,10 +507,9 @@ void h2_pool::finish_connect(h2_connecting& p, h2_connecting::outcome result, st
   }
 }
 
-std::shared_ptr<h2_connecting> h2_pool::joinable(const upstream::host* h, const tls::client_context* tls) {
+std::shared_ptr<h2_connecting> h2_pool::joinable(const upstream::host* h, const tls::client_context* tls) const {
   for (const auto& p : connecting_) {
-    if (p->host == h && p->tls == tls && p->waiting + 1 < streams_before_settings) {
-      ++p->waiting;
+    if (p->host == h && p->tls == tls && p->timers.size() + 1 < streams_before_settings) {
       return p;
     }
   }
@@ -524,10 +523,7 @@ asio::awaitable<void> h2_pool::wait_connect(asio::io_context& io, std::shared_pt
   struct registration {
     h2_connecting& p;
     asio::steady_timer* t;
-    ~registration() {
-      std::erase(p.timers, t);
-      --p.waiting;
-    }
+    ~registration() { std::erase(p.timers, t); }
   } reg{*p, &timer};
   p->timers.push_back(&timer);
   if (p->result == h2_connecting::outcome::pending) {

@@ -169,10 +169,11 @@ struct h2_connecting {
   };
   const upstream::host* host = nullptr;
   const tls::client_context* tls = nullptr;
-  std::size_t waiting = 0;  // requests waiting for it (the maker not included)
   outcome result = outcome::pending;
   std::shared_ptr<h2_upstream> made;
-  std::vector<boost::asio::steady_timer*> timers;  // the waiters' own: cancelled to wake them
+  // The requests waiting for it (the maker not included), by their own timers: cancelled to wake
+  // them.
+  std::vector<boost::asio::steady_timer*> timers;
 };
 
 // A worker's HTTP/2 connections to backends, by host. Worker thread only.
@@ -205,8 +206,9 @@ class h2_pool {
   std::shared_ptr<h2_connecting> begin_connect(const upstream::host* h, const tls::client_context* tls);
   // The connection being made by `p` is `made` (result made), or was not made; wakes its waiters.
   void finish_connect(h2_connecting& p, h2_connecting::outcome result, std::shared_ptr<h2_upstream> made = nullptr);
-  // A connection being made to `h` that can take one more request (counted as waiting), or null.
-  std::shared_ptr<h2_connecting> joinable(const upstream::host* h, const tls::client_context* tls);
+  // A connection being made to `h` that can take one more request, or null. The request joins it
+  // by calling wait_connect() at once (with no suspension between the two).
+  std::shared_ptr<h2_connecting> joinable(const upstream::host* h, const tls::client_context* tls) const;
   // Waits until `p` is finished or `give_up` passes (its result is then still pending).
   static boost::asio::awaitable<void> wait_connect(boost::asio::io_context& io, std::shared_ptr<h2_connecting> p,
                                                    std::chrono::steady_clock::time_point give_up);
