@@ -114,10 +114,15 @@ void end_with_trailers(nghttp2_session* ng, std::int32_t id,
   nghttp2_submit_trailer(ng, id, nva, trailers.size());
 }
 
+bool unique_per_message(std::string_view name) {
+  // Names reach here in lower case (HTTP/2 requires it; HTTP/1 heads are lowered on the way).
+  return name == "x-request-id" || name == "traceparent";
+}
+
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};
+                    static_cast<uint8_t>(unique_per_message(name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE)};
 }
 
 }  // namespace spillway::proxy

@@ -57,6 +57,14 @@ void end_with_trailers(nghttp2_session* ng, std::int32_t id,
                        const std::vector<std::pair<std::string, std::string>>& trailers, uint32_t* flags);
 
 // An nghttp2 header field over views (nghttp2 copies names and values when a frame is submitted).
+// A field whose value is new in every message (unique_per_message) is sent without entering the
+// HPACK dynamic table.
 nghttp2_nv make_nv(std::string_view name, std::string_view value);
+
+// True for a field name whose value differs in every message: X-Request-Id and traceparent.
+// Indexed, each would take a new dynamic-table entry per message that no later message can use,
+// evict entries that could be used, and, all hashing alike by name, lengthen the chain nghttp2's
+// encoder walks for every such field.
+bool unique_per_message(std::string_view name);
 
 }  // namespace spillway::proxy
