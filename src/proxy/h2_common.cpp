@@ -116,7 +116,18 @@ void end_with_trailers(nghttp2_session* ng, std::int32_t id,
 
 bool unique_per_message(std::string_view name) {
   // Names reach here in lower case (HTTP/2 requires it; HTTP/1 heads are lowered on the way).
-  return name == "x-request-id" || name == "traceparent";
+  switch (name.size()) {
+    case 2:
+      return name == "b3";
+    case 11:
+      return name == "traceparent" || name == "x-b3-spanid";
+    case 12:
+      return name == "x-request-id" || name == "grpc-timeout" || name == "x-b3-traceid";
+    case 17:
+      return name == "x-b3-parentspanid";
+    default:
+      return false;
+  }
 }
 
 nghttp2_nv make_nv(std::string_view name, std::string_view value) {

@@ -61,7 +61,8 @@ void end_with_trailers(nghttp2_session* ng, std::int32_t id,
 // HPACK dynamic table.
 nghttp2_nv make_nv(std::string_view name, std::string_view value);
 
-// True for a field name whose value differs in every message: X-Request-Id and traceparent.
+// True for a field name whose value differs in every message: X-Request-Id, W3C traceparent,
+// Zipkin's B3 ids and gRPC's grpc-timeout (the time a call has left).
 // Indexed, each would take a new dynamic-table entry per message that no later message can use,
 // evict entries that could be used, and, all hashing alike by name, lengthen the chain nghttp2's
 // encoder walks for every such field.

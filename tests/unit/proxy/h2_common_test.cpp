@@ -40,6 +40,11 @@ TEST(make_nv, values_new_in_every_message_stay_out_of_the_hpack_dynamic_table) {
 TEST(make_nv, only_per_message_names_are_never_indexed) {
   EXPECT_EQ(make_nv("x-request-id", "a").flags, NGHTTP2_NV_FLAG_NO_INDEX);
   EXPECT_EQ(make_nv("traceparent", "a").flags, NGHTTP2_NV_FLAG_NO_INDEX);
+  EXPECT_EQ(make_nv("grpc-timeout", "99982u").flags, NGHTTP2_NV_FLAG_NO_INDEX);
+  for (const char* b3 : {"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid"}) {
+    EXPECT_EQ(make_nv(b3, "a").flags, NGHTTP2_NV_FLAG_NO_INDEX) << b3;
+  }
+  EXPECT_EQ(make_nv("x-b3-sampled", "1").flags, NGHTTP2_NV_FLAG_NONE);
   EXPECT_EQ(make_nv("x-request-ids", "a").flags, NGHTTP2_NV_FLAG_NONE);
   EXPECT_EQ(make_nv("tracestate", "a").flags, NGHTTP2_NV_FLAG_NONE);
   EXPECT_EQ(make_nv("content-type", "application/grpc").flags, NGHTTP2_NV_FLAG_NONE);
