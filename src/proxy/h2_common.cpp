@@ -1,6 +1,8 @@
 #include "proxy/h2_common.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -18,25 +20,75 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t write_batch = 64 * 1024;
 }  // namespace
 
+boost::asio::execution_context::id wakeups::id;
+
+wakeups& wakeups::of(asio::io_context& io) { return asio::use_service<wakeups>(io); }
+
+void wakeups::add(wakeup& w) {
+  w.prev_ = nullptr;
+  w.next_ = waiting_;
+  if (waiting_ != nullptr) {
+    waiting_->prev_ = &w;
+  }
+  waiting_ = &w;
+  io_.get_executor().on_work_started();
+}
+
+void wakeups::remove(wakeup& w) {
+  (w.prev_ != nullptr ? w.prev_->next_ : waiting_) = w.next_;
+  if (w.next_ != nullptr) {
+    w.next_->prev_ = w.prev_;
+  }
+  w.prev_ = w.next_ = nullptr;
+  io_.get_executor().on_work_finished();
+}
+
+void wakeups::shutdown() {
+  // Each waiter's handler is destroyed, which posts the destruction of its coroutine's frames (the
+  // scheduler, shut down after this service, destroys them with its queue). Frames destroyed here
+  // may end other waits, so the list is read afresh each time.
+  while (waiting_ != nullptr) {
+    auto& w = *waiting_;
+    auto h = std::move(*w.waiter_);
+    w.waiter_.reset();
+    remove(w);
+  }
+}
+
+wakeup::~wakeup() {
+  if (waiter_) {
+    // Cannot happen while the waiting coroutine keeps the wakeup's owner alive, as every caller's
+    // does; were it to, the coroutine would resume into a destroyed wait(), so it is destroyed.
+    waiter_.reset();
+    owner_.remove(*this);
+  }
+}
+
 asio::awaitable<void> wakeup::wait() {
   if (!pending_) {
-    if (!timer_) {
-      timer_.emplace(io_, asio::steady_timer::time_point::max());
-    } else {
-      timer_->expires_at(asio::steady_timer::time_point::max());
-    }
-    waiting_ = true;
-    co_await timer_->async_wait(nothrow);
-    waiting_ = false;
+    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+        [this](auto&& h) {
+          static_assert(std::is_same_v<std::decay_t<decltype(h)>, handler>);
+          waiter_.emplace(std::move(h));
+          owner_.add(*this);
+        },
+        asio::use_awaitable);
   }
   pending_ = false;
 }
 
 void wakeup::notify() {
   pending_ = true;
-  if (waiting_) {
-    timer_->cancel();
+  if (waiter_) {
+    resume();
   }
+}
+
+void wakeup::resume() {
+  // Posted, not called: notify() runs inside nghttp2's callbacks and other coroutines' steps.
+  asio::post(owner_.io_, [h = std::move(*waiter_)]() mutable { h(); });
+  waiter_.reset();
+  owner_.remove(*this);
 }
 
 asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& stream, std::string& wbuf, wakeup& wake,

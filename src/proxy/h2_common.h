@@ -9,7 +9,7 @@
 #include <nghttp2/nghttp2.h>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <optional>
 #include <string>
@@ -19,20 +19,57 @@
 
 namespace spillway::proxy {
 
+class wakeups;
+
 // Wakes one coroutine on the worker's thread: a notify() before or during wait() ends the wait.
-// The timer it waits on is made at the first wait that must sleep (most of a stream's wake-ups
-// never wait), and a notify() with no one waiting touches no timer.
+// A wait that must sleep keeps the coroutine's completion handler; notify() posts it to the
+// worker's io_context (no timer, no reactor, no lock but the scheduler's). The waiting coroutine
+// must keep the wakeup alive.
 class wakeup {
  public:
-  explicit wakeup(boost::asio::io_context& io) : io_(io) {}
+  explicit wakeup(wakeups& owner) : owner_(owner) {}
+  ~wakeup();
+  wakeup(const wakeup&) = delete;
+  wakeup& operator=(const wakeup&) = delete;
+
   boost::asio::awaitable<void> wait();
   void notify();
 
  private:
-  boost::asio::io_context& io_;
-  std::optional<boost::asio::steady_timer> timer_;
+  friend class wakeups;
+  // What co_await of an asynchronous operation with signature void() hands its initiation.
+  using handler = boost::asio::detail::awaitable_handler<boost::asio::any_io_executor>;
+
+  void resume();
+
+  wakeups& owner_;
+  std::optional<handler> waiter_;
+  wakeup* prev_ = nullptr;  // the owner's list of wakeups with a waiter
+  wakeup* next_ = nullptr;
   bool pending_ = false;
-  bool waiting_ = false;
+};
+
+// An io_context's wakeups with a coroutine waiting (an Asio service): the waits count as the
+// context's outstanding work, as a timer's would, and a context shut down with coroutines still
+// waiting destroys them, as it destroys pending operations. Worker thread only.
+class wakeups : public boost::asio::execution_context::service {
+ public:
+  using key_type = wakeups;
+  static boost::asio::execution_context::id id;
+
+  explicit wakeups(boost::asio::io_context& io) : service(io), io_(io) {}
+  // The io_context's wakeups (a service lookup: once per connection, not per request).
+  static wakeups& of(boost::asio::io_context& io);
+  boost::asio::io_context& io() { return io_; }
+
+ private:
+  friend class wakeup;
+  void shutdown() override;
+  void add(wakeup& w);
+  void remove(wakeup& w);
+
+  boost::asio::io_context& io_;
+  wakeup* waiting_ = nullptr;
 };
 
 // Writes what `ng` has to send to `stream`, in batches gathered into `wbuf`, waiting on `wake`

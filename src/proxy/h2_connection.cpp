@@ -58,8 +58,8 @@ constexpr std::size_t salvage_bytes = 256 * 1024;
 // --- a stream ---
 
 struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stream> {
-  h2_stream(h2_connection& c, std::int32_t stream_id, asio::io_context& io)
-      : conn(c), id(stream_id), watch(c.stream_deadlines_), wake(io) {}
+  h2_stream(h2_connection& c, std::int32_t stream_id)
+      : conn(c), id(stream_id), watch(c.stream_deadlines_), wake(c.wakeups_) {}
 
   // The request deadline passed: the try's connection is closed, and the coroutine answers 504,
   // moves on to another host, or (once the answer began) resets the stream.
@@ -186,7 +186,7 @@ struct h2_connection::callbacks {
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
       return 0;  // trailers
     }
-    auto s = std::make_shared<h2_stream>(c, frame->hd.stream_id, c.down_.owner().io());
+    auto s = std::make_shared<h2_stream>(c, frame->hd.stream_id);
     s->raw.reserve(h2_stream::usual_head_bytes);
     s->spans.reserve(h2_stream::usual_head_fields);
     s->first_byte = now;
@@ -439,8 +439,9 @@ struct h2_connection::callbacks {
 h2_connection::h2_connection(downstream_connection& down)
     : down_(down),
       stream_deadlines_(down.owner().io()),
-      write_wake_(down.owner().io()),
-      writer_done_(down.owner().io()) {
+      wakeups_(wakeups::of(down.owner().io())),
+      write_wake_(wakeups_),
+      writer_done_(wakeups_) {
   nghttp2_session_callbacks* cb = nullptr;
   nghttp2_session_callbacks_new(&cb);
   nghttp2_session_callbacks_set_on_begin_headers_callback(cb, callbacks::on_begin_headers);

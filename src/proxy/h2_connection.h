@@ -150,6 +150,7 @@ class h2_connection {
   std::array<char, 16384> rbuf_;
   std::string wbuf_;
   std::vector<nghttp2_nv> nva_;  // submit_head's, reused
+  wakeups& wakeups_;             // the worker's: every stream's wake-up is made with it
   wakeup write_wake_;
   wakeup writer_done_;
   bool writer_running_ = false;

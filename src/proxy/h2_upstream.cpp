@@ -145,7 +145,8 @@ h2_upstream::h2_upstream(asio::io_context& io, upstream_connection_ptr conn, h2_
                          std::size_t max_fields)
     : conn_(std::move(conn)),
       pool_(pool),
-      write_wake_(io),
+      wakeups_(wakeups::of(io)),
+      write_wake_(wakeups_),
       io_(io),
       max_head_(max_head),
       max_fields_(max_fields),
@@ -205,7 +206,7 @@ std::shared_ptr<h2_call> h2_upstream::submit(const std::vector<http::header>& fi
   if (!usable()) {
     return nullptr;
   }
-  auto c = std::make_shared<h2_call>(io_);
+  auto c = std::make_shared<h2_call>(wakeups_);
   nghttp2_data_provider prd{};
   prd.source.ptr = c.get();
   prd.read_callback = callbacks::read_body;

@@ -40,7 +40,7 @@ class h2_upstream;
 // One request on an h2_upstream, shared by the connection (while the stream is open) and the front
 // end that made it.
 struct h2_call {
-  explicit h2_call(boost::asio::io_context& io) : wake(io), sent(io) {}
+  explicit h2_call(wakeups& w) : wake(w), sent(w) {}
 
   // The response, as it arrives. Header names are lower case (HTTP/2 requires it). The head's
   // fields are kept back to back in one buffer (`head_raw`: each a name length and a value length,
@@ -147,6 +147,7 @@ class h2_upstream : public std::enable_shared_from_this<h2_upstream> {
   std::array<char, 16384> rbuf_;
   std::string wbuf_;
   std::vector<nghttp2_nv> nva_;  // a request head for nghttp2 (which copies it): reused
+  wakeups& wakeups_;             // the worker's: every call's wake-ups are made with it
   wakeup write_wake_;
   boost::asio::io_context& io_;
   std::size_t max_head_;

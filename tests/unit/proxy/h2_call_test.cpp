@@ -11,7 +11,7 @@ namespace {
 
 TEST(h2_call, head_fields_are_viewed_in_order_once_whole) {
   boost::asio::io_context io;
-  h2_call c(io);
+  h2_call c(wakeups::of(io));
   c.add_head_field("content-type", "application/grpc");
   c.add_head_field("grpc-accept-encoding", "identity,deflate,gzip");
   c.add_head_field("x-empty", "");
@@ -33,7 +33,7 @@ TEST(h2_call, head_fields_are_viewed_in_order_once_whole) {
 
 TEST(h2_call, an_interim_head_is_forgotten) {
   boost::asio::io_context io;
-  h2_call c(io);
+  h2_call c(wakeups::of(io));
   c.add_head_field("link", "</style.css>; rel=preload");  // a 103 Early Hints head
   c.clear_head();
   EXPECT_EQ(c.head_fields, 0u);
@@ -47,7 +47,7 @@ TEST(h2_call, an_interim_head_is_forgotten) {
 
 TEST(h2_call, a_head_without_fields_has_no_headers) {
   boost::asio::io_context io;
-  h2_call c(io);
+  h2_call c(wakeups::of(io));
   c.head_complete();
   EXPECT_TRUE(c.headers.empty());
 }

@@ -3,7 +3,12 @@
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,6 +53,75 @@ TEST(make_nv, only_per_message_names_are_never_indexed) {
   EXPECT_EQ(make_nv("x-request-ids", "a").flags, NGHTTP2_NV_FLAG_NONE);
   EXPECT_EQ(make_nv("tracestate", "a").flags, NGHTTP2_NV_FLAG_NONE);
   EXPECT_EQ(make_nv("content-type", "application/grpc").flags, NGHTTP2_NV_FLAG_NONE);
+}
+
+// Spawns a coroutine that waits on `w` `times` times, counting each wait that ends in `woken`;
+// `alive` lives in its frame.
+void waiter(boost::asio::io_context& io, wakeup& w, int times, int& woken, std::shared_ptr<int> alive = nullptr) {
+  boost::asio::co_spawn(
+      io,
+      [&w, times, &woken, alive]() -> boost::asio::awaitable<void> {
+        for (int i = 0; i < times; ++i) {
+          co_await w.wait();
+          ++woken;
+        }
+      },
+      boost::asio::detached);
+}
+
+TEST(wakeup, a_notify_before_the_wait_ends_it_and_notifies_do_not_add_up) {
+  boost::asio::io_context io;
+  wakeup w(wakeups::of(io));
+  w.notify();
+  w.notify();
+  int woken = 0;
+  waiter(io, w, 2, woken);
+  io.poll();
+  EXPECT_EQ(woken, 1);  // the second wait sleeps: two notifies before it were one
+  w.notify();
+  io.poll();
+  EXPECT_EQ(woken, 2);
+}
+
+TEST(wakeup, a_notify_during_the_wait_resumes_the_coroutine_later_not_inside_notify) {
+  boost::asio::io_context io;
+  wakeup w(wakeups::of(io));
+  int woken = 0;
+  waiter(io, w, 1, woken);
+  io.poll();
+  EXPECT_EQ(woken, 0);
+  w.notify();
+  EXPECT_EQ(woken, 0);  // posted: notify() runs inside nghttp2's callbacks
+  io.poll();
+  EXPECT_EQ(woken, 1);
+  EXPECT_TRUE(io.stopped());  // nothing left to do
+}
+
+TEST(wakeup, a_waiting_coroutine_is_outstanding_work) {
+  boost::asio::io_context io;
+  wakeup w(wakeups::of(io));
+  int woken = 0;
+  waiter(io, w, 1, woken);
+  io.poll();
+  EXPECT_FALSE(io.stopped());  // as with a timer: run() does not return under a waiting coroutine
+  w.notify();
+  io.run();
+  EXPECT_EQ(woken, 1);
+}
+
+TEST(wakeup, an_io_context_destroyed_under_waiting_coroutines_destroys_their_frames) {
+  auto alive = std::make_shared<int>(0);
+  int woken = 0;
+  auto io = std::make_unique<boost::asio::io_context>();
+  wakeup a(wakeups::of(*io));
+  wakeup b(wakeups::of(*io));
+  waiter(*io, a, 1, woken, alive);
+  waiter(*io, b, 1, woken, alive);
+  io->poll();
+  EXPECT_EQ(alive.use_count(), 3);
+  io.reset();  // as a worker's io_context goes at shutdown, with streams still waiting
+  EXPECT_EQ(woken, 0);
+  EXPECT_EQ(alive.use_count(), 1);  // both frames destroyed, nothing leaked
 }
 
 }  // namespace
