@@ -1,7 +1,6 @@
 #include "proxy/h2_common.h"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -65,16 +64,19 @@ wakeup::~wakeup() {
 }
 
 asio::awaitable<void> wakeup::wait() {
-  if (!pending_) {
-    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-        [this](auto&& h) {
-          static_assert(std::is_same_v<std::decay_t<decltype(h)>, handler>);
-          waiter_.emplace(std::move(h));
-          owner_.add(*this);
-        },
-        asio::use_awaitable);
+  if (pending_) {
+    pending_ = false;
+    co_return;
   }
-  pending_ = false;
+  // Suspends this coroutine and keeps its handler, as an asynchronous operation's initiation does
+  // (Asio's use_awaitable runs the initiation the same way, from a coroutine frame of its own that
+  // this saves). Invoked, the handler returns from this coroutine to its caller: nothing after
+  // this line runs.
+  co_await [this](auto* frame) {
+    waiter_.emplace(frame->detach_thread());
+    owner_.add(*this);
+    return static_cast<asio::detail::awaitable_thread<asio::any_io_executor>*>(nullptr);
+  };
 }
 
 void wakeup::notify() {
@@ -85,6 +87,7 @@ void wakeup::notify() {
 }
 
 void wakeup::resume() {
+  pending_ = false;  // the wait this ends takes the notification
   // Posted, not called: notify() runs inside nghttp2's callbacks and other coroutines' steps.
   asio::post(owner_.io_, [h = std::move(*waiter_)]() mutable { h(); });
   waiter_.reset();
