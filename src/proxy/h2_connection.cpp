@@ -754,7 +754,24 @@ awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_
   s.st->facts.tls = down_.tls();
   s.st->rec.started = true;
   s.watch.start(sp, &s);
-  co_await handle(s);
+  s.st->rec.view = w.view();
+  // Checked and routed without a coroutine of its own (a frame per stream saved); a route with a
+  // rate limit waits for its verdict here.
+  if (const auto* route = admit(s)) {
+    bool limited = false;
+    if (route->rate_limit >= 0) {
+      auto& view = *s.st->rec.view;
+      auto r = co_await check_rate_limit(*view.snap, route->rate_limit, w, down_.client_address(), &s.head,
+                                         route->route_key, s.st->rate_key);
+      if (r.limited) {
+        reply_local(s, error_kind::rate_limited, {}, answer_of(r));
+        limited = true;
+      }
+    }
+    if (!limited) {
+      co_await forward(s, route->upstream_index);
+    }
+  }
   auto& st = *s.st;
   request_fields f;
   f.method = s.method;
@@ -773,69 +790,60 @@ awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_
   (void)keep;
 }
 
-awaitable<void> h2_connection::handle(h2_stream& s) {
+const compiled_route* h2_connection::admit(h2_stream& s) {
   auto& st = *s.st;
-  const auto view = down_.owner().view();
-  st.rec.view = view;
+  const auto& view = st.rec.view;
   st.rec.bytes_in += s.head_bytes;
   begin_trace(st.rec, *view->snap->cfg, s.head, down_.owner().random());
   const auto* lv = view->snap->find_listener(down_.listen());
   if (lv == nullptr) {
     reply_local(s, error_kind::no_route);
-    co_return;
+    return nullptr;
   }
   if (s.too_large) {
     count_refusal(static_cast<std::size_t>(stats::h2_refusal::headers_too_large));
     reply_local(s, error_kind::headers_too_large);
-    co_return;
+    return nullptr;
   }
   if (s.malformed) {
     count_refusal(static_cast<std::size_t>(stats::h2_refusal::protocol_error));
     reply_local(s, error_kind::malformed_request);
-    co_return;
+    return nullptr;
   }
   const auto& h = s.head;
   if (!http::known_method(h.method)) {
     reply_local(s, error_kind::malformed_request);  // as the HTTP/1 parser answers it
-    co_return;
+    return nullptr;
   }
   if (h.method == "CONNECT") {
     reply_local(s, error_kind::method_not_allowed);
-    co_return;
+    return nullptr;
   }
   if (!s.authority.empty()) {
     // A Host beside :authority must name the same thing (RFC 9113 section 8.3.1).
     if (auto host = h.find("host"); !host.empty() && !http::iequals(host, s.authority)) {
       reply_local(s, error_kind::malformed_request);
-      co_return;
+      return nullptr;
     }
   }
   if (const char* why = check_request(h, false, st.facts.shape, st.scratch)) {
     log::debug("refused h2 request from {}: {}", down_.client_ip(), why);
     reply_local(s, error_kind::malformed_request);
-    co_return;
+    return nullptr;
   }
   if (lv->cfg->max_request_body > 0 && h.content_length > lv->cfg->max_request_body) {
     reply_local(s, error_kind::body_too_large);
-    co_return;
+    return nullptr;
   }
   const auto& shape = st.facts.shape;
   auto host = normalize_host(shape.host_override.empty() ? h.find("host") : shape.host_override, st.host_scratch);
   const auto* route = find_route(lv->routes, host, shape.route_path, h);
   if (route == nullptr) {
     reply_local(s, error_kind::no_route);
-    co_return;
+    return nullptr;
   }
   st.rec.route = static_cast<int>(route - lv->routes.data());
-  if (route->rate_limit >= 0) {
-    auto r = co_await check_rate_limit(*view->snap, route->rate_limit, down_.owner(), down_.client_address(), &h,
-                                       route->route_key, st.rate_key);
-    if (r.limited) {
-      reply_local(s, error_kind::rate_limited, {}, answer_of(r));
-      co_return;
-    }
-  }
-  co_await forward(s, route->upstream_index);
+  return route;
 }
 
 awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) {

@@ -43,6 +43,7 @@ struct nghttp2_session;
 
 namespace spillway::proxy {
 
+struct compiled_route;
 struct h2_stream;
 struct h2_call;
 class upstream_attempt;
@@ -106,7 +107,9 @@ class h2_connection {
   void start_streams();
   // One stream's request, from its head to its answer.
   boost::asio::awaitable<void> serve(std::shared_ptr<h2_stream> s, std::shared_ptr<void> keep);
-  boost::asio::awaitable<void> handle(h2_stream& s);
+  // The request's checks and route: the route, or null once the stream was answered (refused, no
+  // route).
+  const compiled_route* admit(h2_stream& s);
   boost::asio::awaitable<void> forward(h2_stream& s, std::size_t cluster_index);
   // One try over an HTTP/2 backend connection (protocol: http2): the request as a stream, its body
   // relayed while the answer comes (gRPC streams both ways), the answer and its trailers back.
