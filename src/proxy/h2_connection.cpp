@@ -736,13 +736,18 @@ void h2_connection::start_streams() {
   // and no handler is posted per stream. (Posting each cost a scheduler round, and at 640 streams
   // in flight the stream had left the cache by the time it ran.) serve() never starts streams, so
   // the list does not grow while it is walked.
+  //
+  // Each stream is a coroutine thread of its own, as co_spawn(..., detached) would make it, but
+  // with serve() as its bottom frame: co_spawn's entry coroutine (a 464-byte frame, a dispatch
+  // with its own frame, and two work guards on the executor, per stream) is not needed here.
+  const asio::any_io_executor ex = down_.owner().io().get_executor();
   for (auto& sp : starting_) {
-    asio::co_spawn(down_.owner().io(), serve(std::move(sp), keep_), asio::detached);
+    asio::detail::awaitable_thread<asio::any_io_executor>(serve(std::move(sp), keep_), ex, {}, {}).launch();
   }
   starting_.clear();
 }
 
-awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_ptr<void> keep) {
+h2_connection::stream_entry h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_ptr<void> keep) {
   auto& s = *sp;
   if (s.closed || closed_) {
     co_return;  // reset before it began (a rapid reset costs no backend anything)
@@ -756,21 +761,27 @@ awaitable<void> h2_connection::serve(std::shared_ptr<h2_stream> sp, std::shared_
   s.watch.start(sp, &s);
   s.st->rec.view = w.view();
   // Checked and routed without a coroutine of its own (a frame per stream saved); a route with a
-  // rate limit waits for its verdict here.
-  if (const auto* route = admit(s)) {
-    bool limited = false;
-    if (route->rate_limit >= 0) {
-      auto& view = *s.st->rec.view;
-      auto r = co_await check_rate_limit(*view.snap, route->rate_limit, w, down_.client_address(), &s.head,
-                                         route->route_key, s.st->rate_key);
-      if (r.limited) {
-        reply_local(s, error_kind::rate_limited, {}, answer_of(r));
-        limited = true;
+  // rate limit waits for its verdict here. Nothing escapes this bottom frame of the stream's
+  // coroutine (it would escape the worker's event loop): a failure resets the stream.
+  try {
+    if (const auto* route = admit(s)) {
+      bool limited = false;
+      if (route->rate_limit >= 0) {
+        auto& view = *s.st->rec.view;
+        auto r = co_await check_rate_limit(*view.snap, route->rate_limit, w, down_.client_address(), &s.head,
+                                           route->route_key, s.st->rate_key);
+        if (r.limited) {
+          reply_local(s, error_kind::rate_limited, {}, answer_of(r));
+          limited = true;
+        }
+      }
+      if (!limited) {
+        co_await forward(s, route->upstream_index);
       }
     }
-    if (!limited) {
-      co_await forward(s, route->upstream_index);
-    }
+  } catch (const std::exception& e) {
+    log::error("HTTP/2 stream {} from {} failed: {}", s.id, down_.client_ip(), e.what());
+    reset_stream(s, NGHTTP2_INTERNAL_ERROR);
   }
   auto& st = *s.st;
   request_fields f;

@@ -105,8 +105,11 @@ class h2_connection {
   void start_stream(std::int32_t id);
   // Spawns serve() for the streams whose heads the last read completed.
   void start_streams();
-  // One stream's request, from its head to its answer.
-  boost::asio::awaitable<void> serve(std::shared_ptr<h2_stream> s, std::shared_ptr<void> keep);
+  // One stream's request, from its head to its answer: the bottom frame of the stream's coroutine
+  // (see start_streams()).
+  using stream_entry =
+      boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
+  stream_entry serve(std::shared_ptr<h2_stream> s, std::shared_ptr<void> keep);
   // The request's checks and route: the route, or null once the stream was answered (refused, no
   // route).
   const compiled_route* admit(h2_stream& s);
