@@ -223,7 +223,9 @@ asio::awaitable<std::string> checker::check_h2(probe& p) {
   // An http check needs the head only; a gRPC one the whole answer (its status is in the trailers).
   const auto cancel = co_await asio::this_coro::cancellation_state;
   while (!(call->head_done && !grpc) && !call->ended) {
-    co_await call->wake.wait();
+    if (!call->wake.ready()) {
+      co_await call->wake.sleep();
+    }
     if (cancel.cancelled() != asio::cancellation_type::none) {
       co_return std::string("cancelled");  // the timeout won: check_once says so
     }

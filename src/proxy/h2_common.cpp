@@ -63,20 +63,9 @@ wakeup::~wakeup() {
   }
 }
 
-asio::awaitable<void> wakeup::wait() {
-  if (pending_) {
-    pending_ = false;
-    co_return;
-  }
-  // Suspends this coroutine and keeps its handler, as an asynchronous operation's initiation does
-  // (Asio's use_awaitable runs the initiation the same way, from a coroutine frame of its own that
-  // this saves). Invoked, the handler returns from this coroutine to its caller: nothing after
-  // this line runs.
-  co_await [this](auto* frame) {
-    waiter_.emplace(frame->detach_thread());
-    owner_.add(*this);
-    return static_cast<asio::detail::awaitable_thread<asio::any_io_executor>*>(nullptr);
-  };
+void wakeup::keep(handler h) {
+  waiter_.emplace(std::move(h));
+  owner_.add(*this);
 }
 
 void wakeup::notify() {
@@ -119,7 +108,9 @@ asio::awaitable<bool> write_session(nghttp2_session* ng, tls::stream& stream, st
     if (!nghttp2_session_want_read(ng) && !nghttp2_session_want_write(ng)) {
       break;  // GOAWAY exchanged and no stream left: the connection is done
     }
-    co_await wake.wait();
+    if (!wake.ready()) {
+      co_await wake.sleep();
+    }
   }
   co_return true;
 }

@@ -8,12 +8,14 @@
 
 #include <nghttp2/nghttp2.h>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -21,10 +23,17 @@ namespace spillway::proxy {
 
 class wakeups;
 
-// Wakes one coroutine on the worker's thread: a notify() before or during wait() ends the wait.
-// A wait that must sleep keeps the coroutine's completion handler; notify() posts it to the
-// worker's io_context (no timer, no reactor, no lock but the scheduler's). The waiting coroutine
-// must keep the wakeup alive.
+// Wakes one coroutine on the worker's thread. A notify() with no coroutine asleep is kept for the
+// next wait; a coroutine waits with
+//
+//     if (!w.ready()) {
+//       co_await w.sleep();
+//     }
+//
+// ready() takes a notification that came since the last wait; sleep() suspends the coroutine
+// until the next notify(), which posts its resumption to the worker's io_context (no timer, no
+// reactor, no lock but the scheduler's, and no coroutine frame of its own: sleep() is a deferred
+// operation awaited in the caller's frame). The sleeping coroutine must keep the wakeup alive.
 class wakeup {
  public:
   explicit wakeup(wakeups& owner) : owner_(owner) {}
@@ -32,14 +41,23 @@ class wakeup {
   wakeup(const wakeup&) = delete;
   wakeup& operator=(const wakeup&) = delete;
 
-  boost::asio::awaitable<void> wait();
+  bool ready() { return std::exchange(pending_, false); }
+  auto sleep() {
+    return boost::asio::async_initiate<const boost::asio::deferred_t&, void()>(
+        [this](auto h) {
+          static_assert(std::is_same_v<decltype(h), handler>);
+          keep(std::move(h));
+        },
+        boost::asio::deferred);
+  }
   void notify();
 
  private:
   friend class wakeups;
-  // What co_await of an asynchronous operation with signature void() hands its initiation.
-  using handler = boost::asio::detail::awaitable_handler<boost::asio::any_io_executor>;
+  // What co_await of a deferred operation with signature void() hands the operation.
+  using handler = boost::asio::detail::awaitable_async_op_handler<void(), boost::asio::any_io_executor>;
 
+  void keep(handler h);
   void resume();
 
   wakeups& owner_;

@@ -556,7 +556,9 @@ awaitable<void> h2_connection::run(std::string initial, std::shared_ptr<void> ke
       update_deadline();
     }
     wake_writer();
-    co_await writer_done_.wait();
+    if (!writer_done_.ready()) {
+      co_await writer_done_.sleep();
+    }
   }
   shut();
   keep_.reset();
@@ -1007,7 +1009,9 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
 
   // The answer's head.
   while (!call->head_done && !call->closed && !s.closed) {
-    co_await call->wake.wait();
+    if (!call->wake.ready()) {
+      co_await call->wake.sleep();
+    }
   }
   if (s.closed) {
     call->cancel();
@@ -1049,7 +1053,9 @@ awaitable<bool> h2_connection::forward_h2(h2_stream& s, upstream_attempt& attemp
     if (call->ended && call->body.empty()) {
       break;
     }
-    co_await call->wake.wait();
+    if (!call->wake.ready()) {
+      co_await call->wake.sleep();
+    }
   }
   if (whole) {
     co_return false;
@@ -1087,9 +1093,13 @@ awaitable<void> h2_connection::pump_body(std::shared_ptr<h2_stream> sp, std::sha
       co_return;
     }
     if (!s.body.empty()) {
-      co_await call->sent.wait();  // the backend's window is full: wait for it to take some
+      if (!call->sent.ready()) {  // the backend's window is full: wait for it to take some
+        co_await call->sent.sleep();
+      }
     } else {
-      co_await s.wake.wait();  // wait for the client
+      if (!s.wake.ready()) {  // wait for the client
+        co_await s.wake.sleep();
+      }
     }
   }
 }
@@ -1145,7 +1155,9 @@ awaitable<h2_connection::send_result> h2_connection::send_request(h2_stream& s, 
       co_return send_result::upstream_write_failed;  // the request deadline passed
     }
     if (s.body.empty() && !s.end_stream && head_sent) {
-      co_await s.wake.wait();
+      if (!s.wake.ready()) {
+        co_await s.wake.sleep();
+      }
       continue;
     }
     // The head (first time), then what arrived of the body, framed as chunks for a body of
@@ -1384,7 +1396,9 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
       break;
     }
     if (s.out.size() - s.out_off >= out_high_water) {
-      co_await s.wake.wait();  // the client reads slower than the backend sends
+      if (!s.wake.ready()) {  // the client reads slower than the backend sends
+        co_await s.wake.sleep();
+      }
       continue;
     }
     st.ubegin = st.uend = 0;

@@ -321,7 +321,9 @@ awaitable<std::optional<http_session::next>> http_session::exchange_h2(upstream_
     co_return co_await send_local(refusal_of(sent), true);  // the backend's stream is reset
   }
   while (!call->head_done && !call->closed && !down_.expired()) {
-    co_await call->wake.wait();
+    if (!call->wake.ready()) {
+      co_await call->wake.sleep();
+    }
   }
   if (!call->head_done) {
     if (attempt.h2_try_failed(*call, down_.expired(), can_resend(), clock::now() < t.request_deadline) !=
@@ -369,7 +371,9 @@ awaitable<http_session::send_result> http_session::send_body_h2(h2_call& call, c
       co_return send_result::upstream_write_failed;  // the backend ended the stream, maybe with an answer
     }
     if (call.out.size() - call.out_off >= h2_body_high_water) {
-      co_await call.sent.wait();  // the backend's window is full: wait for it to take some
+      if (!call.sent.ready()) {  // the backend's window is full: wait for it to take some
+        co_await call.sent.sleep();
+      }
       continue;
     }
     if (st_->dbegin == st_->dend) {
@@ -489,7 +493,9 @@ awaitable<http_session::next> http_session::stream_h2_response(upstream_attempt&
     if (call.ended) {
       break;
     }
-    co_await call.wake.wait();
+    if (!call.wake.ready()) {
+      co_await call.wake.sleep();
+    }
   }
   if (!ok || down_.expired() || call.error != 0 || !call.ended) {
     // Cut off (by the client, the deadline or the backend) after part of it went out: close.
