@@ -13,6 +13,7 @@
 #include <nghttp2/nghttp2.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -30,6 +31,9 @@ using asio::awaitable;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// The same awaited in the caller's frame (a deferred operation: no initiation coroutine), for the
+// reads every request makes.
+constexpr auto nothrow_deferred = asio::as_tuple(asio::deferred);
 
 // Response bytes waiting for the client per stream before the backend is read again.
 constexpr std::size_t out_high_water = 64 * 1024;
@@ -539,7 +543,7 @@ awaitable<void> h2_connection::run(std::string initial, std::shared_ptr<void> ke
   bool ok = initial.empty() || receive(initial.data(), initial.size());
   bool client_gone = false;
   while (ok && !closed_) {
-    auto [ec, n] = co_await down_.stream().async_read_some(asio::buffer(rbuf_), nothrow);
+    auto [ec, n] = co_await down_.stream().async_read_some(asio::buffer(rbuf_), nothrow_deferred);
     if (ec || closed_) {
       client_gone = true;  // the client left, or a deadline or a drain closed the connection
       break;
@@ -1235,7 +1239,7 @@ awaitable<h2_connection::head_result> h2_connection::read_response_head(h2_strea
   while (true) {
     if (st.ubegin == st.uend) {
       st.ubegin = st.uend = 0;
-      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st.ubuf), nothrow);
+      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st.ubuf), nothrow_deferred);
       if (s.closed && !s.request_complete) {
         co_return head_result::client_gone;  // the backend connection was closed (client_left)
       }
@@ -1402,7 +1406,7 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
       continue;
     }
     st.ubegin = st.uend = 0;
-    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow);
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow_deferred);
     if (s.closed) {
       client_left = !ec;
       st.uend = ec ? 0 : n;  // salvage() reads these bytes
@@ -1494,7 +1498,7 @@ awaitable<void> h2_connection::salvage(h2_stream& s, upstream_connection_ptr& co
       break;
     }
     st.ubegin = st.uend = 0;
-    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow);
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow_deferred);
     if (ec) {
       break;  // the deadline closed it, or the backend did (an answer until close is not reusable)
     }

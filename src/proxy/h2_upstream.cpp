@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -19,6 +20,9 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// The same awaited in the caller's frame (a deferred operation: no initiation coroutine), for the
+// reads every request makes.
+constexpr auto nothrow_deferred = asio::as_tuple(asio::deferred);
 // The window each response stream grants, and the connection's: what a call buffers at most.
 constexpr std::int32_t stream_window = 64 * 1024;
 constexpr std::int32_t connection_window = 1024 * 1024;
@@ -264,7 +268,7 @@ void h2_upstream::close() { shut(); }
 
 asio::awaitable<void> h2_upstream::reader(std::shared_ptr<h2_upstream> self) {
   while (!closed_) {
-    auto [ec, n] = co_await conn_->stream.async_read_some(asio::buffer(rbuf_), nothrow);
+    auto [ec, n] = co_await conn_->stream.async_read_some(asio::buffer(rbuf_), nothrow_deferred);
     if (ec || closed_) {
       break;
     }

@@ -10,6 +10,7 @@
 #include "proxy/upstream_attempt.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -24,6 +25,9 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// The same awaited in the caller's frame (a deferred operation: no initiation coroutine), for the
+// reads every request makes.
+constexpr auto nothrow_deferred = asio::as_tuple(asio::deferred);
 
 // An HTTP/2 backend's stream takes request body bytes while less than this waits for its window.
 constexpr std::size_t h2_body_high_water = 64 * 1024;
@@ -147,7 +151,7 @@ awaitable<http_session::head_result> http_session::read_response_head(upstream_c
   while (true) {
     if (st_->ubegin == st_->uend) {
       st_->ubegin = st_->uend = 0;
-      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st_->ubuf), nothrow);
+      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st_->ubuf), nothrow_deferred);
       if (ec) {
         co_return got_bytes ? head_result::reset : head_result::closed_silently;
       }
@@ -240,7 +244,7 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
       splice_bodies_ = false;  // no pipe to be had: copy
     }
     st_->ubegin = 0;
-    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st_->ubuf), nothrow);
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st_->ubuf), nothrow_deferred);
     if (ec) {
       if (ec == asio::error::eof && until_close) {
         response_complete = st_->response_parser.finish() == http::parser::event::message_complete;

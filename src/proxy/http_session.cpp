@@ -8,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -27,6 +28,9 @@ using asio::ip::tcp;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+// The same awaited in the caller's frame (a deferred operation: no initiation coroutine), for the
+// reads every request makes.
+constexpr auto nothrow_deferred = asio::as_tuple(asio::deferred);
 
 }  // namespace
 
@@ -142,7 +146,7 @@ awaitable<void> http_session::run(bool woken) {
         st_->dbegin = st_->dend = 0;
         ++w.idle_waits();
         idle_waiting_ = true;
-        auto [ec, n] = co_await down_.stream().async_read_some(asio::buffer(st_->dbuf), nothrow);
+        auto [ec, n] = co_await down_.stream().async_read_some(asio::buffer(st_->dbuf), nothrow_deferred);
         idle_waiting_ = false;
         --w.idle_waits();
         if (std::exchange(park_requested_, false) && ec == asio::error::operation_aborted && !closed_) {
@@ -286,7 +290,7 @@ awaitable<std::size_t> http_session::read_downstream() {
     st_->dbegin = 0;
   }
   auto [ec, n] = co_await down_.stream().async_read_some(
-      asio::buffer(st_->dbuf.data() + st_->dend, st_->dbuf.size() - st_->dend), nothrow);
+      asio::buffer(st_->dbuf.data() + st_->dend, st_->dbuf.size() - st_->dend), nothrow_deferred);
   if (ec) {
     co_return 0;
   }

@@ -219,19 +219,24 @@ class stream {
   tcp::socket& socket() { return socket_; }
   executor_type get_executor() { return socket_.get_executor(); }
 
+  // One initiation whichever way the read goes, so that any completion token works, including
+  // asio::deferred (one operation type for both branches).
   template <typename Buffers, typename Token>
   auto async_read_some(const Buffers& buffers, Token&& token) {
-    if (ssl_) {
-      auto b = first_buffer<boost::asio::mutable_buffer>(buffers);
-      return tls_async(detail::tls_call::read, b.data(), b.size(), std::forward<Token>(token));
-    }
-    if constexpr (std::is_convertible_v<const Buffers&, boost::asio::mutable_buffer>) {
-      // A short read tells the reactor the socket is empty (common/reactor_access.h).
-      return reactor_access::read_some_exhausting(socket_, reactor_, boost::asio::mutable_buffer(buffers),
-                                                  std::forward<Token>(token));
-    } else {
-      return socket_.async_read_some(buffers, std::forward<Token>(token));
-    }
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const Buffers& buffers) {
+          if (ssl_) {
+            auto b = first_buffer<boost::asio::mutable_buffer>(buffers);
+            tls_async(detail::tls_call::read, b.data(), b.size(), std::move(handler));
+          } else if constexpr (std::is_convertible_v<const Buffers&, boost::asio::mutable_buffer>) {
+            // A short read tells the reactor the socket is empty (common/reactor_access.h).
+            reactor_access::read_some_exhausting(socket_, reactor_, boost::asio::mutable_buffer(buffers),
+                                                 std::move(handler));
+          } else {
+            socket_.async_read_some(buffers, std::move(handler));
+          }
+        },
+        token, buffers);
   }
 
   template <typename Buffers, typename Token>
