@@ -56,8 +56,9 @@ void wakeups::shutdown() {
 
 wakeup::~wakeup() {
   if (waiter_) {
-    // Cannot happen while the waiting coroutine keeps the wakeup's owner alive, as every caller's
-    // does; were it to, the coroutine would resume into a destroyed wait(), so it is destroyed.
+    // Cannot happen while the sleeping coroutine keeps the wakeup's owner alive, as every caller
+    // does. Were it to, nothing could wake the coroutine any more: its frames are destroyed (the
+    // handler posts their destruction) rather than left to leak.
     waiter_.reset();
     owner_.remove(*this);
   }

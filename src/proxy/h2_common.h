@@ -78,7 +78,6 @@ class wakeups : public boost::asio::execution_context::service {
   explicit wakeups(boost::asio::io_context& io) : service(io), io_(io) {}
   // The io_context's wakeups (a service lookup: once per connection, not per request).
   static wakeups& of(boost::asio::io_context& io);
-  boost::asio::io_context& io() { return io_; }
 
  private:
   friend class wakeup;
