@@ -160,7 +160,12 @@ awaitable<void> http_session::run(bool woken) {
       }
     }
     idle = false;
-    auto result = co_await serve_request();
+    // One request, then its metrics and access log line (here, not in a coroutine wrapping
+    // handle_request: one frame fewer per request).
+    auto result = co_await handle_request();
+    if (st_ && st_->rec.started) {
+      finish_request();
+    }
     if (result == next::h2) {
       std::string initial(st_->dbuf.data() + st_->dbegin, st_->dend - st_->dbegin);
       down_.owner().http1_states().give(std::move(st_));
@@ -296,14 +301,6 @@ awaitable<std::size_t> http_session::read_downstream() {
   }
   st_->dend += n;
   co_return n;
-}
-
-awaitable<http_session::next> http_session::serve_request() {
-  auto result = co_await handle_request();
-  if (st_ && st_->rec.started) {
-    finish_request();
-  }
-  co_return result;
 }
 
 void http_session::finish_request() {

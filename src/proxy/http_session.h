@@ -81,8 +81,6 @@ class http_session final : public downstream_session, public std::enable_shared_
   // without a coroutine; wake() follows.
   void park();
   void wake(boost::system::error_code ec);
-  // One request: handle_request() and then its metrics and access log line.
-  boost::asio::awaitable<next> serve_request();
   // Reads and checks the head, routes it, and forwards it (or answers it).
   boost::asio::awaitable<next> handle_request();
   // Checks the request whose head is in and routes it: returns the route, or nullptr with

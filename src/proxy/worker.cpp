@@ -86,7 +86,7 @@ void worker::start_accepting(const std::shared_ptr<acceptor_entry>& entry) {
 
 void worker::sync_listeners(const snapshot& snap) {
   // Removed listeners stop accepting; their connections find no listener at their next request
-  // and close (see http_session::serve_request). Kept ones keep their socket: no window where the
+  // and close (see http_session::handle_request). Kept ones keep their socket: no window where the
   // port is closed, whatever else about them changed.
   std::erase_if(acceptors_, [&](const std::shared_ptr<acceptor_entry>& e) {
     if (snap.find_listener(e->listen) != nullptr) {
