@@ -67,6 +67,17 @@ wakeup::~wakeup() {
 void wakeup::keep(handler h) {
   waiter_.emplace(std::move(h));
   owner_.add(*this);
+  // Cancelling the sleeping coroutine (a timeout racing it with ||, as the health checker's does)
+  // wakes it as a notify() would, and as a cancelled timer wait did: it then sees that it was
+  // cancelled. The handler clears the slot when it runs, so this is never called after that.
+  auto slot = asio::get_associated_cancellation_slot(*waiter_);
+  if (slot.is_connected()) {
+    slot.assign([this](asio::cancellation_type) {
+      if (waiter_) {
+        resume();
+      }
+    });
+  }
 }
 
 void wakeup::notify() {

@@ -33,7 +33,8 @@ class wakeups;
 // ready() takes a notification that came since the last wait; sleep() suspends the coroutine
 // until the next notify(), which posts its resumption to the worker's io_context (no timer, no
 // reactor, no lock but the scheduler's, and no coroutine frame of its own: sleep() is a deferred
-// operation awaited in the caller's frame). The sleeping coroutine must keep the wakeup alive.
+// operation awaited in the caller's frame). Cancelling the sleeping coroutine wakes it too. The
+// sleeping coroutine must keep the wakeup alive.
 class wakeup {
  public:
   explicit wakeup(wakeups& owner) : owner_(owner) {}

@@ -318,13 +318,18 @@ upstreams:
         self.assertEqual(self.health(lb2, self.a), (True, ""))
 
     def test_slow_check_times_out(self):
-        slow = GrpcBackend("slow", extra_args=["--health-delay", "1"])
+        """A backend that takes the check's stream and does not answer in time: each check ends at
+        its timeout (150 ms, every 200 ms), not when the answer finally comes (30 s)."""
+        slow = GrpcBackend("slow", extra_args=["--health-delay", "30"])
         self.addCleanup(slow.kill)
         self.b.kill()
         self.b = slow
         lb = self.balancer("test.Echo")
         self.assertEqual(self.health(lb, slow), (False, "timeout after 150ms"))
         self.assertEqual(self.health(lb, self.a), (True, ""))
+        name = 'spillway_health_check_failures_total{upstream="grpc",backend="127.0.0.1:%d"}' % slow.port
+        first = lb.metric(name, 0)
+        self.assertTrue(wait_until(lambda: lb.metric(name, 0) >= first + 3, 5), lb.metric(name, 0))
 
 
 class KillTest(unittest.TestCase):

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 #include <nghttp2/nghttp2.h>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include <array>
 #include <memory>
@@ -97,6 +100,34 @@ TEST(wakeup, a_notify_during_the_wait_resumes_the_coroutine_later_not_inside_not
   io.poll();
   EXPECT_EQ(woken, 1);
   EXPECT_TRUE(io.stopped());  // nothing left to do
+}
+
+TEST(wakeup, cancelling_a_sleeping_coroutine_wakes_it) {
+  // As a timeout racing the health checker's HTTP/2 check with || does: the check must end.
+  boost::asio::io_context io;
+  wakeup w(wakeups::of(io));
+  boost::asio::cancellation_signal signal;
+  bool woke = false;
+  bool cancelled = false;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        if (!w.ready()) {
+          co_await w.sleep();
+        }
+        woke = true;
+        const auto state = co_await boost::asio::this_coro::cancellation_state;
+        cancelled = state.cancelled() != boost::asio::cancellation_type::none;
+      },
+      boost::asio::bind_cancellation_slot(signal.slot(), boost::asio::detached));
+  io.poll();
+  EXPECT_FALSE(woke);
+  signal.emit(boost::asio::cancellation_type::terminal);
+  EXPECT_FALSE(woke);  // posted, as a notify()
+  io.poll();
+  EXPECT_TRUE(woke);
+  EXPECT_TRUE(cancelled);
+  EXPECT_TRUE(io.stopped());  // nothing left waiting
 }
 
 TEST(wakeup, a_waiting_coroutine_is_outstanding_work) {
