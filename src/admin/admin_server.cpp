@@ -4,6 +4,7 @@
 #include "admin/degradation_report.h"
 #include "admin/metrics_text.h"
 #include "admin/status_json.h"
+#include "common/completion.h"
 #include "common/listen.h"
 #include "http/parser.h"
 #include "http/status.h"
@@ -23,12 +24,6 @@ namespace spillway::admin {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
-
-namespace {
-
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-}  // namespace
 
 struct admin_server::connection : std::enable_shared_from_this<connection> {
   connection(admin_server& server, tcp::socket s)

@@ -1,5 +1,6 @@
 #include "health/checker.h"
 
+#include "common/completion.h"
 #include "http/parser.h"
 #include "proxy/grpc.h"
 #include "proxy/h2_upstream.h"
@@ -26,7 +27,6 @@ using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // A check needs only the status line: a backend (or whatever answers on its port) that sends more
 // head than this fails the check, instead of growing the parser's storage until the timeout.
 constexpr std::size_t max_check_response_bytes = 64 * 1024;

@@ -1,5 +1,7 @@
 #include "proxy/connection_pool.h"
 
+#include "common/completion.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -197,7 +199,7 @@ boost::asio::awaitable<connection_pool::wait_result> connection_pool::wait(
     }
     self.woken = false;
     timer.expires_at(std::min(give_up, now + recheck_));
-    co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    co_await timer.async_wait(nothrow);
   }
   reg.reset();
   if (self.handed) {

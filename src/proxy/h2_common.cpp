@@ -1,4 +1,5 @@
 #include "proxy/h2_common.h"
+#include "common/completion.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
@@ -14,7 +15,6 @@ namespace spillway::proxy {
 namespace asio = boost::asio;
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 // How many bytes the writer gathers from nghttp2 before it writes.
 constexpr std::size_t write_batch = 64 * 1024;
 }  // namespace

@@ -1,5 +1,6 @@
 #include "proxy/h2_connection.h"
 
+#include "common/completion.h"
 #include "common/log.h"
 #include "proxy/grpc.h"
 #include "proxy/http1_rewrite.h"
@@ -29,11 +30,6 @@ namespace asio = boost::asio;
 using asio::awaitable;
 
 namespace {
-
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-// The same awaited in the caller's frame (a deferred operation: no initiation coroutine), for the
-// reads every request makes.
-constexpr auto nothrow_deferred = asio::as_tuple(asio::deferred);
 
 // Response bytes waiting for the client per stream before the backend is read again.
 constexpr std::size_t out_high_water = 64 * 1024;

@@ -1,5 +1,6 @@
 #include "proxy/h2_upstream.h"
 
+#include "common/completion.h"
 #include "common/log.h"
 #include "proxy/grpc.h"
 
@@ -19,10 +20,6 @@ namespace spillway::proxy {
 namespace asio = boost::asio;
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-// The same awaited in the caller's frame (a deferred operation: no initiation coroutine), for the
-// reads every request makes.
-constexpr auto nothrow_deferred = asio::as_tuple(asio::deferred);
 // The window each response stream grants, and the connection's: what a call buffers at most.
 constexpr std::int32_t stream_window = 64 * 1024;
 constexpr std::int32_t connection_window = 1024 * 1024;

@@ -2,6 +2,7 @@
 // body streamed or replayed), the response head in (1xx passed on), then the response streamed to
 // the client or, after a 101, a tunnel. The session's other half is in http_session.cpp.
 
+#include "common/completion.h"
 #include "common/log.h"
 #include "http/status.h"
 #include "proxy/h2_upstream.h"
@@ -24,10 +25,6 @@ using asio::awaitable;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-// The same awaited in the caller's frame (a deferred operation: no initiation coroutine), for the
-// reads every request makes.
-constexpr auto nothrow_deferred = asio::as_tuple(asio::deferred);
 
 // An HTTP/2 backend's stream takes request body bytes while less than this waits for its window.
 constexpr std::size_t h2_body_high_water = 64 * 1024;

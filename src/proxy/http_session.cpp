@@ -1,5 +1,6 @@
 #include "proxy/http_session.h"
 
+#include "common/completion.h"
 #include "common/log.h"
 #include "common/reactor_access.h"
 #include "proxy/rate_check.h"
@@ -24,15 +25,6 @@ namespace spillway::proxy {
 namespace asio = boost::asio;
 using asio::awaitable;
 using asio::ip::tcp;
-
-namespace {
-
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-// The same awaited in the caller's frame (a deferred operation: no initiation coroutine), for the
-// reads every request makes.
-constexpr auto nothrow_deferred = asio::as_tuple(asio::deferred);
-
-}  // namespace
 
 http_session::http_session(worker& w, std::string listen, tcp::socket socket, tls::server_context_ptr tls)
     : down_(w, std::move(listen), std::move(socket), std::move(tls), this) {

@@ -1,4 +1,5 @@
 #include "proxy/relay.h"
+#include "common/completion.h"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,8 +21,6 @@ namespace spillway::proxy {
 namespace asio = boost::asio;
 
 namespace {
-
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 // The copy loop of one direction, driven by plain completion handlers: per message a read and
 // (nearly always) one send made on the spot, and no coroutine resumed. As a coroutine, every read

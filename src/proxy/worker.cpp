@@ -1,5 +1,6 @@
 #include "proxy/worker.h"
 
+#include "common/completion.h"
 #include "common/listen.h"
 #include "common/log.h"
 #include "proxy/http_session.h"
@@ -25,8 +26,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 std::shared_ptr<worker_view> make_view(const snapshot_ptr& snap, balancer::random_source& random) {
   auto view = std::make_shared<worker_view>();

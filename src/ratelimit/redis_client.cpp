@@ -1,5 +1,6 @@
 #include "ratelimit/redis_client.h"
 
+#include "common/completion.h"
 #include "common/log.h"
 
 #include <openssl/sha.h>
@@ -23,7 +24,6 @@ using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds connect_timeout{1};
 constexpr std::chrono::milliseconds max_backoff{2000};
 constexpr unsigned timeouts_before_down = 3;

@@ -1,5 +1,6 @@
 #include "server/config_watcher.h"
 
+#include "common/completion.h"
 #include "common/log.h"
 
 #include <boost/asio/as_tuple.hpp>
@@ -244,7 +245,8 @@ bool config_watcher::relevant(const char* buf, std::size_t n) {
       // The directory went away (an old `..2026_..` version removed): forget its watch.
       if (auto it = names_of_.find(ev.wd); it != names_of_.end()) {
         names_of_.erase(it);
-        std::erase_if(watch_of_, [&](const auto& entry) { return entry.second == ev.wd; });
+        const int wd = ev.wd;  // (a struct with a flexible array member cannot be captured)
+        std::erase_if(watch_of_, [wd](const auto& entry) { return entry.second == wd; });
         relevant = true;
       }
       continue;
@@ -263,7 +265,7 @@ bool config_watcher::relevant(const char* buf, std::size_t n) {
 asio::awaitable<void> config_watcher::read_events() {
   alignas(inotify_event) std::array<char, 8192> buf;
   while (!stopped_) {
-    auto [ec, n] = co_await events_.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await events_.async_read_some(asio::buffer(buf), nothrow);
     if (ec || stopped_) {
       co_return;
     }

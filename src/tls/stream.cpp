@@ -1,5 +1,7 @@
 #include "tls/stream.h"
 
+#include "common/completion.h"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -164,7 +166,7 @@ asio::awaitable<boost::system::error_code> stream::handshake(asio::ssl::stream_b
   } else {
     SSL_set_accept_state(ssl_);
   }
-  auto [ec, n] = co_await tls_async(detail::tls_call::handshake, nullptr, 0, asio::as_tuple(asio::use_awaitable));
+  auto [ec, n] = co_await tls_async(detail::tls_call::handshake, nullptr, 0, nothrow);
   co_return ec;
 }
 
@@ -177,7 +179,7 @@ asio::awaitable<void> stream::shutdown_send() {
   // SSL_shutdown sends our close_notify and then waits for the peer's unless told it came already:
   // this sends it and completes once it is written.
   SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_RECEIVED_SHUTDOWN);
-  co_await tls_async(detail::tls_call::shutdown, nullptr, 0, asio::as_tuple(asio::use_awaitable));
+  co_await tls_async(detail::tls_call::shutdown, nullptr, 0, nothrow);
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
 }
@@ -275,8 +277,8 @@ asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> stream::writ
   }
   // What is left: the socket's buffer was full (the reactor waits for room).
   const auto rest = buffers.after(sent);
-  auto [wec, n] = co_await asio::async_write(*this, std::span<const asio::const_buffer>(rest.at.data(), rest.count),
-                                             asio::as_tuple(asio::use_awaitable));
+  auto [wec, n] =
+      co_await asio::async_write(*this, std::span<const asio::const_buffer>(rest.at.data(), rest.count), nothrow);
   co_return std::tuple{wec, sent + n};
 }
 

@@ -1,5 +1,6 @@
 #include "upstream/connect.h"
 
+#include "common/completion.h"
 #include "common/log.h"
 #include "common/reactor_access.h"
 
@@ -17,8 +18,7 @@ asio::awaitable<boost::system::error_code> connect(tls::stream& s, const host& h
     // but a panicking balancer may still offer it).
     co_return asio::error::host_not_found_try_again;
   }
-  auto [ec] =
-      co_await reactor_access::async_connect_nodelay(s.socket(), h.endpoint(), asio::as_tuple(asio::use_awaitable));
+  auto [ec] = co_await reactor_access::async_connect_nodelay(s.socket(), h.endpoint(), nothrow);
   if (ec) {
     co_return ec;
   }
