@@ -213,9 +213,12 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
     std::array<asio::const_buffer, 2> bufs{asio::buffer(st_->out),
                                            asio::buffer(st_->ubuf.data() + st_->ubegin, rr.consumed)};
     st_->ubegin += rr.consumed;
-    auto [ec, n] = co_await down_.stream().write_all(bufs);
-    st_->rec.bytes_out += n;
-    ok = !ec;
+    auto w = down_.stream().start_write(bufs);
+    if (w.pending()) {
+      co_await down_.stream().finish_write(w);
+    }
+    st_->rec.bytes_out += w.written;
+    ok = !w.ec;
   }
   while (ok && !response_complete) {
     if (const auto left = st_->response_parser.body_remaining();
@@ -261,10 +264,13 @@ awaitable<http_session::next> http_session::stream_response(upstream_attempt& at
     if (response_complete) {
       conn->watch_idle(n < st_->ubuf.size());
     }
-    auto [wec, wn] = co_await down_.stream().write_all(asio::buffer(st_->ubuf.data(), rr.consumed));
-    st_->rec.bytes_out += wn;
+    auto w = down_.stream().start_write(asio::buffer(st_->ubuf.data(), rr.consumed));
+    if (w.pending()) {
+      co_await down_.stream().finish_write(w);
+    }
+    st_->rec.bytes_out += w.written;
     st_->ubegin = rr.consumed;
-    ok = !wec;
+    ok = !w.ec;
   }
   // The upstream connection is reused when the backend's side of the exchange ended cleanly, even
   // if the client's did not (it left as the last bytes were written to it: its connection closes).

@@ -528,7 +528,19 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
     auto& conn = *attempt.conn();
 
     // --- the request ---
-    auto sent = co_await send_request(conn, req, t.expect_continue, t.max_body);
+    auto sent = send_result::ok;
+    if (request_complete_ && !body_started_) {
+      // No body (nearly every GET): the head, written on the spot, without send_request's frame or
+      // the write's unless the socket does not take it whole.
+      build_upstream_head(req, st_->facts, st_->scratch, st_->out);
+      auto w = conn.stream.start_write(asio::buffer(st_->out));
+      if (w.pending()) {
+        co_await conn.stream.finish_write(w);
+      }
+      sent = w.ec ? send_result::upstream_write_failed : send_result::ok;
+    } else {
+      sent = co_await send_request(conn, req, t.expect_continue, t.max_body);
+    }
     if (sent == send_result::client_gone) {
       co_return next::close;
     }

@@ -264,22 +264,20 @@ std::tuple<boost::system::error_code, std::size_t> stream::try_write(const buffe
 }
 
 asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> stream::write_list(buffer_list buffers) {
-  std::size_t total = 0;
-  for (std::size_t i = 0; i < buffers.count; ++i) {
-    total += buffers.at[i].size();
+  auto w = start_write_list(buffers);
+  if (w.pending()) {
+    co_await finish_write(w);
   }
-  auto [ec, sent] = try_write(buffers);
-  if (ec) {
-    co_return std::tuple{ec, std::size_t{0}};
-  }
-  if (sent == total) {
-    co_return std::tuple{boost::system::error_code{}, total};
-  }
+  co_return std::tuple{w.ec, w.written};
+}
+
+asio::awaitable<void> stream::finish_write(write_progress& w) {
   // What is left: the socket's buffer was full (the reactor waits for room).
-  const auto rest = buffers.after(sent);
-  auto [wec, n] =
-      co_await asio::async_write(*this, std::span<const asio::const_buffer>(rest.at.data(), rest.count), nothrow);
-  co_return std::tuple{wec, sent + n};
+  auto [ec, n] =
+      co_await asio::async_write(*this, std::span<const asio::const_buffer>(w.rest.at.data(), w.rest.count), nothrow);
+  w.ec = ec;
+  w.written += n;
+  w.rest = {};
 }
 
 bool is_eof(const boost::system::error_code& ec) {

@@ -325,6 +325,34 @@ class stream {
 
   boost::asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> write_list(buffer_list buffers);
 
+  // write_all in two steps, for a hot path: start_write() makes the first, on the spot (try_write),
+  // and only when the socket did not take everything does the caller await finish_write() for the
+  // rest. Most heads and small answers go at once, without the coroutine frame write_all costs:
+  //   auto w = stream.start_write(bufs);
+  //   if (w.pending()) { co_await stream.finish_write(w); }
+  //   ... w.ec, w.written
+  struct write_progress {
+    boost::system::error_code ec;
+    std::size_t written = 0;
+    buffer_list rest;  // what is left to write
+    bool pending() const { return !ec && rest.count > 0; }
+  };
+  template <typename Buffers>
+  write_progress start_write(const Buffers& buffers) {
+    return start_write_list(buffer_list::of(buffers));
+  }
+  write_progress start_write_list(const buffer_list& list) {
+    write_progress w;
+    std::tie(w.ec, w.written) = try_write(list);
+    if (!w.ec) {
+      w.rest = list.after(w.written);
+    } else {
+      w.written = 0;
+    }
+    return w;
+  }
+  boost::asio::awaitable<void> finish_write(write_progress& w);
+
   // write_all's first step on its own, for a caller with its own loop: made on the spot, one
   // non-blocking send (one buffer) or sendmsg (several) on plain TCP, SSL_write_ex record by record
   // on TLS. Says how much went: all of it, part, or nothing (the socket's buffer is full), or the

@@ -148,5 +148,48 @@ TEST(stream_write, try_write_takes_what_the_socket_takes_and_never_waits) {
   EXPECT_EQ(n3, 0u);
 }
 
+// start_write / finish_write, write_all in two steps for hot paths: what the socket takes whole
+// leaves nothing pending (no coroutine needed); a write bigger than the socket buffers is pending
+// with the rest, which finish_write sends after it, counted in `written`; a closed stream is an
+// error with nothing pending.
+TEST(stream_write, start_write_leaves_only_what_the_socket_did_not_take_for_finish_write) {
+  asio::io_context io;
+  test_support::loopback_pair p(io);
+  p.ours.set_option(asio::socket_base::send_buffer_size(65536));
+  stream s(std::move(p.ours));
+  const std::string head = "HTTP/1.1 200 OK\r\n\r\n", body = "hello";
+  std::array<asio::const_buffer, 2> small{asio::buffer(head), asio::buffer(body)};
+  auto w1 = s.start_write(small);
+  EXPECT_FALSE(w1.ec);
+  EXPECT_FALSE(w1.pending());
+  EXPECT_EQ(w1.written, head.size() + body.size());
+
+  const auto a = pattern(3 << 20, 5), b = pattern(1 << 20, 6);
+  std::array<asio::const_buffer, 2> big{asio::buffer(a), asio::buffer(b)};
+  auto w2 = s.start_write(big);
+  ASSERT_FALSE(w2.ec);
+  ASSERT_TRUE(w2.pending()) << "4 MiB cannot fit in the socket buffers";
+  EXPECT_LT(w2.written, a.size() + b.size());
+  std::string got(head.size() + body.size() + a.size() + b.size(), '\0');
+  std::thread reader([&] {
+    boost::system::error_code ignored;
+    asio::read(p.theirs, asio::buffer(got), ignored);
+  });
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { co_await s.finish_write(w2); }, asio::detached);
+  io.run();
+  reader.join();
+  EXPECT_FALSE(w2.ec);
+  EXPECT_FALSE(w2.pending());
+  EXPECT_EQ(w2.written, a.size() + b.size());
+  EXPECT_TRUE(got == head + body + a + b) << "bytes out of order or lost";
+
+  s.close();
+  auto w3 = s.start_write(asio::buffer(head));
+  EXPECT_TRUE(w3.ec);
+  EXPECT_FALSE(w3.pending());
+  EXPECT_EQ(w3.written, 0u);
+}
+
 }  // namespace
 }  // namespace spillway::tls
