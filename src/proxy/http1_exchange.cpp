@@ -138,24 +138,15 @@ awaitable<http_session::send_result> http_session::send_request(upstream_connect
   co_return sent_ok ? send_result::ok : send_result::upstream_write_failed;
 }
 
-awaitable<http_session::head_result> http_session::read_response_head(upstream_connection& conn, bool expect_continue,
-                                                                      bool head_request, const config::upstream& up) {
+void http_session::begin_response_head(bool head_request, const config::upstream& up) {
   st_->response_parser.reset();
   st_->response_parser.set_no_body(head_request);
   st_->response_parser.set_limits(up.max_response_headers, up.max_response_header_fields);
   st_->ubegin = st_->uend = 0;
-  bool got_bytes = false;
-  while (true) {
-    if (st_->ubegin == st_->uend) {
-      st_->ubegin = st_->uend = 0;
-      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st_->ubuf), nothrow_deferred);
-      if (ec) {
-        co_return got_bytes ? head_result::reset : head_result::closed_silently;
-      }
-      got_bytes = true;
-      st_->uend = n;
-      st_->upstream_drained = n < st_->ubuf.size();
-    }
+}
+
+http_session::head_step http_session::response_head_step(bool expect_continue, const config::upstream& up) {
+  while (st_->ubegin != st_->uend) {
     auto rr = st_->response_parser.feed(st_->ubuf.data() + st_->ubegin, st_->uend - st_->ubegin);
     if (rr.what == http::parser::event::error || st_->response_parser.head_bytes() > up.max_response_headers) {
       if (rr.what != http::parser::event::error || st_->response_parser.error_too_large()) {
@@ -163,7 +154,7 @@ awaitable<http_session::head_result> http_session::read_response_head(upstream_c
       }
       log::debug("malformed response from {} ({}): {}", st_->facts.default_host, up.name,
                  rr.what == http::parser::event::error ? st_->response_parser.error_reason() : "head too large");
-      co_return head_result::protocol_error;
+      return head_step::protocol_error;
     }
     st_->ubegin += rr.consumed;
     if (rr.what != http::parser::event::headers_complete) {
@@ -175,17 +166,13 @@ awaitable<http_session::head_result> http_session::read_response_head(upstream_c
       // answered the Expect itself); the 1xx completes on the next feed, then the real head follows.
       if (!(resp.status == 100 && expect_continue)) {
         build_downstream_head(resp, false, st_->facts.http10, st_->scratch, st_->out);
-        auto [ec, n] = co_await down_.stream().write_all(asio::buffer(st_->out));
-        st_->upstream_drained = false;  // the backend's socket went unwatched meanwhile
-        st_->rec.bytes_out += n;
-        if (ec) {
-          co_return head_result::client_gone;
-        }
+        return head_step::interim;
       }
       continue;
     }
-    co_return head_result::ok;
+    return head_step::done;
   }
+  return head_step::more;
 }
 
 awaitable<http_session::next> http_session::stream_response(upstream_attempt& attempt, bool close_client,

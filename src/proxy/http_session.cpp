@@ -550,7 +550,40 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
     }
 
     // --- the response head ---
-    auto got = co_await read_response_head(conn, t.expect_continue, t.head_request, up);
+    auto got = head_result::ok;
+    begin_response_head(t.head_request, up);
+    for (bool got_bytes = false;;) {
+      const auto step = response_head_step(t.expect_continue, up);
+      if (step == head_step::done) {
+        break;
+      }
+      if (step == head_step::protocol_error) {
+        got = head_result::protocol_error;
+        break;
+      }
+      if (step == head_step::interim) {
+        auto w = down_.stream().start_write(asio::buffer(st_->out));
+        if (w.pending()) {
+          co_await down_.stream().finish_write(w);
+        }
+        st_->upstream_drained = false;  // the backend's socket went unwatched meanwhile
+        st_->rec.bytes_out += w.written;
+        if (w.ec) {
+          got = head_result::client_gone;
+          break;
+        }
+        continue;
+      }
+      st_->ubegin = st_->uend = 0;
+      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st_->ubuf), nothrow_deferred);
+      if (ec) {
+        got = got_bytes ? head_result::reset : head_result::closed_silently;
+        break;
+      }
+      got_bytes = true;
+      st_->uend = n;
+      st_->upstream_drained = n < st_->ubuf.size();
+    }
     if (got == head_result::client_gone) {
       co_return next::close;
     }

@@ -124,10 +124,14 @@ class http_session final : public downstream_session, public std::enable_shared_
   // from replay_ on a retry).
   boost::asio::awaitable<send_result> send_request(upstream_connection& conn, const http::message_head& req,
                                                    bool expect_continue, std::uint64_t max_body);
-  // Reads up to the final response head (passing 1xx answers on), held to the upstream's head
-  // size and field limits.
-  boost::asio::awaitable<head_result> read_response_head(upstream_connection& conn, bool expect_continue,
-                                                         bool head_request, const config::upstream& up);
+  // The response head, read in forward() up to the final one (passing 1xx answers on), held to the
+  // upstream's head size and field limits: begin_response_head() readies the parser, and
+  // response_head_step() parses what ubuf holds. (Not a coroutine of its own: the read's resumption
+  // lands in forward's frame, one frame fewer to touch per request.)
+  enum class head_step { more, done, interim, protocol_error };
+  void begin_response_head(bool head_request, const config::upstream& up);
+  // `interim`: a 1xx answer to pass on is in st_->out (write it, then step again).
+  head_step response_head_step(bool expect_continue, const config::upstream& up);
   // Streams the response whose head was read to the client; pools the connection when clean.
   boost::asio::awaitable<next> stream_response(upstream_attempt& attempt, bool close_client, bool request_sent_ok);
   // One try over an HTTP/2 backend connection (protocol: http2): the request as a stream (its body
