@@ -2,8 +2,6 @@
 
 #include "common/log.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 namespace spillway::proxy {
 

@@ -1,9 +1,8 @@
 #include "proxy/h2_common.h"
+
 #include "common/completion.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>

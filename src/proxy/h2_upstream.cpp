@@ -4,11 +4,9 @@
 #include "common/log.h"
 #include "proxy/grpc.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <openssl/ssl.h>
 

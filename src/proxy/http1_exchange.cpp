@@ -10,10 +10,8 @@
 #include "proxy/relay.h"
 #include "proxy/upstream_attempt.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <charconv>

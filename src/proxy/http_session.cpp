@@ -7,11 +7,9 @@
 #include "proxy/retry_policy.h"
 #include "proxy/upstream_attempt.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <openssl/ssl.h>

@@ -1,7 +1,7 @@
 #include "proxy/relay.h"
+
 #include "common/completion.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 

@@ -6,11 +6,9 @@
 #include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <fmt/format.h>
 #include <sys/socket.h>

@@ -3,10 +3,8 @@
 #include "common/completion.h"
 #include "common/log.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <sys/inotify.h>
 #include <sys/stat.h>

@@ -2,9 +2,7 @@
 
 #include "common/completion.h"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <openssl/bio.h>

@@ -4,8 +4,6 @@
 #include "common/log.h"
 #include "common/reactor_access.h"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 namespace spillway::upstream {
 
