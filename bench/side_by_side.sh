@@ -210,7 +210,7 @@ load() {
     taskset -c "$LOAD_CPUS" h2load -c"$CONNECTIONS" -m"$H2_STREAMS" -D"$DURATION" -d "$WORKDIR/grpc.msg" \
       -H 'content-type: application/grpc' -H 'te: trailers' "http://127.0.0.1:$1/test.Echo/Unary" >"$2" 2>&1 &
   else
-    taskset -c "$LOAD_CPUS" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$SCHEME://127.0.0.1:$1/" >"$2" &
+    taskset -c "$LOAD_CPUS" wrk --latency -t1 -c"$CONNECTIONS" -d"${DURATION}s" "$SCHEME://127.0.0.1:$1/" >"$2" &
   fi
   LOADER=$!
 }
@@ -220,6 +220,14 @@ requests() {
   else
     awk '/requests in/{print $1}' "$1"
   fi
+}
+
+median() { sort -g | awk '{v[NR] = $1} END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# p99 OUT: wrk's 99th percentile latency in ms (empty for h2load, which reports no percentiles).
+p99() {
+  awk '$1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
+    print v * (u == "us" ? 0.001 : u == "s" ? 1000 : 1) }' "$1"
 }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # utime + stime of every thread, in clock ticks
@@ -249,6 +257,7 @@ for variant in "${VARIANTS[@]}"; do
   wait_ready $plain_port
   wait_ready $variant_port
   ratios=()
+  p99_ratios=()
   for round in $(seq "$ROUNDS"); do
     a0=$(ticks "$pa")
     b0=$(ticks "$pb")
@@ -271,11 +280,22 @@ for variant in "${VARIANTS[@]}"; do
         printf "%.2f %.2f %.4f %.0f%% %.0f%%", ua, ub, ub / ua, a ? 100 * sa / a : 0, b ? 100 * sb / b : 0 }')
     read -r ua ub ratio ka kb <<<"$line"
     ratios+=("$ratio")
-    printf '  %-9s round %d: plain %s us/req (%s req, kernel %s), %s %s us/req (%s req, kernel %s): %s\n' \
-      "$variant" "$round" "$ua" "$na" "$ka" "$variant" "$ub" "$nb" "$kb" "$ratio"
+    latency=""
+    la=$(p99 "$WORKDIR/wa")
+    lb=$(p99 "$WORKDIR/wb")
+    if [[ -n $la && -n $lb ]]; then
+      p99_ratios+=("$(awk -v a="$la" -v b="$lb" 'BEGIN { printf "%.4f", b / a }')")
+      latency=", p99 $la / $lb ms"
+    fi
+    printf '  %-9s round %d: plain %s us/req (%s req, kernel %s), %s %s us/req (%s req, kernel %s): %s%s\n' \
+      "$variant" "$round" "$ua" "$na" "$ka" "$variant" "$ub" "$nb" "$kb" "$ratio" "$latency"
   done
-  median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR] = $1} END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+  median=$(printf '%s\n' "${ratios[@]}" | median)
   printf '%s: CPU per request %.3fx plain (median of %d rounds)\n' "$variant" "$median" "$ROUNDS"
+  if ((${#p99_ratios[@]})); then
+    median=$(printf '%s\n' "${p99_ratios[@]}" | median)
+    printf '%s: p99 latency %.3fx plain (median of %d rounds)\n' "$variant" "$median" "$ROUNDS"
+  fi
   kill -TERM "$pa" "$pb"
   wait "$pa" "$pb" 2>/dev/null || true
 done
