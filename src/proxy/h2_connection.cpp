@@ -161,7 +161,8 @@ struct h2_stream final : deadline_listener, std::enable_shared_from_this<h2_stre
   wakeup wake;
   upstream_attempt* attempt = nullptr;  // while the request forwards
   std::shared_ptr<h2_call> call;        // the current try's stream to an HTTP/2 backend
-  std::unique_ptr<http1_state> st;      // while serve() runs
+  std::unique_ptr<request_state> st;    // while serve() runs
+  std::unique_ptr<http1_state> wire;    // from an HTTP/1 backend's first try until serve() ends
 };
 
 // --- nghttp2 callbacks ---
@@ -753,8 +754,8 @@ h2_connection::stream_entry h2_connection::serve(std::shared_ptr<h2_stream> sp, 
     co_return;  // reset before it began (a rapid reset costs no backend anything)
   }
   auto& w = down_.owner();
-  s.st = w.http1_states().take();
-  s.st->reset_fields();  // the response parser is reset if an HTTP/1 exchange begins
+  s.st = w.request_states().take();
+  s.st->reset();
   s.st->facts.client_ip = down_.client_ip();
   s.st->facts.tls = down_.tls();
   s.st->rec.started = true;
@@ -795,9 +796,12 @@ h2_connection::stream_entry h2_connection::serve(std::shared_ptr<h2_stream> sp, 
   record_request(down_, st.rec, f, s.first_byte);
   s.watch.stop();
   discard_body(s);
-  st.response_parser.set_chunked_sink(nullptr, nullptr);
-  st.response_parser.set_trailer_capture(nullptr);
-  w.http1_states().give(std::move(s.st));
+  if (s.wire) {
+    s.wire->response_parser.set_chunked_sink(nullptr, nullptr);
+    s.wire->response_parser.set_trailer_capture(nullptr);
+    w.http1_states().give(std::move(s.wire));
+  }
+  w.request_states().give(std::move(s.st));
   (void)keep;
 }
 
@@ -917,6 +921,11 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
       co_return;
     }
     auto& conn = *attempt.conn();
+    if (!s.wire) {
+      // The buffers and the response parser of an HTTP/1 exchange, taken at its first try.
+      s.wire = down_.owner().http1_states().take();
+      s.wire->reset_wire();  // read_response_head() resets the response parser
+    }
     const auto sent = co_await send_request(s, conn, max_body);
     if (sent == send_result::client_gone || (s.closed && sent != send_result::ok)) {
       co_return;
@@ -944,7 +953,7 @@ awaitable<void> h2_connection::forward(h2_stream& s, std::size_t cluster_index) 
       reply_local(s, attempt.failure(), up.degrade.retry_after);
       co_return;
     }
-    const auto& resp = st.response_parser.head();
+    const auto& resp = s.wire->response_parser.head();
     st.rec.upstream_time = attempt.head_arrived();
     if (resp.status == 101) {
       // HTTP/2 has no upgrades, and none was asked for: a backend error.
@@ -1135,10 +1144,11 @@ void h2_connection::end_body(h2_stream& s, h2_call& call) {
 awaitable<h2_connection::send_result> h2_connection::send_request(h2_stream& s, upstream_connection& conn,
                                                                   std::uint64_t max_body) {
   auto& st = *s.st;
-  build_upstream_head(s.head, st.facts, st.scratch, st.out);
+  auto& wire = *s.wire;
+  build_upstream_head(s.head, st.facts, st.scratch, wire.out);
   if (s.body_started) {
     // A retry after the body went out on an earlier try: it was kept whole, send it again.
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(st.out), asio::buffer(st.replay)};
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(wire.out), asio::buffer(st.replay)};
     auto [ec, n] = co_await conn.stream.write_all(bufs);
     co_return ec ? send_result::upstream_write_failed : send_result::ok;
   }
@@ -1186,7 +1196,7 @@ awaitable<h2_connection::send_result> h2_connection::send_request(h2_stream& s, 
       s.last_chunk.append("\r\n");
     }
     const std::string_view last_chunk = s.last_chunk;
-    std::array<asio::const_buffer, 5> bufs{asio::buffer(st.out.data(), head_sent ? 0 : st.out.size()),
+    std::array<asio::const_buffer, 5> bufs{asio::buffer(wire.out.data(), head_sent ? 0 : wire.out.size()),
                                            asio::buffer(size_line, size_len), asio::buffer(s.sending),
                                            asio::buffer(crlf.data(), chunked && n > 0 ? crlf.size() : 0),
                                            asio::buffer(last_chunk.data(), chunked && last ? last_chunk.size() : 0)};
@@ -1222,18 +1232,19 @@ awaitable<h2_connection::send_result> h2_connection::send_request(h2_stream& s, 
 awaitable<h2_connection::head_result> h2_connection::read_response_head(h2_stream& s, upstream_connection& conn,
                                                                         std::size_t max_head, std::size_t max_fields) {
   auto& st = *s.st;
-  st.response_parser.reset();
-  st.response_parser.set_no_body(s.head.method == "HEAD");
-  st.response_parser.set_limits(max_head, max_fields);
-  st.response_parser.set_chunked_sink(&h2_stream::append_out, &s);
-  st.response_parser.set_trailer_capture(&s.trailer_text);
+  auto& wire = *s.wire;
+  wire.response_parser.reset();
+  wire.response_parser.set_no_body(s.head.method == "HEAD");
+  wire.response_parser.set_limits(max_head, max_fields);
+  wire.response_parser.set_chunked_sink(&h2_stream::append_out, &s);
+  wire.response_parser.set_trailer_capture(&s.trailer_text);
   s.trailer_text.clear();
-  st.ubegin = st.uend = 0;
+  wire.ubegin = wire.uend = 0;
   bool got_bytes = false;
   while (true) {
-    if (st.ubegin == st.uend) {
-      st.ubegin = st.uend = 0;
-      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st.ubuf), nothrow_deferred);
+    if (wire.ubegin == wire.uend) {
+      wire.ubegin = wire.uend = 0;
+      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(wire.ubuf), nothrow_deferred);
       if (s.closed && !s.request_complete) {
         co_return head_result::client_gone;  // the backend connection was closed (client_left)
       }
@@ -1241,21 +1252,21 @@ awaitable<h2_connection::head_result> h2_connection::read_response_head(h2_strea
         co_return got_bytes ? head_result::reset : head_result::closed_silently;
       }
       got_bytes = true;
-      st.uend = n;
-      st.upstream_drained = n < st.ubuf.size();
+      wire.uend = n;
+      wire.upstream_drained = n < wire.ubuf.size();
     }
-    auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
-    if (rr.what == http::parser::event::error || st.response_parser.head_bytes() > max_head) {
-      if (rr.what != http::parser::event::error || st.response_parser.error_too_large()) {
+    auto rr = wire.response_parser.feed(wire.ubuf.data() + wire.ubegin, wire.uend - wire.ubegin);
+    if (rr.what == http::parser::event::error || wire.response_parser.head_bytes() > max_head) {
+      if (rr.what != http::parser::event::error || wire.response_parser.error_too_large()) {
         st.rec.cluster->stats->response_heads_too_large.fetch_add(1, std::memory_order_relaxed);
       }
       co_return head_result::protocol_error;
     }
-    st.ubegin += rr.consumed;
+    wire.ubegin += rr.consumed;
     if (rr.what != http::parser::event::headers_complete) {
       continue;
     }
-    const auto status = st.response_parser.head().status;
+    const auto status = wire.response_parser.head().status;
     if (status >= 100 && status < 200 && status != 101) {
       continue;  // interim answers are not passed on to HTTP/2 clients
     }
@@ -1355,14 +1366,15 @@ void h2_connection::reply_local(h2_stream& s, error_kind kind, config::duration 
 
 awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& attempt, bool request_sent_ok) {
   auto& st = *s.st;
+  auto& wire = *s.wire;
   auto& conn = attempt.conn();
-  const auto& resp = st.response_parser.head();
+  const auto& resp = wire.response_parser.head();
   st.rec.status = resp.status;
-  const bool until_close = st.response_parser.body_until_close();
+  const bool until_close = wire.response_parser.body_until_close();
   // The head: field names in lower case (RFC 9113 section 8.2.1), connection-specific ones out.
   h2_response_fields(resp, st.scratch, st.h2_fields);
   const auto& fields = st.h2_fields;
-  auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
+  auto rr = wire.response_parser.feed(wire.ubuf.data() + wire.ubegin, wire.uend - wire.ubegin);
   if (rr.what == http::parser::event::error) {
     // Bad framing right after the head: nothing has reached the client yet.
     attempt.response_failed();
@@ -1372,12 +1384,12 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
     co_return;
   }
   if (!resp.chunked) {
-    h2_stream::append_out(&s, st.ubuf.data() + st.ubegin, rr.consumed);
+    h2_stream::append_out(&s, wire.ubuf.data() + wire.ubegin, rr.consumed);
   }
-  st.ubegin += rr.consumed;
+  wire.ubegin += rr.consumed;
   bool complete = rr.what == http::parser::event::message_complete;
   if (complete) {
-    conn->watch_idle(st.upstream_drained);
+    conn->watch_idle(wire.upstream_drained);
   }
   submit_head(s, resp.status, fields, complete && s.out.empty() && s.trailer_text.empty());
   bool upstream_failed = false;
@@ -1399,37 +1411,37 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
       }
       continue;
     }
-    st.ubegin = st.uend = 0;
-    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow_deferred);
+    wire.ubegin = wire.uend = 0;
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(wire.ubuf), nothrow_deferred);
     if (s.closed) {
       client_left = !ec;
-      st.uend = ec ? 0 : n;  // salvage() reads these bytes
-      st.upstream_drained = n < st.ubuf.size();
+      wire.uend = ec ? 0 : n;  // salvage() reads these bytes
+      wire.upstream_drained = n < wire.ubuf.size();
       ok = false;
       break;
     }
     if (ec) {
       if (ec == asio::error::eof && until_close) {
-        complete = st.response_parser.finish() == http::parser::event::message_complete;
+        complete = wire.response_parser.finish() == http::parser::event::message_complete;
       }
       upstream_failed = !complete && !s.watch.expired();
       ok = complete;
       break;
     }
-    rr = st.response_parser.feed(st.ubuf.data(), n);
+    rr = wire.response_parser.feed(wire.ubuf.data(), n);
     if (rr.what == http::parser::event::error) {
       upstream_failed = true;
       ok = false;
       break;
     }
     if (!resp.chunked) {
-      h2_stream::append_out(&s, st.ubuf.data(), rr.consumed);
+      h2_stream::append_out(&s, wire.ubuf.data(), rr.consumed);
     }
-    st.ubegin = rr.consumed;
-    st.uend = n;
+    wire.ubegin = rr.consumed;
+    wire.uend = n;
     complete = rr.what == http::parser::event::message_complete;
     if (complete) {
-      conn->watch_idle(n < st.ubuf.size());
+      conn->watch_idle(n < wire.ubuf.size());
     }
     if (!closed_) {
       nghttp2_session_resume_data(ng_, s.id);
@@ -1459,7 +1471,7 @@ awaitable<void> h2_connection::stream_response(h2_stream& s, upstream_attempt& a
 }
 
 bool h2_connection::finish_exchange(h2_stream& s, upstream_connection_ptr& conn, bool request_sent_ok) {
-  const bool reusable = s.st->upstream_reusable(s.request_complete && request_sent_ok);
+  const bool reusable = s.wire->upstream_reusable(s.request_complete && request_sent_ok);
   if (reusable) {
     down_.owner().pool().put(std::move(conn));
   } else {
@@ -1470,19 +1482,20 @@ bool h2_connection::finish_exchange(h2_stream& s, upstream_connection_ptr& conn,
 
 awaitable<void> h2_connection::salvage(h2_stream& s, upstream_connection_ptr& conn) {
   auto& st = *s.st;
-  st.response_parser.set_chunked_sink(nullptr, nullptr);  // nobody takes the body any more
+  auto& wire = *s.wire;
+  wire.response_parser.set_chunked_sink(nullptr, nullptr);  // nobody takes the body any more
   s.out.clear();
   s.out_off = 0;
   std::size_t dropped = 0;
   for (;;) {  // `conn` stays set: only this ends it
-    const auto rr = st.response_parser.feed(st.ubuf.data() + st.ubegin, st.uend - st.ubegin);
+    const auto rr = wire.response_parser.feed(wire.ubuf.data() + wire.ubegin, wire.uend - wire.ubegin);
     if (rr.what == http::parser::event::error) {
       break;
     }
-    st.ubegin += rr.consumed;
+    wire.ubegin += rr.consumed;
     dropped += rr.consumed;
     if (rr.what == http::parser::event::message_complete) {
-      conn->watch_idle(st.upstream_drained);
+      conn->watch_idle(wire.upstream_drained);
       if (finish_exchange(s, conn, true)) {
         st.rec.cluster->stats->connections_salvaged.fetch_add(1, std::memory_order_relaxed);
       }
@@ -1491,13 +1504,13 @@ awaitable<void> h2_connection::salvage(h2_stream& s, upstream_connection_ptr& co
     if (dropped > salvage_bytes || s.watch.expired()) {
       break;
     }
-    st.ubegin = st.uend = 0;
-    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(st.ubuf), nothrow_deferred);
+    wire.ubegin = wire.uend = 0;
+    auto [ec, n] = co_await conn->stream.async_read_some(asio::buffer(wire.ubuf), nothrow_deferred);
     if (ec) {
       break;  // the deadline closed it, or the backend did (an answer until close is not reusable)
     }
-    st.uend = n;
-    st.upstream_drained = n < st.ubuf.size();
+    wire.uend = n;
+    wire.upstream_drained = n < wire.ubuf.size();
   }
   conn.reset();
 }

@@ -11,11 +11,12 @@
 //                                              │
 //   socket <── writer <── nghttp2 <── response HEADERS, DATA pulled from the stream's buffer
 //
-// Each stream has its own deadlines (a watchdog of its own) and its own per-request state (an
-// http1_state from the worker's recycler: buffers, response parser, rewrite scratch, record), so
-// that a slow or broken stream never holds up the others. Back-pressure both ways is bounded per
-// stream: the client's DATA is acknowledged (WINDOW_UPDATE) only once written upstream, and a
-// response is read from the backend only while less than out_high_water is waiting for the client.
+// Each stream has its own deadlines (a watchdog of its own) and its own per-request state (a
+// request_state from the worker's recycler: rewrite scratch, record; with an HTTP/1 backend, an
+// http1_state too: buffers, response parser), so that a slow or broken stream never holds up the
+// others. Back-pressure both ways is bounded per stream: the client's DATA is acknowledged
+// (WINDOW_UPDATE) only once written upstream, and a response is read from the backend only while
+// less than out_high_water is waiting for the client.
 //
 // Abuse protection, on by default and counted (stats::h2_refusal_reasons): nghttp2's own limits
 // (CONTINUATION frames per header block, outstanding PING and SETTINGS acknowledgements, RST_STREAM

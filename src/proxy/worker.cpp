@@ -247,6 +247,7 @@ void worker::start_sweeper() {
       s->sweep(now);
     }
     http1_states_.trim();
+    request_states_.trim();
     flush_log();
     flush_trace();
     take_wall_offset();

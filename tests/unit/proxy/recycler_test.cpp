@@ -146,5 +146,40 @@ TEST(http1_state, reset_makes_a_recycled_state_as_good_as_new) {
   EXPECT_EQ(again->request_parser.head().url, "/b");
 }
 
+// An HTTP/2 stream's state: the request's part alone, and the wire's part apart from it (an
+// exchange with an HTTP/1 backend resets only the wire's fields; the parsers are its own business).
+TEST(request_state, reset_makes_a_recycled_request_state_as_good_as_new_and_reset_wire_leaves_the_request_alone) {
+  recycler<request_state> r(1);
+  auto st = r.take();
+  st->replay = "body";
+  st->have_request_id = true;
+  st->facts.tls = true;
+  st->rec.status = 504;
+  st->rec.route = 3;
+  r.give(std::move(st));
+  auto again = r.take();
+  again->reset();
+  EXPECT_TRUE(again->replay.empty());
+  EXPECT_FALSE(again->have_request_id);
+  EXPECT_FALSE(again->facts.tls);
+  EXPECT_EQ(again->rec.status, 0);
+  EXPECT_EQ(again->rec.route, -1);
+
+  http1_state wire;
+  wire.replay = "kept";
+  wire.rec.status = 200;
+  wire.ubegin = 2;
+  wire.uend = 7;
+  wire.upstream_drained = true;
+  wire.out = "GET / HTTP/1.1\r\n";
+  wire.reset_wire();
+  EXPECT_EQ(wire.ubegin, 0u);
+  EXPECT_EQ(wire.uend, 0u);
+  EXPECT_FALSE(wire.upstream_drained);
+  EXPECT_TRUE(wire.out.empty());
+  EXPECT_EQ(wire.replay, "kept");
+  EXPECT_EQ(wire.rec.status, 200);
+}
+
 }  // namespace
 }  // namespace spillway::proxy
