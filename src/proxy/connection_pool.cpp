@@ -2,7 +2,6 @@
 
 #include "common/completion.h"
 
-
 #include <sys/socket.h>
 
 #include <algorithm>

@@ -2,7 +2,6 @@
 
 #include "common/log.h"
 
-
 namespace spillway::proxy {
 
 namespace asio = boost::asio;

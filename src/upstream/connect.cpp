@@ -4,7 +4,6 @@
 #include "common/log.h"
 #include "common/reactor_access.h"
 
-
 namespace spillway::upstream {
 
 namespace asio = boost::asio;
