@@ -155,7 +155,10 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
             # The backend saw the trace with the second try's span as its parent, and the tracestate.
             self.assertEqual(seen["traceparent"], "00-%s-%s-01" % (TRACE, tries[1]["spanId"]))
             self.assertEqual(seen["tracestate"], "rojo=1")
-            self.assertEqual(sw.metric('spillway_tracing_spans_total{result="exported"}'), 3)
+            # The collector keeps the spans before it answers; Spillway counts them when the answer
+            # comes back, a moment later.
+            exported = 'spillway_tracing_spans_total{result="exported"}'
+            self.assertTrue(wait_until(lambda: sw.metric(exported) == 3, 5), sw.metric(exported))
 
     def test_sampling_new_traces_and_honouring_the_callers_flag(self):
         with self.spillway(sample="0%") as sw:
