@@ -24,6 +24,8 @@
 // reactor's thread: reads whose handler has another executor than the socket's (a strand, another
 // io_context) take Asio's path too.
 
+#include "common/socket_calls.h"
+
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -124,7 +126,7 @@ struct read_op : asio::detail::reactor_op {
     auto* self = static_cast<read_op*>(base);
     for (;;) {
       // MSG_DONTWAIT: the socket may not have been made non-blocking by an Asio operation yet.
-      const ssize_t n = ::recv(self->fd, self->buf.data(), self->buf.size(), MSG_DONTWAIT);
+      const ssize_t n = socket_calls::recv(self->fd, self->buf.data(), self->buf.size(), MSG_DONTWAIT);
       if (n > 0) {
         self->bytes_transferred_ = static_cast<std::size_t>(n);
         const bool short_read = self->bytes_transferred_ < self->buf.size();

@@ -1,6 +1,7 @@
 #include "proxy/connection_pool.h"
 
 #include "common/completion.h"
+#include "common/socket_calls.h"
 
 #include <sys/socket.h>
 
@@ -52,7 +53,7 @@ bool still_quiet(upstream_connection& c, bool peek = false) {
       break;
   }
   char byte;
-  ssize_t n = ::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  ssize_t n = socket_calls::recv(c.stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 

@@ -1,6 +1,7 @@
 #include "proxy/idle_watch.h"
 
 #include "common/reactor_access.h"
+#include "common/socket_calls.h"
 
 #include <sys/socket.h>
 
@@ -28,7 +29,7 @@ struct idle_watch_op : asio::detail::reactor_op {
   static status perform(reactor_op* base) {
     auto* self = static_cast<idle_watch_op*>(base);
     char byte;
-    const ssize_t n = ::recv(self->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const ssize_t n = socket_calls::recv(self->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       return not_done;
     }

@@ -1,6 +1,7 @@
 #include "tls/stream.h"
 
 #include "common/completion.h"
+#include "common/socket_calls.h"
 
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
@@ -65,7 +66,7 @@ struct socket_bio {
     BIO_clear_retry_flags(b);
     *got = 0;
     for (;;) {
-      const ssize_t n = ::recv(s.socket_.native_handle(), buf, len, MSG_DONTWAIT);
+      const ssize_t n = socket_calls::recv(s.socket_.native_handle(), buf, len, MSG_DONTWAIT);
       if (n > 0) {
         *got = static_cast<std::size_t>(n);
         s.bio_.drained = *got < len;
@@ -86,7 +87,7 @@ struct socket_bio {
     BIO_clear_retry_flags(b);
     *put = 0;
     for (;;) {
-      const ssize_t n = ::send(s.socket_.native_handle(), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      const ssize_t n = socket_calls::send(s.socket_.native_handle(), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n >= 0) {
         *put = static_cast<std::size_t>(n);
         return 1;
@@ -249,8 +250,9 @@ std::tuple<boost::system::error_code, std::size_t> stream::try_write(const buffe
   do {
     // One buffer takes send(2): the kernel's sendmsg first copies and checks the message header
     // and the iovec array, work for nothing with one buffer.
-    r = n == 1 ? ::send(socket_.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
-               : ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    r = n == 1
+            ? socket_calls::send(socket_.native_handle(), iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT)
+            : socket_calls::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -137,6 +137,9 @@ class ChaosTest(unittest.TestCase):
         detect = wait_until(lambda: self.backend(0)["ejected"], 10)
         self.assertIsNotNone(detect, "never ejected")
         ejected_at = time.monotonic()
+        # The workers hear of the ejection a moment after /status shows it, and a request balanced
+        # to it just before may still be on its way: count from 0.1 s on (as `late` below does).
+        time.sleep(0.1)
         served_before = self.backends[0].stats()["requests"]
         time.sleep(1.0)
         served_while_ejected = self.backends[0].stats()["requests"] - served_before

@@ -117,8 +117,12 @@ class BreakerTest(unittest.TestCase):
             self.assertGreaterEqual(st["breaker_window"]["failure_rate"], 50)
             # The degradation report dates the incident from the first failure, although successes
             # were mixed in, and counts every failure since (retried on the other backends).
-            code, body = self.lb.admin("GET", "/degradation")
-            incidents = [i for i in json.loads(body)["incidents"] if i["backend"] == self.backends[0].address]
+            # The worker that opened it records the incident just after the state /status shows.
+            def incidents_of_b0():
+                body = self.lb.admin("GET", "/degradation")[1]
+                return [i for i in json.loads(body)["incidents"] if i["backend"] == self.backends[0].address]
+            wait_until(incidents_of_b0, 5)
+            incidents = incidents_of_b0()
             self.assertEqual(len(incidents), 1, incidents)
             self.assertEqual(incidents[0]["reason"], "breaker_open")
             self.assertGreater(incidents[0]["detection_seconds"], 0, incidents[0])
@@ -141,6 +145,8 @@ class BreakerTest(unittest.TestCase):
         self.assertLess(rate, 0.01)
         # open_duration (1s, +-10% jitter) then 3 good trials
         self.assertLess(closed, 1.1 + 1.0)
+        # Logged just after the state /status shows.
+        wait_until(lambda: "half_open -> closed" in self.lb.logs(), 5)
         logs = self.lb.logs()
         self.assertIn("closed -> open", logs)
         self.assertIn("half_open -> closed", logs)
@@ -163,6 +169,7 @@ class BreakerTest(unittest.TestCase):
         finally:
             clients.stop()
         self.assertIsNotNone(opened, "breaker never opened on slow calls")
+        wait_until(lambda: "slow-call rate" in self.lb.logs(), 5)  # logged just after the state flips
         self.assertIn("slow-call rate", self.lb.logs())
 
 

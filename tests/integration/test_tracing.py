@@ -210,7 +210,8 @@ tracing: { sample: %s, otlp: "%s", service_name: edge }
             self.assertEqual(len({s["spanId"] for s in spans}), 2 * requests)
             self.assertEqual(sum(1 for s in spans if s["kind"] == 2), requests)
             self.assertGreater(max(chunks), 1, chunks)  # the join between two buffers was tested
-            self.assertEqual(sw.metric('spillway_tracing_spans_total{result="exported"}'), 2 * requests)
+            exported = 'spillway_tracing_spans_total{result="exported"}'
+            self.assertTrue(wait_until(lambda: sw.metric(exported) == 2 * requests, 5), sw.metric(exported))
 
     def test_the_trace_id_is_in_the_access_log(self):
         with self.spillway(extra="access_log: { path: \"-\" }\n") as sw:
