@@ -47,7 +47,24 @@ struct descriptor_mutex_tag {
 };
 template struct expose<descriptor_mutex_tag, &asio::detail::epoll_reactor::descriptor_state::mutex_>;
 
+// The frame on top of an awaitable thread's stack: the coroutine that awaits.
+struct top_of_stack_tag {
+  using type = asio::detail::awaitable_frame_base<asio::any_io_executor>* entry_frame::*;
+  friend type member_of(top_of_stack_tag);
+};
+template struct expose<top_of_stack_tag, &entry_frame::top_of_stack_>;
+
 }  // namespace
+
+void resume_lines(entry_frame* bottom, const void** lines) {
+  auto* const& top = bottom->*member_of(top_of_stack_tag{});
+  const auto* frame = reinterpret_cast<const char*>(top);
+  lines[0] = &top;
+  lines[1] = bottom;
+  // `top` is the coroutine's promise; before it in its frame, the resume and destroy functions.
+  lines[2] = frame - 2 * sizeof(void*);
+  lines[3] = frame + 48;  // the rest of the promise
+}
 
 bool withdraw_read(descriptor d, asio::detail::reactor_op* op) {
   auto& queue = (d->*member_of(op_queues_tag{}))[reactor::read_op];

@@ -136,6 +136,7 @@ awaitable<void> http_session::run(bool woken) {
         st_->dbegin = st_->dend = 0;
         ++w.idle_waits();
         idle_waiting_ = true;
+        down_.stream().warm_on_read(this, &st_->request_parser);  // what the request's arrival touches
         auto [ec, n] = co_await down_.stream().async_read_some(asio::buffer(st_->dbuf), nothrow_deferred);
         idle_waiting_ = false;
         --w.idle_waits();
@@ -573,6 +574,7 @@ awaitable<http_session::next> http_session::forward(const std::shared_ptr<worker
         continue;
       }
       st_->ubegin = st_->uend = 0;
+      conn.stream.warm_on_read(this, &st_->response_parser);  // what the answer's arrival touches
       auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(st_->ubuf), nothrow_deferred);
       if (ec) {
         got = got_bytes ? head_result::reset : head_result::closed_silently;

@@ -217,6 +217,9 @@ class stream {
   bool holds_bytes() const { return ssl_ != nullptr && SSL_has_pending(ssl_) == 1; }
   SSL* native_tls() { return ssl_; }
   tcp::socket& socket() { return socket_; }
+  // Two addresses whose lines the reader touches first when a read completes: prefetched while
+  // the read's recv(2) runs (see reactor_access::resumes). Plain TCP reads only.
+  void warm_on_read(const void* a, const void* b) { read_lines_ = {a, b}; }
   executor_type get_executor() { return socket_.get_executor(); }
 
   // One initiation whichever way the read goes, so that any completion token works, including
@@ -231,7 +234,7 @@ class stream {
           } else if constexpr (std::is_convertible_v<const Buffers&, boost::asio::mutable_buffer>) {
             // A short read tells the reactor the socket is empty (common/reactor_access.h).
             reactor_access::read_some_exhausting(socket_, reactor_, boost::asio::mutable_buffer(buffers),
-                                                 std::move(handler));
+                                                 std::move(handler), read_lines_.data());
           } else {
             socket_.async_read_some(buffers, std::move(handler));
           }
@@ -419,6 +422,7 @@ class stream {
   tcp::socket socket_;
   SSL* ssl_ = nullptr;  // with TLS
   detail::bio_state bio_;
+  std::array<const void*, reactor_access::caller_line_count> read_lines_{};
   reactor_access::reactor* reactor_ = nullptr;  // socket_'s, once a read looked it up
 };
 

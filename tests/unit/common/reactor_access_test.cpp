@@ -19,10 +19,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <cstdarg>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,12 +34,31 @@ namespace {
 std::atomic<int> recv_calls{0};
 }  // namespace
 
-// Every recv(2) of this test binary goes through here and is counted (then made as usual).
+// Every recv(2) of this test binary goes through here and is counted (then made as usual): glibc's
+// recv, and syscall(SYS_recvfrom, ...), which socket_calls::recv makes.
 extern "C" ssize_t recv(int fd, void* buf, size_t n, int flags) {
   using recv_fn = ssize_t (*)(int, void*, size_t, int);
   static const auto real = reinterpret_cast<recv_fn>(::dlsym(RTLD_NEXT, "recv"));
   recv_calls.fetch_add(1, std::memory_order_relaxed);
   return real(fd, buf, n, flags);
+}
+
+// syscall(2) takes up to six arguments in registers whatever the call; the real one is given all
+// six, as it reads them.
+extern "C" long syscall(long number, ...) noexcept {
+  using syscall_fn = long (*)(long, ...);
+  static const auto real = reinterpret_cast<syscall_fn>(::dlsym(RTLD_NEXT, "syscall"));
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (auto& x : a) {
+    x = va_arg(ap, long);
+  }
+  va_end(ap);
+  if (number == SYS_recvfrom) {
+    recv_calls.fetch_add(1, std::memory_order_relaxed);
+  }
+  return real(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 namespace spillway::reactor_access {
