@@ -84,7 +84,8 @@ void mark_rdhup(descriptor d);
 // (named by the caller: see tls::stream::warm_on_read). After a wait among hundreds of connections
 // these are cold lines, and the first ones are loaded one after the other (each address is read
 // from the one before). The read's perform prefetches them all before its recv(2), whose kernel
-// work the loads then overlap: 1.7% less CPU per request at wrk -c64 and -c256 (bench/README.md).
+// work the loads then overlap: about 2% less CPU per request at wrk -c256, where 255 other
+// connections ran since (bench/README.md; nothing measurable at -c64).
 // The addresses are found when the read starts, while the frames are hot. An address that went
 // stale meanwhile (a pooled connection's last reader) costs a useless prefetch: a prefetch never
 // faults.
