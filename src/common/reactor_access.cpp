@@ -58,12 +58,12 @@ template struct expose<top_of_stack_tag, &entry_frame::top_of_stack_>;
 
 void resume_lines(entry_frame* bottom, const void** lines) {
   auto* const& top = bottom->*member_of(top_of_stack_tag{});
-  const auto* frame = reinterpret_cast<const char*>(top);
+  const auto frame = reinterpret_cast<std::uintptr_t>(top);
   lines[0] = &top;
   lines[1] = bottom;
   // `top` is the coroutine's promise; before it in its frame, the resume and destroy functions.
-  lines[2] = frame - 2 * sizeof(void*);
-  lines[3] = frame + 48;  // the rest of the promise
+  lines[2] = reinterpret_cast<const void*>(frame - 2 * sizeof(void*));
+  lines[3] = reinterpret_cast<const void*>(frame + 48);  // the rest of the promise
 }
 
 bool withdraw_read(descriptor d, asio::detail::reactor_op* op) {

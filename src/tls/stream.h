@@ -217,8 +217,8 @@ class stream {
   bool holds_bytes() const { return ssl_ != nullptr && SSL_has_pending(ssl_) == 1; }
   SSL* native_tls() { return ssl_; }
   tcp::socket& socket() { return socket_; }
-  // Two addresses whose lines the reader touches first when a read completes: prefetched while
-  // the read's recv(2) runs (see reactor_access::resumes). Plain TCP reads only.
+  // Two addresses whose lines the reader touches first when the next read completes: prefetched
+  // while the read's recv(2) runs (see reactor_access::resumes). Plain TCP reads only.
   void warm_on_read(const void* a, const void* b) { read_lines_ = {a, b}; }
   executor_type get_executor() { return socket_.get_executor(); }
 
@@ -233,8 +233,10 @@ class stream {
             tls_async(detail::tls_call::read, b.data(), b.size(), std::move(handler));
           } else if constexpr (std::is_convertible_v<const Buffers&, boost::asio::mutable_buffer>) {
             // A short read tells the reactor the socket is empty (common/reactor_access.h).
+            // The hints are for this read only (a pooled stream's next reader is somebody else).
+            const auto hints = std::exchange(read_lines_, {});
             reactor_access::read_some_exhausting(socket_, reactor_, boost::asio::mutable_buffer(buffers),
-                                                 std::move(handler), read_lines_.data());
+                                                 std::move(handler), hints.data());
           } else {
             socket_.async_read_some(buffers, std::move(handler));
           }

@@ -44,10 +44,16 @@ extern "C" ssize_t recv(int fd, void* buf, size_t n, int flags) {
 }
 
 // syscall(2) takes up to six arguments in registers whatever the call; the real one is given all
-// six, as it reads them.
+// six, as it reads them. The real one is looked up without a function-local static: a static's
+// guard waits with syscall(SYS_futex), which would come back here.
 extern "C" long syscall(long number, ...) noexcept {
   using syscall_fn = long (*)(long, ...);
-  static const auto real = reinterpret_cast<syscall_fn>(::dlsym(RTLD_NEXT, "syscall"));
+  static std::atomic<syscall_fn> found{nullptr};
+  auto real = found.load(std::memory_order_relaxed);
+  if (real == nullptr) {
+    real = reinterpret_cast<syscall_fn>(::dlsym(RTLD_NEXT, "syscall"));
+    found.store(real, std::memory_order_relaxed);
+  }
   va_list ap;
   va_start(ap, number);
   long a[6];
