@@ -86,9 +86,8 @@ void mark_rdhup(descriptor d);
 // from the one before). The read's perform prefetches them all before its recv(2), whose kernel
 // work the loads then overlap: about 2% less CPU per request at wrk -c256, where 255 other
 // connections ran since (bench/README.md; nothing measurable at -c64).
-// The addresses are found when the read starts, while the frames are hot. An address that went
-// stale meanwhile (a pooled connection's last reader) costs a useless prefetch: a prefetch never
-// faults.
+// The addresses are found when the read starts, while the frames are hot; the caller's are for
+// that read only (tls::stream hands them over once). A prefetch never faults.
 using entry_frame = asio::detail::awaitable_frame<asio::detail::awaitable_thread_entry_point, asio::any_io_executor>;
 inline constexpr std::size_t resume_line_count = 4;  // the frames'
 inline constexpr std::size_t caller_line_count = 2;  // the caller's
