@@ -99,15 +99,15 @@ int main(int argc, char** argv) {
     io.run_for(std::chrono::milliseconds(20));  // every completion lands before the next trial
   }
   std::printf(
-      "%s%s: %d trials, %d correct; the closed socket's read took the new client's bytes in %d, never completed "
-      "in %d; the new server read never completed in %d, the new client read in %d; the new client socket had "
-      "the closed one's descriptor number in %d\n",
+      "%s%s: %d trials, %d correct; the closed socket's read took the new client's bytes in %d; still pending "
+      "after %d ms: the closed socket's read in %d, the new server read in %d, the new client read in %d; the "
+      "new client socket had the closed one's descriptor number in %d\n",
 #if defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
       "io_uring",
 #else
       "epoll",
 #endif
-      reap_first ? " (cancellation reaped before the new connection)" : "", trials, correct, stolen, closed_read_hung,
-      server_read_hung, client_read_hung, same_fd);
+      reap_first ? " (cancellation reaped before the new connection)" : "", trials, correct, stolen, wait_ms,
+      closed_read_hung, server_read_hung, client_read_hung, same_fd);
   return correct == trials ? 0 : 1;
 }
